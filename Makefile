@@ -1,0 +1,30 @@
+# The two commands of the README:
+#   make run   - the main job on this machine (broker, topics, tables; later gateway, worker, simulator)
+#   make test  - the whole test suite against a real Kafka broker and the embedded ClickHouse engine
+# Both set themselves up on a fresh machine: virtualenv, install, broker jars.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test setup clean-local
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+run: setup
+	$(BIN)/ocpp-pipeline dev
+
+test: setup
+	$(BIN)/ocpp-pipeline kafka fetch
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean-local:
+	$(BIN)/ocpp-pipeline kafka stop || true
+	rm -rf .local

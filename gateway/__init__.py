@@ -1,0 +1,1 @@
+"""The OCPP WebSocket gateway (issue #4)."""

@@ -1,0 +1,117 @@
+"""Typed settings for the infrastructure, read once from ``OCPP_*`` variables by the command
+and passed down. Every variable is listed in the README (``ocpp-pipeline settings`` prints the
+table; a test keeps the README in step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HOME_HELP = "folder for local state: broker jars and data, embedded ClickHouse data"
+
+
+def _home_field() -> Path:
+    return Field(
+        default=Path(".local"),
+        # Only OCPP_HOME: matching is case-insensitive, so a plain "home" would pick up $HOME.
+        validation_alias=AliasChoices("OCPP_HOME"),
+        description=HOME_HELP,
+    )
+
+
+class KafkaSettings(BaseSettings):
+    """How every component reaches Kafka."""
+
+    model_config = SettingsConfigDict(env_prefix="OCPP_KAFKA_", frozen=True)
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="comma-separated host:port list")
+    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512 (Strimzi) or PLAIN")
+    sasl_username: str | None = Field(None, description="SASL user")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never printed)")
+    ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
+    replication_factor: int = Field(1, ge=1, description="replication factor of topics the pipeline creates")
+    partitions: int | None = Field(None, ge=1, description="partitions of created topics (default: each topic's own)")
+
+    def client_options(self) -> dict[str, object]:
+        """Keyword arguments shared by aiokafka producers, consumers and admin clients."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        if self.ssl_cafile or self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        return options
+
+
+class LocalKafkaSettings(BaseSettings):
+    """The single-node KRaft broker that ``ocpp-pipeline kafka start`` runs on this machine."""
+
+    model_config = SettingsConfigDict(env_prefix="OCPP_LOCAL_KAFKA_", frozen=True, populate_by_name=True)
+
+    home: Path = _home_field()
+    version: str = Field("4.1.2", description="Apache Kafka version fetched from Maven Central")
+    host: str = Field("127.0.0.1", description="address the broker listens on (loopback by default)")
+    port: int = Field(9092, description="client (PLAINTEXT) port")
+    controller_port: int = Field(9093, description="KRaft controller port")
+    heap_mb: int = Field(512, ge=128, description="broker JVM heap")
+    partitions: int = Field(4, ge=1, description="default partitions of auto-created topics")
+    start_timeout_s: float = Field(90.0, description="how long `kafka start` waits for the broker to answer")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    @property
+    def libs_dir(self) -> Path:
+        return self.kafka_dir / self.version / "libs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Config, logs, pid file and data of this broker instance (one per client port)."""
+        return self.kafka_dir / f"broker-{self.port}"
+
+
+class ClickHouseSettings(BaseSettings):
+    """Where rows go: chDB (the ClickHouse engine in-process) by default, a server over HTTP(S)."""
+
+    model_config = SettingsConfigDict(env_prefix="OCPP_CLICKHOUSE_", frozen=True, populate_by_name=True)
+
+    home: Path = _home_field()
+    dsn: SecretStr | None = Field(
+        None,
+        description="chdb:///abs/path (embedded) or https://user:pass@host:8443/db; default chdb under OCPP_HOME",
+    )
+    database: str = Field("ocpp", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database of the pipeline's tables")
+    cluster: str | None = Field(None, description="cluster name: DDL uses ON CLUSTER and Replicated engines")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    def resolved_dsn(self) -> str:
+        if self.dsn is not None:
+            return self.dsn.get_secret_value()
+        return f"chdb://{self.home / 'clickhouse'}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.resolved_dsn().startswith("chdb:")

@@ -1,0 +1,1 @@
+"""The ``ocpp-pipeline`` command line."""

@@ -1,0 +1,3 @@
+from ocpp_pipeline.cli import main
+
+raise SystemExit(main())

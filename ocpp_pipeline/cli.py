@@ -1,0 +1,141 @@
+"""``ocpp-pipeline``: one entry point, one subcommand per job (DESIGN.md, Command line).
+
+Settings are read once here from ``OCPP_*`` variables (``ocpp-pipeline settings`` lists them)
+and passed down; nothing below reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from infra import clickhouse, local_kafka
+from infra.errors import InfraError
+from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+from infra.topic_admin import ensure_topics
+from schemas import ddl
+from schemas.migrations import MIGRATIONS
+
+NOT_BUILT = 3  # exit code of a subcommand that exists in the contract but is not built yet
+
+# Subcommands promised by DESIGN.md whose implementation lands with a later issue.
+PLANNED: dict[str, tuple[str, str]] = {
+    "gateway": ("the OCPP 1.6J WebSocket gateway", "issue #4 (gateway)"),
+    "worker": ("the Faust worker: sessions, faults, status timeline to ClickHouse and Kafka", "issue #5 (processors)"),
+    "sql": ("run a read-only query against the pipeline's ClickHouse tables", "issue #5 (processors)"),
+    "replay": ("rebuild all tables from ocpp.frames.v1", "issue #5 (processors)"),
+    "simulate": ("a fleet of simulated OCPP 1.6J chargers", "issue #6 (simulator)"),
+}
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    settings = LocalKafkaSettings()
+    broker = local_kafka.LocalBroker(settings)
+    if args.action == "fetch":
+        libs = local_kafka.fetch(settings)
+        _say(f"kafka {settings.version} jars in {libs} ({local_kafka.jars_size_bytes(settings) / 2**20:.1f} MiB)")
+    elif args.action == "start":
+        _say(broker.start().describe())
+    elif args.action == "stop":
+        _say(f"kafka stopped (pid file {broker.pid_path})" if broker.stop() else "kafka was not running (nothing stopped)")
+    else:
+        status = broker.status()
+        _say(status.describe())
+        return 0 if status.running else 1
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    for state in asyncio.run(ensure_topics(KafkaSettings())):
+        _say(state.describe())
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = ClickHouseSettings()
+    dialect = ddl.Cluster(name=args.cluster) if args.cluster else clickhouse.dialect_for(settings)
+    if args.print_ddl:
+        _say(ddl.create_database(settings.database, dialect) + ";")
+        for migration in MIGRATIONS:
+            _say(f"\n-- migration {migration.version}: {migration.description}")
+            for statement in migration.statements(settings.database, dialect):
+                _say(statement + ";\n")
+        return 0
+    client = clickhouse.connect(settings)
+    try:
+        _say(clickhouse.migrate(client, settings.database, dialect).describe())
+    finally:
+        client.close()
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.settings_doc import settings_table
+
+    _say(settings_table())
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.dev import run_dev
+
+    return run_dev(LocalKafkaSettings(), KafkaSettings(), ClickHouseSettings(), wait=not args.no_wait)
+
+
+def _planned(name: str) -> Callable[[argparse.Namespace], int]:
+    what, where = PLANNED[name]
+
+    def run(args: argparse.Namespace) -> int:
+        print(f"ocpp-pipeline {name}: not built yet - {what}; it lands with {where}.", file=sys.stderr)
+        return NOT_BUILT
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocpp-pipeline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft, one node)")
+    kafka.add_argument("action", choices=["fetch", "start", "stop", "status"])
+    kafka.set_defaults(func=cmd_kafka)
+
+    topics = sub.add_parser("topics", help="Kafka topics of the pipeline")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(func=cmd_topics)
+
+    db = sub.add_parser("db", help="ClickHouse schema")
+    db.add_argument("action", choices=["migrate"])
+    db.add_argument("--print-ddl", action="store_true", help="print the DDL instead of applying it")
+    db.add_argument("--cluster", help="render or apply the cluster variant (ON CLUSTER, Replicated engines)")
+    db.set_defaults(func=cmd_db)
+
+    settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
+    settings.set_defaults(func=cmd_settings)
+
+    dev = sub.add_parser("dev", help="everything on this machine: broker, topics, tables (gateway, worker, simulator later)")
+    dev.add_argument("--no-wait", action="store_true", help="set up and return instead of running until Ctrl-C")
+    dev.set_defaults(func=cmd_dev)
+
+    for name, (what, where) in PLANNED.items():
+        planned = sub.add_parser(name, help=f"{what} [not built yet: {where}]")
+        planned.add_argument("rest", nargs=argparse.REMAINDER)
+        planned.set_defaults(func=_planned(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InfraError as exc:
+        print(f"ocpp-pipeline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

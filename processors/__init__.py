@@ -1,0 +1,1 @@
+"""The Faust workers that turn frames into sessions and faults (issue #5)."""

@@ -1,0 +1,108 @@
+"""Render :mod:`schemas.tables` to ClickHouse DDL, for one embedded node or for a cluster.
+
+Embedded (chDB, or a single server): ``ReplacingMergeTree`` with a non-replicated insert
+deduplication window, so a retried batch with the same ``insert_deduplication_token`` lands once.
+
+Cluster: ``Replicated*MergeTree`` tables named ``<table>_local`` created ``ON CLUSTER``, with a
+``Distributed`` table under the public name that shards by charge point. Both come from the
+same :class:`~schemas.tables.Table` values, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.tables import Column, Table
+
+# Inserts remembered for deduplication; a retried batch older than this many inserts would
+# land twice, so it is far above the number of batches a writer can have in flight.
+DEDUPLICATION_WINDOW = 1000
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One node: chDB in-process, or a single ClickHouse server."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A ClickHouse cluster with Keeper; ``{shard}`` / ``{replica}`` come from server macros."""
+
+    name: str = "{cluster}"
+    zookeeper_path: str = "/clickhouse/tables/{shard}/{database}/{table}"
+    replica: str = "{replica}"
+
+
+Dialect = Embedded | Cluster
+
+
+def quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _on_cluster(dialect: Dialect) -> str:
+    return f" ON CLUSTER {quote_string(dialect.name)}" if isinstance(dialect, Cluster) else ""
+
+
+def _column_sql(column: Column) -> str:
+    sql = f"`{column.name}` {column.type}"
+    if column.comment:
+        sql += f" COMMENT {quote_string(column.comment)}"
+    return sql
+
+
+def _engine(table: Table, dialect: Dialect) -> str:
+    version = table.version_column or ""
+    if isinstance(dialect, Cluster):
+        args = [quote_string(dialect.zookeeper_path), quote_string(dialect.replica)]
+        if version:
+            args.append(version)
+        return f"ReplicatedReplacingMergeTree({', '.join(args)})"
+    return f"ReplacingMergeTree({version})"
+
+
+def local_name(table: Table, dialect: Dialect) -> str:
+    """Name of the table that stores the rows (``<name>_local`` on a cluster)."""
+    return f"{table.name}_local" if isinstance(dialect, Cluster) else table.name
+
+
+def create_database(database: str, dialect: Dialect) -> str:
+    return f"CREATE DATABASE IF NOT EXISTS `{database}`{_on_cluster(dialect)}"
+
+
+def create_table(table: Table, database: str, dialect: Dialect, *, at_version: int) -> list[str]:
+    """CREATE TABLE statements for ``table`` as it was at migration ``at_version``."""
+    columns = ",\n    ".join(_column_sql(c) for c in table.columns_at(at_version))
+    parts = [
+        f"CREATE TABLE IF NOT EXISTS `{database}`.`{local_name(table, dialect)}`{_on_cluster(dialect)}",
+        f"(\n    {columns}\n)",
+        f"ENGINE = {_engine(table, dialect)}",
+    ]
+    if table.partition_by:
+        parts.append(f"PARTITION BY {table.partition_by}")
+    parts.append(f"ORDER BY ({', '.join(table.order_by)})")
+    if isinstance(dialect, Embedded):
+        parts.append(f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}")
+    if table.comment:
+        parts.append(f"COMMENT {quote_string(table.comment)}")
+    statements = ["\n".join(parts)]
+    if isinstance(dialect, Cluster):
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS `{database}`.`{table.name}`{_on_cluster(dialect)}"
+            f" AS `{database}`.`{local_name(table, dialect)}`"
+            f" ENGINE = Distributed({quote_string(dialect.name)}, {quote_string(database)},"
+            f" {quote_string(local_name(table, dialect))}, {table.shard_key})"
+        )
+    return statements
+
+
+def add_columns(table: Table, database: str, dialect: Dialect, *, version: int) -> list[str]:
+    """ALTER TABLE statements for the columns that migration ``version`` adds to ``table``."""
+    added = [c for c in table.columns if c.since == version]
+    if not added:
+        return []
+    targets = [local_name(table, dialect)]
+    if isinstance(dialect, Cluster):
+        targets.append(table.name)  # the Distributed table mirrors the columns
+    clauses = ", ".join(f"ADD COLUMN IF NOT EXISTS {_column_sql(c)}" for c in added)
+    return [f"ALTER TABLE `{database}`.`{name}`{_on_cluster(dialect)} {clauses}" for name in targets]

@@ -1,0 +1,62 @@
+"""The frame envelope: what the gateway writes to ``ocpp.frames.v1`` for every frame.
+
+One envelope per WebSocket text message, in both directions, keyed by charge point id.
+The frame itself is kept exactly as received or sent (``frame``), so nothing a charger
+said is ever lost; what the gateway understood of it (message type, action, message id)
+and what it could not (``error``, ``flags``) travel beside it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENVELOPE_VERSION = 1
+
+
+class Direction(StrEnum):
+    """Who sent the frame: ``in`` = charger to backend, ``out`` = backend to charger."""
+
+    IN = "in"
+    OUT = "out"
+
+
+class MessageType(IntEnum):
+    """OCPP-J message type ids (OCPP-J 1.6 section 4.1.3)."""
+
+    CALL = 2
+    CALL_RESULT = 3
+    CALL_ERROR = 4
+
+
+class FrameEnvelope(BaseModel):
+    """One frame as the gateway saw it. Field names are the JSON keys on the topic.
+
+    ``message_type``, ``action`` and ``message_id`` are ``None`` when the frame could not be
+    parsed that far; ``error`` then says why. For a CALLRESULT / CALLERROR the gateway fills
+    ``action`` from the CALL it answers (or that the charger answers), so a consumer never
+    needs to pair them itself. ``flags`` name every schema violation the gateway let through
+    (transaction messages are never refused for content, see DESIGN.md).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: int = Field(default=ENVELOPE_VERSION, description="envelope version")
+    charge_point_id: str
+    direction: Direction
+    gateway_ts_ms: int = Field(description="gateway clock, UTC milliseconds since the epoch")
+    frame: str = Field(description="the WebSocket text message exactly as received or sent")
+    ocpp_version: str = Field(description="negotiated subprotocol, e.g. ocpp1.6")
+    gateway_id: str
+    connection_id: str
+    seq: int = Field(ge=0, description="per-connection sequence number, both directions")
+    message_type: MessageType | None = None
+    action: str | None = None
+    message_id: str | None = None
+    error: str | None = Field(default=None, description="why the frame could not be parsed or validated")
+    flags: tuple[str, ...] = ()
+
+    def key(self) -> bytes:
+        """The Kafka key: the charge point id, so one charger's frames stay in one partition."""
+        return self.charge_point_id.encode()

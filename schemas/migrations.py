@@ -1,0 +1,53 @@
+"""The versioned schema history. Append, never edit: a deployed database has applied the past.
+
+To add a column: append it to its table in :mod:`schemas.tables` with ``since=N`` and add
+``Migration(N, "...", (AddColumns(TABLE),))`` here. ``infra.clickhouse`` applies what a
+database has not seen yet and records it in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas import ddl
+from schemas.tables import CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS, Table
+
+
+@dataclass(frozen=True)
+class CreateTable:
+    table: Table
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.create_table(self.table, database, dialect, at_version=version)
+
+
+@dataclass(frozen=True)
+class AddColumns:
+    table: Table
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.add_columns(self.table, database, dialect, version=version)
+
+
+Step = CreateTable | AddColumns
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    steps: tuple[Step, ...]
+
+    def statements(self, database: str, dialect: ddl.Dialect) -> list[str]:
+        return [s for step in self.steps for s in step.statements(database, dialect, self.version)]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "sessions, fault events, connector status, frames",
+        (CreateTable(SESSIONS), CreateTable(FAULT_EVENTS), CreateTable(CONNECTOR_STATUS), CreateTable(FRAMES)),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,122 @@
+"""Rows of the ClickHouse tables; sessions and fault events are also the JSON records on
+``ocpp.sessions.v1`` and ``ocpp.faults.v1``.
+
+Field order is column order. ``tests/test_contracts.py`` checks every model against the
+table the migrations create, column for column.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from schemas.base import Record
+
+
+class EnergySource(StrEnum):
+    """Where ``energy_wh`` came from (DESIGN.md, Processors / Energy)."""
+
+    METER_STOP = "meter_stop"
+    TRANSACTION_DATA = "transaction_data"
+    METER_VALUES = "meter_values"
+    NONE = "none"
+
+
+class FaultEventKind(StrEnum):
+    """Whether a fault event opens or closes a fault on a connector."""
+
+    BEGAN = "began"
+    CLEARED = "cleared"
+
+
+class Session(Record):
+    """One charging session (an OCPP transaction), emitted once when it closes.
+
+    ``version`` grows with every re-emission of the same ``(charge_point_id, transaction_id)``
+    (ReplacingMergeTree keeps the newest); ``flags`` names every data-quality decision.
+    """
+
+    charge_point_id: str
+    connector_id: int | None
+    transaction_id: str
+    id_tag: str
+    started_at: datetime | None
+    stopped_at: datetime | None
+    meter_start_wh: float | None
+    meter_stop_wh: float | None
+    energy_wh: float | None
+    energy_source: EnergySource
+    stop_reason: str
+    stop_status: str
+    stop_error_code: str
+    stop_status_at: datetime | None
+    duration_s: float | None
+    peak_power_w: float | None
+    soc_start_pct: float | None
+    soc_end_pct: float | None
+    sample_count: int
+    closed_by: str
+    flags: list[str] = Field(default_factory=list)
+    received_at: datetime
+    version: int
+
+
+class FaultEvent(Record):
+    """A fault beginning or clearing on a connector; self-contained, for alerting.
+
+    ``connector_id`` 0 is the whole charge point. ``duration_s`` and ``began_at`` are set on
+    the ``cleared`` event.
+    """
+
+    event_id: str
+    charge_point_id: str
+    connector_id: int
+    event: FaultEventKind
+    occurred_at: datetime
+    received_at: datetime
+    status: str
+    error_code: str
+    info: str
+    vendor_id: str
+    vendor_error_code: str
+    transaction_id: str | None
+    began_at: datetime | None
+    duration_s: float | None
+    flags: list[str] = Field(default_factory=list)
+
+
+class StatusChange(Record):
+    """One StatusNotification: the connector status timeline."""
+
+    event_id: str
+    charge_point_id: str
+    connector_id: int
+    status: str
+    previous_status: str
+    error_code: str
+    info: str
+    vendor_id: str
+    vendor_error_code: str
+    occurred_at: datetime
+    received_at: datetime
+    flags: list[str] = Field(default_factory=list)
+
+
+class FrameRow(Record):
+    """The raw frame log for audit and replay (one row per envelope)."""
+
+    charge_point_id: str
+    received_at: datetime
+    direction: str
+    message_type: int | None
+    action: str
+    message_id: str
+    raw: str
+    ocpp_version: str
+    gateway_id: str
+    connection_id: str
+    seq: int
+    error: str
+    flags: list[str] = Field(default_factory=list)

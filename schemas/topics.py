@@ -1,0 +1,67 @@
+"""The Kafka topics as values (name, partitions, retention, cleanup policy).
+
+Partition counts here are the production defaults; a deployment may scale them with
+``OCPP_KAFKA_PARTITIONS`` (the local broker uses fewer). Keys are always the charge point id,
+so one charger's records stay ordered in one partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+    cleanup_policy: str = "delete"
+    min_insync_replicas: int = 2
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def with_partitions(self, partitions: int | None) -> "TopicSpec":
+        return self if partitions is None else replace(self, partitions=partitions)
+
+    def topic_config(self, replication_factor: int) -> dict[str, str]:
+        """The broker-side topic configuration for a given replication factor.
+
+        ``min.insync.replicas`` never exceeds the replication factor: with acks=all a topic
+        asking for more in-sync replicas than it has would refuse every write.
+        """
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            "min.insync.replicas": str(min(self.min_insync_replicas, replication_factor)),
+            **self.config,
+        }
+
+
+FRAMES = TopicSpec(
+    name="ocpp.frames.v1",
+    partitions=24,
+    # The source of truth for replay: kept long enough to rebuild every table after a bad deploy.
+    retention_ms=30 * DAY_MS,
+    config={"compression.type": "zstd"},
+    description="every OCPP frame in both directions, key = charge point id",
+)
+
+SESSIONS = TopicSpec(
+    name="ocpp.sessions.v1",
+    partitions=12,
+    retention_ms=14 * DAY_MS,
+    config={"compression.type": "zstd"},
+    description="one record per closed session (the sessions row as JSON)",
+)
+
+FAULTS = TopicSpec(
+    name="ocpp.faults.v1",
+    partitions=12,
+    retention_ms=14 * DAY_MS,
+    config={"compression.type": "zstd"},
+    description="one record per fault event (the fault_events row as JSON), for alerting",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (FRAMES, SESSIONS, FAULTS)

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real local Kafka broker and the real ClickHouse engine (chDB).
+
+The broker fixture reuses a broker that already answers on the configured bootstrap address
+(e.g. one left by ``ocpp-pipeline kafka start``) and otherwise starts one, stopping at the end
+exactly the process it started. Each test gets fresh topic names and a fresh database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from infra import clickhouse, local_kafka
+from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+
+
+@pytest.fixture(scope="session")
+def local_kafka_settings() -> LocalKafkaSettings:
+    return LocalKafkaSettings()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(local_kafka_settings: LocalKafkaSettings) -> Iterator[str]:
+    bootstrap = local_kafka_settings.bootstrap_servers
+    if local_kafka.answers_metadata(bootstrap, timeout_s=3):
+        yield bootstrap
+        return
+    broker = local_kafka.LocalBroker(local_kafka_settings)
+    broker.start()
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=2)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group and database names of one test."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def chdb_settings(tmp_path_factory: pytest.TempPathFactory) -> ClickHouseSettings:
+    # chDB serves one data folder per process, so the whole test session shares one folder.
+    return ClickHouseSettings(home=tmp_path_factory.mktemp("chdb"))
+
+
+@pytest.fixture(scope="session")
+def chdb_client(chdb_settings: ClickHouseSettings):
+    client = clickhouse.connect(chdb_settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def database(chdb_client, unique: str) -> str:
+    """A freshly migrated database of its own for one test."""
+    name = f"t_{unique}"
+    clickhouse.migrate(chdb_client, name)
+    return name

@@ -1,0 +1,119 @@
+"""The real local broker: lifecycle, topics, produce / consume."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from infra import local_kafka
+from infra.errors import PrerequisiteMissing
+from infra.settings import KafkaSettings, LocalKafkaSettings
+from infra.topic_admin import ensure_topics
+from schemas.topics import TopicSpec
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/cmdline").read_bytes() != b""  # a zombie has no command line
+
+
+@pytest.fixture
+def spare_broker_settings(tmp_path: Path, local_kafka_settings: LocalKafkaSettings) -> LocalKafkaSettings:
+    """A second broker in a folder of its own, on free ports, sharing the fetched jars."""
+    settings = LocalKafkaSettings(home=tmp_path, port=_free_port(), controller_port=_free_port())
+    local_kafka.fetch(local_kafka_settings)
+    settings.libs_dir.parent.mkdir(parents=True)
+    settings.libs_dir.symlink_to(local_kafka_settings.libs_dir)
+    return settings
+
+
+def test_start_status_stop_leaves_no_process(spare_broker_settings: LocalKafkaSettings) -> None:
+    broker = local_kafka.LocalBroker(spare_broker_settings)
+    assert not broker.status().running
+    status = broker.start()
+    try:
+        assert status.running and status.pid is not None
+        assert local_kafka.answers_metadata(spare_broker_settings.bootstrap_servers)
+        assert broker.start().pid == status.pid  # a second start reuses the running broker
+    finally:
+        assert broker.stop()
+    assert not _alive(status.pid)
+    assert not broker.pid_path.exists()
+    assert not broker.status().running
+    assert broker.stop() is False  # nothing left to stop
+
+
+def test_stop_never_signals_a_process_it_did_not_start(spare_broker_settings: LocalKafkaSettings) -> None:
+    broker = local_kafka.LocalBroker(spare_broker_settings)
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        broker.run_dir.mkdir(parents=True, exist_ok=True)
+        broker.pid_path.write_text(f"{stranger.pid}\n")  # e.g. a stale pid file whose pid was reused
+        assert broker.stop() is False
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_missing_java_is_a_clear_error() -> None:
+    with pytest.raises(PrerequisiteMissing, match=r"Java 17\+ is required"):
+        local_kafka.java_major_version("no-such-java-binary")
+
+
+def test_ensure_topics_is_idempotent(kafka_settings: KafkaSettings, unique: str) -> None:
+    spec = TopicSpec(name=f"test.idem.{unique}", partitions=3, retention_ms=3600_000)
+    first = asyncio.run(ensure_topics(kafka_settings.model_copy(update={"partitions": None}), [spec]))
+    second = asyncio.run(ensure_topics(kafka_settings.model_copy(update={"partitions": None}), [spec]))
+    assert [(s.created, s.partitions) for s in first] == [(True, 3)]
+    assert [(s.created, s.partitions) for s in second] == [(False, 3)]
+
+
+def test_produce_and_consume_keep_per_key_order(kafka_settings: KafkaSettings, unique: str) -> None:
+    spec = TopicSpec(name=f"test.rt.{unique}", partitions=2, retention_ms=3600_000)
+
+    async def run() -> dict[bytes, list[int]]:
+        await ensure_topics(kafka_settings, [spec])
+        producer = AIOKafkaProducer(**kafka_settings.client_options(), acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            for i in range(50):
+                await producer.send(spec.name, key=f"CP{i % 5}".encode(), value=str(i).encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            spec.name, **kafka_settings.client_options(), group_id=f"g-{unique}", auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        seen: dict[bytes, list[int]] = {}
+        try:
+            while sum(map(len, seen.values())) < 50:
+                batch = await consumer.getmany(timeout_ms=2000)
+                for records in batch.values():
+                    for record in records:
+                        seen.setdefault(record.key, []).append(int(record.value))
+        finally:
+            await consumer.stop()
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(run(), 60))
+    assert sorted(seen) == [f"CP{i}".encode() for i in range(5)]
+    for key, values in seen.items():
+        assert values == sorted(values)
+        assert values == [i for i in range(50) if f"CP{i % 5}".encode() == key]
