@@ -166,9 +166,13 @@ def log4j2_xml(settings: LocalKafkaSettings) -> str:
 """
 
 
-def _cluster_id() -> str:
-    # Kafka's own format: a random UUID, base64url without padding (what `kafka-storage random-uuid` prints).
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id() -> str:
+    """Kafka's own format: a random UUID, base64url without padding (what `kafka-storage random-uuid`
+    prints). Like Kafka, never one that starts with '-', which command lines read as an option."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 # --- process -----------------------------------------------------------------------------------
@@ -209,7 +213,12 @@ class LocalBroker:
     def _format_storage(self) -> None:
         if (self.run_dir / "data" / "meta.properties").exists():
             return
-        cmd = self._java_command() + ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(self.config_path)]
+        cmd = self._java_command() + [
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id()}",
+            f"--config={self.config_path}",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise BrokerError(f"formatting the KRaft storage failed: {proc.stdout}{proc.stderr}")

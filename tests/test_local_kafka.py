@@ -117,3 +117,12 @@ def test_produce_and_consume_keep_per_key_order(kafka_settings: KafkaSettings, u
     for key, values in seen.items():
         assert values == sorted(values)
         assert values == [i for i in range(50) if f"CP{i % 5}".encode() == key]
+
+
+def test_cluster_ids_are_kafka_uuids_a_command_line_accepts() -> None:
+    import base64
+
+    for _ in range(2000):  # about 1 in 64 raw ids would start with '-'
+        value = local_kafka.cluster_id()
+        assert not value.startswith("-") and len(value) == 22
+        assert len(base64.urlsafe_b64decode(value + "==")) == 16
