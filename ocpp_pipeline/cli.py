@@ -22,7 +22,6 @@ NOT_BUILT = 3  # exit code of a subcommand that exists in the contract but is no
 
 # Subcommands promised by DESIGN.md whose implementation lands with a later issue.
 PLANNED: dict[str, tuple[str, str]] = {
-    "gateway": ("the OCPP 1.6J WebSocket gateway", "issue #4 (gateway)"),
     "worker": ("the Faust worker: sessions, faults, status timeline to ClickHouse and Kafka", "issue #5 (processors)"),
     "sql": ("run a read-only query against the pipeline's ClickHouse tables", "issue #5 (processors)"),
     "replay": ("rebuild all tables from ocpp.frames.v1", "issue #5 (processors)"),
@@ -82,6 +81,45 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.server import run_gateway
+    from gateway.settings import GatewaySettings
+
+    _configure_logging(args.log_level)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    _run_async(run_gateway(GatewaySettings(**overrides), KafkaSettings()))
+    return 0
+
+
+def _run_async(coro) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:
+        asyncio.run(coro)
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.credentials import Credentials
+
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("ocpp-pipeline credentials: read no password on standard input", file=sys.stderr)
+        return 2
+    Credentials.set_entry(Path(args.file), args.charge_point_id, password)
+    _say(f"credentials for {args.charge_point_id} written to {args.file}")
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from ocpp_pipeline.dev import run_dev
 
@@ -115,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--print-ddl", action="store_true", help="print the DDL instead of applying it")
     db.add_argument("--cluster", help="render or apply the cluster variant (ON CLUSTER, Replicated engines)")
     db.set_defaults(func=cmd_db)
+
+    gateway = sub.add_parser("gateway", help="the OCPP 1.6J WebSocket gateway (frames to Kafka)")
+    gateway.add_argument("--host", help="overrides OCPP_GATEWAY_HOST")
+    gateway.add_argument("--port", type=int, help="overrides OCPP_GATEWAY_PORT")
+    gateway.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    gateway.set_defaults(func=cmd_gateway)
+
+    credentials = sub.add_parser("credentials", help="Basic-auth secrets of chargers (security profiles 1-2)")
+    credentials.add_argument("action", choices=["set"])
+    credentials.add_argument("charge_point_id")
+    credentials.add_argument("--file", required=True, help="the credentials file (OCPP_GATEWAY_CREDENTIALS_FILE)")
+    credentials.set_defaults(func=cmd_credentials)
 
     settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
     settings.set_defaults(func=cmd_settings)

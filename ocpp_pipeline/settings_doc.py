@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings
 
+from gateway.settings import GatewaySettings
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, LocalKafkaSettings, ClickHouseSettings)
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings)
 
 
 def _variable(cls: type[BaseSettings], name: str) -> str:
@@ -24,9 +25,13 @@ def _default(cls: type[BaseSettings], name: str) -> str:
     field = cls.model_fields[name]
     if field.is_required():
         return "(required)"
-    value = field.get_default(call_default_factory=True)
+    if field.default_factory is not None:
+        return f"({field.description.split('(default: ')[-1].rstrip(')')})" if "(default: " in (field.description or "") else "(computed)"
+    value = field.get_default()
     if value is None:
         return "—"
+    if isinstance(value, tuple):
+        value = ",".join(value)
     return f"`{value}`"
 
 

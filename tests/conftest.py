@@ -7,8 +7,10 @@ exactly the process it started. Each test gets fresh topic names and a fresh dat
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,30 @@ def database(chdb_client, unique: str) -> str:
     name = f"t_{unique}"
     clickhouse.migrate(chdb_client, name)
     return name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def spare_broker_settings(tmp_path: Path, local_kafka_settings: LocalKafkaSettings) -> LocalKafkaSettings:
+    """A second broker in a folder of its own, on free ports, sharing the fetched jars: for tests
+    that stop and restart a broker."""
+    settings = LocalKafkaSettings(home=tmp_path, port=free_port(), controller_port=free_port())
+    local_kafka.fetch(local_kafka_settings)
+    settings.libs_dir.parent.mkdir(parents=True)
+    settings.libs_dir.symlink_to(local_kafka_settings.libs_dir)
+    return settings
+
+
+@pytest.fixture
+def spare_broker(spare_broker_settings: LocalKafkaSettings) -> Iterator[local_kafka.LocalBroker]:
+    broker = local_kafka.LocalBroker(spare_broker_settings)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -18,28 +17,12 @@ from infra.topic_admin import ensure_topics
 from schemas.topics import TopicSpec
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/cmdline").read_bytes() != b""  # a zombie has no command line
-
-
-@pytest.fixture
-def spare_broker_settings(tmp_path: Path, local_kafka_settings: LocalKafkaSettings) -> LocalKafkaSettings:
-    """A second broker in a folder of its own, on free ports, sharing the fetched jars."""
-    settings = LocalKafkaSettings(home=tmp_path, port=_free_port(), controller_port=_free_port())
-    local_kafka.fetch(local_kafka_settings)
-    settings.libs_dir.parent.mkdir(parents=True)
-    settings.libs_dir.symlink_to(local_kafka_settings.libs_dir)
-    return settings
 
 
 def test_start_status_stop_leaves_no_process(spare_broker_settings: LocalKafkaSettings) -> None:

@@ -1,0 +1,36 @@
+"""Prometheus metrics of the gateway. No per-charger labels: label values are bounded sets
+(actions of OCPP 1.6, outcomes, refusal kinds), so cardinality stays flat at any fleet size."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gateway.payload_schemas import CHARGER_ACTIONS
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.open_connections = Gauge("ocpp_gateway_open_connections", "open charger WebSocket connections", registry=r)
+        self.connections = Counter("ocpp_gateway_connections", "accepted charger connections", registry=r)
+        self.replaced = Counter("ocpp_gateway_replaced_connections", "connections closed because the same charger connected again", registry=r)
+        self.refusals = Counter("ocpp_gateway_handshake_refusals", "refused WebSocket upgrades", ["reason"], registry=r)
+        self.frames = Counter("ocpp_gateway_frames", "frames by direction, action and outcome", ["direction", "action", "outcome"], registry=r)
+        self.publish_seconds = Histogram(
+            "ocpp_gateway_publish_seconds", "time from receiving a transaction frame to Kafka's acknowledgement",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
+        )
+        self.publish_failures = Counter("ocpp_gateway_publish_failures", "Kafka sends that failed and were retried", registry=r)
+        self.unacknowledged = Counter("ocpp_gateway_unacknowledged_calls", "transaction CALLs answered InternalError: Kafka did not acknowledge in time", registry=r)
+        self.pending = Gauge("ocpp_gateway_pending_frames", "frames waiting for Kafka", registry=r)
+        self.kafka_up = Gauge("ocpp_gateway_kafka_up", "1 when the last Kafka send succeeded", registry=r)
+
+    @staticmethod
+    def action_label(action: str | None) -> str:
+        if action is None:
+            return "unparsed"
+        return action if action in CHARGER_ACTIONS else "other"
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,93 @@
+"""OCPP-J message framing (OCPP-J 1.6, section 4): parse text into CALL / CALLRESULT / CALLERROR and
+render answers. Pure functions, no I/O.
+
+    CALL        [2, "<messageId>", "<action>", {payload}]
+    CALLRESULT  [3, "<messageId>", {payload}]
+    CALLERROR   [4, "<messageId>", "<errorCode>", "<errorDescription>", {errorDetails}]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import FormationViolation, ProtocolError
+
+CALL, CALL_RESULT, CALL_ERROR = 2, 3, 4
+MAX_MESSAGE_ID_LENGTH = 36  # OCPP-J 1.6, 4.1.4: "maximum of 36 characters"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    message_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    message_id: str
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CallErrorMessage:
+    message_id: str
+    error_code: str
+    description: str
+    details: Any
+
+
+Message = Call | CallResult | CallErrorMessage
+
+_json_decoder = json.JSONDecoder()
+
+
+def parse(text: str) -> Message:
+    """Parse one OCPP-J text frame; raises :class:`FormationViolation` / :class:`ProtocolError`
+    carrying the message id whenever it could be read."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FormationViolation(f"not JSON: {exc}") from None
+    if not isinstance(data, list) or not data:
+        raise FormationViolation("an OCPP-J message is a non-empty JSON array")
+    message_type = data[0]
+    raw_id = data[1] if len(data) > 1 else None
+    id_ok = isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_MESSAGE_ID_LENGTH
+    message_id = raw_id if id_ok else "-1"
+    if type(message_type) is not int:
+        raise FormationViolation("the message type id must be an integer", message_id)
+    if not id_ok:
+        raise FormationViolation(f"the message id must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters")
+    if message_type == CALL:
+        if len(data) != 4:
+            raise FormationViolation("a CALL has 4 elements", message_id)
+        if not isinstance(data[2], str) or not data[2]:
+            raise FormationViolation("the action must be a non-empty string", message_id)
+        if not isinstance(data[3], dict):
+            raise FormationViolation("the payload of a CALL must be a JSON object", message_id)
+        return Call(message_id, data[2], data[3])
+    if message_type == CALL_RESULT:
+        if len(data) != 3:
+            raise FormationViolation("a CALLRESULT has 3 elements", message_id)
+        return CallResult(message_id, data[2])
+    if message_type == CALL_ERROR:
+        if len(data) != 5 or not isinstance(data[2], str) or not isinstance(data[3], str):
+            raise FormationViolation("a CALLERROR has 5 elements: id, code, description, details", message_id)
+        return CallErrorMessage(message_id, data[2], data[3], data[4])
+    raise ProtocolError(f"unknown message type id {message_type}", message_id)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def call_result(message_id: str, payload: dict[str, Any]) -> str:
+    return _dumps([CALL_RESULT, message_id, payload])
+
+
+def call_error(message_id: str, code: str, description: str, details: dict[str, Any] | None = None) -> str:
+    # A description is for humans: keep it short so a charger's small buffers never choke on it.
+    return _dumps([CALL_ERROR, message_id, code, description[:255], details or {}])

@@ -1,0 +1,240 @@
+"""The gateway's I/O shell: WebSocket server, HTTP endpoints, Kafka publishing.
+
+Everything OCPP is decided by :mod:`gateway.handshake` and :class:`gateway.handler.FrameHandler`;
+this module moves frames between sockets and the :class:`~gateway.publisher.FramePublisher`.
+
+- ``/<prefix>/<chargePointId>``: the OCPP endpoint (one connection per charger: a new connection
+  with the same id closes the old one with 1000 "replaced by a new connection").
+- ``/healthz``: 200 while the process serves; ``/readyz``: 200 while Kafka takes frames, else 503;
+  ``/metrics``: Prometheus.
+- SIGTERM (``Gateway.stop``): stop accepting, close connections with 1001, flush Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+import uuid
+import weakref
+from http import HTTPStatus
+from pathlib import Path
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from gateway import handshake
+from gateway.answers import AnswerPolicy
+from gateway.credentials import Credentials
+from gateway.errors import HandshakeRefused
+from gateway.handler import ConnectionInfo, FrameHandler, Reaction
+from gateway.metrics import GatewayMetrics
+from gateway.payload_schemas import compile_validators
+from gateway.publisher import FramePublisher
+from gateway.settings import GatewaySettings
+from gateway.transaction_ids import TransactionIdAllocator
+from infra.settings import KafkaSettings
+from schemas.topics import FRAMES
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _read_id_tags(path: Path | None) -> frozenset[str] | None:
+    if path is None:
+        return None
+    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
+    if settings.security_profile < 2:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP 1.6 security whitepaper: TLS 1.2 or later
+    context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
+    if settings.security_profile == 3:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(str(settings.tls_client_ca_file))
+    return context
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        kafka: KafkaSettings,
+        metrics: GatewayMetrics | None = None,
+        *,
+        frames_topic: str = FRAMES.name,  # tests give each run a topic of its own
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or GatewayMetrics()
+        self.publisher = FramePublisher(
+            kafka, frames_topic, self.metrics, max_pending=settings.max_pending_frames, linger_ms=settings.kafka_linger_ms
+        )
+        self._credentials = Credentials.load(settings.credentials_file)
+        self._validators = compile_validators()
+        self._policy = AnswerPolicy(settings.heartbeat_interval_s, _read_id_tags(settings.authorized_id_tags_file))
+        self._transaction_ids = TransactionIdAllocator()
+        # Handshake results waiting for their handler; weak, so an upgrade that dies midway leaks nothing.
+        self._accepted: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
+        self._by_charge_point: dict[str, ServerConnection] = {}
+        self._server: Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        await self.publisher.start()
+        s = self.settings
+        self._server = await serve(
+            self._serve_connection,
+            s.host,
+            s.port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            subprotocols=list(s.subprotocols),
+            compression=None,  # chargers rarely ask for it, and it costs ~100 KiB per connection
+            ping_interval=s.ping_interval_s,
+            ping_timeout=s.ping_timeout_s,
+            max_size=s.max_frame_bytes,
+            max_queue=4,  # OCPP-J allows one CALL in flight per side; a few frames of slack suffice
+            ssl=tls_context(s),
+            server_header=None,
+            logger=logging.getLogger("gateway.websockets"),
+        )
+        log.info("gateway %s listening on %s:%d%s/<chargePointId>", s.gateway_id, s.host, self.port, s.path_prefix)
+
+    async def stop(self) -> None:
+        """Stop accepting, close every charger connection with 1001, flush Kafka."""
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), self.settings.shutdown_timeout_s)
+            except TimeoutError:
+                log.warning("connections still open after %.0f s", self.settings.shutdown_timeout_s)
+        await self.publisher.stop(self.settings.shutdown_timeout_s)
+
+    # --- handshake -------------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            ready = self.publisher.kafka_up
+            return connection.respond(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, "ready\n" if ready else "kafka unavailable\n")
+        if path == "/metrics":
+            response = connection.respond(HTTPStatus.OK, self.metrics.exposition().decode())
+            del response.headers["Content-Type"]  # Headers is a multi-dict: replace, not add
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        try:
+            charge_point_id = handshake.charge_point_id_from_path(request.path, self.settings.path_prefix)
+            subprotocol = handshake.choose_subprotocol(
+                request.headers.get_all("Sec-WebSocket-Protocol"), self.settings.subprotocols
+            )
+            profile = self.settings.security_profile
+            if profile in (1, 2):
+                handshake.check_basic_auth(request.headers.get("Authorization"), charge_point_id, self._credentials)
+            elif profile == 3:
+                peer = connection.transport.get_extra_info("peercert") if connection.transport else None
+                handshake.check_client_certificate(peer, charge_point_id)
+        except HandshakeRefused as refusal:
+            self.metrics.refusals.labels(reason=refusal.status.name.lower()).inc()
+            # The path may carry an id a charger was not allowed to use: log it repr-escaped, never a credential.
+            log.info("refused %s: %s %s", connection.remote_address, int(refusal.status), refusal.reason)
+            response = connection.respond(refusal.status, refusal.reason + "\n")
+            if refusal.status == HTTPStatus.UNAUTHORIZED and self.settings.security_profile in (1, 2):
+                response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+            return response
+        self._accepted[connection] = (charge_point_id, subprotocol)
+        return None
+
+    def _select_subprotocol(self, connection: ServerConnection, offered: object) -> str | None:
+        accepted = self._accepted.get(connection)
+        return accepted[1] if accepted else None
+
+    # --- connection loop ---------------------------------------------------------------------------
+
+    async def _serve_connection(self, connection: ServerConnection) -> None:
+        charge_point_id, subprotocol = self._accepted.pop(connection)
+        previous = self._by_charge_point.get(charge_point_id)
+        self._by_charge_point[charge_point_id] = connection
+        if previous is not None:
+            self.metrics.replaced.inc()
+            asyncio.ensure_future(previous.close(1000, "replaced by a new connection"))
+        handler = FrameHandler(
+            ConnectionInfo(charge_point_id, uuid.uuid4().hex[:16], self.settings.gateway_id, subprotocol),
+            self._validators,
+            self._policy,
+            self._transaction_ids,
+        )
+        self.metrics.connections.inc()
+        self.metrics.open_connections.inc()
+        try:
+            async for message in connection:
+                await self._handle(connection, handler, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.metrics.open_connections.dec()
+            if self._by_charge_point.get(charge_point_id) is connection:
+                del self._by_charge_point[charge_point_id]
+
+    async def _handle(self, connection: ServerConnection, handler: FrameHandler, message: str | bytes) -> None:
+        received_ms = now_ms()
+        reaction = handler.receive(message, received_ms)
+        inbound_stored = await self.publisher.submit(reaction.inbound)
+        if reaction.durable:
+            # Durability rule: the answer waits until Kafka has the frame and the answer's own
+            # envelope (a StartTransaction.conf carries the transactionId the processors need).
+            assert reaction.reply_envelope is not None
+            reply_stored = await self.publisher.submit(reaction.reply_envelope)
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(asyncio.gather(inbound_stored, reply_stored)), self.settings.publish_timeout_s
+                )
+                self.metrics.publish_seconds.observe((now_ms() - received_ms) / 1000)
+            except TimeoutError:
+                self.metrics.unacknowledged.inc()
+                reaction = handler.unacknowledged(reaction, now_ms(), "Kafka did not acknowledge in time")
+                await self.publisher.submit(reaction.reply_envelope)
+            await self._send(connection, reaction)
+        elif reaction.reply is not None:
+            await self._send(connection, reaction)
+            await self.publisher.submit(reaction.reply_envelope)
+        self.metrics.frames.labels("in", self.metrics.action_label(reaction.inbound.action), reaction.outcome).inc()
+
+    async def _send(self, connection: ServerConnection, reaction: Reaction) -> None:
+        assert reaction.reply is not None
+        await connection.send(reaction.reply)
+        self.metrics.frames.labels("out", self.metrics.action_label(reaction.inbound.action), reaction.outcome).inc()
+
+
+async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings) -> None:
+    """``ocpp-pipeline gateway``: create topics, serve until SIGTERM / SIGINT, then shut down cleanly."""
+    import signal
+
+    from infra.topic_admin import ensure_topics
+
+    try:
+        await ensure_topics(kafka)
+    except Exception as exc:  # Kafka may come later; the publisher waits for it
+        log.warning("could not ensure topics now (%s); continuing", exc)
+    gateway = Gateway(settings, kafka)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: closing connections, flushing Kafka")
+    await gateway.stop()

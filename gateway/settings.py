@@ -1,0 +1,57 @@
+"""Settings of ``ocpp-pipeline gateway`` (``OCPP_GATEWAY_*``)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_SUBPROTOCOLS = ("ocpp1.6",)
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OCPP_GATEWAY_", frozen=True)
+
+    host: str = Field("0.0.0.0", description="listen address")
+    port: int = Field(9000, ge=0, le=65535, description="WebSocket, /metrics, /healthz and /readyz port")
+    path_prefix: str = Field("/ocpp", description="chargers connect to <prefix>/<chargePointId>")
+    subprotocols: tuple[str, ...] = Field(SUPPORTED_SUBPROTOCOLS, description="accepted OCPP subprotocols, preferred first (JSON list)")
+    gateway_id: str = Field(default_factory=socket.gethostname, description="this instance's id in every envelope (default: host name)")
+    security_profile: Literal[0, 1, 2, 3] = Field(0, description="0 none, 1 Basic, 2 TLS + Basic, 3 mutual TLS")
+    credentials_file: Path | None = Field(None, description="profiles 1-2: JSON of charge point id -> salted hash (`ocpp-pipeline credentials set`)")
+    tls_cert_file: Path | None = Field(None, description="profiles 2-3: server certificate chain (PEM)")
+    tls_key_file: Path | None = Field(None, description="profiles 2-3: server private key (PEM)")
+    tls_client_ca_file: Path | None = Field(None, description="profile 3: CA that signs charger certificates (PEM)")
+    ping_interval_s: float | None = Field(25.0, description="WebSocket ping interval; below load balancer idle timeouts (often 60 s)")
+    ping_timeout_s: float | None = Field(20.0, description="close a connection whose pong does not come back in time")
+    max_frame_bytes: int = Field(1_048_576, ge=1024, description="largest accepted WebSocket message")
+    heartbeat_interval_s: int = Field(300, ge=1, description="interval sent in BootNotification.conf")
+    authorized_id_tags_file: Path | None = Field(None, description="one accepted idTag per line; unset = accept every idTag")
+    publish_timeout_s: float = Field(10.0, gt=0, description="how long a transaction message waits for Kafka before CALLERROR InternalError")
+    max_pending_frames: int = Field(100_000, ge=100, description="frames queued for Kafka before chargers are slowed down")
+    kafka_linger_ms: int = Field(2, ge=0, description="producer batching delay")
+    shutdown_timeout_s: float = Field(15.0, description="on SIGTERM: time to close connections and flush Kafka")
+
+    @field_validator("subprotocols", mode="after")
+    @classmethod
+    def _supported(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - set(SUPPORTED_SUBPROTOCOLS)
+        if unknown or not value:
+            raise ValueError(f"supported subprotocols are {', '.join(SUPPORTED_SUBPROTOCOLS)}; got {', '.join(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _profile_needs(self) -> "GatewaySettings":
+        needs: list[str] = []
+        if self.security_profile in (1, 2) and self.credentials_file is None:
+            needs.append("OCPP_GATEWAY_CREDENTIALS_FILE")
+        if self.security_profile in (2, 3):
+            needs += [n for n, v in (("OCPP_GATEWAY_TLS_CERT_FILE", self.tls_cert_file), ("OCPP_GATEWAY_TLS_KEY_FILE", self.tls_key_file)) if v is None]
+        if self.security_profile == 3 and self.tls_client_ca_file is None:
+            needs.append("OCPP_GATEWAY_TLS_CLIENT_CA_FILE")
+        if needs:
+            raise ValueError(f"security profile {self.security_profile} needs {', '.join(needs)}")
+        return self

@@ -1,0 +1,125 @@
+"""Handshake decisions: charge point id rules, subprotocol negotiation, Basic auth, client certificates."""
+
+from __future__ import annotations
+
+import base64
+from http import HTTPStatus
+
+import pytest
+
+from gateway.credentials import Credentials, hash_secret
+from gateway.errors import HandshakeRefused
+from gateway.handshake import (
+    charge_point_id_from_path,
+    check_basic_auth,
+    check_client_certificate,
+    choose_subprotocol,
+)
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/ocpp/CP-1", "CP-1"),
+        ("/ocpp/CP-1?token=x", "CP-1"),
+        ("/ocpp/a*b-c_d=e+f|g@h.i", "a*b-c_d=e+f|g@h.i"),
+        ("/ocpp/CP%2D1", "CP-1"),  # percent-encoded, decoded once
+        ("/ocpp/" + "x" * 48, "x" * 48),
+    ],
+)
+def test_accepted_ids(path: str, expected: str) -> None:
+    assert charge_point_id_from_path(path, "/ocpp") == expected
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/other/CP-1", HTTPStatus.NOT_FOUND),
+        ("/ocpp/", HTTPStatus.NOT_FOUND),
+        ("/ocpp", HTTPStatus.NOT_FOUND),
+        ("/ocpp/CP/1", HTTPStatus.NOT_FOUND),
+        ("/ocpp/" + "x" * 49, HTTPStatus.BAD_REQUEST),  # over-long id
+        ("/ocpp/CP:1", HTTPStatus.BAD_REQUEST),  # breaks Basic auth
+        ("/ocpp/CP%3A1", HTTPStatus.BAD_REQUEST),
+        ("/ocpp/CP%2F1", HTTPStatus.BAD_REQUEST),  # an encoded slash never becomes a separator
+        ("/ocpp/..%2F..%2Fetc", HTTPStatus.BAD_REQUEST),
+        ("/ocpp/CP%0D%0AX-Injected:%201", HTTPStatus.BAD_REQUEST),  # header injection
+        ("/ocpp/CP 1", HTTPStatus.BAD_REQUEST),
+        ("/ocpp/CP%FF", HTTPStatus.BAD_REQUEST),  # not UTF-8
+        ("/ocpp/%C3%A9", HTTPStatus.BAD_REQUEST),
+    ],
+)
+def test_refused_paths(path: str, status: HTTPStatus) -> None:
+    with pytest.raises(HandshakeRefused) as info:
+        charge_point_id_from_path(path, "/ocpp")
+    assert info.value.status == status
+
+
+@pytest.mark.parametrize(
+    "offered, chosen",
+    [
+        (["ocpp1.6"], "ocpp1.6"),
+        (["ocpp2.0.1, ocpp1.6"], "ocpp1.6"),
+        (["ocpp2.0.1", "ocpp1.6"], "ocpp1.6"),
+        ([" ocpp1.6 ,ocpp2.0.1"], "ocpp1.6"),
+    ],
+)
+def test_exactly_one_supported_subprotocol_is_chosen(offered: list[str], chosen: str) -> None:
+    assert choose_subprotocol(offered, ("ocpp1.6",)) == chosen
+
+
+@pytest.mark.parametrize("offered", [[], ["ocpp2.0.1"], ["ocpp2.0.1.1"], ["ocpp1.5"], ["OCPP1.6"]])
+def test_no_supported_subprotocol_is_refused(offered: list[str]) -> None:
+    with pytest.raises(HandshakeRefused) as info:
+        choose_subprotocol(offered, ("ocpp1.6",))
+    assert info.value.status == HTTPStatus.BAD_REQUEST
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+CREDENTIALS = Credentials({"CP-1": hash_secret("s3cret-key-0123456789")})
+
+
+def test_basic_auth_accepts_the_right_secret() -> None:
+    check_basic_auth(_basic("CP-1", "s3cret-key-0123456789"), "CP-1", CREDENTIALS)
+
+
+@pytest.mark.parametrize(
+    "header, charge_point_id",
+    [
+        (None, "CP-1"),
+        ("Bearer abc", "CP-1"),
+        ("Basic !!!notbase64", "CP-1"),
+        (_basic("CP-1", "wrong"), "CP-1"),
+        (_basic("CP-2", "s3cret-key-0123456789"), "CP-1"),  # user must be the id in the path
+        (_basic("CP-2", "s3cret-key-0123456789"), "CP-2"),  # unknown charger
+        ("Basic " + base64.b64encode(b"CP-1").decode(), "CP-1"),  # no colon
+    ],
+)
+def test_basic_auth_refusals(header: str | None, charge_point_id: str) -> None:
+    with pytest.raises(HandshakeRefused) as info:
+        check_basic_auth(header, charge_point_id, CREDENTIALS)
+    assert info.value.status == HTTPStatus.UNAUTHORIZED
+
+
+def test_credentials_never_show_their_secrets(tmp_path) -> None:
+    path = tmp_path / "creds.json"
+    Credentials.set_entry(path, "CP-9", "topsecret-authorization-key")
+    loaded = Credentials.load(path)
+    assert "topsecret" not in repr(loaded) and "topsecret" not in path.read_text()
+    assert loaded.verify("CP-9", "topsecret-authorization-key")
+    assert not loaded.verify("CP-9", "topsecret-authorization-kez")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_client_certificate_must_name_the_charge_point() -> None:
+    cert = {"subject": ((("commonName", "CP-1"),),), "subjectAltName": (("DNS", "cp-1.example"),)}
+    check_client_certificate(cert, "CP-1")
+    check_client_certificate(cert, "cp-1.example")
+    with pytest.raises(HandshakeRefused) as info:
+        check_client_certificate(cert, "CP-2")
+    assert info.value.status == HTTPStatus.FORBIDDEN
+    with pytest.raises(HandshakeRefused):
+        check_client_certificate(None, "CP-1")
