@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
+
+
+@lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def iso_utc(now_ms: int) -> str:
     """``2024-03-01T12:00:00.123Z``: the dateTime form every charger parses."""
-    return datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    second, ms = divmod(now_ms, 1000)
+    return f"{_iso_second(second)}.{ms:03d}Z"
 
 
 @dataclass(frozen=True)

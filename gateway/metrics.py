@@ -24,7 +24,15 @@ class GatewayMetrics:
         self.publish_failures = Counter("ocpp_gateway_publish_failures", "Kafka sends that failed and were retried", registry=r)
         self.unacknowledged = Counter("ocpp_gateway_unacknowledged_calls", "transaction CALLs answered InternalError: Kafka did not acknowledge in time", registry=r)
         self.pending = Gauge("ocpp_gateway_pending_frames", "frames waiting for Kafka", registry=r)
+        self._frame_children: dict[tuple[str, str | None, str], Counter] = {}
         self.kafka_up = Gauge("ocpp_gateway_kafka_up", "1 when the last Kafka send succeeded", registry=r)
+
+    def count_frame(self, direction: str, action: str | None, outcome: str) -> None:
+        key = (direction, action, outcome)
+        child = self._frame_children.get(key)
+        if child is None:  # labels() takes a lock and builds a tuple: look each child up once
+            child = self._frame_children[key] = self.frames.labels(direction, self.action_label(action), outcome)
+        child.inc()
 
     @staticmethod
     def action_label(action: str | None) -> str:

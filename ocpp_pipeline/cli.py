@@ -11,6 +11,8 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from infra import clickhouse, local_kafka
 from infra.errors import InfraError
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
@@ -186,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except InfraError as exc:
         print(f"ocpp-pipeline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a setting from the environment is wrong
+        print(f"ocpp-pipeline {args.command}: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

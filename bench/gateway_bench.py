@@ -1,0 +1,234 @@
+"""Gateway benchmark: frames/s and CALL->CALLRESULT latency through the gateway with Kafka
+publishing, against a bare websockets echo server and a central system written the way the
+``ocpp`` library's examples do it, under the same client load in the same run; then memory per
+idle connection.
+
+    .venv/bin/python -m bench.gateway_bench                   # defaults below; needs the local broker
+    .venv/bin/python -m bench.gateway_bench --connections 200 --seconds 10 --rate 5000 --idle 1000,5000,10000
+
+Each server runs as its own process (the client in this one), all on loopback. Prints a table and
+the ratios against the echo server; targets from the issue: >= 0.6x echo, p99 <= 50 ms at 5k
+frames/s, <= 30 KiB per idle connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+TS = "2025-11-24T16:00:00Z"
+
+
+def frames_for(connection_index: int) -> list[str]:
+    """The rotating mix every server gets: a Heartbeat, a StatusNotification and a MeterValues
+    (a transaction message: the gateway answers it only after Kafka acknowledged it)."""
+    meter = {"connectorId": 1, "transactionId": 1000 + connection_index, "meterValue": [
+        {"timestamp": TS, "sampledValue": [{"value": "12345", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}
+    return [
+        json.dumps([2, "{id}", "Heartbeat", {}]),
+        json.dumps([2, "{id}", "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging"}]),
+        json.dumps([2, "{id}", "MeterValues", meter]),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    port: int
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_server(name: str, bootstrap: str, topic_partitions: int) -> Server:
+    port = free_port()
+    env = {**os.environ}
+    if name == "gateway":
+        env |= {"OCPP_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OCPP_KAFKA_PARTITIONS": str(topic_partitions),
+                "OCPP_GATEWAY_PING_INTERVAL_S": "0", "OCPP_GATEWAY_GATEWAY_ID": "bench"}
+        cmd = [sys.executable, "-c", "import resource as r; s,h=r.getrlimit(r.RLIMIT_NOFILE); r.setrlimit(r.RLIMIT_NOFILE,(h,h));"
+               "from ocpp_pipeline.cli import main; raise SystemExit(main())",
+               "gateway", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    else:
+        cmd = [sys.executable, "-m", "bench.baselines", name, "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return Server(name, proc, port)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{name} did not start")
+
+
+@dataclass
+class LoadResult:
+    frames: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.frames / self.seconds
+
+    def pct(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def open_connections(port: int, count: int, prefix: str) -> list:
+    sem = asyncio.Semaphore(200)  # below the listen backlog
+
+    async def one(i: int):
+        async with sem:
+            return await connect(f"ws://127.0.0.1:{port}/ocpp/{prefix}{i}", subprotocols=["ocpp1.6"],
+                                 compression=None, ping_interval=None, max_queue=4, open_timeout=60)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def drive(port: int, connections: int, seconds: float, rate: float | None, tag: str) -> LoadResult:
+    """Each connection sends one CALL at a time (OCPP-J allows one in flight). With ``rate``, the
+    total is paced to that many frames/s; without, each connection sends as fast as answers come."""
+    sockets = await open_connections(port, connections, f"{tag}-")
+    latencies: list[float] = []
+    counts = [0] * connections
+    warmup_end = time.perf_counter() + min(2.0, seconds / 4)
+    end = warmup_end + seconds
+    interval = connections / rate if rate else 0.0
+
+    async def run(i: int, ws) -> None:
+        templates = frames_for(i)
+        n = 0
+        next_at = time.perf_counter() + (interval * i / connections if interval else 0)
+        while True:
+            now = time.perf_counter()
+            if now >= end:
+                return
+            if interval:
+                if next_at > now:
+                    await asyncio.sleep(next_at - now)
+                next_at += interval
+            frame = templates[n % 3].replace("{id}", f"{n}", 1)
+            n += 1
+            sent = time.perf_counter()
+            await ws.send(frame)
+            await ws.recv()
+            done = time.perf_counter()
+            if sent >= warmup_end and done <= end:
+                counts[i] += 1
+                latencies.append((done - sent) * 1000)
+
+    await asyncio.gather(*(run(i, ws) for i, ws in enumerate(sockets)))
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return LoadResult(sum(counts), seconds, latencies)
+
+
+async def idle_memory(server: Server, count: int, tag: str) -> float:
+    """KiB of server memory per idle connection (each booted once, then silent)."""
+    before = server.rss_kib()
+    sockets = await open_connections(server.port, count, f"{tag}-")
+    for ws in sockets[:: max(1, count // 100)]:  # a few say hello; the rest just stay open
+        await ws.send(json.dumps([2, "b", "Heartbeat", {}]))
+        await ws.recv()
+    await asyncio.sleep(2)
+    after = server.rss_kib()
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return (after - before) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=5000.0, help="paced run: total frames/s")
+    parser.add_argument("--idle", default="1000,5000,10000", help="idle connection counts for the memory run")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    raise_fd_limit()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    results: dict[str, dict[str, float]] = {}
+    for name in ("echo", "ocpplib", "gateway"):
+        server = start_server(name, args.bootstrap, 4)
+        try:
+            asyncio.run(drive(server.port, 10, 2, None, f"warm-{name}"))  # JIT of a kind: imports, topic metadata
+            flat = asyncio.run(drive(server.port, args.connections, args.seconds, None, f"max-{name}"))
+            paced = asyncio.run(drive(server.port, args.connections, args.seconds, args.rate, f"paced-{name}"))
+            results[name] = {
+                "frames_per_s": flat.rate, "p50_ms": flat.pct(50), "p99_ms": flat.pct(99),
+                "paced_rate": paced.rate, "paced_p50_ms": paced.pct(50), "paced_p99_ms": paced.pct(99),
+            }
+            if name == "gateway":
+                for count in [int(c) for c in args.idle.split(",") if c]:
+                    results[name][f"kib_per_idle_conn_{count}"] = asyncio.run(idle_memory(server, count, f"idle{count}"))
+        finally:
+            server.stop()
+
+    echo = results["echo"]["frames_per_s"]
+    print(f"\nclient load: {args.connections} connections, one CALL in flight each (a CALL and its answer = 2 frames), {args.seconds:.0f} s per run; "
+          f"paced run at {args.rate:.0f} frames/s\n")
+    print(f"{'server':<10} {'CALLs/s':>10} {'x echo':>7} {'p50 ms':>8} {'p99 ms':>8} | {'paced/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['frames_per_s']:>10.0f} {r['frames_per_s'] / echo:>7.2f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} | "
+              f"{r['paced_rate']:>8.0f} {r['paced_p50_ms']:>8.2f} {r['paced_p99_ms']:>8.2f}")
+    g = results["gateway"]
+    print(f"\ngateway / echo          = {g['frames_per_s'] / echo:.2f}x  (target >= 0.6)")
+    print(f"gateway / ocpp library  = {g['frames_per_s'] / results['ocpplib']['frames_per_s']:.2f}x")
+    print(f"gateway p99 at {g['paced_rate']:.0f} frames/s = {g['paced_p99_ms']:.1f} ms  (target <= 50 ms)")
+    for key, value in g.items():
+        if key.startswith("kib_per_idle_conn_"):
+            print(f"gateway memory per idle connection at {key.rsplit('_', 1)[1]:>5} = {value:.1f} KiB  (target <= 30)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
