@@ -24,9 +24,6 @@ NOT_BUILT = 3  # exit code of a subcommand that exists in the contract but is no
 
 # Subcommands promised by DESIGN.md whose implementation lands with a later issue.
 PLANNED: dict[str, tuple[str, str]] = {
-    "worker": ("the Faust worker: sessions, faults, status timeline to ClickHouse and Kafka", "issue #5 (processors)"),
-    "sql": ("run a read-only query against the pipeline's ClickHouse tables", "issue #5 (processors)"),
-    "replay": ("rebuild all tables from ocpp.frames.v1", "issue #5 (processors)"),
     "simulate": ("a fleet of simulated OCPP 1.6J chargers", "issue #6 (simulator)"),
 }
 
@@ -108,6 +105,41 @@ def _run_async(coro) -> None:
         asyncio.run(coro)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from processors.app import run_worker
+    from processors.settings import WorkerSettings
+
+    run_worker(WorkerSettings(), KafkaSettings(), ClickHouseSettings(), loglevel=args.log_level)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from processors.read_path import render, run_query
+    from processors.settings import WorkerSettings
+
+    result = run_query(ClickHouseSettings(), WorkerSettings(), args.query)
+    _say(render(result, args.format))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from processors.replay import replay, stderr_progress
+    from processors.settings import WorkerSettings
+
+    ch = ClickHouseSettings()
+    if args.database:
+        ch = ch.model_copy(update={"database": args.database})
+    since = datetime.fromisoformat(args.from_time).replace(tzinfo=timezone.utc) if args.from_time else None
+    summary = asyncio.run(replay(WorkerSettings(), KafkaSettings(), ch, from_time=since, settle=not args.no_settle,
+                                 force=args.force, report=None if args.quiet else stderr_progress))
+    if not args.quiet:
+        print(file=sys.stderr)
+    _say(summary.describe() + f" into database {ch.database}")
+    return 0
+
+
 def cmd_credentials(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -161,6 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, help="overrides OCPP_GATEWAY_PORT")
     gateway.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     gateway.set_defaults(func=cmd_gateway)
+
+    worker = sub.add_parser("worker", help="the Faust worker: frames to sessions, faults and status (ClickHouse, Kafka)")
+    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(func=cmd_worker)
+
+    sql = sub.add_parser("sql", help="run a read-only query and print the result")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.set_defaults(func=cmd_sql)
+
+    replay = sub.add_parser("replay", help="rebuild all tables from ocpp.frames.v1 into a fresh database")
+    replay.add_argument("--database", help="target database (default OCPP_CLICKHOUSE_DATABASE); must be empty unless --force")
+    replay.add_argument("--from-time", help="start at this UTC time (ISO 8601) instead of the beginning")
+    replay.add_argument("--no-settle", action="store_true", help="leave sessions whose status window is open unemitted")
+    replay.add_argument("--force", action="store_true", help="write into a database that already has rows")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.set_defaults(func=cmd_replay)
 
     credentials = sub.add_parser("credentials", help="Basic-auth secrets of chargers (security profiles 1-2)")
     credentials.add_argument("action", choices=["set"])

@@ -9,8 +9,11 @@ from pydantic_settings import BaseSettings
 
 from gateway.settings import GatewaySettings
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+from processors.settings import WorkerSettings
 
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings)
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+    KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings, WorkerSettings,
+)
 
 
 def _variable(cls: type[BaseSettings], name: str) -> str:

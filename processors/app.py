@@ -1,0 +1,233 @@
+"""The Faust worker: ``ocpp.frames.v1`` -> :class:`~processors.pipeline.FrameProcessor` ->
+ClickHouse, ``ocpp.sessions.v1``, ``ocpp.faults.v1``; correlator states in a changelog-backed table.
+
+The agent takes frames without acknowledging them; a flush (by size, or by time from a timer)
+writes rows, then topic records, then states, and only then acknowledges the frames, so Faust
+commits offsets of frames whose results are stored. Several workers share the partitions; the
+table (``use_partitioner``: the producer's murmur2 partitioner, as the gateway's) is partitioned
+like the frames topic, so a charger's state moves with its partition on a rebalance.
+
+The worker's web server (``OCPP_WORKER_WEB_PORT``) serves ``/sql`` (read-only queries, so the
+``sql`` command can read the embedded ClickHouse while the worker holds it) and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import faust
+
+from infra import clickhouse
+from infra.settings import ClickHouseSettings, KafkaSettings
+from processors.clickhouse_sink import ClickHouseSink
+from processors.metrics import WorkerMetrics
+from processors.pipeline import FrameProcessor
+from processors.settings import WorkerSettings
+from schemas.topics import FAULTS, FRAMES, SESSIONS
+
+log = logging.getLogger(__name__)
+
+
+def _broker_credentials(kafka: KafkaSettings) -> Any:
+    if kafka.sasl_mechanism:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=kafka.client_options().get("ssl_context"),
+        )
+    if kafka.security_protocol == "SSL":
+        return kafka.client_options()["ssl_context"]
+    return None
+
+
+class Worker:
+    """Builds the Faust app and holds what its agent, timer and pages share."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        kafka: KafkaSettings,
+        ch: ClickHouseSettings,
+        *,
+        frames_partitions: int,
+        frames_topic: str = FRAMES.name,
+        sessions_topic: str = SESSIONS.name,
+        faults_topic: str = FAULTS.name,
+    ) -> None:
+        self.settings = settings
+        self.metrics = WorkerMetrics()
+        self.client = clickhouse.connect(ch)
+        clickhouse.migrate(self.client, ch.database, clickhouse.dialect_for(ch))
+        self.database = ch.database
+        datadir = ch.home / "faust" / settings.app_id
+        datadir.parent.mkdir(parents=True, exist_ok=True)
+        self.sink = ClickHouseSink(self.client, ch.database, on_failure=lambda exc: self.metrics.sink_failures.inc())
+        self.app = app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+            broker_credentials=_broker_credentials(kafka),
+            store="memory://",
+            datadir=str(datadir),
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            web_enabled=True,
+            topic_replication_factor=kafka.replication_factor,
+            topic_partitions=frames_partitions,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            stream_wait_empty=False,
+            # Frames stay unacknowledged until their flush: the stream must hold more than a flush
+            # worth of them, or it stops fetching and every flush waits for the timer.
+            stream_buffer_maxsize=4 * settings.flush_rows,
+            broker_max_poll_records=settings.flush_rows,
+            autodiscover=False,
+        )
+        self.frames = app.topic(frames_topic, key_serializer="raw", value_serializer="raw", partitions=frames_partitions)
+        self.sessions_topic = app.topic(sessions_topic, key_serializer="raw", value_serializer="raw")
+        self.faults_topic = app.topic(faults_topic, key_serializer="raw", value_serializer="raw")
+        self.table = app.Table("correlator-state", default=None, partitions=frames_partitions, use_partitioner=True)
+        # Keys as raw bytes (the charge point id), exactly as on the frames topic: the partitioner then
+        # puts a charger's state in the same partition as its frames. Values are JSON.
+        self.table.key_serializer = "raw"
+        self.processor = FrameProcessor(settings.correlator_config(), self._load_state)
+        self._pending_events: list[Any] = []
+        self._stream: Any = None
+        self._lock = asyncio.Lock()
+        self._recovered: set[int] = set()
+        self._arrivals: dict[int, tuple[float, int]] = {}  # partition -> (monotonic s, watermark)
+        self._last_flush = time.monotonic()
+        app.agent(self.frames, name="correlate")(self._agent)
+        app.timer(settings.flush_interval_s)(self._on_timer)
+        worker = self
+
+        class SqlView(faust.web.View):
+            """Read-only query: ``GET /sql?q=SELECT...`` or ``POST /sql`` with the query as body."""
+
+            async def get(self, request: Any) -> Any:
+                return await worker._sql(self, request.query.get("q", ""))
+
+            async def post(self, request: Any) -> Any:
+                return await worker._sql(self, await request.text())
+
+        class MetricsView(faust.web.View):
+            async def get(self, request: Any) -> Any:
+                return self.bytes(worker.metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+        app.page("/sql")(SqlView)
+        app.page("/metrics")(MetricsView)
+
+    def _load_state(self, charge_point_id: str) -> dict[str, Any] | None:
+        return self.table.get(charge_point_id.encode())
+
+    async def _agent(self, stream: Any) -> None:
+        stream = stream.noack()
+        self._stream = stream
+        async for event in stream.events():
+            message = event.message
+            partition = message.partition
+            if partition not in self._recovered:
+                self.processor.recover(partition, ((k.decode(), v) for k, v in self.table.items() if v))
+                self._recovered.add(partition)
+            key = message.key if isinstance(message.key, bytes) or message.key is None else str(message.key).encode()
+            self.processor.process(partition, message.offset, key, event.value)
+            watermark = self.processor.watermark(partition)
+            if watermark is not None:
+                self._arrivals[partition] = (time.monotonic(), watermark)
+            self._pending_events.append(event)
+            self.metrics.frames.inc()
+            if self.processor.pending_frames >= self.settings.flush_rows:
+                await self.flush()
+
+    async def _on_timer(self) -> None:
+        # A partition that stopped receiving frames still has a clock: wall time moves it on, so a
+        # stopped session's status window closes even when its charger goes quiet.
+        now = time.monotonic()
+        for partition, (arrived, watermark) in list(self._arrivals.items()):
+            idle = now - arrived
+            if idle >= self.settings.idle_advance_s:
+                self.processor.advance(partition, watermark + int(idle * 1000))
+        if self._arrivals:
+            oldest = min(w for _, w in self._arrivals.values())
+            self.metrics.watermark_age.set(max(0.0, time.time() - oldest / 1000))
+        await self.flush()
+        await self._update_lag()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            out = self.processor.take()
+            events, self._pending_events = self._pending_events, []
+            if not out.frame_count and not out.states:
+                return
+            started = time.perf_counter()
+            await self.sink.write(out.rows, out.token(self.settings.app_id))
+            deliveries = [
+                await self.sessions_topic.send(key=s.charge_point_id.encode(), value=s.model_dump_json().encode())
+                for s in out.sessions
+            ] + [
+                await self.faults_topic.send(key=f.charge_point_id.encode(), value=f.model_dump_json().encode())
+                for f in out.faults
+            ]
+            if deliveries:
+                await asyncio.gather(*deliveries)
+            for charge_point_id, state in out.states.items():
+                self.table[charge_point_id.encode()] = state
+            for event in events:
+                await self._stream.ack(event)
+            self.metrics.sessions.inc(len(out.sessions))
+            self.metrics.faults.inc(len(out.faults))
+            self.metrics.bad_envelopes.inc(out.bad_envelopes)
+            self.metrics.flush_seconds.observe(time.perf_counter() - started)
+
+    async def _update_lag(self) -> None:
+        try:
+            consumer = self.app.consumer
+            lag = 0
+            for tp in consumer.assignment():
+                if tp.topic != self.frames.get_topic_name():
+                    continue
+                highwater = consumer.highwater(tp)
+                position = await consumer.position(tp) if hasattr(consumer, "position") else None
+                if highwater is not None and position is not None:
+                    lag += max(0, highwater - position)
+            self.metrics.lag.set(lag)
+        except Exception:  # lag is a metric, never a reason to stop
+            pass
+
+    async def _sql(self, view: Any, query: str) -> Any:
+        if not query.strip():
+            return view.json({"error": "no query"}, status=400)
+        try:
+            result = await asyncio.to_thread(self.client.query, query, settings={"readonly": 1})
+        except Exception as exc:
+            return view.json({"error": str(exc)}, status=400)
+        rows = [[_jsonable(v) for v in row] for row in result.result_rows]
+        return view.json({"columns": list(result.column_names), "types": [t.name for t in result.column_types], "rows": rows})
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSettings, loglevel: str = "info") -> None:
+    """``ocpp-pipeline worker``: create topics, then run the Faust worker until SIGTERM / SIGINT."""
+    from faust.worker import Worker as FaustWorker
+
+    from infra.topic_admin import ensure_topics
+
+    states = asyncio.run(ensure_topics(kafka))
+    partitions = next(s.partitions for s in states if s.name == FRAMES.name)
+    worker = Worker(settings, kafka, ch, frames_partitions=partitions)
+    FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,23 @@
+"""Prometheus metrics of the worker (no per-charger labels)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames = Counter("ocpp_worker_frames", "frames processed", registry=r)
+        self.bad_envelopes = Counter("ocpp_worker_invalid_envelopes", "records on the frames topic that are not envelopes (kept raw)", registry=r)
+        self.sessions = Counter("ocpp_worker_sessions", "sessions emitted", registry=r)
+        self.faults = Counter("ocpp_worker_fault_events", "fault events emitted", registry=r)
+        self.flush_seconds = Histogram("ocpp_worker_flush_seconds", "time to write one batch (ClickHouse, topics, state)",
+                                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.sink_failures = Counter("ocpp_worker_sink_failures", "ClickHouse inserts that failed and were retried", registry=r)
+        self.lag = Gauge("ocpp_worker_consumer_lag", "frames on the topic not yet processed by this worker", registry=r)
+        self.watermark_age = Gauge("ocpp_worker_watermark_age_seconds", "wall time minus the oldest partition clock", registry=r)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

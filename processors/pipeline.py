@@ -1,0 +1,176 @@
+"""What a worker does with the frames of its partitions, without I/O.
+
+:class:`FrameProcessor` takes raw Kafka records (partition, offset, key, value) in order, runs one
+:class:`~processors.correlator.Correlator` per charge point, keeps a clock per partition (its
+watermark: the newest gateway time seen) to expire deadlines of quiet chargers, and collects what
+must be written: rows per ClickHouse table, records for ``ocpp.sessions.v1`` / ``ocpp.faults.v1``,
+and the correlator states to persist. The Faust agent and ``replay`` are thin shells around it.
+
+Exactly-once in effect: the shells write rows, then records, then states, then commit offsets.
+A crash replays frames since the last commit; every state remembers the offset of the last frame
+applied to it, so a frame already in the state is not applied twice, and the ClickHouse keys and
+insert-deduplication tokens make re-written rows disappear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from processors.correlator import Correlator, CorrelatorConfig, Event, empty_state
+from schemas.base import ms_to_datetime
+from schemas.envelope import FrameEnvelope
+from schemas.records import FaultEvent, Session, StatusChange
+from schemas.tables import CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS
+
+StateLoader = Callable[[str], dict[str, Any] | None]
+
+
+@dataclass
+class Outputs:
+    """Everything one flush writes."""
+
+    rows: dict[str, list[list[Any]]] = field(default_factory=lambda: {t.name: [] for t in (FRAMES, SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS)})
+    sessions: list[Session] = field(default_factory=list)
+    faults: list[FaultEvent] = field(default_factory=list)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last)
+    bad_envelopes: int = 0
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.rows[FRAMES.name])
+
+    def token(self, salt: str) -> str:
+        """An insert-deduplication token: the same frames give the same token."""
+        spans = ",".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.offsets.items()))
+        return hashlib.sha256(f"{salt}|{spans}".encode()).hexdigest()[:32]
+
+
+def frame_row(env: FrameEnvelope) -> list[Any]:
+    """The ``frames`` row of an envelope, in column order (see :class:`schemas.records.FrameRow`)."""
+    return [
+        env.charge_point_id, ms_to_datetime(env.gateway_ts_ms), str(env.direction),
+        int(env.message_type) if env.message_type is not None else None, env.action or "", env.message_id or "",
+        env.frame, env.ocpp_version, env.gateway_id, env.connection_id, env.seq, env.error or "", list(env.flags),
+    ]
+
+
+def bad_envelope_row(key: bytes | None, value: bytes, error: str) -> list[Any]:
+    """A record on the frames topic that is not an envelope: kept, raw, with the reason."""
+    return [
+        (key or b"").decode("utf-8", "replace")[:48], ms_to_datetime(0), "", None, "", "",
+        value.decode("utf-8", "replace"), "", "", "", 0, f"invalid envelope: {error}"[:1000], ["invalid_envelope"],
+    ]
+
+
+class FrameProcessor:
+    def __init__(self, config: CorrelatorConfig, load_state: StateLoader) -> None:
+        self.config = config
+        self._load_state = load_state
+        self._correlators: dict[str, Correlator] = {}
+        self._watermarks: dict[int, int] = {}
+        self._deadlines: dict[int, list[tuple[int, str]]] = {}
+        self._out = Outputs()
+
+    # --- input -----------------------------------------------------------------------------------
+
+    def process(self, partition: int, offset: int, key: bytes | None, value: bytes) -> None:
+        first, _ = self._out.offsets.get(partition, (offset, offset))
+        self._out.offsets[partition] = (first, offset)
+        try:
+            env = FrameEnvelope.model_validate_json(value)
+        except ValidationError as exc:
+            self._out.rows[FRAMES.name].append(bad_envelope_row(key, value, str(exc.errors()[:1])))
+            self._out.bad_envelopes += 1
+            return
+        self._out.rows[FRAMES.name].append(frame_row(env))
+        correlator = self._correlator(env.charge_point_id, partition)
+        state = correlator.state
+        if offset <= state.get("offset", -1):
+            return  # applied before a crash that came between the state write and the commit
+        try:
+            events = correlator.feed(env)
+        finally:
+            state["offset"] = offset
+            self._touched(correlator, partition)
+        self._emit(events)
+        if env.gateway_ts_ms > self._watermarks.get(partition, 0):
+            self._watermarks[partition] = env.gateway_ts_ms
+        self._expire(partition)
+
+    def advance(self, partition: int, now_ms: int) -> None:
+        """Move a quiet partition's clock on (the live worker does so with wall time)."""
+        if now_ms > self._watermarks.get(partition, 0):
+            self._watermarks[partition] = now_ms
+            self._expire(partition)
+
+    def watermark(self, partition: int) -> int | None:
+        return self._watermarks.get(partition)
+
+    def recover(self, partition: int, states: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Index the deadlines of persisted states (after a restart or a rebalance)."""
+        heap = self._deadlines.setdefault(partition, [])
+        for charge_point_id, state in states:
+            if state.get("p") == partition:
+                deadline = Correlator(charge_point_id, self.config, state).next_deadline()
+                if deadline is not None:
+                    heapq.heappush(heap, (deadline, charge_point_id))
+
+    # --- output ----------------------------------------------------------------------------------
+
+    def take(self) -> Outputs:
+        out, self._out = self._out, Outputs()
+        self._correlators.clear()
+        return out
+
+    @property
+    def pending_frames(self) -> int:
+        return self._out.frame_count
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _correlator(self, charge_point_id: str, partition: int) -> Correlator:
+        correlator = self._correlators.get(charge_point_id)
+        if correlator is None:
+            state = self._load_state(charge_point_id) or empty_state()
+            state["p"] = partition
+            correlator = self._correlators[charge_point_id] = Correlator(charge_point_id, self.config, state)
+        return correlator
+
+    def _touched(self, correlator: Correlator, partition: int) -> None:
+        self._out.states[correlator.charge_point_id] = correlator.state
+        deadline = correlator.next_deadline()
+        if deadline is not None:
+            heapq.heappush(self._deadlines.setdefault(partition, []), (deadline, correlator.charge_point_id))
+
+    def _expire(self, partition: int) -> None:
+        heap = self._deadlines.get(partition)
+        now = self._watermarks.get(partition, 0)
+        while heap and heap[0][0] < now:
+            _, charge_point_id = heapq.heappop(heap)
+            correlator = self._correlator(charge_point_id, partition)
+            current = correlator.next_deadline()
+            if current is None or current >= now:
+                if current is not None:
+                    heapq.heappush(heap, (current, charge_point_id))
+                continue  # a stale entry: the deadline moved or went
+            self._emit(correlator.advance(now))
+            self._touched(correlator, partition)
+
+    def _emit(self, events: list[Event]) -> None:
+        rows = self._out.rows
+        for event in events:
+            if isinstance(event, StatusChange):
+                rows[CONNECTOR_STATUS.name].append(event.row())
+            elif isinstance(event, FaultEvent):
+                rows[FAULT_EVENTS.name].append(event.row())
+                self._out.faults.append(event)
+            else:
+                rows[SESSIONS.name].append(event.row())
+                self._out.sessions.append(event)

@@ -1,0 +1,122 @@
+"""``ocpp-pipeline replay``: rebuild every table from ``ocpp.frames.v1`` into a fresh database.
+
+The same :class:`~processors.pipeline.FrameProcessor` as the live worker, fed from the start of
+the topic (or from a time) up to the end offsets seen when the replay began, so the same frames
+give the same rows. At the end, each partition's clock moves one status window past its last
+frame ("settling"), so sessions whose window was still open are emitted as the live worker would
+once that time had passed. A replay writes ClickHouse only: it publishes nothing to the
+sessions / faults topics and does not touch the live worker's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from infra import clickhouse
+from infra.errors import ClickHouseError
+from infra.settings import ClickHouseSettings, KafkaSettings
+from processors.clickhouse_sink import ClickHouseSink
+from processors.pipeline import FrameProcessor
+from processors.settings import WorkerSettings
+from schemas.tables import ALL_TABLES
+from schemas.topics import FRAMES
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    frames: int
+    sessions: int
+    fault_events: int
+    seconds: float
+
+    def describe(self) -> str:
+        rate = self.frames / self.seconds if self.seconds else 0
+        return (f"replayed {self.frames} frames in {self.seconds:.1f} s ({rate:.0f} frames/s): "
+                f"{self.sessions} sessions, {self.fault_events} fault events")
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    share = done / total if total else 1.0
+    filled = int(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {share:6.1%}"
+
+
+async def replay(
+    worker: WorkerSettings,
+    kafka: KafkaSettings,
+    ch: ClickHouseSettings,
+    *,
+    from_time: datetime | None = None,
+    topic: str = FRAMES.name,
+    settle: bool = True,
+    force: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> ReplaySummary:
+    started = time.monotonic()
+    client = clickhouse.connect(ch)
+    try:
+        clickhouse.migrate(client, ch.database, clickhouse.dialect_for(ch))
+        existing = sum(client.query(f"SELECT count() FROM `{ch.database}`.`{t.name}`").result_rows[0][0] for t in ALL_TABLES)
+        if existing and not force:
+            raise ClickHouseError(
+                f"database {ch.database} already holds {existing} rows; replay into a fresh database "
+                "(OCPP_CLICKHOUSE_DATABASE=...) or pass --force to write over it (rows are idempotent)"
+            )
+        sink = ClickHouseSink(client, ch.database)
+        processor = FrameProcessor(worker.correlator_config(), {}.get)  # a replay starts from no state
+        consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None,
+                                    max_partition_fetch_bytes=8 * 1024 * 1024)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for_topic(topic) or [])]
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            if from_time is not None:
+                found = await consumer.offsets_for_times({tp: int(from_time.timestamp() * 1000) for tp in partitions})
+                starts = {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in partitions}
+            else:
+                starts = await consumer.beginning_offsets(partitions)
+            for tp in partitions:
+                consumer.seek(tp, starts[tp])
+            total = sum(max(0, ends[tp] - starts[tp]) for tp in partitions)
+            remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+            done = sessions = faults = 0
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=worker.flush_rows)
+                for tp, records in batch.items():
+                    for record in records:
+                        if record.offset >= ends[tp]:
+                            break
+                        processor.process(tp.partition, record.offset, record.key, record.value)
+                        done += 1
+                    if records and records[-1].offset >= ends[tp] - 1:
+                        remaining.discard(tp)
+                if processor.pending_frames >= worker.flush_rows or not remaining:
+                    if not remaining and settle:
+                        for tp in partitions:
+                            mark = processor.watermark(tp.partition)
+                            if mark is not None:
+                                processor.advance(tp.partition, mark + int(worker.status_window_s * 1000) + 1)
+                    out = processor.take()
+                    await sink.write(out.rows, out.token("replay"))
+                    sessions += len(out.sessions)
+                    faults += len(out.faults)
+                    if report:
+                        report(progress_bar(done, total))
+        finally:
+            await consumer.stop()
+    finally:
+        client.close()
+    return ReplaySummary(done, sessions, faults, time.monotonic() - started)
+
+
+def stderr_progress(line: str) -> None:
+    sys.stderr.write("\r" + line)
+    sys.stderr.flush()

@@ -1,0 +1,31 @@
+"""Settings of ``ocpp-pipeline worker`` and ``replay`` (``OCPP_WORKER_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from processors.correlator import CorrelatorConfig
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OCPP_WORKER_", frozen=True)
+
+    app_id: str = Field("ocpp-processors", description="Faust app id: consumer group and table changelog names")
+    web_host: str = Field("127.0.0.1", description="read endpoint and /metrics listen address")
+    web_port: int = Field(6066, description="read endpoint (/sql) and /metrics port")
+    status_window_s: float = Field(60.0, gt=0, description="how long a stopped session waits for its status transition (gateway clock)")
+    max_session_age_h: float = Field(72.0, gt=0, description="a session never stopped is closed after this long")
+    clock_skew_s: float = Field(300.0, gt=0, description="charger clock further off than this is flagged")
+    max_power_kw: float = Field(1000.0, gt=0, description="average power above this is flagged implausible")
+    flush_rows: int = Field(5000, ge=1, description="rows buffered before a ClickHouse insert")
+    flush_interval_s: float = Field(1.0, gt=0, description="longest time rows wait for an insert")
+    idle_advance_s: float = Field(5.0, gt=0, description="wall time after which an idle partition's clock moves on")
+
+    def correlator_config(self) -> CorrelatorConfig:
+        return CorrelatorConfig(
+            status_window_ms=int(self.status_window_s * 1000),
+            max_session_age_ms=int(self.max_session_age_h * 3600 * 1000),
+            clock_skew_ms=int(self.clock_skew_s * 1000),
+            max_power_w=self.max_power_kw * 1000,
+        )

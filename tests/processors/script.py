@@ -1,0 +1,125 @@
+"""A small language for charger conversations, for correlator tests: each call appends the
+envelopes the gateway would have written, at a gateway time the test controls."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from processors.correlator import Correlator, CorrelatorConfig, Event
+from schemas.envelope import Direction, FrameEnvelope, MessageType
+from schemas.records import FaultEvent, Session, StatusChange
+
+T0 = datetime(2025, 11, 24, 16, 0, 0, tzinfo=timezone.utc)
+T0_MS = int(T0.timestamp() * 1000)
+
+
+def iso(seconds: float, zone: bool = True) -> str:
+    text = (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + ("Z" if zone else "")
+
+
+def energy(value: float | str, unit: str | None = None, *, as_number: bool = False, **extra: Any) -> dict[str, Any]:
+    """An Energy.Active.Import.Register sampledValue (value as a string, as the spec wants, unless ``as_number``)."""
+    sample: dict[str, Any] = {"value": value if as_number else str(value), "measurand": "Energy.Active.Import.Register"}
+    if unit:
+        sample["unit"] = unit
+    return sample | extra
+
+
+class Script:
+    def __init__(self, charge_point_id: str = "CP-1") -> None:
+        self.charge_point_id = charge_point_id
+        self.envelopes: list[FrameEnvelope] = []
+        self.now = 0.0  # gateway time, seconds after T0
+        self._ids = 0
+
+    def at(self, seconds: float) -> "Script":
+        self.now = seconds
+        return self
+
+    def _env(self, direction: Direction, frame: list[Any], message_type: MessageType, action: str, message_id: str,
+             flags: tuple[str, ...] = ()) -> None:
+        self.envelopes.append(FrameEnvelope(
+            charge_point_id=self.charge_point_id, direction=direction, gateway_ts_ms=T0_MS + int(self.now * 1000),
+            frame=json.dumps(frame), ocpp_version="ocpp1.6", gateway_id="gw", connection_id="conn",
+            seq=len(self.envelopes), message_type=message_type, action=action, message_id=message_id, flags=flags,
+        ))
+
+    def call(self, action: str, payload: dict[str, Any], flags: tuple[str, ...] = ()) -> str:
+        self._ids += 1
+        message_id = f"m{self._ids}"
+        self._env(Direction.IN, [2, message_id, action, payload], MessageType.CALL, action, message_id, flags)
+        return message_id
+
+    def start(self, connector: int, tx: int | None, *, id_tag: str = "TAG", meter_start: Any = 1000,
+              ts: str | None = None, answer: str = "result") -> "Script":
+        payload = {"connectorId": connector, "idTag": id_tag, "meterStart": meter_start,
+                   "timestamp": ts if ts is not None else iso(self.now)}
+        message_id = self.call("StartTransaction", payload)
+        if answer == "result":
+            self._env(Direction.OUT, [3, message_id, {"transactionId": tx, "idTagInfo": {"status": "Accepted"}}],
+                      MessageType.CALL_RESULT, "StartTransaction", message_id)
+        elif answer == "error":
+            self._env(Direction.OUT, [4, message_id, "InternalError", "", {}], MessageType.CALL_ERROR, "StartTransaction", message_id)
+        return self
+
+    def stop(self, tx: Any, meter_stop: Any = 5000, *, reason: str | None = None, ts: str | None = None,
+             transaction_data: list[Any] | None = None, omit_meter: bool = False) -> "Script":
+        payload: dict[str, Any] = {"transactionId": tx, "timestamp": ts if ts is not None else iso(self.now)}
+        if not omit_meter:
+            payload["meterStop"] = meter_stop
+        if reason is not None:
+            payload["reason"] = reason
+        if transaction_data is not None:
+            payload["transactionData"] = transaction_data
+        self.call("StopTransaction", payload)
+        return self
+
+    def status(self, connector: int, status: str, error_code: str = "NoError", *, ts: str | None = None, **extra: Any) -> "Script":
+        payload = {"connectorId": connector, "errorCode": error_code, "status": status, **extra}
+        payload["timestamp"] = ts if ts is not None else iso(self.now)
+        self.call("StatusNotification", payload)
+        return self
+
+    def meter(self, connector: int, tx: int | None, *samples: dict[str, Any], ts: str | None = None) -> "Script":
+        payload: dict[str, Any] = {"connectorId": connector,
+                                   "meterValue": [{"timestamp": ts if ts is not None else iso(self.now), "sampledValue": list(samples)}]}
+        if tx is not None:
+            payload["transactionId"] = tx
+        self.call("MeterValues", payload)
+        return self
+
+    def run(self, config: CorrelatorConfig | None = None, *, until: float | None = None, roundtrip_state: bool = True) -> list[Event]:
+        """Feed every envelope; with ``until``, let gateway time reach T0 + until seconds.
+        ``roundtrip_state`` passes the state through JSON between frames, as the Faust table does."""
+        config = config or CorrelatorConfig()
+        state = None
+        events: list[Event] = []
+        for envelope in self.envelopes:
+            correlator = Correlator(self.charge_point_id, config, state)
+            events += correlator.feed(envelope)
+            state = json.loads(json.dumps(correlator.state)) if roundtrip_state else correlator.state
+        if until is not None:
+            correlator = Correlator(self.charge_point_id, config, state)
+            events += correlator.advance(T0_MS + int(until * 1000))
+        return events
+
+
+def sessions(events: list[Event]) -> list[Session]:
+    return [e for e in events if isinstance(e, Session)]
+
+
+def faults(events: list[Event]) -> list[FaultEvent]:
+    return [e for e in events if isinstance(e, FaultEvent)]
+
+
+def statuses(events: list[Event]) -> list[StatusChange]:
+    return [e for e in events if isinstance(e, StatusChange)]
+
+
+def only_session(events: list[Event]) -> Session:
+    found = sessions(events)
+    assert len(found) == 1, found
+    return found[0]
