@@ -71,12 +71,12 @@ class Gateway:
         kafka: KafkaSettings,
         metrics: GatewayMetrics | None = None,
         *,
-        frames_topic: str = FRAMES.name,  # tests give each run a topic of its own
+        frames_topic: str | None = None,  # default: the contract topic, with OCPP_KAFKA_TOPIC_PREFIX
     ) -> None:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics()
         self.publisher = FramePublisher(
-            kafka, frames_topic, self.metrics, max_pending=settings.max_pending_frames, linger_ms=settings.kafka_linger_ms
+            kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames, linger_ms=settings.kafka_linger_ms
         )
         self._credentials = Credentials.load(settings.credentials_file)
         self._validators = compile_validators()

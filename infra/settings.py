@@ -34,6 +34,11 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
     replication_factor: int = Field(1, ge=1, description="replication factor of topics the pipeline creates")
     partitions: int | None = Field(None, ge=1, description="partitions of created topics (default: each topic's own)")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="prefix of every topic name (e.g. per environment); empty in production")
+
+    def topic(self, name: str) -> str:
+        """The name a contract topic has in this deployment."""
+        return self.topic_prefix + name
 
     def client_options(self) -> dict[str, object]:
         """Keyword arguments shared by aiokafka producers, consumers and admin clients."""

@@ -5,7 +5,7 @@ charge points between partitions and break their order, so a mismatch is reporte
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
@@ -33,7 +33,7 @@ class TopicState:
 
 async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] = ALL_TOPICS) -> list[TopicState]:
     """Create every topic in ``specs`` that does not exist yet; report all of them."""
-    specs = [spec.with_partitions(settings.partitions) for spec in specs]
+    specs = [replace(spec.with_partitions(settings.partitions), name=settings.topic(spec.name)) for spec in specs]
     admin = AIOKafkaAdminClient(**settings.client_options(), request_timeout_ms=30000)
     await admin.start()
     try:
@@ -63,3 +63,16 @@ async def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] = AL
         TopicState(spec.name, spec.name in created, partitions.get(spec.name, 0), spec.partitions)
         for spec in specs
     ]
+
+
+async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
+    """The partition numbers of ``topic``; :class:`TopicError` if it does not exist."""
+    admin = AIOKafkaAdminClient(**settings.client_options(), request_timeout_ms=30000)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code") or not described.get("partitions"):
+        raise TopicError(f"topic {topic} does not exist")
+    return sorted(p["partition"] for p in described["partitions"])

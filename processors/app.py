@@ -55,9 +55,6 @@ class Worker:
         ch: ClickHouseSettings,
         *,
         frames_partitions: int,
-        frames_topic: str = FRAMES.name,
-        sessions_topic: str = SESSIONS.name,
-        faults_topic: str = FAULTS.name,
     ) -> None:
         self.settings = settings
         self.metrics = WorkerMetrics()
@@ -80,6 +77,9 @@ class Worker:
             topic_partitions=frames_partitions,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            # A worker that dies (SIGKILL, node loss) hands its partitions over after this, not 60 s.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
             stream_wait_empty=False,
             # Frames stay unacknowledged until their flush: the stream must hold more than a flush
             # worth of them, or it stops fetching and every flush waits for the timer.
@@ -87,12 +87,18 @@ class Worker:
             broker_max_poll_records=settings.flush_rows,
             autodiscover=False,
         )
-        self.frames = app.topic(frames_topic, key_serializer="raw", value_serializer="raw", partitions=frames_partitions)
-        self.sessions_topic = app.topic(sessions_topic, key_serializer="raw", value_serializer="raw")
-        self.faults_topic = app.topic(faults_topic, key_serializer="raw", value_serializer="raw")
-        self.table = app.Table("correlator-state", default=None, partitions=frames_partitions, use_partitioner=True)
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.frames = app.topic(kafka.topic(FRAMES.name), partitions=frames_partitions, **raw)
+        self.sessions_topic = app.topic(kafka.topic(SESSIONS.name), **raw)
+        self.faults_topic = app.topic(kafka.topic(FAULTS.name), **raw)
         # Keys as raw bytes (the charge point id), exactly as on the frames topic: the partitioner then
         # puts a charger's state in the same partition as its frames. Values are JSON.
+        changelog = app.topic(
+            f"{settings.app_id}-correlator-state-changelog", key_serializer="raw", value_serializer="json",
+            partitions=frames_partitions, compacting=True, deleting=False, internal=True,
+        )
+        self.table = app.Table("correlator-state", default=None, partitions=frames_partitions, use_partitioner=True,
+                               changelog_topic=changelog)
         self.table.key_serializer = "raw"
         self.processor = FrameProcessor(settings.correlator_config(), self._load_state)
         self._pending_events: list[Any] = []
@@ -100,6 +106,7 @@ class Worker:
         self._lock = asyncio.Lock()
         self._recovered: set[int] = set()
         self._arrivals: dict[int, tuple[float, int]] = {}  # partition -> (monotonic s, watermark)
+        self._next_offsets: dict[int, int] = {}
         self._last_flush = time.monotonic()
         app.agent(self.frames, name="correlate")(self._agent)
         app.timer(settings.flush_interval_s)(self._on_timer)
@@ -135,6 +142,7 @@ class Worker:
                 self._recovered.add(partition)
             key = message.key if isinstance(message.key, bytes) or message.key is None else str(message.key).encode()
             self.processor.process(partition, message.offset, key, event.value)
+            self._next_offsets[partition] = message.offset + 1
             watermark = self.processor.watermark(partition)
             if watermark is not None:
                 self._arrivals[partition] = (time.monotonic(), watermark)
@@ -146,10 +154,12 @@ class Worker:
     async def _on_timer(self) -> None:
         # A partition that stopped receiving frames still has a clock: wall time moves it on, so a
         # stopped session's status window closes even when its charger goes quiet.
+        # Only a partition with nothing left to read: a lagging one must not let wall time close
+        # windows whose frames are still waiting in Kafka.
         now = time.monotonic()
         for partition, (arrived, watermark) in list(self._arrivals.items()):
             idle = now - arrived
-            if idle >= self.settings.idle_advance_s:
+            if idle >= self.settings.idle_advance_s and self._caught_up(partition):
                 self.processor.advance(partition, watermark + int(idle * 1000))
         if self._arrivals:
             oldest = min(w for _, w in self._arrivals.values())
@@ -183,20 +193,22 @@ class Worker:
             self.metrics.bad_envelopes.inc(out.bad_envelopes)
             self.metrics.flush_seconds.observe(time.perf_counter() - started)
 
+    def _caught_up(self, partition: int) -> bool:
+        from faust.types import TP
+
+        highwater = self.app.consumer.highwater(TP(self.frames.get_topic_name(), partition))
+        return highwater is not None and self._next_offsets.get(partition, -1) >= highwater
+
     async def _update_lag(self) -> None:
-        try:
-            consumer = self.app.consumer
-            lag = 0
-            for tp in consumer.assignment():
-                if tp.topic != self.frames.get_topic_name():
-                    continue
+        """Frames on the assigned partitions not processed yet (highwater - next offset)."""
+        consumer = self.app.consumer
+        lag = 0
+        for tp in consumer.assignment():
+            if tp.topic == self.frames.get_topic_name():
                 highwater = consumer.highwater(tp)
-                position = await consumer.position(tp) if hasattr(consumer, "position") else None
-                if highwater is not None and position is not None:
-                    lag += max(0, highwater - position)
-            self.metrics.lag.set(lag)
-        except Exception:  # lag is a metric, never a reason to stop
-            pass
+                if highwater is not None:
+                    lag += max(0, highwater - self._next_offsets.get(tp.partition, 0))
+        self.metrics.lag.set(lag)
 
     async def _sql(self, view: Any, query: str) -> Any:
         if not query.strip():
@@ -228,6 +240,6 @@ def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSet
     from infra.topic_admin import ensure_topics
 
     states = asyncio.run(ensure_topics(kafka))
-    partitions = next(s.partitions for s in states if s.name == FRAMES.name)
+    partitions = next(s.partitions for s in states if s.name == kafka.topic(FRAMES.name))
     worker = Worker(settings, kafka, ch, frames_partitions=partitions)
     FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()

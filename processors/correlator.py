@@ -280,7 +280,7 @@ class Correlator:
             return []
         record = dict(closed["session"])
         record["flags"] = sorted(set(record["flags"]) | {"duplicate_stop_conflict"})
-        record["version"] = env.gateway_ts_ms
+        record["version"] = max(env.gateway_ts_ms, record["version"] + 1)  # always newer than the first
         closed["session"] = record
         return [Session.model_validate(record)]
 

@@ -125,6 +125,8 @@ class FrameProcessor:
     # --- output ----------------------------------------------------------------------------------
 
     def take(self) -> Outputs:
+        """Everything collected since the last take. The caller persists ``states`` before the next
+        :meth:`process`: the loader must return them from then on."""
         out, self._out = self._out, Outputs()
         self._correlators.clear()
         return out

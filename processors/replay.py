@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from infra import clickhouse
 from infra.errors import ClickHouseError
 from infra.settings import ClickHouseSettings, KafkaSettings
+from infra.topic_admin import partitions_of
 from processors.clickhouse_sink import ClickHouseSink
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
@@ -54,12 +55,12 @@ async def replay(
     ch: ClickHouseSettings,
     *,
     from_time: datetime | None = None,
-    topic: str = FRAMES.name,
     settle: bool = True,
     force: bool = False,
     report: Callable[[str], None] | None = None,
 ) -> ReplaySummary:
     started = time.monotonic()
+    topic = kafka.topic(FRAMES.name)
     client = clickhouse.connect(ch)
     try:
         clickhouse.migrate(client, ch.database, clickhouse.dialect_for(ch))
@@ -70,12 +71,13 @@ async def replay(
                 "(OCPP_CLICKHOUSE_DATABASE=...) or pass --force to write over it (rows are idempotent)"
             )
         sink = ClickHouseSink(client, ch.database)
-        processor = FrameProcessor(worker.correlator_config(), {}.get)  # a replay starts from no state
+        states: dict[str, dict] = {}  # a replay starts from no state and keeps its own
+        processor = FrameProcessor(worker.correlator_config(), states.get)
         consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None,
                                     max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()
         try:
-            partitions = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for_topic(topic) or [])]
+            partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
             if from_time is not None:
@@ -106,6 +108,7 @@ async def replay(
                                 processor.advance(tp.partition, mark + int(worker.status_window_s * 1000) + 1)
                     out = processor.take()
                     await sink.write(out.rows, out.token("replay"))
+                    states.update(out.states)
                     sessions += len(out.sessions)
                     faults += len(out.faults)
                     if report:
