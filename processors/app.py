@@ -104,6 +104,7 @@ class Worker:
         self._pending_events: list[Any] = []
         self._stream: Any = None
         self._lock = asyncio.Lock()
+        self._writing: asyncio.Task[None] | None = None
         self._recovered: set[int] = set()
         self._arrivals: dict[int, tuple[float, int]] = {}  # partition -> (monotonic s, watermark)
         self._next_offsets: dict[int, int] = {}
@@ -149,7 +150,7 @@ class Worker:
             self._pending_events.append(event)
             self.metrics.frames.inc()
             if self.processor.pending_frames >= self.settings.flush_rows:
-                await self.flush()
+                await self.flush(wait=False)
 
     async def _on_timer(self) -> None:
         # A partition that stopped receiving frames still has a clock: wall time moves it on, so a
@@ -167,31 +168,45 @@ class Worker:
         await self.flush()
         await self._update_lag()
 
-    async def flush(self) -> None:
+    async def flush(self, *, wait: bool = True) -> None:
+        """Hand what was processed to a writer task; batches are written strictly one after another.
+
+        While one batch is written the agent goes on correlating the next (``wait=False``): the
+        two overlap, and at most two batches are in memory. ``wait=True`` returns once everything
+        handed over so far is stored."""
         async with self._lock:
+            if self._writing is not None and not self._writing.done():
+                await self._writing  # one batch in flight at a time keeps order and bounds memory
+            if self._writing is not None:
+                self._writing.result()  # a failed write must not pass silently
             out = self.processor.take()
             events, self._pending_events = self._pending_events, []
-            if not out.frame_count and not out.states:
-                return
-            started = time.perf_counter()
-            await self.sink.write(out.rows, out.token(self.settings.app_id))
-            deliveries = [
-                await self.sessions_topic.send(key=s.charge_point_id.encode(), value=s.model_dump_json().encode())
-                for s in out.sessions
-            ] + [
-                await self.faults_topic.send(key=f.charge_point_id.encode(), value=f.model_dump_json().encode())
-                for f in out.faults
-            ]
-            if deliveries:
-                await asyncio.gather(*deliveries)
-            for charge_point_id, state in out.states.items():
-                self.table[charge_point_id.encode()] = state
-            for event in events:
-                await self._stream.ack(event)
-            self.metrics.sessions.inc(len(out.sessions))
-            self.metrics.faults.inc(len(out.faults))
-            self.metrics.bad_envelopes.inc(out.bad_envelopes)
-            self.metrics.flush_seconds.observe(time.perf_counter() - started)
+            if out.frame_count or out.states:
+                self._writing = asyncio.create_task(self._write(out, events))
+            if wait and self._writing is not None:
+                await self._writing
+
+    async def _write(self, out: Any, events: list[Any]) -> None:
+        """Rows, then topic records, then states, then offsets: a crash anywhere repeats, never loses."""
+        started = time.perf_counter()
+        await self.sink.write(out.rows, out.token(self.settings.app_id))
+        deliveries = [
+            await self.sessions_topic.send(key=s.charge_point_id.encode(), value=s.model_dump_json().encode())
+            for s in out.sessions
+        ] + [
+            await self.faults_topic.send(key=f.charge_point_id.encode(), value=f.model_dump_json().encode())
+            for f in out.faults
+        ]
+        if deliveries:
+            await asyncio.gather(*deliveries)
+        for charge_point_id, state in out.states.items():
+            self.table[charge_point_id.encode()] = state
+        for event in events:
+            await self._stream.ack(event)
+        self.metrics.sessions.inc(len(out.sessions))
+        self.metrics.faults.inc(len(out.faults))
+        self.metrics.bad_envelopes.inc(out.bad_envelopes)
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
 
     def _caught_up(self, partition: int) -> bool:
         from faust.types import TP

@@ -1,0 +1,60 @@
+"""``ocpp-pipeline sql``: rendering, and read-only through both paths (direct and via the worker)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from processors.read_path import QueryResult, render
+from tests.processors.test_worker_live import WorkerProcess, worker_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_render_table_aligns_and_counts() -> None:
+    result = QueryResult(["charge_point_id", "kwh", "flags"], [["CP-1", 12.5, ["a", "b"]], ["CP-22", None, []]], "direct")
+    assert render(result).splitlines() == [
+        "charge_point_id │  kwh │ flags",
+        "────────────────┼──────┼───────",
+        "CP-1            │ 12.5 │ [a, b]",
+        "CP-22           │ NULL │ []",
+        "(2 rows)",
+    ]
+
+
+def test_render_csv_and_json() -> None:
+    result = QueryResult(["a", "t"], [[1, datetime(2025, 1, 2, 3, 4, 5)]], "direct")
+    assert render(result, "csv") == "a,t\n1,2025-01-02 03:04:05"
+    assert render(result, "json") == '{"a": 1, "t": "2025-01-02 03:04:05"}'
+
+
+def sql(env: dict[str, str], query: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ocpp_pipeline", "sql", query, *extra], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("write", [
+    "INSERT INTO ocpp.frames (raw) VALUES ('x')",
+    "DROP TABLE ocpp.sessions",
+    "ALTER TABLE ocpp.sessions DELETE WHERE 1",
+])
+def test_the_sql_command_refuses_writes_with_and_without_a_worker(kafka_settings, unique: str, tmp_path: Path, write: str) -> None:
+    env = worker_env(kafka_settings, tmp_path / "home", unique)
+    created = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "db", "migrate"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
+    direct = sql(env, write)
+    assert direct.returncode == 2 and "readonly" in direct.stderr.lower()
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    try:
+        worker.wait_for("SELECT 1", [[1]])
+        via_worker = sql(env, write)
+        assert via_worker.returncode == 2 and "readonly" in via_worker.stderr.lower()
+        answered = sql(env, "SELECT count() AS n FROM ocpp.sessions")
+        assert answered.returncode == 0 and answered.stdout.splitlines()[0].strip() == "n"
+    finally:
+        worker.stop()
+    assert sql(env, "SELECT count() FROM ocpp.sessions", "--format", "csv").stdout.splitlines() == ["count()", "0"]
