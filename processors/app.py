@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -30,6 +31,8 @@ from processors.settings import WorkerSettings
 from schemas.topics import FAULTS, FRAMES, SESSIONS
 
 log = logging.getLogger(__name__)
+
+STALLED_EXIT_CODE = 70  # EX_SOFTWARE: restart me
 
 
 def _broker_credentials(kafka: KafkaSettings) -> Any:
@@ -92,14 +95,15 @@ class Worker:
         self.sessions_topic = app.topic(kafka.topic(SESSIONS.name), **raw)
         self.faults_topic = app.topic(kafka.topic(FAULTS.name), **raw)
         # Keys as raw bytes (the charge point id), exactly as on the frames topic: the partitioner then
-        # puts a charger's state in the same partition as its frames. Values are JSON.
+        # puts a charger's state in the same partition as its frames. Values are JSON snapshots (bytes).
         changelog = app.topic(
-            f"{settings.app_id}-correlator-state-changelog", key_serializer="raw", value_serializer="json",
+            f"{settings.app_id}-correlator-state-changelog", key_serializer="raw", value_serializer="raw",
             partitions=frames_partitions, compacting=True, deleting=False, internal=True,
         )
         self.table = app.Table("correlator-state", default=None, partitions=frames_partitions, use_partitioner=True,
                                changelog_topic=changelog)
         self.table.key_serializer = "raw"
+        self.table.value_serializer = "raw"
         self.processor = FrameProcessor(settings.correlator_config(), self._load_state)
         self._pending_events: list[Any] = []
         self._stream: Any = None
@@ -108,6 +112,8 @@ class Worker:
         self._recovered: set[int] = set()
         self._arrivals: dict[int, tuple[float, int]] = {}  # partition -> (monotonic s, watermark)
         self._next_offsets: dict[int, int] = {}
+        self._last_event = time.monotonic()
+        self._nudged = False
         self._last_flush = time.monotonic()
         app.agent(self.frames, name="correlate")(self._agent)
         app.timer(settings.flush_interval_s)(self._on_timer)
@@ -129,7 +135,7 @@ class Worker:
         app.page("/sql")(SqlView)
         app.page("/metrics")(MetricsView)
 
-    def _load_state(self, charge_point_id: str) -> dict[str, Any] | None:
+    def _load_state(self, charge_point_id: str) -> bytes | None:
         return self.table.get(charge_point_id.encode())
 
     async def _agent(self, stream: Any) -> None:
@@ -148,6 +154,7 @@ class Worker:
             if watermark is not None:
                 self._arrivals[partition] = (time.monotonic(), watermark)
             self._pending_events.append(event)
+            self._last_event = time.monotonic()
             self.metrics.frames.inc()
             if self.processor.pending_frames >= self.settings.flush_rows:
                 await self.flush(wait=False)
@@ -167,6 +174,7 @@ class Worker:
             self.metrics.watermark_age.set(max(0.0, time.time() - oldest / 1000))
         await self.flush()
         await self._update_lag()
+        await self._check_stall()
 
     async def flush(self, *, wait: bool = True) -> None:
         """Hand what was processed to a writer task; batches are written strictly one after another.
@@ -201,12 +209,49 @@ class Worker:
             await asyncio.gather(*deliveries)
         for charge_point_id, state in out.states.items():
             self.table[charge_point_id.encode()] = state
+        # Table writes are buffered by Faust: make Kafka hold them before the offsets may be committed,
+        # or a crash could leave committed offsets ahead of the states they produced.
+        await self.app.producer.flush()
+        self.processor.persisted(out.states)
         for event in events:
             await self._stream.ack(event)
         self.metrics.sessions.inc(len(out.sessions))
         self.metrics.faults.inc(len(out.faults))
         self.metrics.bad_envelopes.inc(out.bad_envelopes)
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
+
+    async def _check_stall(self) -> None:
+        """Crash-only safety net: a consumer that has frames to read but receives none for
+        ``stall_s`` (seen rarely after a restart that follows a SIGKILL) is nudged once, and if it
+        stays stuck the process exits with 70 so Kubernetes (or ``dev``) restarts it; offsets and
+        states make the restart lose nothing."""
+        if time.monotonic() - self._last_event < self.settings.stall_s:
+            self._nudged = False
+            return
+        consumer = self.app.consumer
+        tps = [tp for tp in consumer.assignment() if tp.topic == self.frames.get_topic_name()]
+        if not tps:
+            return
+        ends = await consumer.highwaters(*tps)
+        behind = []
+        for tp in tps:
+            position = await consumer.position(tp)
+            if position is not None and ends.get(tp, 0) > position:
+                behind.append(tp)
+        if not behind:
+            self._last_event = time.monotonic()  # idle because there is nothing to read
+            return
+        if not self._nudged:
+            log.warning("no frames for %.0f s while %d partitions have some: resuming the consumer", self.settings.stall_s, len(behind))
+            consumer.resume_partitions(tps)
+            consumer.resume_flow()
+            self.app.flow_control.resume()
+            self._nudged = True
+            self._last_event = time.monotonic()
+            return
+        log.error("consumer still stalled after a nudge: exiting with 70 to be restarted")
+        logging.shutdown()
+        os._exit(STALLED_EXIT_CODE)
 
     def _caught_up(self, partition: int) -> bool:
         from faust.types import TP

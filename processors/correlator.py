@@ -23,6 +23,7 @@ Session life (OCPP 1.6, 6.45 / 6.46, and the seed article):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -525,7 +526,8 @@ class Correlator:
 
 
 def _meter(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A meter value as sent, for the row; NaN / Infinity (which JSON readers accept) are None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
 

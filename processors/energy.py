@@ -16,6 +16,7 @@ either a *dropout* (one bad sample: the next one is back at the old level; ignor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,8 +100,8 @@ class RegisterReducer:
 
 def valid_meter(value: Any) -> float | None:
     """A meterStart / meterStop that can be used: a number >= 0 (-1 means unknown)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None  # Python's JSON reader accepts NaN and Infinity: never a meter reading
     return float(value) if value >= 0 else None
 
 
@@ -148,7 +149,7 @@ def session_energy(inputs: EnergyInputs, max_power_w: float = DEFAULT_MAX_POWER_
         elif stop is None:
             flags.add("meter_stop_invalid")
     for raw in (inputs.meter_start, inputs.meter_stop):
-        if isinstance(raw, float) and not raw.is_integer():
+        if isinstance(raw, float) and math.isfinite(raw) and not raw.is_integer():
             flags.add("meter_value_not_integer")
 
     energy: float | None = None

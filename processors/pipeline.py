@@ -15,6 +15,7 @@ insert-deduplication tokens make re-written rows disappear.
 from __future__ import annotations
 
 import hashlib
+import json
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from schemas.envelope import FrameEnvelope
 from schemas.records import FaultEvent, Session, StatusChange
 from schemas.tables import CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS
 
-StateLoader = Callable[[str], dict[str, Any] | None]
+# Persisted correlator states are JSON bytes: an immutable snapshot taken at the flush, so what
+# the changelog stores is exactly the state after the frames of that flush, never later edits.
+StateLoader = Callable[[str], bytes | None]
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Outputs:
     rows: dict[str, list[list[Any]]] = field(default_factory=lambda: {t.name: [] for t in (FRAMES, SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS)})
     sessions: list[Session] = field(default_factory=list)
     faults: list[FaultEvent] = field(default_factory=list)
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    states: dict[str, bytes] = field(default_factory=dict)  # charge point id -> JSON snapshot
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last)
     bad_envelopes: int = 0
 
@@ -77,6 +80,10 @@ class FrameProcessor:
         self._watermarks: dict[int, int] = {}
         self._deadlines: dict[int, list[tuple[int, str]]] = {}
         self._out = Outputs()
+        self._touched_ids: set[str] = set()
+        # Snapshots handed out by take() whose write the shell has not confirmed yet: they are newer
+        # than what the loader returns, and the next frames of those chargers must start from them.
+        self._unpersisted: dict[str, bytes] = {}
 
     # --- input -----------------------------------------------------------------------------------
 
@@ -113,10 +120,11 @@ class FrameProcessor:
     def watermark(self, partition: int) -> int | None:
         return self._watermarks.get(partition)
 
-    def recover(self, partition: int, states: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    def recover(self, partition: int, states: Iterable[tuple[str, bytes]]) -> None:
         """Index the deadlines of persisted states (after a restart or a rebalance)."""
         heap = self._deadlines.setdefault(partition, [])
-        for charge_point_id, state in states:
+        for charge_point_id, snapshot in states:
+            state = json.loads(snapshot)
             if state.get("p") == partition:
                 deadline = Correlator(charge_point_id, self.config, state).next_deadline()
                 if deadline is not None:
@@ -125,11 +133,21 @@ class FrameProcessor:
     # --- output ----------------------------------------------------------------------------------
 
     def take(self) -> Outputs:
-        """Everything collected since the last take. The caller persists ``states`` before the next
-        :meth:`process`: the loader must return them from then on."""
+        """Everything collected since the last take. The caller stores ``states`` (JSON snapshots)
+        and then calls :meth:`persisted`; until then this processor keeps using its own copies."""
         out, self._out = self._out, Outputs()
+        for charge_point_id in self._touched_ids:
+            out.states[charge_point_id] = json.dumps(self._correlators[charge_point_id].state, separators=(",", ":")).encode()
+        self._touched_ids.clear()
         self._correlators.clear()
+        self._unpersisted.update(out.states)
         return out
+
+    def persisted(self, states: dict[str, bytes]) -> None:
+        """The shell stored these snapshots: from now on the loader returns them."""
+        for charge_point_id, snapshot in states.items():
+            if self._unpersisted.get(charge_point_id) is snapshot:
+                del self._unpersisted[charge_point_id]
 
     @property
     def pending_frames(self) -> int:
@@ -140,13 +158,14 @@ class FrameProcessor:
     def _correlator(self, charge_point_id: str, partition: int) -> Correlator:
         correlator = self._correlators.get(charge_point_id)
         if correlator is None:
-            state = self._load_state(charge_point_id) or empty_state()
+            snapshot = self._unpersisted.get(charge_point_id) or self._load_state(charge_point_id)
+            state = json.loads(snapshot) if snapshot else empty_state()
             state["p"] = partition
             correlator = self._correlators[charge_point_id] = Correlator(charge_point_id, self.config, state)
         return correlator
 
     def _touched(self, correlator: Correlator, partition: int) -> None:
-        self._out.states[correlator.charge_point_id] = correlator.state
+        self._touched_ids.add(correlator.charge_point_id)
         deadline = correlator.next_deadline()
         if deadline is not None:
             heapq.heappush(self._deadlines.setdefault(partition, []), (deadline, correlator.charge_point_id))

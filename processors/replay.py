@@ -71,7 +71,7 @@ async def replay(
                 "(OCPP_CLICKHOUSE_DATABASE=...) or pass --force to write over it (rows are idempotent)"
             )
         sink = ClickHouseSink(client, ch.database)
-        states: dict[str, dict] = {}  # a replay starts from no state and keeps its own
+        states: dict[str, bytes] = {}  # a replay starts from no state and keeps its own
         processor = FrameProcessor(worker.correlator_config(), states.get)
         consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None,
                                     max_partition_fetch_bytes=8 * 1024 * 1024)
@@ -109,6 +109,7 @@ async def replay(
                     out = processor.take()
                     await sink.write(out.rows, out.token("replay"))
                     states.update(out.states)
+                    processor.persisted(out.states)
                     sessions += len(out.sessions)
                     faults += len(out.faults)
                     if report:

@@ -21,6 +21,7 @@ class WorkerSettings(BaseSettings):
     flush_rows: int = Field(5000, ge=1, description="rows buffered before a ClickHouse insert")
     flush_interval_s: float = Field(1.0, gt=0, description="longest time rows wait for an insert")
     idle_advance_s: float = Field(5.0, gt=0, description="wall time after which an idle partition's clock moves on")
+    stall_s: float = Field(60.0, gt=0, description="no frame for this long while Kafka has some: nudge the consumer, then exit 70 to be restarted")
 
     def correlator_config(self) -> CorrelatorConfig:
         return CorrelatorConfig(

@@ -3,7 +3,6 @@ crash-replay safety, bad records kept."""
 
 from __future__ import annotations
 
-import json
 
 from processors.correlator import CorrelatorConfig
 from processors.pipeline import FrameProcessor, frame_row
@@ -61,7 +60,7 @@ def test_deadlines_survive_a_restart() -> None:
     states: dict = {}
     processor = FrameProcessor(CorrelatorConfig(), states.get)
     feed(processor, session_script())
-    states.update(json.loads(json.dumps(processor.take().states)))
+    states.update(processor.take().states)
     restarted = FrameProcessor(CorrelatorConfig(), states.get)
     restarted.recover(0, states.items())
     restarted.advance(0, T0_MS + 10**7)
@@ -76,7 +75,7 @@ def test_frames_already_in_the_state_are_not_applied_twice() -> None:
     states: dict = {}
     processor = FrameProcessor(CorrelatorConfig(), states.get)
     feed(processor, script)
-    states.update(json.loads(json.dumps(processor.take().states)))
+    states.update(processor.take().states)
     # The worker crashed after writing states but before committing offsets: the frames come again.
     again = FrameProcessor(CorrelatorConfig(), states.get)
     feed(again, script)
@@ -108,3 +107,23 @@ def test_the_dedup_token_depends_only_on_the_frames() -> None:
     feed(a, session_script())
     feed(b, session_script())
     assert a.take().token("x") == b.take().token("x")
+
+
+def test_frames_after_a_take_start_from_the_taken_state_until_it_is_stored() -> None:
+    """A writer may still be storing the last batch when the next frames come: they must not
+    start from the older stored state."""
+    stored: dict = {}
+    processor = FrameProcessor(CorrelatorConfig(), stored.get)
+    script = session_script()
+    head, tail = _tail(script, 0), _tail(script, 3)
+    head.envelopes = script.envelopes[:3]  # status, start, its answer: the session is open
+    feed(processor, head)
+    first = processor.take()  # not stored yet
+    feed(processor, tail, first_offset=3)
+    processor.advance(0, T0_MS + 10**7)
+    second = processor.take()
+    (session,) = second.sessions
+    assert "stop_without_start" not in session.flags and session.energy_wh == 500.0
+    stored.update(first.states)
+    processor.persisted(first.states)
+    assert processor._unpersisted.keys() == second.states.keys()

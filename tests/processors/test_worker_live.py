@@ -70,6 +70,7 @@ def worker_env(kafka: KafkaSettings, home: Path, unique: str, **extra: str) -> d
         "OCPP_WORKER_STATUS_WINDOW_S": str(WINDOW_S),
         "OCPP_WORKER_IDLE_ADVANCE_S": "0.5",
         "OCPP_WORKER_FLUSH_INTERVAL_S": "0.3",
+        "OCPP_WORKER_STALL_S": "5",
         **extra,
     }
 
@@ -87,7 +88,8 @@ class WorkerProcess:
             return json.loads(response.read())["rows"]
 
     def wait_for(self, sql: str, expected: Any, timeout_s: float = 120) -> None:
-        deadline, last = time.monotonic() + timeout_s, None
+        started = time.monotonic()
+        deadline, last = started + timeout_s, None
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
             try:
@@ -97,7 +99,8 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(0.3)
-        raise AssertionError(f"{sql}: {last} != {expected}\n{self.log_path.read_text()[-3000:]}")
+        waited = time.monotonic() - started
+        raise AssertionError(f"{sql}: {last} != {expected} after {waited:.0f} s\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc.poll() is None:
@@ -217,7 +220,14 @@ def test_sigkill_mid_stream_then_restart_gives_the_same_rows(kafka_settings: Kaf
     records += asyncio.run(produce(kafka, rest))
     expected = expected_outputs(records)
     restarted = workers(env, tmp_path / "worker2.log")
-    restarted.wait_for("SELECT count() FROM ocpp.sessions FINAL", [[len(expected.sessions)]])
+    try:
+        restarted.wait_for("SELECT count() FROM ocpp.sessions FINAL", [[len(expected.sessions)]], timeout_s=25)
+    except AssertionError:
+        # Seen in about one restart in four: Faust is Ready but its consumer never fetches. The
+        # worker's stall watchdog exits 70 and its supervisor (Kubernetes; here the test) starts it again.
+        assert restarted.proc.wait(60) == 70, restarted.log_path.read_text()[-3000:]
+        restarted = workers(env, tmp_path / "worker3.log")
+        restarted.wait_for("SELECT count() FROM ocpp.sessions FINAL", [[len(expected.sessions)]])
     restarted.wait_for("SELECT count() FROM ocpp.frames FINAL", [[len(records)]])
     assert session_rows(restarted) == expected_session_rows(expected)
     assert restarted.query("SELECT count() FROM ocpp.fault_events FINAL") == [[len(expected.rows["fault_events"])]]
