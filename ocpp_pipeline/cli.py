@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
     settings.set_defaults(func=cmd_settings)
 
-    dev = sub.add_parser("dev", help="everything on this machine: broker, topics, tables (gateway, worker, simulator later)")
+    dev = sub.add_parser("dev", help="everything on this machine: broker, topics, gateway, worker, embedded ClickHouse")
     dev.add_argument("--no-wait", action="store_true", help="set up and return instead of running until Ctrl-C")
     dev.set_defaults(func=cmd_dev)
 
@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except InfraError as exc:
+    except (InfraError, RuntimeError) as exc:
         print(f"ocpp-pipeline {args.command}: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:  # a setting from the environment is wrong

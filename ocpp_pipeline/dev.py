@@ -1,23 +1,61 @@
 """``ocpp-pipeline dev``: the whole pipeline on one machine.
 
-Today: the local broker (fetched the first time), the topics and the ClickHouse tables. The
-gateway, worker and simulator join here as their issues land. Whatever this command started,
-it stops on Ctrl-C or SIGTERM; a broker that was already running is left running.
+Starts the local Kafka broker (fetching it the first time), creates the topics, then runs the
+gateway and the worker as child processes (the worker creates the ClickHouse tables in the
+embedded engine and serves the read endpoint that ``ocpp-pipeline sql`` uses). It prints where to
+look, restarts a worker that exits asking for it (code 70, see the stall watchdog), and on Ctrl-C
+or SIGTERM stops exactly what it started, by process id: the children first, then the broker if
+it was not already running. The charger simulator joins with issue #6.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
-from infra import clickhouse, local_kafka
+from gateway.settings import GatewaySettings
+from infra import local_kafka
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
+from processors.app import STALLED_EXIT_CODE
+from processors.settings import WorkerSettings
 
-NOT_YET = (
-    "gateway (issue #4), worker (issue #5), simulated chargers (issue #6)"
-)
+NOT_YET = "simulated chargers (issue #6)"
+
+
+class Child:
+    """A child process of ``dev``, logging to a file, stopped by its pid."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.args, self.env = name, args, env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        log = open(self.log_path, "ab")
+        try:
+            return subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", *self.args], env=self.env,
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+
+    def restart(self) -> None:
+        self.proc = self._spawn()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSettings, *, wait: bool = True) -> int:
@@ -25,31 +63,70 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
     already_running = broker.pid() is not None
     if not local_kafka.jars_present(local):
         print(f"fetching Apache Kafka {local.version} from Maven Central (once)...", flush=True)
+    started = time.monotonic()
     status = broker.start()
     print(status.describe() + (" (already running; left running on exit)" if already_running else ""), flush=True)
+    children: list[Child] = []
     try:
         kafka = kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
         for state in asyncio.run(ensure_topics(kafka)):
             print("  topic " + state.describe(), flush=True)
-        client = clickhouse.connect(ch)
-        try:
-            print(clickhouse.migrate(client, ch.database).describe(), flush=True)
-        finally:
-            client.close()
-        print(f"embedded ClickHouse at {ch.resolved_dsn()}", flush=True)
-        print(f"not built yet, so not started: {NOT_YET}", flush=True)
+        env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": local.bootstrap_servers, "OCPP_HOME": str(ch.home)}
+        log_dir = ch.home / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        gateway, worker = GatewaySettings(), WorkerSettings()
+        children.append(Child("gateway", ["gateway"], env, log_dir))
+        children.append(Child("worker", ["worker"], env, log_dir))
+        host = "127.0.0.1" if gateway.host in ("0.0.0.0", "") else gateway.host
+        _wait_for_port(host, gateway.port, children[0])
+        _wait_for_port(worker.web_host, worker.web_port, children[1])
+        print(f"ready in {time.monotonic() - started:.1f} s", flush=True)
+        print(f"  chargers connect to   ws://{host}:{gateway.port}{gateway.path_prefix}/<chargePointId>  (subprotocol ocpp1.6)")
+        print(f"  gateway metrics       http://{host}:{gateway.port}/metrics")
+        print(f"  worker metrics        http://{worker.web_host}:{worker.web_port}/metrics")
+        print(f"  query                 .venv/bin/ocpp-pipeline sql \"SELECT * FROM {ch.database}.sessions FINAL\"")
+        print(f"  logs                  {log_dir}/gateway.log, {log_dir}/worker.log")
+        print(f"  not built yet         {NOT_YET}", flush=True)
+        for child in children:
+            print(f"  {child.name} pid {child.proc.pid}", flush=True)
         if wait:
-            print("running; Ctrl-C stops what this command started", flush=True)
-            _wait_for_stop_signal()
+            print("running; Ctrl-C stops everything this command started", flush=True)
+            _supervise(children)
     finally:
+        for child in reversed(children):
+            child.stop()
         if not already_running:
             broker.stop()
             print("kafka stopped", flush=True)
+        print("stopped", flush=True)
     return 0
 
 
-def _wait_for_stop_signal() -> None:
+def _wait_for_port(host: str, port: int, child: Child, timeout_s: float = 120.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with {child.proc.returncode}; see {child.log_path}")
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{child.name} did not listen on {host}:{port} within {timeout_s:.0f} s; see {child.log_path}")
+
+
+def _supervise(children: list[Child]) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(1.0):
+        for child in children:
+            code = child.proc.poll()
+            if code == STALLED_EXIT_CODE:
+                print(f"{child.name} asked to be restarted (exit {code}); restarting", flush=True)
+                child.restart()
+            elif code is not None:
+                print(f"{child.name} exited with {code}; see {child.log_path}; stopping", flush=True)
+                return
