@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make run   - the main job on this machine (broker, topics, tables; later gateway, worker, simulator)
+#   make run   - the main job on this machine (broker, topics, gateway, worker, embedded ClickHouse)
 #   make test  - the whole test suite against a real Kafka broker and the embedded ClickHouse engine
 # Both set themselves up on a fresh machine: virtualenv, install, broker jars.
 

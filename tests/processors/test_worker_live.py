@@ -173,7 +173,8 @@ async def read_topic(kafka: KafkaSettings, topic: str, count: int, timeout_s: fl
     return found
 
 
-def test_frames_become_rows_and_topic_records(kafka_settings: KafkaSettings, unique: str, tmp_path: Path, workers) -> None:
+def run_fleet(kafka_settings: KafkaSettings, unique: str, tmp_path: Path, workers):
+    """The fleet's frames on fresh topics, a worker on them, and what it must make of them."""
     env = worker_env(kafka_settings, tmp_path / "home", unique)
     kafka = kafka_settings.model_copy(update={"topic_prefix": f"t{unique}."})
     asyncio.run(ensure_topics(kafka))
@@ -182,6 +183,11 @@ def test_frames_become_rows_and_topic_records(kafka_settings: KafkaSettings, uni
     worker = workers(env, tmp_path / "worker.log")
     worker.wait_for("SELECT count() FROM ocpp.sessions FINAL", [[len(expected.sessions)]])
     worker.wait_for("SELECT count() FROM ocpp.frames FINAL", [[len(records)]])
+    return env, kafka, records, expected, worker
+
+
+def test_frames_become_rows_and_topic_records(kafka_settings: KafkaSettings, unique: str, tmp_path: Path, workers) -> None:
+    env, kafka, records, expected, worker = run_fleet(kafka_settings, unique, tmp_path, workers)
     assert session_rows(worker) == expected_session_rows(expected)
     by_cp = {row[0]: row for row in session_rows(worker)}
     assert by_cp["CP-0"][3:8] == [2000.0, "meter_stop", "Local", "Finishing", "stop_transaction"]
@@ -246,14 +252,7 @@ def _table_dump(env: dict[str, str], database: str, table: str, order: str) -> s
 
 
 def test_replay_rebuilds_the_same_rows_as_the_live_run(kafka_settings: KafkaSettings, unique: str, tmp_path: Path, workers) -> None:
-    env = worker_env(kafka_settings, tmp_path / "home", unique)
-    kafka = kafka_settings.model_copy(update={"topic_prefix": f"t{unique}."})
-    asyncio.run(ensure_topics(kafka))
-    records = asyncio.run(produce(kafka, fleet(), garbage=True))
-    expected = expected_outputs(records)
-    worker = workers(env, tmp_path / "worker.log")
-    worker.wait_for("SELECT count() FROM ocpp.sessions FINAL", [[len(expected.sessions)]])
-    worker.wait_for("SELECT count() FROM ocpp.frames FINAL", [[len(records)]])
+    env, _, records, _, worker = run_fleet(kafka_settings, unique, tmp_path, workers)
     worker.stop()  # chDB: one process per folder; replay opens it next
     replay = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "replay", "--database", "rebuilt"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
