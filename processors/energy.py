@@ -59,7 +59,7 @@ class RegisterReducer:
                 self.dropouts += 1  # back at the old level: the drop was one bad sample
             else:
                 self.resets += 1  # still low: the meter restarted; count what it measured since 0
-                self.total += self.suspect
+                self.total += max(0.0, self.suspect)
                 self.prev = self.suspect
             self.suspect = None
         if value >= self.prev:
@@ -196,7 +196,7 @@ def _merge(start: float | None, samples: RegisterReducer, stop: float | None) ->
             merged.total += samples.first - start
         else:
             merged.resets += 1  # first sample below meterStart: the meter restarted at the start
-            merged.total += samples.first
+            merged.total += max(0.0, samples.first)
     if stop is not None:
         merged.add(stop)
     return merged

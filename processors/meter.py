@@ -102,6 +102,9 @@ def _readings_at(at_ms: int | None, sampled: list[Any], flags: set[str]) -> Iter
         if factor is None:
             flags.add("sample_unit_unknown")
             continue
+        if measurand == ENERGY_REGISTER and value < 0:
+            flags.add("sample_value_negative")  # a register never reads below zero
+            continue
         location = sample.get("location") or "Outlet"  # the spec's default location
         if location not in ("Outlet", "Inlet"):
             continue  # "EV", "Body", "Cable": not what the charger delivered

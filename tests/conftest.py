@@ -12,10 +12,19 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from infra import clickhouse, local_kafka
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+
+
+# CI explores the same examples every run (a red build must mean a change broke something);
+# local runs explore new ones, and hypothesis keeps every failure it finds in .hypothesis/.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ add one corrected version, never more)."""
 from __future__ import annotations
 
 import json
+import os
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from processors.correlator import Correlator, CorrelatorConfig
@@ -61,7 +62,7 @@ def envelopes(plan) -> list[FrameEnvelope]:
     return out
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("CORRELATOR_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_the_correlator_never_raises_and_never_goes_negative_or_doubles(plan) -> None:
     config = CorrelatorConfig(status_window_ms=60_000, max_session_age_ms=3600_000)
