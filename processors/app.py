@@ -86,7 +86,7 @@ class Worker:
             stream_wait_empty=False,
             # Frames stay unacknowledged until their flush: the stream must hold more than a flush
             # worth of them, or it stops fetching and every flush waits for the timer.
-            stream_buffer_maxsize=4 * settings.flush_rows,
+            stream_buffer_maxsize=max(4 * settings.flush_rows, 4096),
             broker_max_poll_records=settings.flush_rows,
             autodiscover=False,
         )
@@ -155,6 +155,7 @@ class Worker:
                 self._arrivals[partition] = (time.monotonic(), watermark)
             self._pending_events.append(event)
             self._last_event = time.monotonic()
+            self._nudged = False
             self.metrics.frames.inc()
             if self.processor.pending_frames >= self.settings.flush_rows:
                 await self.flush(wait=False)
@@ -226,7 +227,6 @@ class Worker:
         stays stuck the process exits with 70 so Kubernetes (or ``dev``) restarts it; offsets and
         states make the restart lose nothing."""
         if time.monotonic() - self._last_event < self.settings.stall_s:
-            self._nudged = False
             return
         consumer = self.app.consumer
         tps = [tp for tp in consumer.assignment() if tp.topic == self.frames.get_topic_name()]
@@ -235,14 +235,19 @@ class Worker:
         ends = await consumer.highwaters(*tps)
         behind = []
         for tp in tps:
-            position = await consumer.position(tp)
-            if position is not None and ends.get(tp, 0) > position:
-                behind.append(tp)
+            # What the agent has processed, not what the consumer fetched: in the stall seen after a
+            # SIGKILL-restart the consumer has fetched everything and the agent receives none of it.
+            done = self._next_offsets.get(tp.partition)
+            if done is None:
+                done = consumer._committed_offset.get(tp) or 0  # Faust's record of the group's commit
+            if ends.get(tp, 0) > done:
+                behind.append(f"{tp.partition}: {done}/{ends.get(tp, 0)}")
         if not behind:
             self._last_event = time.monotonic()  # idle because there is nothing to read
             return
         if not self._nudged:
-            log.warning("no frames for %.0f s while %d partitions have some: resuming the consumer", self.settings.stall_s, len(behind))
+            log.warning("no frames for %.0f s while partitions have some (partition: next/end %s): resuming the consumer",
+                        self.settings.stall_s, ", ".join(behind))
             consumer.resume_partitions(tps)
             consumer.resume_flow()
             self.app.flow_control.resume()
