@@ -4,7 +4,7 @@
     ├── OcppError                 a frame the gateway answers with CALLERROR; ``code`` is the OCPP-J code
     │   ├── FormationViolation    not a well-formed OCPP-J message
     │   ├── ProtocolError         a message type or id OCPP-J does not allow
-    │   ├── NotImplementedError_  an action the backend does not implement
+    │   ├── ActionNotImplemented  an action the backend does not implement (code NotImplemented)
     │   ├── NotSupported          an action the backend knows but does not accept from a charger
     │   ├── TypeConstraintViolation / PropertyConstraintViolation / OccurenceConstraintViolation
     │   └── InternalError         the backend could not handle it now (e.g. Kafka did not acknowledge)
@@ -41,7 +41,7 @@ class ProtocolError(OcppError):
     code = "ProtocolError"
 
 
-class NotImplementedError_(OcppError):  # trailing _ : never shadow the built-in
+class ActionNotImplemented(OcppError):
     code = "NotImplemented"
 
 

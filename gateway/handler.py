@@ -22,7 +22,7 @@ from typing import Any
 import fastjsonschema
 
 from gateway import answers, ocppj
-from gateway.errors import InternalError, NotImplementedError_, NotSupported, OcppError
+from gateway.errors import ActionNotImplemented, FormationViolation, InternalError, NotSupported, OcppError
 from gateway.payload_schemas import CHARGER_ACTIONS, Validator, violation, violation_flag
 from gateway.transaction_ids import TransactionIdAllocator
 from schemas.envelope import Direction, FrameEnvelope, MessageType
@@ -132,12 +132,8 @@ class FrameHandler:
         try:
             message = ocppj.parse(frame)
         except OcppError as exc:
-            inbound = self.envelope(Direction.IN, frame, now_ms, message_id=None, error=f"{exc.code}: {exc}")
-            reply = ocppj.call_error(exc.message_id, exc.code, exc.description)
-            out = self.envelope(
-                Direction.OUT, reply, now_ms, message_type=ocppj.CALL_ERROR, message_id=exc.message_id
-            )
-            return Reaction(inbound, False, reply, out, "call_error")
+            inbound = self.envelope(Direction.IN, frame, now_ms, error=f"{exc.code}: {exc}")
+            return self._refuse_unparsed(inbound, exc, now_ms)
         if isinstance(message, ocppj.Call):
             return self._call(message, frame, now_ms)
         # A CALLRESULT / CALLERROR answers a CALL of the backend: kept, never answered.
@@ -160,8 +156,12 @@ class FrameHandler:
             error="FormationViolation: binary WebSocket message (OCPP-J uses text); frame is base64",
             flags=("binary_frame",),
         )
-        reply = ocppj.call_error("-1", "FormationViolation", "OCPP-J messages are WebSocket text messages")
-        out = self.envelope(Direction.OUT, reply, now_ms, message_type=ocppj.CALL_ERROR, message_id="-1")
+        return self._refuse_unparsed(inbound, FormationViolation("OCPP-J messages are WebSocket text messages"), now_ms)
+
+    def _refuse_unparsed(self, inbound: FrameEnvelope, exc: OcppError, now_ms: int) -> Reaction:
+        """The CALLERROR for a frame that is not a readable CALL (message id ``-1`` if unknown)."""
+        reply = ocppj.call_error(exc.message_id, exc.code, exc.description)
+        out = self.envelope(Direction.OUT, reply, now_ms, message_type=ocppj.CALL_ERROR, message_id=exc.message_id)
         return Reaction(inbound, False, reply, out, "call_error")
 
     def _call(self, call: ocppj.Call, frame: str, now_ms: int) -> Reaction:
@@ -174,7 +174,7 @@ class FrameHandler:
             if validate is None:
                 if action in BACKEND_ACTIONS:
                     raise NotSupported(f"{action} is sent by a central system, not by a charge point", call.message_id)
-                raise NotImplementedError_(f"action {action!r} is not implemented", call.message_id)
+                raise ActionNotImplemented(f"action {action!r} is not implemented", call.message_id)
             try:
                 validate(call.payload)
             except fastjsonschema.JsonSchemaValueException as exc:
