@@ -187,7 +187,7 @@ def main() -> None:
     print(f"worker (to ClickHouse): {worker_rate:>9.0f} frames/s   = {worker_rate / raw_rate:.2f}x raw  (target >= 0.5)")
     print(f"worker per CPU-second : {total / worker_cpu:>9.0f} frames   ({worker_cpu:.1f} CPU-s for {total} frames; target >= 20k)")
     print(f"  of which Python     : {python_cpu:.1f} CPU-s = {total / python_cpu:.0f} frames per CPU-s of the pipeline's own threads")
-    print(f"  busiest threads     : " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(threads.items(), key=lambda kv: -kv[1])[:6]))
+    print("  busiest threads     : " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(threads.items(), key=lambda kv: -kv[1])[:6]))
     print(f"sessions built        : {sessions}")
     print(f"latency gateway ts -> row visible at {args.rate:.0f} frames/s: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms  (target p99 <= 2000 ms)")
     if args.json:

@@ -222,7 +222,7 @@ class Correlator:
                 flags.append("transaction_id_unknown")
             if session is None:
                 tx = str(tx_id) if tx_id is not None and tx_id > 0 else f"invalid:{_str(raw)}:{env.connection_id}:{env.seq}"
-                session = sessions[tx] = self._stop_only_session(env)
+                session = sessions[tx] = self._stop_only_session()
         session["flags"].extend(flags)
         stop_ms, time_flags = parse_charger_time(payload.get("timestamp"))
         _flag(session, *sorted(time_flags))
@@ -417,7 +417,7 @@ class Correlator:
                 candidates.append(int(key))
         return candidates[0] if len(candidates) == 1 else None
 
-    def _stop_only_session(self, env: FrameEnvelope) -> dict[str, Any]:
+    def _stop_only_session(self) -> dict[str, Any]:
         return {
             "connector": None, "id_tag": "", "start_ms": None, "start_gw_ms": None, "meter_start": None,
             "start_content": None, "flags": ["stop_without_start"], "mv": None, "td": [], "peak_w": None,

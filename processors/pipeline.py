@@ -79,6 +79,9 @@ class FrameProcessor:
         self._correlators: dict[str, Correlator] = {}
         self._watermarks: dict[int, int] = {}
         self._deadlines: dict[int, list[tuple[int, str]]] = {}
+        # The deadline each charger has in its heap: a frame that leaves it unchanged pushes nothing,
+        # so the heap grows with deadline changes, not with frames.
+        self._indexed: dict[str, int] = {}
         self._out = Outputs()
         self._touched_ids: set[str] = set()
         # Snapshots handed out by take() whose write the shell has not confirmed yet: they are newer
@@ -122,13 +125,10 @@ class FrameProcessor:
 
     def recover(self, partition: int, states: Iterable[tuple[str, bytes]]) -> None:
         """Index the deadlines of persisted states (after a restart or a rebalance)."""
-        heap = self._deadlines.setdefault(partition, [])
         for charge_point_id, snapshot in states:
             state = json.loads(snapshot)
             if state.get("p") == partition:
-                deadline = Correlator(charge_point_id, self.config, state).next_deadline()
-                if deadline is not None:
-                    heapq.heappush(heap, (deadline, charge_point_id))
+                self._index(charge_point_id, partition, Correlator(charge_point_id, self.config, state).next_deadline())
 
     # --- output ----------------------------------------------------------------------------------
 
@@ -166,20 +166,25 @@ class FrameProcessor:
 
     def _touched(self, correlator: Correlator, partition: int) -> None:
         self._touched_ids.add(correlator.charge_point_id)
-        deadline = correlator.next_deadline()
-        if deadline is not None:
-            heapq.heappush(self._deadlines.setdefault(partition, []), (deadline, correlator.charge_point_id))
+        self._index(correlator.charge_point_id, partition, correlator.next_deadline())
+
+    def _index(self, charge_point_id: str, partition: int, deadline: int | None) -> None:
+        if deadline is None or self._indexed.get(charge_point_id) == deadline:
+            return
+        self._indexed[charge_point_id] = deadline
+        heapq.heappush(self._deadlines.setdefault(partition, []), (deadline, charge_point_id))
 
     def _expire(self, partition: int) -> None:
         heap = self._deadlines.get(partition)
         now = self._watermarks.get(partition, 0)
         while heap and heap[0][0] < now:
-            _, charge_point_id = heapq.heappop(heap)
+            deadline, charge_point_id = heapq.heappop(heap)
+            if self._indexed.get(charge_point_id) == deadline:
+                del self._indexed[charge_point_id]  # the live entry is consumed
             correlator = self._correlator(charge_point_id, partition)
             current = correlator.next_deadline()
             if current is None or current >= now:
-                if current is not None:
-                    heapq.heappush(heap, (current, charge_point_id))
+                self._index(charge_point_id, partition, current)
                 continue  # a stale entry: the deadline moved or went
             self._emit(correlator.advance(now))
             self._touched(correlator, partition)

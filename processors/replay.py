@@ -10,7 +10,6 @@ sessions / faults topics and does not touch the live worker's state.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable

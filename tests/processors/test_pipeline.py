@@ -127,3 +127,14 @@ def test_frames_after_a_take_start_from_the_taken_state_until_it_is_stored() -> 
     stored.update(first.states)
     processor.persisted(first.states)
     assert processor._unpersisted.keys() == second.states.keys()
+
+
+def test_frames_that_keep_a_deadline_do_not_grow_the_deadline_index() -> None:
+    script = Script()
+    script.at(0).status(1, "Charging")
+    script.at(1).start(1, 7, meter_start=100)
+    for minute in range(1, 200):  # a long session: MeterValues every minute, one open deadline (its age)
+        script.at(60 * minute).meter(1, 7, {"value": str(100 + minute)})
+    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    feed(processor, script)
+    assert len(processor._deadlines[0]) == 1
