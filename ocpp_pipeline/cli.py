@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
@@ -19,13 +19,6 @@ from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from schemas import ddl
 from schemas.migrations import MIGRATIONS
-
-NOT_BUILT = 3  # exit code of a subcommand that exists in the contract but is not built yet
-
-# Subcommands promised by DESIGN.md whose implementation lands with a later issue.
-PLANNED: dict[str, tuple[str, str]] = {
-    "simulate": ("a fleet of simulated OCPP 1.6J chargers", "issue #6 (simulator)"),
-}
 
 
 def _say(message: str) -> None:
@@ -154,20 +147,70 @@ def cmd_credentials(args: argparse.Namespace) -> int:
     return 0
 
 
+def simulator_settings(args: argparse.Namespace, defaults: dict[str, object] | None = None):  # -> SimulatorSettings
+    """Flags over ``OCPP_SIMULATOR_*`` over ``defaults`` (``dev``'s) over the class defaults."""
+    from simulator.settings import SimulatorSettings
+
+    from_env = SimulatorSettings()
+    chosen = {k: v for k, v in (defaults or {}).items() if k not in from_env.model_fields_set}
+    flags = {"url": getattr(args, "url", None), "chargers": args.chargers, "connectors": args.connectors,
+             "duration_s": args.duration, "time_scale": args.time_scale, "rate": args.rate, "seed": args.seed,
+             "quirky_share": args.quirky}
+    chosen |= {k: v for k, v in flags.items() if v is not None}
+    return SimulatorSettings(**chosen)  # arguments win over the environment
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import signal
+    from pathlib import Path
+
+    from simulator.fleet import run_fleet, stderr_progress
+
+    settings = simulator_settings(args)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                raise SystemExit(130)  # a second Ctrl-C: do not wait for the open sessions
+            print("\nstopping: ending open sessions (Ctrl-C again to abandon them)", file=sys.stderr, flush=True)
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        _say(f"simulating {settings.chargers} chargers against {settings.url} "
+             f"({'until Ctrl-C' if not settings.duration_s else f'{settings.duration_s:g} s'}, time scale {settings.time_scale:g})")
+        run = await run_fleet(settings, stop=stop, report=None if args.quiet else stderr_progress)
+        if not args.quiet and sys.stderr.isatty():
+            print(file=sys.stderr)
+        _say(run.summary())
+        if args.expected:
+            lines = run.write_expected(Path(args.expected))
+            _say(f"  expected  {len(run.ledger.sessions)} sessions, {len(run.ledger.faults)} faults ({lines} lines) in {args.expected}")
+        if run.refused or run.stats.connects == 0:
+            return 1
+        return 1 if run.unfinished else 0
+
+    return _run_async_result(main())
+
+
+def _run_async_result(coro) -> int:
+    try:
+        import uvloop
+
+        return int(uvloop.run(coro))
+    except ImportError:
+        return int(asyncio.run(coro))
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
-    from ocpp_pipeline.dev import run_dev
+    from ocpp_pipeline.dev import DEV_SIMULATOR_DEFAULTS, run_dev
 
-    return run_dev(LocalKafkaSettings(), KafkaSettings(), ClickHouseSettings(), wait=not args.no_wait)
-
-
-def _planned(name: str) -> Callable[[argparse.Namespace], int]:
-    what, where = PLANNED[name]
-
-    def run(args: argparse.Namespace) -> int:
-        print(f"ocpp-pipeline {name}: not built yet - {what}; it lands with {where}.", file=sys.stderr)
-        return NOT_BUILT
-
-    return run
+    simulator = None if args.no_simulator else simulator_settings(args, DEV_SIMULATOR_DEFAULTS)
+    return run_dev(LocalKafkaSettings(), KafkaSettings(), ClickHouseSettings(), wait=not args.no_wait, simulator=simulator,
+                   expected=args.expected)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,15 +263,32 @@ def build_parser() -> argparse.ArgumentParser:
     settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
     settings.set_defaults(func=cmd_settings)
 
-    dev = sub.add_parser("dev", help="everything on this machine: broker, topics, gateway, worker, embedded ClickHouse")
+    simulate = sub.add_parser("simulate", help="a fleet of simulated OCPP 1.6J chargers living realistic lives")
+    _simulator_flags(simulate)
+    simulate.add_argument("--expected", metavar="FILE", help="write the sessions and faults the pipeline should produce (JSON lines)")
+    simulate.add_argument("--quiet", action="store_true", help="no progress line")
+    simulate.set_defaults(func=cmd_simulate)
+
+    dev = sub.add_parser("dev", help="everything on this machine: broker, topics, gateway, worker, embedded ClickHouse, simulated chargers")
     dev.add_argument("--no-wait", action="store_true", help="set up and return instead of running until Ctrl-C")
+    dev.add_argument("--no-simulator", action="store_true", help="no simulated chargers (connect your own)")
+    dev.add_argument("--expected", metavar="FILE", help="the simulator writes the sessions and faults it caused here when it ends")
+    _simulator_flags(dev, dev_defaults=True)
     dev.set_defaults(func=cmd_dev)
 
-    for name, (what, where) in PLANNED.items():
-        planned = sub.add_parser(name, help=f"{what} [not built yet: {where}]")
-        planned.add_argument("rest", nargs=argparse.REMAINDER)
-        planned.set_defaults(func=_planned(name))
     return parser
+
+
+def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False) -> None:
+    """Flags of the simulator; unset ones fall back to ``OCPP_SIMULATOR_*`` (``dev`` has its own defaults)."""
+    parser.add_argument("--url", help="gateway URL (OCPP_SIMULATOR_URL)" if not dev_defaults else argparse.SUPPRESS)
+    parser.add_argument("--chargers", type=int, help="number of chargers (OCPP_SIMULATOR_CHARGERS)")
+    parser.add_argument("--connectors", help="connectors per charger: N or LOW-HIGH within 1-4")
+    parser.add_argument("--duration", type=float, help="real seconds, 0 = until Ctrl-C (OCPP_SIMULATOR_DURATION_S)")
+    parser.add_argument("--time-scale", type=float, help="simulated seconds per real second (OCPP_SIMULATOR_TIME_SCALE)")
+    parser.add_argument("--rate", type=float, help="target sessions started per second, fleet-wide")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--quirky", type=float, help="share of quirky chargers, 0-1")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

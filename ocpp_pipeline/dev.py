@@ -5,7 +5,8 @@ gateway and the worker as child processes (the worker creates the ClickHouse tab
 embedded engine and serves the read endpoint that ``ocpp-pipeline sql`` uses). It prints where to
 look, restarts a worker that exits asking for it (code 70, see the stall watchdog), and on Ctrl-C
 or SIGTERM stops exactly what it started, by process id: the children first, then the broker if
-it was not already running. The charger simulator joins with issue #6.
+it was not already running. Unless told not to, a fleet of simulated chargers
+(``ocpp-pipeline simulate``) runs against the gateway as a third child, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from processors.app import STALLED_EXIT_CODE
 from processors.settings import WorkerSettings
+from simulator.settings import SimulatorSettings
 
-NOT_YET = "simulated chargers (issue #6)"
+# ``dev`` shows the pipeline at work: a small fleet, a minute of simulated time per real second,
+# so sessions land in ClickHouse within the first minute.
+DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0}
 
 
 class Child:
@@ -58,7 +62,8 @@ class Child:
                 self.proc.wait()
 
 
-def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSettings, *, wait: bool = True) -> int:
+def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSettings, *, wait: bool = True,
+            simulator: SimulatorSettings | None = None, expected: str | None = None) -> int:
     broker = local_kafka.LocalBroker(local)
     already_running = broker.pid() is not None
     if not local_kafka.jars_present(local):
@@ -80,13 +85,21 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
         host = "127.0.0.1" if gateway.host in ("0.0.0.0", "") else gateway.host
         _wait_for_port(host, gateway.port, children[0])
         _wait_for_port(worker.web_host, worker.web_port, children[1])
+        if simulator is not None:
+            simulator = simulator.model_copy(update={"url": f"ws://{host}:{gateway.port}{gateway.path_prefix}"})
+            extra = ["--expected", str(Path(expected).resolve())] if expected else []
+            children.append(Child("simulator", ["simulate", "--quiet", *simulator_args(simulator), *extra], env, log_dir))
         print(f"ready in {time.monotonic() - started:.1f} s", flush=True)
         print(f"  chargers connect to   ws://{host}:{gateway.port}{gateway.path_prefix}/<chargePointId>  (subprotocol ocpp1.6)")
         print(f"  gateway metrics       http://{host}:{gateway.port}/metrics")
         print(f"  worker metrics        http://{worker.web_host}:{worker.web_port}/metrics")
         print(f"  query                 .venv/bin/ocpp-pipeline sql \"SELECT * FROM {ch.database}.sessions FINAL\"")
-        print(f"  logs                  {log_dir}/gateway.log, {log_dir}/worker.log")
-        print(f"  not built yet         {NOT_YET}", flush=True)
+        print(f"  logs                  {log_dir}/" + ", ".join(f"{c.name}.log" for c in children))
+        if simulator is not None:
+            print(f"  simulated chargers    {simulator.chargers} ({simulator.id_prefix}00001...), time scale "
+                  f"{simulator.time_scale:g}; summary in {log_dir}/simulator.log", flush=True)
+        else:
+            print("  simulated chargers    none (--no-simulator)", flush=True)
         for child in children:
             print(f"  {child.name} pid {child.proc.pid}", flush=True)
         if wait:
@@ -100,6 +113,16 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             print("kafka stopped", flush=True)
         print("stopped", flush=True)
     return 0
+
+
+def simulator_args(settings: SimulatorSettings) -> list[str]:
+    """The ``simulate`` flags that reproduce ``settings`` in a child process."""
+    args = ["--url", settings.url, "--chargers", str(settings.chargers), "--connectors", settings.connectors,
+            "--duration", repr(settings.duration_s), "--time-scale", repr(settings.time_scale),
+            "--seed", str(settings.seed), "--quirky", repr(settings.quirky_share)]
+    if settings.rate:
+        args += ["--rate", repr(settings.rate)]
+    return args
 
 
 def _wait_for_port(host: str, port: int, child: Child, timeout_s: float = 120.0) -> None:
@@ -121,10 +144,14 @@ def _supervise(children: list[Child]) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    watched = list(children)
     while not stop.wait(1.0):
-        for child in children:
+        for child in list(watched):
             code = child.proc.poll()
-            if code == STALLED_EXIT_CODE:
+            if child.name == "simulator" and code == 0:
+                print(f"simulator finished; its summary is in {child.log_path}; gateway and worker keep running", flush=True)
+                watched.remove(child)
+            elif code == STALLED_EXIT_CODE:
                 print(f"{child.name} asked to be restarted (exit {code}); restarting", flush=True)
                 child.restart()
             elif code is not None:

@@ -10,9 +10,10 @@ from pydantic_settings import BaseSettings
 from gateway.settings import GatewaySettings
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from processors.settings import WorkerSettings
+from simulator.settings import SimulatorSettings
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
-    KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings, WorkerSettings,
+    KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings, WorkerSettings, SimulatorSettings,
 )
 
 

@@ -1,4 +1,4 @@
-"""The command line: documented settings, honest about what is not built yet."""
+"""The command line: documented settings, DDL rendering, the broker status."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from ocpp_pipeline.cli import NOT_BUILT, PLANNED, main
 from ocpp_pipeline.settings_doc import settings_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,12 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_readme_lists_every_setting() -> None:
     assert settings_table() in (ROOT / "README.md").read_text()
-
-
-@pytest.mark.parametrize("command", sorted(PLANNED))
-def test_unbuilt_subcommands_say_so(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([command]) == NOT_BUILT
-    assert "not built yet" in capsys.readouterr().err
 
 
 def test_print_ddl_renders_both_dialects() -> None:

@@ -1,10 +1,14 @@
-"""``ocpp-pipeline dev``: the main job on one machine. A charger (the ``ocpp`` library's ChargePoint)
-talks to the gateway it started; the session shows up through ``ocpp-pipeline sql``; SIGTERM
-stops every process it started."""
+"""``ocpp-pipeline dev``, end to end: the main job on one machine with its simulated fleet.
+
+The simulator writes what its chargers did (``--expected``); the sessions in ClickHouse must be
+exactly those — energy, stop reason, the status out of Charging, quirky chargers included — and
+the faults must arrive on ``ocpp.faults.v1``. An independent client (the ``ocpp`` library's
+ChargePoint) charges beside the fleet. SIGTERM stops every process ``dev`` started."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -14,12 +18,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer
 from ocpp.v16 import ChargePoint, call
 from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
 from websockets.asyncio.client import connect
 
 from infra import local_kafka
 from infra.settings import LocalKafkaSettings
+from simulator import expectations
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,19 +54,44 @@ async def charge(port: int) -> int:
         return start.transaction_id
 
 
-def test_dev_runs_the_pipeline_and_stops_everything(tmp_path: Path, local_kafka_settings: LocalKafkaSettings, unique: str) -> None:
+def sql_json(query: str, env: dict[str, str]) -> list[dict]:
+    out = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "sql", query, "--format", "json"],
+                         cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]  # JSON lines
+
+
+async def fault_events(bootstrap: str, until_count: int, timeout_s: float = 60) -> list[dict]:
+    consumer = AIOKafkaConsumer("ocpp.faults.v1", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    events: list[dict] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(events) < until_count and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                events.extend(json.loads(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return events
+
+
+def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
+        tmp_path: Path, local_kafka_settings: LocalKafkaSettings, unique: str) -> None:
     home = tmp_path / "home"
     jars = LocalKafkaSettings(home=home).libs_dir
     local_kafka.fetch(local_kafka_settings)
     jars.parent.mkdir(parents=True)
     jars.symlink_to(local_kafka_settings.libs_dir)
     gateway_port, web_port, kafka_port = free_port(), free_port(), free_port()
+    expected_path = tmp_path / "expected.jsonl"
     env = {**os.environ, "OCPP_HOME": str(home), "OCPP_LOCAL_KAFKA_PORT": str(kafka_port),
            "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()), "OCPP_GATEWAY_HOST": "127.0.0.1",
            "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(web_port),
            "OCPP_WORKER_APP_ID": f"dev{unique}", "OCPP_WORKER_STATUS_WINDOW_S": "5", "OCPP_KAFKA_PARTITIONS": "2"}
-    dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev"], cwd=ROOT, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Half the fleet quirky; 300x time: sessions of real minutes take seconds.
+    dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", "--chargers", "12", "--duration", "25",
+                            "--time-scale", "300", "--quirky", "0.5", "--seed", "7", "--expected", str(expected_path)],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
         for line in dev.stdout:
@@ -69,24 +100,37 @@ def test_dev_runs_the_pipeline_and_stops_everything(tmp_path: Path, local_kafka_
                 break
         output = "".join(lines)
         assert "ready in" in output, output
-        pids = [int(p) for p in re.findall(r"(?:gateway|worker) pid (\d+)", output)]
+        pids = [int(p) for p in re.findall(r"(?:gateway|worker|simulator) pid (\d+)", output)]
         broker_pid = local_kafka.LocalBroker(LocalKafkaSettings(home=home, port=kafka_port)).pid()
-        assert len(pids) == 2 and broker_pid is not None
+        assert len(pids) == 3 and broker_pid is not None
         tx = asyncio.run(charge(gateway_port))
-        deadline, rows = time.monotonic() + 90, ""
-        while time.monotonic() < deadline:
-            rows = subprocess.run(
-                [sys.executable, "-m", "ocpp_pipeline", "sql",
-                 "SELECT transaction_id, energy_wh, stop_status FROM ocpp.sessions FINAL", "--format", "csv"],
-                cwd=ROOT, env=env, capture_output=True, text=True).stdout
-            if str(tx) in rows:
-                break
+
+        deadline = time.monotonic() + 120
+        while not expected_path.exists() and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert rows.splitlines()[1:] == [f"{tx},7500,Finishing"], rows
+        assert expected_path.exists(), (home / "logs" / "simulator.log").read_text()
+        sessions, faults = expectations.load(expected_path)
+        assert len(sessions) >= 10 and any(s["quirks"] for s in sessions), sessions
+
+        deadline, problems = time.monotonic() + 90, ["not queried"]
+        while problems and time.monotonic() < deadline:
+            rows = sql_json("SELECT * FROM ocpp.sessions FINAL WHERE charge_point_id LIKE 'SIM-%'", env)
+            problems = expectations.session_mismatches(sessions, rows)
+            if problems:
+                time.sleep(1)
+        assert problems == [], "\n".join(problems)
+
+        independent = sql_json(f"SELECT transaction_id, energy_wh, stop_status FROM ocpp.sessions FINAL "
+                               f"WHERE charge_point_id = 'DEV-1'", env)
+        assert independent == [{"transaction_id": str(tx), "energy_wh": 7500.0, "stop_status": "Finishing"}]
+
+        wanted = sum(1 + f["cleared"] for f in faults)
+        events = asyncio.run(fault_events(f"127.0.0.1:{kafka_port}", wanted))
+        assert expectations.fault_mismatches(faults, events) == []
     finally:
         dev.send_signal(signal.SIGTERM)
         rest = dev.communicate(timeout=120)[0]
     assert dev.returncode == 0, rest
-    assert "kafka stopped" in rest and "stopped" in rest
+    assert "simulator finished" in rest and "kafka stopped" in rest and "stopped" in rest
     for pid in pids + [broker_pid]:
         assert not _alive(pid)

@@ -1,0 +1,382 @@
+"""A simulated charger living its life over a :class:`~simulator.link.Link`.
+
+Boot, heartbeats, and per connector: idle (now and then a fault), then sessions —
+Available → Preparing → StartTransaction → Charging → periodic MeterValues → an ending from
+:mod:`simulator.lives`, with the transition before or after StopTransaction as the firmware
+does it. A power loss cuts the connection of the whole charger: every running session ends with
+``PowerLoss`` after the reboot, with the register value of the moment the power went.
+
+What happened is recorded as :class:`~simulator.lives.ExpectedSession` /
+:class:`~simulator.lives.ExpectedFault` in the :class:`Ledger` the moment it happens, so the
+expectations describe this run, timing included, not a prediction of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from simulator import lives
+from simulator.lives import ENDINGS, Ending, ExpectedFault, ExpectedSession, Profile, Quirk, SessionPlan
+from simulator.link import Link
+
+
+class PowerCut(Exception):
+    """The charger lost power while this connector was waiting."""
+
+
+class Closing(Exception):
+    """The run is over: finish what is open, quickly."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How simulated time maps to real time, and the cadence of periodic messages."""
+
+    time_scale: float = 1.0  # simulated seconds per real second
+    meter_interval_s: float = 60.0  # simulated
+    heartbeat_interval_s: float = 300.0  # simulated; floored at 5 real seconds
+    idle_mean_s: float = 7200.0  # simulated mean time a connector is free
+
+    def real(self, simulated_s: float) -> float:
+        return simulated_s / self.time_scale
+
+
+@dataclass
+class Ledger:
+    """Everything a fleet did, for the summary and the expectations file."""
+
+    sessions: list[ExpectedSession] = field(default_factory=list)
+    faults: list[ExpectedFault] = field(default_factory=list)
+    started: int = 0
+    endings: Counter[str] = field(default_factory=Counter)
+    start_refused: int = 0
+    power_losses: int = 0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Connector:
+    number: int
+    register_wh: int
+    status: str = ""
+    fault: ExpectedFault | None = None
+    energy_f: float = 0.0  # Wh not yet on the whole-Wh register
+
+
+class Charger:
+    def __init__(self, profile: Profile, link: Link, timing: Timing, ledger: Ledger, rng: random.Random,
+                 closing: asyncio.Event) -> None:
+        self.profile, self.link, self.timing, self.ledger, self.rng = profile, link, timing, ledger, rng
+        self.closing = closing
+        self.connectors = [_Connector(c, lives.first_register_wh(rng, profile)) for c in range(1, profile.connectors + 1)]
+        self.epoch = 0  # grows with each power cut
+        self.cut_ms = 0
+        self._cut = asyncio.Event()  # set while the power is off
+        self._rebooted = asyncio.Event()
+        self._rebooted.set()
+
+    # --- the life -----------------------------------------------------------------------------
+
+    async def live(self) -> None:
+        try:
+            await self._boot()
+            heartbeat = asyncio.create_task(self._heartbeats())
+            try:
+                await asyncio.gather(*(self._connector_life(c) for c in self.connectors))
+            finally:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+        finally:
+            await self.link.close()
+
+    async def _boot(self) -> None:
+        while await self.link.call("BootNotification", lives.boot_payload(self.profile)) is None:
+            await asyncio.sleep(5)
+        if self.profile.has(Quirk.STALE_FAULT_AFTER_BOOT):
+            # Alfen: after a reboot an old Faulted on connector 0 is replayed with its old timestamp.
+            stale = ("OtherError", "E-0042", "replayed after reboot")
+            await self._status(0, "Faulted", stale, at_ms=now_ms() - 2 * 86_400_000)
+            self._record_fault(0, stale[0])
+        await self._status(0, "Available")
+        for connector in self.connectors:
+            await self._status(connector.number, "Available", conn=connector)
+
+    async def _heartbeats(self) -> None:
+        interval = max(5.0, self.timing.real(self.timing.heartbeat_interval_s))
+        while True:
+            await asyncio.sleep(interval * self.rng.uniform(0.9, 1.1))
+            await self.link.call("Heartbeat", {})
+
+    async def _connector_life(self, conn: _Connector) -> None:
+        # The first gap is short and spread, so a fresh fleet starts charging within seconds.
+        gap = self.rng.uniform(0, min(self.timing.idle_mean_s, 30 * self.timing.time_scale))
+        while not self.closing.is_set():
+            try:
+                await self._wait(gap)
+                fault = lives.idle_fault(self.rng, self.profile)
+                if fault is not None:
+                    await self._status(conn.number, "Faulted", fault, conn=conn)
+                    await self._wait(self.rng.uniform(120, 1800))
+                    await self._status(conn.number, "Available", conn=conn)
+                else:
+                    await self._session(conn, lives.plan_session(self.rng, self.profile))
+            except PowerCut:
+                await self._rebooted.wait()
+                await self._status(conn.number, "Available", conn=conn)
+            except Closing:
+                break
+            gap = lives.idle_gap_s(self.rng, self.timing.idle_mean_s)
+
+    # --- a session ------------------------------------------------------------------------------
+
+    async def _session(self, conn: _Connector, plan: SessionPlan) -> None:
+        profile = self.profile
+        if profile.has(Quirk.REGISTER_PER_SESSION):
+            conn.register_wh, conn.energy_f = 0, 0.0
+        await self._status(conn.number, "Preparing", conn=conn)
+        await self._wait(self.rng.uniform(5, 40))  # authorisation, cable locked
+        meter_start, start_ms = conn.register_wh, now_ms()
+        answer = await self.link.call("StartTransaction", lives.start_payload(profile, conn.number, plan, meter_start, start_ms))
+        if not answer or not isinstance(answer.get("transactionId"), int):
+            self.ledger.start_refused += 1
+            await self._status(conn.number, "Available", conn=conn)
+            return
+        tx: int = answer["transactionId"]
+        self.ledger.started += 1
+        epoch = self.epoch
+        session = _Session(conn, plan, tx, meter_start, start_ms, epoch)
+        try:
+            await self._status(conn.number, "Charging", conn=conn)
+            self._check_power(epoch)
+            await self._charge(session, plan.charge_s, plan.power_w)
+            await self._end(session)
+        except PowerCut:
+            await self._end_after_power_loss(session)
+        except Closing:
+            await self._end_now(session)
+
+    async def _charge(self, s: "_Session", duration_s: float, power_w: float) -> None:
+        """Charge for ``duration_s`` simulated seconds, a MeterValues every interval."""
+        left = duration_s
+        while left > 0:
+            step = min(self.timing.meter_interval_s, left)
+            try:
+                await self._wait(step)
+            finally:
+                self._accrue(s, power_w)
+            left -= step
+            await self._meter_values(s, power_w)
+            self._check_power(s.epoch)
+
+    def _accrue(self, s: "_Session", power_w: float) -> None:
+        """Advance the register by the real time since the last accrual (to the cut, if power went)."""
+        until = self.cut_ms if self.epoch != s.epoch else now_ms()
+        if until > s.last_ms:
+            s.conn.energy_f += power_w * (until - s.last_ms) / 3_600_000
+            whole = int(s.conn.energy_f)
+            s.conn.register_wh += whole
+            s.conn.energy_f -= whole
+            s.last_ms = until
+        s.power_now = power_w
+
+    async def _meter_values(self, s: "_Session", power_w: float, context: str = "Sample.Periodic") -> None:
+        soc = None
+        if self.profile.dc:
+            delivered = s.conn.register_wh - s.meter_start
+            soc = min(100.0, s.plan.soc_start + delivered / 600)  # a 60 kWh battery
+        payload = {"connectorId": s.conn.number, "transactionId": s.tx,
+                   "meterValue": [lives.meter_value(self.profile, now_ms(), s.conn.register_wh, power_w, soc, context)]}
+        await self.link.call("MeterValues", payload)
+
+    async def _end(self, s: "_Session") -> None:
+        plan, spec = s.plan, ENDINGS[s.plan.ending]
+        if plan.ending is Ending.POWER_LOSS:
+            asyncio.create_task(self._power_loss(plan.reboot_s))
+            await asyncio.sleep(0)
+            raise PowerCut()
+        if self.profile.has(Quirk.NEVER_STOPS):
+            await self._meter_values(s, 0)
+            await self._status(s.conn.number, "Available", conn=s.conn)
+            self._expect(s, reason="", stop_status="Available", closed_by="available")
+            return
+        if plan.ending in (Ending.EV_FULL, Ending.EVSE_LIMIT):
+            await self._status(s.conn.number, spec.transition, conn=s.conn)
+            s.transition = spec.transition
+            await self._charge(s, plan.suspended_s, 0)  # parked, no current
+            await self._stop_with_status(s, "Finishing", spec.reason, self._finishing_fault())
+        elif plan.ending is Ending.FAULT:
+            await self._stop_with_status(s, "Faulted", spec.reason, plan.fault)
+            await self._wait(plan.fault_s, closing_ok=True)
+            await self._status(s.conn.number, "Available", conn=s.conn)
+            return
+        elif spec.transition == "Finishing":
+            await self._stop_with_status(s, "Finishing", spec.reason, self._finishing_fault())
+        else:
+            await self._stop_with_status(s, spec.transition, spec.reason, None)
+            return
+        await self._wait(plan.unplug_s, closing_ok=True)
+        await self._status(s.conn.number, "Available", conn=s.conn)
+
+    def _finishing_fault(self) -> tuple[str, str, str] | None:
+        return lives.FINISHING_ERROR if self.profile.has(Quirk.FINISHING_WITH_ERROR) else None
+
+    async def _stop_with_status(self, s: "_Session", status: str, reason: str, fault: tuple[str, str, str] | None) -> None:
+        """The transition and StopTransaction, in this firmware's order, a few seconds apart."""
+        if self.profile.status_after_stop:
+            await self._stop(s, reason)
+            await self._wait(s.plan.status_gap_s, closing_ok=True)
+            await self._status(s.conn.number, status, fault, conn=s.conn)
+            s.transition = s.transition or status
+        else:
+            await self._status(s.conn.number, status, fault, conn=s.conn)
+            s.transition = s.transition or status
+            await self._wait(s.plan.status_gap_s, closing_ok=True)
+            await self._stop(s, reason)
+        self._expect(s, reason=reason, stop_status=s.transition, closed_by="stop_transaction")
+
+    async def _stop(self, s: "_Session", reason: str, at_ms: int | None = None) -> None:
+        self._accrue(s, s.power_now)
+        payload = lives.stop_payload(self.profile, s.plan, s.tx, s.meter_start, s.conn.register_wh, s.start_ms,
+                                     at_ms or now_ms(), reason)
+        await self.link.call("StopTransaction", payload)
+        s.stop_reason = reason
+        if self.profile.has(Quirk.RESENT_STOP):
+            await self.link.call("StopTransaction", payload)
+        if self.profile.has(Quirk.LATE_TRANSACTION_END):
+            await self._meter_values(s, 0, context="Transaction.End")
+
+    async def _end_now(self, s: "_Session") -> None:
+        """The run ends while the session is open: the driver stops it (at once, or never for NEVER_STOPS)."""
+        if s.expected:
+            return
+        self._accrue(s, s.power_now)
+        if self.profile.has(Quirk.NEVER_STOPS):
+            await self._meter_values(s, 0)
+            await self._status(s.conn.number, "Available", conn=s.conn)
+            self._expect(s, reason="", stop_status="Available", closed_by="available", ending=Ending.CABLE_PULLED)
+            return
+        s.transition = s.transition or "Finishing"
+        await self._status(s.conn.number, "Finishing", self._finishing_fault(), conn=s.conn)
+        await self._stop(s, "Local")
+        self._expect(s, reason="Local", stop_status=s.transition, closed_by="stop_transaction", ending=Ending.USER_STOP)
+
+    async def _end_after_power_loss(self, s: "_Session") -> None:
+        self._accrue(s, s.power_now)
+        await self._rebooted.wait()
+        transition = s.transition or "Available"  # after the reboot: Charging -> Available
+        if s.expected:
+            await self._status(s.conn.number, "Available", conn=s.conn)
+            return
+        if s.stop_reason:  # the stop went out before the power did; only its transition is missing
+            await self._status(s.conn.number, "Available", conn=s.conn)
+            self._expect(s, reason=s.stop_reason, stop_status=transition, closed_by="stop_transaction")
+            return
+        cut_ms = self.cut_ms
+        if self.profile.status_after_stop:
+            await self._stop(s, "PowerLoss", at_ms=cut_ms)
+            await self._status(s.conn.number, "Available", conn=s.conn)
+        else:
+            await self._status(s.conn.number, "Available", conn=s.conn)
+            await self._stop(s, "PowerLoss", at_ms=cut_ms)
+        s.transition = transition
+        self._expect(s, reason="PowerLoss", stop_status=transition, closed_by="stop_transaction", ending=Ending.POWER_LOSS)
+
+    def _expect(self, s: "_Session", *, reason: str, stop_status: str, closed_by: str, ending: Ending | None = None) -> None:
+        s.expected = True
+        kind = ending or s.plan.ending
+        self.ledger.endings[kind.value] += 1
+        self.ledger.sessions.append(ExpectedSession(
+            charge_point_id=self.profile.charge_point_id, connector_id=s.conn.number, transaction_id=str(s.tx),
+            id_tag=s.plan.id_tag, energy_wh=float(s.conn.register_wh - s.meter_start), stop_reason=reason,
+            stop_status=stop_status, closed_by=closed_by, ending=kind.value, quirks=sorted(self.profile.quirks),
+        ))
+
+    # --- power ------------------------------------------------------------------------------------
+
+    async def _power_loss(self, reboot_s: float) -> None:
+        self.ledger.power_losses += 1
+        self.cut_ms = now_ms()
+        self.epoch += 1
+        self._rebooted.clear()
+        self._cut.set()
+        self.link.cut_power()
+        await asyncio.sleep(self.timing.real(reboot_s))
+        self._cut.clear()
+        self.link.restore_power()
+        await self._boot_after_power_loss()
+        self._rebooted.set()
+
+    async def _boot_after_power_loss(self) -> None:
+        while await self.link.call("BootNotification", lives.boot_payload(self.profile)) is None:
+            await asyncio.sleep(5)
+        await self._status(0, "Available")
+
+    def _check_power(self, epoch: int) -> None:
+        if self.epoch != epoch:
+            raise PowerCut()
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    async def _wait(self, simulated_s: float, *, closing_ok: bool = False) -> None:
+        """Sleep ``simulated_s``; a power cut raises :class:`PowerCut`, the end of the run :class:`Closing`
+        (or, with ``closing_ok``, just ends the wait: what follows is quick and must still be sent)."""
+        if self.closing.is_set():
+            if closing_ok:
+                return
+            raise Closing()
+        if self._cut.is_set():
+            raise PowerCut()
+        sleeper = asyncio.ensure_future(asyncio.sleep(self.timing.real(simulated_s)))
+        cut = asyncio.ensure_future(self._cut.wait())
+        closing = asyncio.ensure_future(self.closing.wait())
+        try:
+            await asyncio.wait((sleeper, cut, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (sleeper, cut, closing):
+                future.cancel()
+        if self._cut.is_set():
+            raise PowerCut()
+        if self.closing.is_set() and not closing_ok:
+            raise Closing()
+
+    async def _status(self, connector: int, status: str, fault: tuple[str, str, str] | None = None, *,
+                      conn: _Connector | None = None, at_ms: int | None = None) -> None:
+        await self.link.call("StatusNotification", lives.status_payload(self.profile, connector, status, at_ms or now_ms(), fault))
+        if conn is None:
+            return
+        conn.status = status
+        faulty = status == "Faulted" or fault is not None
+        if conn.fault is not None and (not faulty or (fault and fault[0] != conn.fault.error_code)):
+            conn.fault.cleared = True
+            conn.fault = None
+        if faulty and conn.fault is None:
+            conn.fault = self._record_fault(connector, (fault or ("NoError", "", ""))[0])
+
+    def _record_fault(self, connector: int, error_code: str) -> ExpectedFault:
+        fault = ExpectedFault(self.profile.charge_point_id, connector, error_code, cleared=connector == 0)
+        self.ledger.faults.append(fault)
+        return fault
+
+
+@dataclass
+class _Session:
+    conn: _Connector
+    plan: SessionPlan
+    tx: int
+    meter_start: int
+    start_ms: int
+    epoch: int
+    last_ms: int = 0
+    power_now: float = 0.0
+    transition: str = ""  # the status the connector went to from Charging
+    stop_reason: str = ""  # set once StopTransaction was answered
+    expected: bool = False
+
+    def __post_init__(self) -> None:
+        self.last_ms = self.start_ms

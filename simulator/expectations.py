@@ -1,0 +1,63 @@
+"""Hold what the pipeline produced against what the simulator did (``simulate --expected``).
+
+Pure functions over plain rows, used by the end-to-end and fault-injection tests: the sessions in
+ClickHouse must be exactly the expected ones (same keys, connector, idTag, energy within 1 Wh,
+stop reason, the status out of Charging, how the session closed), and every expected fault must
+have begun — and cleared, when the simulator cleared it — on ``ocpp.faults.v1``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+SESSION_FIELDS = ("connector_id", "id_tag", "stop_reason", "stop_status", "closed_by")
+ENERGY_TOLERANCE_WH = 1.0  # kWh registers carry three decimals: whole Wh survive, rounding aside
+
+
+def load(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(sessions, faults) from an expectations file."""
+    sessions, faults = [], []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        (sessions if row["kind"] == "session" else faults).append(row)
+    return sessions, faults
+
+
+def session_mismatches(expected: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every difference between expected sessions and session rows, keyed by (charge point, transaction)."""
+    want = {(e["charge_point_id"], str(e["transaction_id"])): e for e in expected}
+    got = {(r["charge_point_id"], str(r["transaction_id"])): r for r in rows}
+    problems = [f"missing session {k[0]}/{k[1]} ({want[k]['ending']})" for k in sorted(want.keys() - got.keys())]
+    problems += [f"unexpected session {k[0]}/{k[1]}: {dict(got[k])}" for k in sorted(got.keys() - want.keys())]
+    for key in sorted(want.keys() & got.keys()):
+        e, r = want[key], got[key]
+        diffs = [f"{f} {r.get(f)!r} != {e[f]!r}" for f in SESSION_FIELDS if r.get(f) != e[f]]
+        energy = r.get("energy_wh")
+        if energy is None or abs(float(energy) - float(e["energy_wh"])) > ENERGY_TOLERANCE_WH:
+            diffs.append(f"energy_wh {energy!r} != {e['energy_wh']!r}")
+        if diffs:
+            problems.append(f"session {key[0]}/{key[1]} ({e['ending']}, quirks {e['quirks']}): " + "; ".join(diffs))
+    return problems
+
+
+def fault_mismatches(expected: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Expected faults against fault events (``began`` / ``cleared``), counted per connector and code."""
+    expected = list(expected)
+    events = list(events)
+
+    def key(x: Mapping[str, Any], with_code: bool) -> tuple[str, int, str]:
+        return (x["charge_point_id"], int(x["connector_id"]), x["error_code"] if with_code else "")
+
+    problems = []
+    # A cleared event carries the status that cleared the fault (NoError): matched per connector.
+    for kind, with_code, want in (("began", True, Counter(key(f, True) for f in expected)),
+                                  ("cleared", False, Counter(key(f, False) for f in expected if f["cleared"]))):
+        got = Counter(key(e, with_code) for e in events if e["event"] == kind)
+        for k in sorted(want.keys() | got.keys()):
+            if want[k] != got[k]:
+                problems.append(f"fault {kind} {k}: {got[k]} events, expected {want[k]}")
+    return problems

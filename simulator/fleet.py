@@ -1,0 +1,206 @@
+"""Thousands of simulated chargers in one process: ramp up, live, stop, summarise, write expectations.
+
+The run lasts ``duration_s`` real seconds (or until Ctrl-C / SIGTERM); then every charger ends
+what is open the way a driver would (a Local stop; a charger that never sends StopTransaction
+just goes Available) and the fleet waits for the answers before it closes. What each charger did
+is written as JSON lines (``--expected``): one ``session`` line per session, one ``fault`` line per
+fault, so a test can hold ClickHouse and ``ocpp.faults.v1`` against them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import random
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from simulator import lives
+from simulator.charger import Charger, Ledger, Timing
+from simulator.link import Link, LinkStats, Refused
+from simulator.settings import SimulatorSettings
+
+CHARGERS_PER_SOURCE_ADDRESS = 20_000  # below the ~28k ephemeral ports of one source address
+CLOSE_TIMEOUT_S = 90.0
+
+
+@dataclass
+class FleetRun:
+    """A fleet in progress or done: its chargers, what they did, and the shared link counters."""
+
+    settings: SimulatorSettings
+    profiles: list[lives.Profile]
+    ledger: Ledger
+    stats: LinkStats
+    started_at: float
+    ended_at: float | None = None
+    unfinished: int = 0
+    refused: str = ""
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    def progress_line(self) -> str:
+        s, ledger = self.settings, self.ledger
+        total = f"/{s.duration_s:.0f}" if s.duration_s else ""
+        width = 20
+        done = min(1.0, self.elapsed_s / s.duration_s) if s.duration_s else 0.0
+        bar = "#" * int(done * width) + "." * (width - int(done * width))
+        errors = sum(self.stats.call_errors.values())
+        return (f"[{bar}] {self.elapsed_s:4.0f}{total} s  chargers {self.stats.connected}/{len(self.profiles)}  "
+                f"sessions {ledger.started} started {len(ledger.sessions)} ended  faults {len(ledger.faults)}  "
+                f"calls {self.stats.calls_answered:,}  errors {errors}  reconnects {self.stats.reconnects}")
+
+    def summary(self) -> str:
+        s, ledger, stats = self.settings, self.ledger, self.stats
+        connectors = sum(p.connectors for p in self.profiles)
+        quirky = sum(1 for p in self.profiles if p.quirks)
+        endings = ", ".join(f"{k} {v}" for k, v in sorted(ledger.endings.items(), key=lambda kv: -kv[1])) or "none"
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(stats.call_errors.items())) or "none"
+        lat = sorted(stats.latencies_ms)
+        pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: float("nan"))
+        lines = [
+            f"simulated {len(self.profiles)} chargers ({connectors} connectors, {quirky} quirky) for {self.elapsed_s:.1f} s "
+            f"at time scale {s.time_scale:g} (seed {s.seed})",
+            f"  sessions  {ledger.started} started, {len(ledger.sessions)} ended: {endings}",
+            f"  faults    {len(ledger.faults)} ({sum(f.cleared for f in ledger.faults)} cleared); power losses {ledger.power_losses}",
+            f"  calls     {stats.calls_sent:,} sent, {stats.calls_answered:,} answered, {stats.resends} resent; CALLERRORs: {errors}",
+            f"  links     {stats.connects} connects, {stats.reconnects} reconnects, {stats.connect_failures} failed attempts",
+            f"  answers   p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms",
+        ]
+        if ledger.start_refused:
+            lines.append(f"  refused   {ledger.start_refused} StartTransaction without a transactionId")
+        if self.unfinished:
+            lines.append(f"  WARNING   {self.unfinished} chargers did not finish within {CLOSE_TIMEOUT_S:.0f} s of the end")
+        if self.refused:
+            lines.append(f"  REFUSED   {self.refused}")
+        return "\n".join(lines)
+
+    def write_expected(self, path: Path) -> int:
+        """Write the expectations as JSON lines; returns the number of lines."""
+        rows = [x.to_json() for x in self.ledger.sessions] + [f.to_json() for f in self.ledger.faults]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        tmp.replace(path)
+        return len(rows)
+
+
+def plan_fleet(settings: SimulatorSettings) -> list[lives.Profile]:
+    return [
+        lives.make_profile(random.Random(f"{settings.seed}:{n}:profile"), n, id_prefix=settings.id_prefix,
+                           connectors=settings.connector_range(), quirky_share=settings.quirky_share)
+        for n in range(1, settings.chargers + 1)
+    ]
+
+
+def timing_for(settings: SimulatorSettings, profiles: list[lives.Profile]) -> Timing:
+    idle_mean_s = settings.idle_mean_s
+    if settings.rate:
+        # Each connector cycles idle -> session; to start `rate` sessions per second fleet-wide a
+        # connector must cycle every connectors/rate real seconds, of which a session takes ~its mean.
+        connectors = sum(p.connectors for p in profiles)
+        busy_real_s = 4000 / settings.time_scale  # mean planned session incl. stop and unplug (simulated ~4000 s)
+        idle_mean_s = max(1.0, (connectors / settings.rate - busy_real_s)) * settings.time_scale
+    return Timing(time_scale=settings.time_scale, meter_interval_s=settings.meter_interval_s, idle_mean_s=idle_mean_s)
+
+
+def source_address(url: str, number: int, chargers: int) -> tuple[str, int] | None:
+    """Spread a big fleet over loopback source addresses (127.0.0.x), each under the ephemeral-port limit."""
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback and ipaddress.ip_address(host).version == 4
+    except ValueError:
+        loopback = host == "localhost"
+    if chargers <= CHARGERS_PER_SOURCE_ADDRESS or not loopback:
+        return None
+    return (f"127.0.{number // CHARGERS_PER_SOURCE_ADDRESS // 250}.{2 + number // CHARGERS_PER_SOURCE_ADDRESS % 250}", 0)
+
+
+def raise_open_files_limit(connections: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, connections + 1024) if hard != resource.RLIM_INFINITY else connections + 1024
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+async def run_fleet(settings: SimulatorSettings, *, stop: asyncio.Event | None = None,
+                    report: Callable[[FleetRun], None] | None = None, report_every_s: float = 1.0) -> FleetRun:
+    """Run the fleet until ``duration_s`` passes or ``stop`` is set; return what it did."""
+    profiles = plan_fleet(settings)
+    raise_open_files_limit(len(profiles))
+    run = FleetRun(settings, profiles, Ledger(), LinkStats(), time.monotonic())
+    timing = timing_for(settings, profiles)
+    closing = asyncio.Event()
+    stop = stop or asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def ramp_up() -> None:
+        for profile in profiles:
+            if closing.is_set():
+                return
+            rng = random.Random(f"{settings.seed}:{profile.number}:life")
+            protocols = ["ocpp2.0.1", "ocpp1.6"] if profile.has(lives.Quirk.OFFERS_TWO_PROTOCOLS) else ["ocpp1.6"]
+            link = Link(settings.url, profile.charge_point_id, run.stats, subprotocols=protocols,
+                        answer_timeout_s=settings.answer_timeout_s, rng=rng,
+                        local_addr=source_address(settings.url, profile.number, len(profiles)))
+            charger = Charger(profile, link, timing, run.ledger, rng, closing)
+            tasks.append(asyncio.create_task(charger.live(), name=profile.charge_point_id))
+            await asyncio.sleep(1 / settings.ramp)
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(report_every_s)
+            if report is not None:
+                report(run)
+
+    ramp = asyncio.create_task(ramp_up())
+    reporter = asyncio.create_task(progress())
+    try:
+        timers = [asyncio.ensure_future(stop.wait())]
+        if settings.duration_s:
+            timers.append(asyncio.ensure_future(asyncio.sleep(settings.duration_s)))
+        watcher = asyncio.ensure_future(_first_refusal(tasks, run))
+        await asyncio.wait([*timers, watcher], return_when=asyncio.FIRST_COMPLETED)
+        for t in (*timers, watcher):
+            t.cancel()
+        closing.set()
+        await ramp
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+            run.unfinished = len(pending)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and isinstance(task.exception(), Refused) and not run.refused:
+                    run.refused = str(task.exception())
+    finally:
+        reporter.cancel()
+        ramp.cancel()
+        run.ended_at = time.monotonic()
+    return run
+
+
+async def _first_refusal(tasks: list[asyncio.Task[None]], run: FleetRun) -> None:
+    """Ends the run early when the gateway refuses chargers (wrong URL, credentials): no point going on."""
+    while True:
+        await asyncio.sleep(0.5)
+        for task in list(tasks):
+            if task.done() and not task.cancelled() and isinstance(task.exception(), Refused):
+                run.refused = str(task.exception())
+                return
+
+
+def stderr_progress(run: FleetRun) -> None:
+    if sys.stderr.isatty():
+        print("\r" + run.progress_line(), end="", file=sys.stderr, flush=True)
+    elif int(run.elapsed_s) % 10 == 0:
+        print(run.progress_line(), file=sys.stderr, flush=True)

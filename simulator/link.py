@@ -1,0 +1,196 @@
+"""One simulated charger's OCPP-J connection: CALLs out one at a time, answers awaited, reconnects.
+
+Behaves like charger firmware (OCPP 1.6J, 4.1.1 and 4.2): a CALL is sent only when the previous
+one was answered or timed out; transaction messages are kept and resent until the central system
+answers them (after a reconnect too), and a CALLERROR ``InternalError`` — the gateway telling it
+Kafka did not take the frame — is retried after a pause. CALLs from the central system are
+answered ``NotImplemented``: this thin gateway sends none, but a charger must never hang on one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
+
+
+class Refused(Exception):
+    """The gateway refused the charger at the handshake (a configuration error: no retry helps)."""
+
+
+@dataclass
+class LinkStats:
+    """Counters shared by every link of a fleet (one event loop: no locks needed)."""
+
+    connected: int = 0
+    connects: int = 0
+    reconnects: int = 0
+    connect_failures: int = 0
+    calls_sent: int = 0
+    calls_answered: int = 0
+    call_errors: dict[str, int] = field(default_factory=dict)
+    resends: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    latency_samples_seen: int = 0
+
+    def observe_latency(self, ms: float, rng: random.Random, keep: int = 20_000) -> None:
+        """Reservoir sample of answer latencies (bounded memory on long runs)."""
+        self.latency_samples_seen += 1
+        if len(self.latencies_ms) < keep:
+            self.latencies_ms.append(ms)
+        else:
+            slot = rng.randrange(self.latency_samples_seen)
+            if slot < keep:
+                self.latencies_ms[slot] = ms
+
+
+class Link:
+    """A charger's WebSocket to the gateway. :meth:`call` returns the CALLRESULT payload, or
+    ``None`` for a CALLERROR of a message that is not retried."""
+
+    def __init__(self, url: str, charge_point_id: str, stats: LinkStats, *, subprotocols: list[str],
+                 answer_timeout_s: float, local_addr: tuple[str, int] | None = None, rng: random.Random | None = None,
+                 extra_headers: dict[str, str] | None = None) -> None:
+        self.url = url.rstrip("/") + "/" + charge_point_id
+        self.charge_point_id = charge_point_id
+        self.stats = stats
+        self.subprotocols = subprotocols
+        self.answer_timeout_s = answer_timeout_s
+        self.local_addr = local_addr
+        self.headers = extra_headers
+        self.rng = rng or random.Random()
+        self._ids = itertools.count(1)
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[list[Any]]] = {}
+        self._send_lock = asyncio.Lock()
+        self._power_on = asyncio.Event()
+        self._power_on.set()
+        self._ever_connected = False
+
+    # --- connection -------------------------------------------------------------------------
+
+    async def _connection(self) -> ClientConnection:
+        backoff = 0.5
+        while self._ws is None:
+            await self._power_on.wait()  # a charger without power sends nothing; its queue waits
+            try:
+                options: dict[str, Any] = {"subprotocols": self.subprotocols, "open_timeout": 30,
+                                           "ping_interval": None, "max_size": 2**20, "compression": None}
+                if self.local_addr is not None:
+                    options["local_addr"] = self.local_addr
+                if self.headers:
+                    options["additional_headers"] = self.headers
+                ws = await connect(self.url, **options)
+            except InvalidStatus as exc:
+                if exc.response.status_code in (400, 401, 403, 404):
+                    raise Refused(f"{self.charge_point_id}: gateway answered HTTP {exc.response.status_code}") from exc
+                self.stats.connect_failures += 1
+            except (OSError, InvalidHandshake, asyncio.TimeoutError, ConnectionClosed):
+                self.stats.connect_failures += 1
+            else:
+                self._ws = ws
+                self.stats.connected += 1
+                self.stats.connects += 1
+                if self._ever_connected:
+                    self.stats.reconnects += 1
+                self._ever_connected = True
+                self._reader = asyncio.create_task(self._read(ws), name=f"read-{self.charge_point_id}")
+                break
+            # Firmware backs off with jitter so a restarted gateway is not hit by every charger at once.
+            await asyncio.sleep(backoff * self.rng.uniform(0.5, 1.5))
+            backoff = min(backoff * 2, 10.0)
+        return self._ws
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for text in ws:
+                try:
+                    message = json.loads(text)
+                except ValueError:
+                    continue
+                if not isinstance(message, list) or len(message) < 3:
+                    continue
+                kind, message_id = message[0], str(message[1])
+                if kind in (CALLRESULT, CALLERROR):
+                    future = self._pending.pop(message_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                elif kind == CALL:
+                    await ws.send(json.dumps([CALLERROR, message_id, "NotImplemented", "simulated charger", {}]))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._lost(ws)
+
+    def _lost(self, ws: ClientConnection) -> None:
+        if self._ws is ws:
+            self._ws = None
+            self.stats.connected -= 1
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("connection lost"))
+        self._pending.clear()
+
+    async def close(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+            if self._reader is not None:
+                await asyncio.gather(self._reader, return_exceptions=True)
+
+    def cut_power(self) -> None:
+        """Power loss: the TCP connection dies without a close frame; calls wait until power is back."""
+        self._power_on.clear()
+        ws = self._ws
+        if ws is not None:
+            ws.transport.abort()
+
+    def restore_power(self) -> None:
+        self._power_on.set()
+
+    # --- calls ------------------------------------------------------------------------------
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        durable = action in TRANSACTION_ACTIONS
+        async with self._send_lock:  # OCPP-J: one CALL in flight per direction
+            attempt = 0
+            while True:
+                ws = await self._connection()
+                message_id = str(next(self._ids))
+                future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+                self._pending[message_id] = future
+                sent_at = time.perf_counter()
+                try:
+                    await ws.send(json.dumps([CALL, message_id, action, payload], separators=(",", ":")))
+                    self.stats.calls_sent += 1
+                    if attempt:
+                        self.stats.resends += 1
+                    answer = await asyncio.wait_for(future, self.answer_timeout_s)
+                except (ConnectionClosed, ConnectionError, asyncio.TimeoutError):
+                    self._pending.pop(message_id, None)
+                    attempt += 1
+                    if not durable and attempt >= 3 and self._power_on.is_set():
+                        return None  # status and heartbeat are not kept forever; the next one says the same
+                    continue
+                self.stats.observe_latency((time.perf_counter() - sent_at) * 1000, self.rng)
+                if answer[0] == CALLRESULT:
+                    self.stats.calls_answered += 1
+                    return answer[2] if isinstance(answer[2], dict) else {}
+                code = str(answer[2]) if len(answer) > 2 else "?"
+                self.stats.call_errors[code] = self.stats.call_errors.get(code, 0) + 1
+                if durable and code == "InternalError":
+                    attempt += 1
+                    await asyncio.sleep(min(2.0 * attempt, 10.0))
+                    continue
+                return None
