@@ -378,7 +378,12 @@ class Correlator:
         if open_fault is not None and (not faulty or error_code != open_fault["error_code"]):
             began_ms = open_fault["ms"]
             duration_flags = list(flags)
-            if occurred_ms >= began_ms:
+            if open_fault.get("stale"):
+                # Began with a replayed old timestamp (Alfen after reboot): the charger's clock
+                # would make it days long; the gateway saw it open for this long.
+                duration_s = max(0, env.gateway_ts_ms - open_fault["gw_ms"]) / 1000
+                duration_flags += ["duration_from_gateway_clock", "began_stale"]
+            elif occurred_ms >= began_ms:
                 duration_s = (occurred_ms - began_ms) / 1000
             else:
                 duration_s = max(0, env.gateway_ts_ms - open_fault["gw_ms"]) / 1000
@@ -388,14 +393,20 @@ class Correlator:
             events.append(FaultEvent(
                 event_id=event_id, event=FaultEventKind.CLEARED, occurred_at=ms_to_datetime(occurred_ms),
                 began_at=ms_to_datetime(began_ms), duration_s=duration_s, flags=sorted(set(duration_flags)),
-                **(base | {"transaction_id": open_fault.get("tx") or tx}),
+                # The cleared event names the fault it ends (alerting and durations group by it);
+                # the status that ended it is in ``status`` and in the status timeline.
+                **(base | {"transaction_id": open_fault.get("tx") or tx, "error_code": open_fault["error_code"],
+                           "vendor_error_code": open_fault.get("vendor_error_code", base["vendor_error_code"]),
+                           "info": open_fault.get("info", base["info"])}),
             ))
             state["fault"] = open_fault = None
         if faulty and open_fault is None:
             fault_flags = list(flags)
             if status != "Faulted":
                 fault_flags.append("error_code_while_" + (status.lower() or "unknown"))
-            state["fault"] = {"error_code": error_code, "ms": occurred_ms, "gw_ms": env.gateway_ts_ms, "tx": tx}
+            state["fault"] = {"error_code": error_code, "ms": occurred_ms, "gw_ms": env.gateway_ts_ms, "tx": tx,
+                              "vendor_error_code": base["vendor_error_code"], "info": base["info"],
+                              "stale": "stale_timestamp" in flags}
             events.append(FaultEvent(
                 event_id=event_id, event=FaultEventKind.BEGAN, occurred_at=ms_to_datetime(occurred_ms),
                 began_at=None, duration_s=None, flags=sorted(set(fault_flags)), **base,

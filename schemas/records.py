@@ -67,7 +67,8 @@ class FaultEvent(Record):
     """A fault beginning or clearing on a connector; self-contained, for alerting.
 
     ``connector_id`` 0 is the whole charge point. ``duration_s`` and ``began_at`` are set on
-    the ``cleared`` event.
+    the ``cleared`` event, which carries the ``error_code`` (and vendor code, info) of the fault
+    it ends; its ``status`` is the one that ended it.
     """
 
     event_id: str

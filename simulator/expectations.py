@@ -49,14 +49,13 @@ def fault_mismatches(expected: Iterable[Mapping[str, Any]], events: Iterable[Map
     expected = list(expected)
     events = list(events)
 
-    def key(x: Mapping[str, Any], with_code: bool) -> tuple[str, int, str]:
-        return (x["charge_point_id"], int(x["connector_id"]), x["error_code"] if with_code else "")
+    def key(x: Mapping[str, Any]) -> tuple[str, int, str]:
+        return (x["charge_point_id"], int(x["connector_id"]), x["error_code"])
 
     problems = []
-    # A cleared event carries the status that cleared the fault (NoError): matched per connector.
-    for kind, with_code, want in (("began", True, Counter(key(f, True) for f in expected)),
-                                  ("cleared", False, Counter(key(f, False) for f in expected if f["cleared"]))):
-        got = Counter(key(e, with_code) for e in events if e["event"] == kind)
+    for kind, want in (("began", Counter(key(f) for f in expected)),
+                       ("cleared", Counter(key(f) for f in expected if f["cleared"]))):
+        got = Counter(key(e) for e in events if e["event"] == kind)
         for k in sorted(want.keys() | got.keys()):
             if want[k] != got[k]:
                 problems.append(f"fault {kind} {k}: {got[k]} events, expected {want[k]}")

@@ -461,8 +461,11 @@ def test_finishing_with_an_error_code_abb() -> None:
 def test_a_stale_faulted_replayed_after_reboot_alfen() -> None:
     script = Script()
     script.at(0).status(0, "Faulted", "InternalError", ts="2025-11-20T08:00:00Z")
-    (fault,) = faults(script.run())
+    script.at(30).status(0, "Available")
+    fault, cleared = faults(script.run())
     assert "stale_timestamp" in fault.flags
+    # Its duration is what the gateway saw, not days back to the replayed timestamp.
+    assert cleared.duration_s == 30.0 and {"began_stale", "duration_from_gateway_clock"} <= set(cleared.flags)
 
 
 def test_a_changed_error_code_closes_one_fault_and_opens_another() -> None:
@@ -471,7 +474,7 @@ def test_a_changed_error_code_closes_one_fault_and_opens_another() -> None:
     script.at(10).status(1, "Faulted", "HighTemperature")
     events = faults(script.run())
     assert [(f.event, f.error_code) for f in events] == [
-        (FaultEventKind.BEGAN, "OverVoltage"), (FaultEventKind.CLEARED, "HighTemperature"), (FaultEventKind.BEGAN, "HighTemperature")]
+        (FaultEventKind.BEGAN, "OverVoltage"), (FaultEventKind.CLEARED, "OverVoltage"), (FaultEventKind.BEGAN, "HighTemperature")]
     assert "superseded_by_other_error" in events[1].flags
 
 
