@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 run: setup
-	$(BIN)/ocpp-pipeline dev
+	$(BIN)/ocpp-pipeline dev $(DEV_ARGS)
 
 test: setup
 	$(BIN)/ocpp-pipeline kafka fetch
