@@ -37,7 +37,8 @@ class ClickHouseSink:
         """One insert, blocking; raises what the driver raises."""
         self._client.insert(
             table, rows, column_names=COLUMNS[table], database=self._database,
-            settings={"insert_deduplication_token": token},
+            # Dependent views (the daily aggregates) must drop a retried block too, or they would count it twice.
+            settings={"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1},
         )
 
     async def write(self, rows_by_table: dict[str, list[list[Any]]], token: str) -> None:

@@ -282,6 +282,7 @@ class Correlator:
         record = dict(closed["session"])
         record["flags"] = sorted(set(record["flags"]) | {"duplicate_stop_conflict"})
         record["version"] = max(env.gateway_ts_ms, record["version"] + 1)  # always newer than the first
+        record["revision"] = record.get("revision", 0) + 1
         closed["session"] = record
         return [Session.model_validate(record)]
 

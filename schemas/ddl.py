@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.tables import Column, Table
+from schemas.tables import Column, Table, View
 
 # Inserts remembered for deduplication; a retried batch older than this many inserts would
 # land twice, so it is far above the number of batches a writer can have in flight.
@@ -52,13 +52,14 @@ def _column_sql(column: Column) -> str:
 
 
 def _engine(table: Table, dialect: Dialect) -> str:
-    version = table.version_column or ""
+    kind = "SummingMergeTree" if table.summing else "ReplacingMergeTree"
+    version = "" if table.summing else table.version_column or ""
     if isinstance(dialect, Cluster):
         args = [quote_string(dialect.zookeeper_path), quote_string(dialect.replica)]
         if version:
             args.append(version)
-        return f"ReplicatedReplacingMergeTree({', '.join(args)})"
-    return f"ReplacingMergeTree({version})"
+        return f"Replicated{kind}({', '.join(args)})"
+    return f"{kind}({version})"
 
 
 def local_name(table: Table, dialect: Dialect) -> str:
@@ -94,6 +95,16 @@ def create_table(table: Table, database: str, dialect: Dialect, *, at_version: i
             f" {quote_string(local_name(table, dialect))}, {table.shard_key})"
         )
     return statements
+
+
+def create_view(view: View, database: str, dialect: Dialect) -> list[str]:
+    """The materialized view; on a cluster it runs on every replica, local table to local table
+    (a Distributed insert lands in the ``_local`` tables, which is what triggers it)."""
+    source = f"`{database}`.`{local_name(view.source, dialect)}`"
+    return [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{database}`.`{view.name}`{_on_cluster(dialect)}"
+        f" TO `{database}`.`{local_name(view.target, dialect)}`\nAS " + view.select.format(source=source)
+    ]
 
 
 def add_columns(table: Table, database: str, dialect: Dialect, *, version: int) -> list[str]:

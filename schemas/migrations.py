@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas import ddl
-from schemas.tables import CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS, Table
+from schemas.tables import (
+    CHARGER_DAILY,
+    CONNECTOR_STATUS,
+    FAULT_EVENTS,
+    FAULTS_DAILY,
+    FRAMES,
+    SESSIONS,
+    SESSIONS_DAILY,
+    Table,
+    View,
+)
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,15 @@ class AddColumns:
         return ddl.add_columns(self.table, database, dialect, version=version)
 
 
-Step = CreateTable | AddColumns
+@dataclass(frozen=True)
+class CreateView:
+    view: View
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.create_view(self.view, database, dialect)
+
+
+Step = CreateTable | AddColumns | CreateView
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "sessions, fault events, connector status, frames",
         (CreateTable(SESSIONS), CreateTable(FAULT_EVENTS), CreateTable(CONNECTOR_STATUS), CreateTable(FRAMES)),
+    ),
+    Migration(
+        2,
+        "daily aggregates per charger (materialized views); sessions.revision",
+        (AddColumns(SESSIONS), CreateTable(CHARGER_DAILY), CreateView(SESSIONS_DAILY), CreateView(FAULTS_DAILY)),
     ),
 )
 

@@ -35,7 +35,8 @@ class Session(Record):
     """One charging session (an OCPP transaction), emitted once when it closes.
 
     ``version`` grows with every re-emission of the same ``(charge_point_id, transaction_id)``
-    (ReplacingMergeTree keeps the newest); ``flags`` names every data-quality decision.
+    (ReplacingMergeTree keeps the newest) and ``revision`` counts them (0 = first emission: what
+    the daily aggregates count); ``flags`` names every data-quality decision.
     """
 
     charge_point_id: str
@@ -61,6 +62,7 @@ class Session(Record):
     flags: list[str] = Field(default_factory=list)
     received_at: datetime
     version: int
+    revision: int = 0
 
 
 class FaultEvent(Record):

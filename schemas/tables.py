@@ -1,8 +1,9 @@
 """The ClickHouse tables as values.
 
-A table is a name, typed columns, a sort key and a version column: every table is a
+A table is a name, typed columns, a sort key and a version column: every event table is a
 ReplacingMergeTree keyed so that replaying ``ocpp.frames.v1`` rewrites the same rows instead
-of adding new ones (DESIGN.md, exactly-once in effect). DDL for the embedded engine and for a
+of adding new ones (DESIGN.md, exactly-once in effect). Daily aggregates are SummingMergeTree
+tables fed by materialized views (:class:`View`) from the insert stream of the event tables. DDL for the embedded engine and for a
 cluster is rendered from these values by :mod:`schemas.ddl`; :mod:`schemas.migrations` says
 when each column arrived (``Column.since``).
 """
@@ -34,6 +35,7 @@ class Table:
     version_column: str | None = None  # ReplacingMergeTree(version); newest row wins
     shard_key: str = "cityHash64(charge_point_id)"
     comment: str = ""
+    summing: bool = False  # SummingMergeTree: rows with the same key add up (daily aggregates)
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         """The columns the table had once migration ``version`` was applied."""
@@ -71,6 +73,7 @@ SESSIONS = Table(
         Column("flags", FLAGS, "one short code per data-quality decision"),
         Column("received_at", TS, "gateway clock of the frame that closed the session"),
         Column("version", "UInt64"),
+        Column("revision", "UInt32", "0 for the first emission; n for the n-th re-emission (flags changed)", since=2),
     ),
     order_by=("charge_point_id", "transaction_id"),
     partition_by="toYYYYMM(received_at)",
@@ -144,4 +147,60 @@ FRAMES = Table(
     partition_by="toYYYYMM(received_at)",
 )
 
+CHARGER_DAILY = Table(
+    name="charger_daily",
+    comment="Per charger and day: sessions, energy, charging time, faults, fault time. Query with sum() GROUP BY.",
+    columns=(
+        Column("day", "Date", "session start (gateway day if the charger clock is off); fault clear or begin", since=2),
+        Column("charge_point_id", LC, since=2),
+        Column("sessions", "UInt64", since=2),
+        Column("energy_wh", "Float64", "sessions whose energy is unknown add 0", since=2),
+        Column("charging_s", "Float64", since=2),
+        Column("faults", "UInt64", "faults that began", since=2),
+        Column("fault_s", "Float64", "duration of faults that cleared", since=2),
+    ),
+    order_by=("charge_point_id", "day"),
+    partition_by="toYYYYMM(day)",
+    summing=True,
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """A materialized view: every block inserted into ``source`` is transformed by ``select``
+    (``{source}`` stands for the source table) and inserted into ``target``. It only sees new
+    inserts, so it is fed from append-only facts: first emissions of sessions, fault events."""
+
+    name: str
+    source: Table
+    target: Table
+    select: str
+
+
+SESSIONS_DAILY = View(
+    name="charger_daily_sessions_mv",
+    source=SESSIONS,
+    target=CHARGER_DAILY,
+    # A re-emitted session (revision > 0) is the same session with more flags: counted once.
+    select=(
+        "SELECT toDate(if(started_at IS NULL OR has(flags, 'clock_skew'), received_at, started_at)) AS day, "
+        "charge_point_id, toUInt64(1) AS sessions, ifNull(energy_wh, 0) AS energy_wh, "
+        "ifNull(duration_s, 0) AS charging_s, toUInt64(0) AS faults, toFloat64(0) AS fault_s "
+        "FROM {source} WHERE revision = 0"
+    ),
+)
+
+FAULTS_DAILY = View(
+    name="charger_daily_faults_mv",
+    source=FAULT_EVENTS,
+    target=CHARGER_DAILY,
+    select=(
+        "SELECT toDate(received_at) AS day, charge_point_id, toUInt64(0) AS sessions, toFloat64(0) AS energy_wh, "
+        "toFloat64(0) AS charging_s, toUInt64(event = 'began') AS faults, "
+        "if(event = 'cleared', ifNull(duration_s, 0), 0) AS fault_s FROM {source}"
+    ),
+)
+
 ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES)
+AGGREGATE_TABLES: tuple[Table, ...] = (CHARGER_DAILY,)
+VIEWS: tuple[View, ...] = (SESSIONS_DAILY, FAULTS_DAILY)

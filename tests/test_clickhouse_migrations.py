@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from infra import clickhouse
 from schemas.migrations import MIGRATIONS, AddColumns, Migration
-from schemas.tables import ALL_TABLES, SESSIONS, Column
+from schemas.tables import AGGREGATE_TABLES, ALL_TABLES, SESSIONS, VIEWS, Column
 
 
 def test_migrate_twice_applies_once(chdb_client, unique: str) -> None:
@@ -17,17 +17,19 @@ def test_migrate_twice_applies_once(chdb_client, unique: str) -> None:
     assert second.applied == ()
     assert second.current_version == first.current_version == MIGRATIONS[-1].version
     tables = {r[0] for r in chdb_client.query(f"SHOW TABLES FROM `{database}`").result_rows}
-    assert tables == {t.name for t in ALL_TABLES} | {clickhouse.MIGRATIONS_TABLE}
+    assert tables == ({t.name for t in ALL_TABLES + AGGREGATE_TABLES} | {v.name for v in VIEWS}
+                      | {clickhouse.MIGRATIONS_TABLE})
 
 
 def test_a_later_migration_adds_its_columns_once(chdb_client, unique: str) -> None:
     database = f"m_{unique}"
     clickhouse.migrate(chdb_client, database)
-    grown = replace(SESSIONS, columns=SESSIONS.columns + (Column("tariff_id", "String", since=2),))
-    history = MIGRATIONS + (Migration(2, "tariff id", (AddColumns(grown),)),)
+    later = MIGRATIONS[-1].version + 1
+    grown = replace(SESSIONS, columns=SESSIONS.columns + (Column("tariff_id", "String", since=later),))
+    history = MIGRATIONS + (Migration(later, "tariff id", (AddColumns(grown),)),)
     report = clickhouse.migrate(chdb_client, database, migrations=history)
     again = clickhouse.migrate(chdb_client, database, migrations=history)
-    assert report.applied == (2,) and again.applied == ()
+    assert report.applied == (later,) and again.applied == ()
     names = [r[0] for r in chdb_client.query(f"DESCRIBE TABLE `{database}`.sessions").result_rows]
     assert names[-1] == "tariff_id" and names.count("tariff_id") == 1
 
@@ -43,3 +45,47 @@ def test_a_retried_batch_with_the_same_token_lands_once(chdb_client, database: s
         )
     count = chdb_client.query(f"SELECT count() FROM `{database}`.frames").result_rows[0][0]
     assert count == 1
+
+
+def test_daily_aggregates_count_first_emissions_once_even_when_a_batch_is_retried(chdb_client, database: str) -> None:
+    from processors.clickhouse_sink import COLUMNS
+    from tests.test_contracts import SAMPLES
+
+    session = SAMPLES["sessions"]
+    first = session.model_copy(update={"energy_wh": 7500.0, "duration_s": 3600.0, "flags": []})
+    second = first.model_copy(update={"transaction_id": "other", "energy_wh": 500.0})
+    reemitted = first.model_copy(update={"version": first.version + 1, "revision": 1, "flags": ["duplicate_stop_conflict"]})
+    batches = [([first, second], "b1"), ([first, second], "b1"), ([reemitted], "b2")]  # b1 retried
+    for rows, token in batches:
+        chdb_client.insert("sessions", [r.row() for r in rows], column_names=COLUMNS["sessions"], database=database,
+                           settings={"insert_deduplication_token": token,
+                                     "deduplicate_blocks_in_dependent_materialized_views": 1})
+    fault = SAMPLES["fault_events"]
+    began = fault.model_copy(update={"event": "began", "duration_s": None})
+    cleared = fault.model_copy(update={"event_id": "e2", "event": "cleared", "duration_s": 90.0})
+    chdb_client.insert("fault_events", [began.row(), cleared.row()], column_names=COLUMNS["fault_events"],
+                       database=database, settings={"insert_deduplication_token": "f1"})
+    (row,) = chdb_client.query(
+        f"SELECT sum(sessions), sum(energy_wh), sum(charging_s), sum(faults), sum(fault_s) "
+        f"FROM `{database}`.charger_daily WHERE charge_point_id = %(cp)s", parameters={"cp": first.charge_point_id},
+    ).result_rows
+    assert row == (2, 8000.0, 7200.0, 1, 90.0)
+
+
+def test_the_cluster_ddl_parses_in_the_real_engine(chdb_client) -> None:
+    """A single node cannot run ON CLUSTER / Replicated DDL (no Keeper, no cluster): the engine's own
+    parser checks every statement instead, and the rendering is checked for what a cluster needs."""
+    from schemas import ddl
+
+    dialect = ddl.Cluster(name="ocpp")
+    statements = [s for m in MIGRATIONS for s in m.statements("ocpp", dialect)]
+    for statement in statements:
+        formatted = chdb_client.query("SELECT formatQuery(%(q)s)", parameters={"q": statement}).result_rows[0][0]
+        assert formatted.startswith(("CREATE", "ALTER")), statement
+    text = "\n".join(statements)
+    assert all(" ON CLUSTER 'ocpp'" in s for s in statements)
+    for table in ALL_TABLES + AGGREGATE_TABLES:
+        assert f"`ocpp`.`{table.name}_local`" in text and f"Distributed('ocpp', 'ocpp', '{table.name}_local'" in text
+    assert "ReplicatedSummingMergeTree(" in text and "ReplicatedReplacingMergeTree(" in text
+    for view in VIEWS:
+        assert f"TO `ocpp`.`{view.target.name}_local`" in text and f"FROM `ocpp`.`{view.source.name}_local`" in text
