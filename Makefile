@@ -1,7 +1,9 @@
 # The two commands of the README:
-#   make run   - the main job on this machine (broker, topics, gateway, worker, embedded ClickHouse)
+#   make run   - the main job on this machine (broker, topics, gateway, worker, embedded ClickHouse,
+#                simulated chargers); flags through DEV_ARGS="--chargers 200"
 #   make test  - the whole test suite against a real Kafka broker and the embedded ClickHouse engine
-# Both set themselves up on a fresh machine: virtualenv, install, broker jars.
+# Both set themselves up on a fresh machine: virtualenv, install, broker jars (and for the tests
+# kustomize, built from the Go module proxy, to render the Kubernetes manifests).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,7 +23,12 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/ocpp-pipeline dev $(DEV_ARGS)
 
-test: setup
+KUSTOMIZE_VERSION := v5.7.1
+
+.local/bin/kustomize:
+	GOBIN=$(CURDIR)/.local/bin GOTOOLCHAIN=local go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+test: setup .local/bin/kustomize
 	$(BIN)/ocpp-pipeline kafka fetch
 	$(BIN)/pytest $(PYTEST_ARGS)
 

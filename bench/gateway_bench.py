@@ -81,7 +81,7 @@ def start_server(name: str, bootstrap: str, topic_partitions: int) -> Server:
     env = {**os.environ}
     if name == "gateway":
         env |= {"OCPP_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OCPP_KAFKA_PARTITIONS": str(topic_partitions),
-                "OCPP_GATEWAY_PING_INTERVAL_S": "0", "OCPP_GATEWAY_GATEWAY_ID": "bench"}
+                "OCPP_GATEWAY_PING_INTERVAL_S": "0", "OCPP_GATEWAY_ID": "bench"}
         cmd = [sys.executable, "-c", "import resource as r; s,h=r.getrlimit(r.RLIMIT_NOFILE); r.setrlimit(r.RLIMIT_NOFILE,(h,h));"
                "from ocpp_pipeline.cli import main; raise SystemExit(main())",
                "gateway", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]

@@ -6,20 +6,25 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_SUBPROTOCOLS = ("ocpp1.6",)
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OCPP_GATEWAY_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="OCPP_GATEWAY_", frozen=True, populate_by_name=True)
 
     host: str = Field("0.0.0.0", description="listen address")
     port: int = Field(9000, ge=0, le=65535, description="WebSocket, /metrics, /healthz and /readyz port")
     path_prefix: str = Field("/ocpp", description="chargers connect to <prefix>/<chargePointId>")
     subprotocols: tuple[str, ...] = Field(SUPPORTED_SUBPROTOCOLS, description="accepted OCPP subprotocols, preferred first (JSON list)")
-    gateway_id: str = Field(default_factory=socket.gethostname, description="this instance's id in every envelope (default: host name)")
+    gateway_id: str = Field(
+        default_factory=socket.gethostname,
+        # OCPP_GATEWAY_GATEWAY_ID was the first, stuttering name: still read.
+        validation_alias=AliasChoices("OCPP_GATEWAY_ID", "OCPP_GATEWAY_GATEWAY_ID", "gateway_id"),
+        description="this instance's id in every envelope (default: host name)",
+    )
     security_profile: Literal[0, 1, 2, 3] = Field(0, description="0 none, 1 Basic, 2 TLS + Basic, 3 mutual TLS")
     credentials_file: Path | None = Field(None, description="profiles 1-2: JSON of charge point id -> salted hash (`ocpp-pipeline credentials set`)")
     tls_cert_file: Path | None = Field(None, description="profiles 2-3: server certificate chain (PEM)")

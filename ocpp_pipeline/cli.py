@@ -74,9 +74,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(level: str) -> None:
-    import logging
+    from infra.logs import LogSettings, configure
 
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(level, LogSettings().format)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -102,7 +102,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from processors.app import run_worker
     from processors.settings import WorkerSettings
 
-    run_worker(WorkerSettings(), KafkaSettings(), ClickHouseSettings(), loglevel=args.log_level)
+    from infra.logs import LogSettings
+
+    run_worker(WorkerSettings(), KafkaSettings(), ClickHouseSettings(), loglevel=args.log_level,
+               log_format=LogSettings().format)
     return 0
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 from pydantic_settings import BaseSettings
 
 from gateway.settings import GatewaySettings
+from infra.logs import LogSettings
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from processors.settings import WorkerSettings
 from simulator.settings import SimulatorSettings
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
-    KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings, WorkerSettings, SimulatorSettings,
+    KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings, WorkerSettings, SimulatorSettings, LogSettings,
 )
 
 

@@ -298,7 +298,8 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSettings, loglevel: str = "info") -> None:
+def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSettings, loglevel: str = "info",
+               log_format: str = "text") -> None:
     """``ocpp-pipeline worker``: create topics, then run the Faust worker until SIGTERM / SIGINT."""
     from faust.worker import Worker as FaustWorker
 
@@ -307,4 +308,7 @@ def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSet
     states = asyncio.run(ensure_topics(kafka))
     partitions = next(s.partitions for s in states if s.name == kafka.topic(FRAMES.name))
     worker = Worker(settings, kafka, ch, frames_partitions=partitions)
-    FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    from infra.logs import logging_config
+
+    FaustWorker(worker.app, loglevel=loglevel, quiet=True,
+                logging_config=logging_config(loglevel, log_format)).execute_from_commandline()

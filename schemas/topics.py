@@ -65,3 +65,25 @@ FAULTS = TopicSpec(
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (FRAMES, SESSIONS, FAULTS)
+
+
+def faust_topics(app_id: str, frames_partitions: int = FRAMES.partitions) -> tuple[TopicSpec, ...]:
+    """The topics the Faust worker ``app_id`` uses besides the pipeline's own: the correlator
+    state changelog (compacted, one partition per frames partition: co-partitioned with it) and
+    Faust's assignor leader election topic. Deployments that manage topics declaratively
+    (Strimzi ``KafkaTopic``) must declare these too."""
+    return (
+        TopicSpec(
+            name=f"{app_id}-correlator-state-changelog",
+            partitions=frames_partitions,
+            retention_ms=-1,
+            cleanup_policy="compact",
+            description="correlator state per charge point (Faust table changelog), co-partitioned with frames",
+        ),
+        TopicSpec(
+            name=f"{app_id}-__assignor-__leader",
+            partitions=1,
+            retention_ms=DAY_MS,
+            description="Faust leader election",
+        ),
+    )

@@ -4,6 +4,7 @@ closes connections with 1001 and flushes Kafka before it exits 0."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_sigterm_closes_connections_with_1001_and_exits_cleanly(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers, "OCPP_KAFKA_PARTITIONS": "2",
-           "OCPP_GATEWAY_GATEWAY_ID": "gw-proc"}
+           "OCPP_GATEWAY_ID": "gw-proc", "OCPP_LOG_FORMAT": "json"}
     log = open(tmp_path / "gateway.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ocpp_pipeline", "gateway", "--host", "127.0.0.1", "--port", str(port)],
@@ -53,4 +54,7 @@ def test_sigterm_closes_connections_with_1001_and_exits_cleanly(kafka_settings: 
     assert reply[0] == 3
     assert code == 1001, output
     assert rc == 0, output
-    assert "flushing Kafka" in output
+    # JSON logs: every line one object a log collector ingests as is.
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert records and all({"ts", "level", "logger", "message"} <= set(r) for r in records)
+    assert any("flushing Kafka" in r["message"] for r in records)
