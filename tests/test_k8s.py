@@ -250,3 +250,19 @@ def test_compose_file_follows_the_compose_specification() -> None:
         assert ":" in service["image"] and not service["image"].endswith(":latest"), name
         env = service.get("environment", {})
         assert {k for k in env if k.startswith("OCPP_")} <= known_settings(), name
+
+
+def test_metrics_have_no_per_charger_labels_and_cover_what_operators_watch() -> None:
+    """Label values must be bounded sets: a charger id label would grow with the fleet."""
+    from gateway.metrics import GatewayMetrics
+    from processors.metrics import WorkerMetrics
+
+    names: set[str] = set()
+    for metrics in (GatewayMetrics(), WorkerMetrics()):
+        for family in metrics.registry.collect():
+            names.add(family.name)
+            for sample in family.samples:
+                assert not {"charge_point_id", "charger", "cp", "charge_point", "connection_id"} & set(sample.labels)
+    assert {"ocpp_gateway_open_connections", "ocpp_gateway_frames", "ocpp_gateway_publish_seconds",
+            "ocpp_gateway_handshake_refusals", "ocpp_worker_consumer_lag", "ocpp_worker_frames", "ocpp_worker_sessions",
+            "ocpp_worker_fault_events", "ocpp_worker_flush_seconds", "ocpp_worker_sink_failures"} <= names
