@@ -43,6 +43,7 @@ class Outputs:
     faults: list[FaultEvent] = field(default_factory=list)
     states: dict[str, bytes] = field(default_factory=dict)  # charge point id -> JSON snapshot
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last)
+    advances: dict[int, int] = field(default_factory=dict)  # partition -> clock moved to, without frames
     bad_envelopes: int = 0
 
     @property
@@ -50,9 +51,13 @@ class Outputs:
         return len(self.rows[FRAMES.name])
 
     def token(self, salt: str) -> str:
-        """An insert-deduplication token: the same frames give the same token."""
+        """An insert-deduplication token: the same frames and clock moves give the same token
+        (a retried batch lands once), different ones a different token. The clock moves matter:
+        batches without frames (sessions closed by a status window on a quiet partition) once all
+        had the same token, and ClickHouse dropped every such batch after the first."""
         spans = ",".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.offsets.items()))
-        return hashlib.sha256(f"{salt}|{spans}".encode()).hexdigest()[:32]
+        moves = ",".join(f"{p}@{ms}" for p, ms in sorted(self.advances.items()))
+        return hashlib.sha256(f"{salt}|{spans}|{moves}".encode()).hexdigest()[:32]
 
 
 def frame_row(env: FrameEnvelope) -> list[Any]:
@@ -118,6 +123,7 @@ class FrameProcessor:
         """Move a quiet partition's clock on (the live worker does so with wall time)."""
         if now_ms > self._watermarks.get(partition, 0):
             self._watermarks[partition] = now_ms
+            self._out.advances[partition] = now_ms
             self._expire(partition)
 
     def watermark(self, partition: int) -> int | None:

@@ -42,6 +42,9 @@ class LinkStats:
     resends: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     latency_samples_seen: int = 0
+    # When a list: (charge point, message id, action) of every transaction CALL the gateway
+    # acknowledged - what the durability rule promises is in Kafka (fault-injection tests).
+    acknowledged: list[tuple[str, str, str]] | None = None
 
     def observe_latency(self, ms: float, rng: random.Random, keep: int = 20_000) -> None:
         """Reservoir sample of answer latencies (bounded memory on long runs)."""
@@ -186,6 +189,8 @@ class Link:
                 self.stats.observe_latency((time.perf_counter() - sent_at) * 1000, self.rng)
                 if answer[0] == CALLRESULT:
                     self.stats.calls_answered += 1
+                    if durable and self.stats.acknowledged is not None:
+                        self.stats.acknowledged.append((self.charge_point_id, message_id, action))
                     return answer[2] if isinstance(answer[2], dict) else {}
                 code = str(answer[2]) if len(answer) > 2 else "?"
                 self.stats.call_errors[code] = self.stats.call_errors.get(code, 0) + 1

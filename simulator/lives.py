@@ -201,7 +201,8 @@ def timestamp(ms: int, profile: Profile) -> str:
 
 
 def _value(number: float, profile: Profile) -> Any:
-    return number if profile.has(Quirk.NUMERIC_SAMPLES) else f"{number:g}" if isinstance(number, float) else str(number)
+    # str(), not "%g": a lifetime register of 38,123.456 kWh must keep its Wh (%g keeps 6 digits).
+    return number if profile.has(Quirk.NUMERIC_SAMPLES) else str(number)
 
 
 def meter_value(profile: Profile, ms: int, register_wh: int, power_w: float | None, soc: float | None,

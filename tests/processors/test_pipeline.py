@@ -109,6 +109,24 @@ def test_the_dedup_token_depends_only_on_the_frames() -> None:
     assert a.take().token("x") == b.take().token("x")
 
 
+def test_batches_without_frames_get_their_own_dedup_tokens() -> None:
+    """Sessions closed by the clock of a quiet partition come in batches without frames; each
+    such batch needs its own token, or ClickHouse drops all but the first as duplicates."""
+    store: dict[str, bytes] = {}
+    processor = FrameProcessor(CorrelatorConfig(status_window_ms=1_000), store.get)
+    feed(processor, session_script("CP-1", 7), partition=0)
+    feed(processor, session_script("CP-2", 8), partition=1)
+    first = processor.take()
+    processor.advance(0, T0_MS + 50_000 + 1_001)  # CP-1's window closes on partition 0
+    second = processor.take()
+    processor.advance(1, T0_MS + 50_000 + 1_001)  # the same moment on partition 1: CP-2's
+    third = processor.take()
+    assert [s.transaction_id for s in second.sessions] == ["7"] and [s.transaction_id for s in third.sessions] == ["8"]
+    tokens = {first.token("w"), second.token("w"), third.token("w")}
+    assert len(tokens) == 3
+    assert third.token("w") == third.token("w")  # a retried batch keeps its token
+
+
 def test_frames_after_a_take_start_from_the_taken_state_until_it_is_stored() -> None:
     """A writer may still be storing the last batch when the next frames come: they must not
     start from the older stored state."""

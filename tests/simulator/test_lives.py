@@ -76,6 +76,8 @@ def test_payload_details_of_quirks() -> None:
     assert not lives.timestamp(T_MS, naive).endswith("Z")
     kwh = lives.meter_value(profile(Quirk.KWH_REGISTER), T_MS, 12_345, None, None)["sampledValue"][0]
     assert (kwh["value"], kwh["unit"]) == ("12.345", "kWh")
+    lifetime = lives.meter_value(profile(Quirk.KWH_REGISTER), T_MS, 38_123_456, None, None)["sampledValue"][0]
+    assert lifetime["value"] == "38123.456"  # every Wh of a big lifetime register survives
     phases = lives.meter_value(profile(Quirk.PER_PHASE), T_MS, 1000, None, None)["sampledValue"]
     assert sum(int(s["value"]) for s in phases if s.get("phase")) == 1000
     plan = lives.plan_session(random.Random(1), profile())
