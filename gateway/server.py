@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import ssl
 import time
 import uuid
@@ -40,6 +41,27 @@ from infra.settings import KafkaSettings
 from schemas.topics import FRAMES
 
 log = logging.getLogger(__name__)
+
+_SECRET_HEADER = re.compile(r"((?:Proxy-)?Authorization|Cookie|Set-Cookie):\s*.*", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """At debug level the WebSocket library logs every handshake header: credentials of security
+    profiles 1-2 (``Authorization: Basic ...``) must not reach a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_HEADER.sub(lambda m: f"{m.group(1)}: [redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def websockets_logger() -> logging.Logger:
+    logger = logging.getLogger("gateway.websockets")
+    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+        logger.addFilter(RedactSecrets())
+    return logger
 
 
 def now_ms() -> int:
@@ -109,7 +131,7 @@ class Gateway:
             max_queue=4,  # OCPP-J allows one CALL in flight per side; a few frames of slack suffice
             ssl=tls_context(s),
             server_header=None,
-            logger=logging.getLogger("gateway.websockets"),
+            logger=websockets_logger(),
         )
         log.info("gateway %s listening on %s:%d%s/<chargePointId>", s.gateway_id, s.host, self.port, s.path_prefix)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +24,8 @@ class GatewaySettings(BaseSettings):
         validation_alias=AliasChoices("OCPP_GATEWAY_ID", "OCPP_GATEWAY_GATEWAY_ID", "gateway_id"),
         description="this instance's id in every envelope (default: host name)",
     )
-    security_profile: Literal[0, 1, 2, 3] = Field(0, description="0 none, 1 Basic, 2 TLS + Basic, 3 mutual TLS")
+    # int, not Literal[0, 1, 2, 3]: a Literal of ints refuses the string "2" that the environment gives.
+    security_profile: int = Field(0, ge=0, le=3, description="0 none, 1 Basic, 2 TLS + Basic, 3 mutual TLS")
     credentials_file: Path | None = Field(None, description="profiles 1-2: JSON of charge point id -> salted hash (`ocpp-pipeline credentials set`)")
     tls_cert_file: Path | None = Field(None, description="profiles 2-3: server certificate chain (PEM)")
     tls_key_file: Path | None = Field(None, description="profiles 2-3: server private key (PEM)")

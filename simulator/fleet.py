@@ -133,11 +133,13 @@ def raise_open_files_limit(connections: int) -> None:
 
 async def run_fleet(settings: SimulatorSettings, *, stop: asyncio.Event | None = None,
                     report: Callable[[FleetRun], None] | None = None, report_every_s: float = 1.0,
-                    record_acknowledged: bool = False) -> FleetRun:
+                    record_acknowledged: bool = False, stats: LinkStats | None = None) -> FleetRun:
     """Run the fleet until ``duration_s`` passes or ``stop`` is set; return what it did."""
     profiles = plan_fleet(settings)
     raise_open_files_limit(len(profiles))
-    stats = LinkStats(acknowledged=[] if record_acknowledged else None)
+    stats = stats or LinkStats()
+    if record_acknowledged:
+        stats.acknowledged = []
     run = FleetRun(settings, profiles, Ledger(), stats, time.monotonic())
     timing = timing_for(settings, profiles)
     closing = asyncio.Event()

@@ -45,6 +45,8 @@ class LinkStats:
     # When a list: (charge point, message id, action) of every transaction CALL the gateway
     # acknowledged - what the durability rule promises is in Kafka (fault-injection tests).
     acknowledged: list[tuple[str, str, str]] | None = None
+    # When a list: every answer latency (ms) since the owner last emptied it (soak windows).
+    recent_ms: list[float] | None = None
 
     def observe_latency(self, ms: float, rng: random.Random, keep: int = 20_000) -> None:
         """Reservoir sample of answer latencies (bounded memory on long runs)."""
@@ -186,7 +188,10 @@ class Link:
                     if not durable and attempt >= 3 and self._power_on.is_set():
                         return None  # status and heartbeat are not kept forever; the next one says the same
                     continue
-                self.stats.observe_latency((time.perf_counter() - sent_at) * 1000, self.rng)
+                latency_ms = (time.perf_counter() - sent_at) * 1000
+                self.stats.observe_latency(latency_ms, self.rng)
+                if self.stats.recent_ms is not None:
+                    self.stats.recent_ms.append(latency_ms)
                 if answer[0] == CALLRESULT:
                     self.stats.calls_answered += 1
                     if durable and self.stats.acknowledged is not None:

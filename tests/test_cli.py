@@ -38,3 +38,41 @@ def test_kafka_status_reports_the_running_broker(kafka_bootstrap: str, local_kaf
     if LocalBroker(local_kafka_settings).pid() is None:
         pytest.skip("the broker in use was not started from this checkout's folder")
     assert out.returncode == 0 and "running" in out.stdout and kafka_bootstrap in out.stdout
+
+
+def test_every_setting_reads_from_the_environment_as_text() -> None:
+    """The environment only holds strings: each setting must accept its documented default as text
+    (a Literal[0, 1, 2, 3] once refused OCPP_GATEWAY_SECURITY_PROFILE=2 and the gateway would not start)."""
+    import os
+
+    from ocpp_pipeline.settings_doc import SETTINGS_CLASSES, _variable
+
+    for cls in SETTINGS_CLASSES:
+        for name, field in cls.model_fields.items():
+            if field.default_factory is not None:
+                continue  # computed (host name, OCPP_HOME): no fixed text to give
+            value = field.get_default()
+            if value is None or isinstance(value, (tuple, Path)):
+                continue  # tuples are JSON lists in the environment; paths are resolved
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            variable = _variable(cls, name)
+            old = os.environ.get(variable)
+            os.environ[variable] = text
+            try:
+                assert getattr(cls(), name) == value, variable
+            finally:
+                if old is None:
+                    del os.environ[variable]
+                else:
+                    os.environ[variable] = old
+    os.environ["OCPP_GATEWAY_SECURITY_PROFILE"] = "3"
+    try:
+        import pytest
+        from pydantic import ValidationError
+
+        from gateway.settings import GatewaySettings
+
+        with pytest.raises(ValidationError, match="OCPP_GATEWAY_TLS_CERT_FILE"):
+            GatewaySettings()
+    finally:
+        del os.environ["OCPP_GATEWAY_SECURITY_PROFILE"]
