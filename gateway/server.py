@@ -245,8 +245,10 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings) -> None:
     """``ocpp-pipeline gateway``: create topics, serve until SIGTERM / SIGINT, then shut down cleanly."""
     import signal
 
+    from infra.limits import raise_open_files_limit
     from infra.topic_admin import ensure_topics
 
+    log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
     try:
         await ensure_topics(kafka)
     except Exception as exc:  # Kafka may come later; the publisher waits for it

@@ -13,7 +13,6 @@ import asyncio
 import ipaddress
 import json
 import random
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from infra.limits import raise_open_files_limit
 from simulator import lives
 from simulator.charger import Charger, Ledger, Timing
 from simulator.link import Link, LinkStats, Refused
@@ -124,19 +124,12 @@ def source_address(url: str, number: int, chargers: int) -> tuple[str, int] | No
     return (f"127.0.{number // CHARGERS_PER_SOURCE_ADDRESS // 250}.{2 + number // CHARGERS_PER_SOURCE_ADDRESS % 250}", 0)
 
 
-def raise_open_files_limit(connections: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = min(hard, connections + 1024) if hard != resource.RLIM_INFINITY else connections + 1024
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
 async def run_fleet(settings: SimulatorSettings, *, stop: asyncio.Event | None = None,
                     report: Callable[[FleetRun], None] | None = None, report_every_s: float = 1.0,
                     record_acknowledged: bool = False, stats: LinkStats | None = None) -> FleetRun:
     """Run the fleet until ``duration_s`` passes or ``stop`` is set; return what it did."""
     profiles = plan_fleet(settings)
-    raise_open_files_limit(len(profiles))
+    raise_open_files_limit(len(profiles) + 1024)
     stats = stats or LinkStats()
     if record_acknowledged:
         stats.acknowledged = []
