@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,7 +185,13 @@ class Link:
                     answer = await asyncio.wait_for(future, self.answer_timeout_s)
                 except (ConnectionClosed, ConnectionError, asyncio.TimeoutError):
                     self._pending.pop(message_id, None)
+                    if self._ws is ws and not isinstance(sys.exc_info()[1], asyncio.TimeoutError):
+                        self._lost(ws)  # do not wait for the reader to notice: the next try reconnects
                     attempt += 1
+                    # Always yield before trying again: a send on a dead socket can fail without
+                    # ever suspending, and a loop of those starved every other charger (found by
+                    # the 10k-charger soak: one power cut mid-call spun the process at 100 %).
+                    await asyncio.sleep(min(0.05 * attempt, 2.0))
                     if not durable and attempt >= 3 and self._power_on.is_set():
                         return None  # status and heartbeat are not kept forever; the next one says the same
                     continue

@@ -18,15 +18,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
 from ocpp.v16 import ChargePoint, call
 from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
 from websockets.asyncio.client import connect
 
 from infra import local_kafka
-from infra.settings import LocalKafkaSettings
+from infra.settings import KafkaSettings, LocalKafkaSettings
 from simulator import expectations
 from tests.conftest import free_port
+from tests.processors.test_worker_live import read_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,21 +58,6 @@ def sql_json(query: str, env: dict[str, str]) -> list[dict]:
     out = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "sql", query, "--format", "json"],
                          cwd=ROOT, env=env, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]  # JSON lines
-
-
-async def fault_events(bootstrap: str, until_count: int, timeout_s: float = 60) -> list[dict]:
-    consumer = AIOKafkaConsumer("ocpp.faults.v1", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    events: list[dict] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(events) < until_count and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                events.extend(json.loads(r.value) for r in records)
-    finally:
-        await consumer.stop()
-    return events
 
 
 def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
@@ -125,7 +110,7 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         assert independent == [{"transaction_id": str(tx), "energy_wh": 7500.0, "stop_status": "Finishing"}]
 
         wanted = sum(1 + f["cleared"] for f in faults)
-        events = asyncio.run(fault_events(f"127.0.0.1:{kafka_port}", wanted))
+        events = asyncio.run(read_topic(KafkaSettings(bootstrap_servers=f"127.0.0.1:{kafka_port}"), "ocpp.faults.v1", wanted))
         assert expectations.fault_mismatches(faults, events) == []
     finally:
         dev.send_signal(signal.SIGTERM)
