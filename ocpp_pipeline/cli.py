@@ -89,13 +89,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_async(coro) -> None:
+def _run_async(coro) -> object:
+    """Run the command's coroutine on uvloop when installed; returns its result."""
     try:
         import uvloop
 
-        uvloop.run(coro)
+        return uvloop.run(coro)
     except ImportError:
-        asyncio.run(coro)
+        return asyncio.run(coro)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -196,16 +197,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return 1
         return 1 if run.unfinished else 0
 
-    return _run_async_result(main())
-
-
-def _run_async_result(coro) -> int:
-    try:
-        import uvloop
-
-        return int(uvloop.run(coro))
-    except ImportError:
-        return int(asyncio.run(coro))
+    return int(_run_async(main()))
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

@@ -166,13 +166,10 @@ class Worker:
         # Only a partition with nothing left to read: a lagging one must not let wall time close
         # windows whose frames are still waiting in Kafka.
         now = time.monotonic()
-        idle = {p: (now - arrived, watermark) for p, (arrived, watermark) in self._arrivals.items()
-                if now - arrived >= self.settings.idle_advance_s}
-        if idle:
-            ends = await self._ends(list(idle))
-            for partition, (idle_s, watermark) in idle.items():
-                if partition in ends and self._next_offsets.get(partition, -1) >= ends[partition]:
-                    self.processor.advance(partition, watermark + int(idle_s * 1000))
+        for partition, (arrived, watermark) in list(self._arrivals.items()):
+            idle = now - arrived
+            if idle >= self.settings.idle_advance_s and self._caught_up(partition):
+                self.processor.advance(partition, watermark + int(idle * 1000))
         if self._arrivals:
             oldest = min(w for _, w in self._arrivals.values())
             self.metrics.watermark_age.set(max(0.0, time.time() - oldest / 1000))
@@ -261,19 +258,13 @@ class Worker:
         logging.shutdown()
         os._exit(STALLED_EXIT_CODE)
 
-    async def _ends(self, partitions: list[int]) -> dict[int, int]:
-        """The partitions' end offsets, asked of the broker (only for partitions idle long enough
-        to be advanced): the consumer's cached highwater is only as fresh as its last fetch."""
+    def _caught_up(self, partition: int) -> bool:
+        # The consumer's highwater, refreshed by every fetch response (the fetcher keeps polling
+        # quiet partitions): no broker round trip on each timer tick.
         from faust.types import TP
 
-        topic = self.frames.get_topic_name()
-        tps = [TP(topic, p) for p in partitions]
-        try:
-            ends = await self.app.consumer.highwaters(*tps)
-        except Exception as exc:  # the broker may be away: then no partition is known to be caught up
-            log.debug("end offsets unavailable: %s", exc)
-            return {}
-        return {tp.partition: offset for tp, offset in ends.items() if offset is not None}
+        highwater = self.app.consumer.highwater(TP(self.frames.get_topic_name(), partition))
+        return highwater is not None and self._next_offsets.get(partition, -1) >= highwater
 
     async def _update_lag(self) -> None:
         """Frames on the assigned partitions not processed yet (highwater - next offset)."""

@@ -95,9 +95,13 @@ class Charger:
         finally:
             await self.link.close()
 
-    async def _boot(self) -> None:
+    async def _boot_notification(self) -> None:
+        """BootNotification until the central system answers it (firmware retries a refused boot)."""
         while await self.link.call("BootNotification", lives.boot_payload(self.profile)) is None:
             await asyncio.sleep(5)
+
+    async def _boot(self) -> None:
+        await self._boot_notification()
         if self.profile.has(Quirk.STALE_FAULT_AFTER_BOOT):
             # Alfen: after a reboot an old Faulted on connector 0 is replayed with its old timestamp.
             stale = ("OtherError", "E-0042", "replayed after reboot")
@@ -203,7 +207,7 @@ class Charger:
         if self.profile.has(Quirk.NEVER_STOPS):
             await self._meter_values(s, 0)
             await self._status(s.conn.number, "Available", conn=s.conn)
-            self._expect(s, reason="", stop_status="Available", closed_by="available")
+            self._expect(s, reason="", stop_status=lives.session_stop_status(plan, self.profile), closed_by="available")
             return
         if plan.ending in (Ending.EV_FULL, Ending.EVSE_LIMIT):
             await self._status(s.conn.number, spec.transition, conn=s.conn)
@@ -313,8 +317,7 @@ class Charger:
         self._rebooted.set()
 
     async def _boot_after_power_loss(self) -> None:
-        while await self.link.call("BootNotification", lives.boot_payload(self.profile)) is None:
-            await asyncio.sleep(5)
+        await self._boot_notification()
         await self._status(0, "Available")
 
     def _check_power(self, epoch: int) -> None:

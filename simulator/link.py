@@ -65,15 +65,13 @@ class Link:
     ``None`` for a CALLERROR of a message that is not retried."""
 
     def __init__(self, url: str, charge_point_id: str, stats: LinkStats, *, subprotocols: list[str],
-                 answer_timeout_s: float, local_addr: tuple[str, int] | None = None, rng: random.Random | None = None,
-                 extra_headers: dict[str, str] | None = None) -> None:
+                 answer_timeout_s: float, local_addr: tuple[str, int] | None = None, rng: random.Random | None = None) -> None:
         self.url = url.rstrip("/") + "/" + charge_point_id
         self.charge_point_id = charge_point_id
         self.stats = stats
         self.subprotocols = subprotocols
         self.answer_timeout_s = answer_timeout_s
         self.local_addr = local_addr
-        self.headers = extra_headers
         self.rng = rng or random.Random()
         self._ids = itertools.count(1)
         self._ws: ClientConnection | None = None
@@ -95,8 +93,6 @@ class Link:
                                            "ping_interval": None, "max_size": 2**20, "compression": None}
                 if self.local_addr is not None:
                     options["local_addr"] = self.local_addr
-                if self.headers:
-                    options["additional_headers"] = self.headers
                 ws = await connect(self.url, **options)
             except InvalidStatus as exc:
                 if exc.response.status_code in (400, 401, 403, 404):

@@ -213,7 +213,7 @@ def test_dockerfile_passes_hadolint_and_has_what_production_needs() -> None:
     result = subprocess.run([str(hadolint), str(dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = dockerfile.read_text()
-    stages = dict(re.findall(r"^FROM (\S+) AS (\w+)$", text, re.M)[i][::-1] for i in range(text.count(" AS ")))
+    stages = {name: image for image, name in re.findall(r"^FROM (\S+) AS (\w+)$", text, re.M)}
     assert {"build", "runtime", "gateway", "worker", "simulator"} <= set(stages)
     (base,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), "base image pinned to a patch release"

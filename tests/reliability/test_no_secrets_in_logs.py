@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def test_no_password_in_any_log_or_frame(kafka_settings: KafkaSettings, unique: 
                 results.append(await outcome(f"{uri}/CP-1", additional_headers=basic("CP-1", wrong)))
                 results.append(await outcome(f"{uri}/CP-2", additional_headers=basic("CP-2", wrong)))
             results.append(await outcome(f"{uri}/CP-3"))  # no credentials at all
-            request = adversarial.handshake_request(__import__("random").Random(1), f"/ocpp/CP-1", port)
+            request = adversarial.handshake_request(random.Random(1), "/ocpp/CP-1", port)
             # Credentials smuggled after a header line break, in the raw request.
             request = request.replace(b"\r\n\r\n", f"\r\nX-Forwarded-For: 10.0.0.1\r\nAuthorization: Basic "
                                                    f"{base64.b64encode(f'CP-1:{WRONG[1]}'.encode()).decode()}\r\n\r\n".encode())
