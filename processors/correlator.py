@@ -1,44 +1,74 @@
-"""The correlator: one per charge point, pure (no I/O, no clock). Envelopes in, in Kafka order;
-closed sessions, fault events and status changes out. Its whole state is plain JSON data
-(:attr:`Correlator.state`), kept in a changelog-backed table by the Faust shell.
+"""The correlator: one per charge point, pure (no I/O, no clock). Domain inputs in, in Kafka order;
+sessions (and their revisions), fault events and status changes out. Its state is a typed
+:class:`~processors.state.CorrelatorState`, kept as JSON in a changelog-backed table by the Faust shell.
 
-Time is the **gateway clock** (``gateway_ts_ms`` of the envelopes): charger clocks drift, jump and
-lack zones, and a window must mean the same thing on every charger. Charger timestamps are kept
-(``started_at``, ``stopped_at``, ``occurred_at``) and checked against the gateway clock (flags).
-Deadlines (the status window, sessions never stopped) expire when time passes them:
-:meth:`Correlator.advance` is called with each envelope's time and, by the shell, with the
-partition's watermark, so a replay of the same frames makes the same decisions.
+:meth:`Correlator.feed` takes a frame envelope and reads it with the normalizer of its OCPP version
+(:mod:`processors.ocpp16`); :meth:`Correlator.apply` takes one domain input (:mod:`processors.inputs`).
+The rules are in SESSIONS.md; in short:
 
-Session life (OCPP 1.6, 6.45 / 6.46, and the seed article):
-- opens on StartTransaction + the CALLRESULT that gave it a transactionId;
-- closes on StopTransaction (no connectorId: the connector is the start's, or MeterValues');
-- its ``stop_status`` is the status the connector went to from Charging, whether that
-  StatusNotification came before or after the stop; after the stop it may come within the window;
-- emitted once, when nothing it needs can still arrive: at the stop if the transition is known
-  and meterStop is valid, else when the window closes (late Transaction.End values still count);
-- never stopped: closed by the next StartTransaction on its connector, by Available without a
-  stop within the window, or by age; flagged ``stop_missing``.
+Time is the **gateway clock** (``gw_ms`` of the inputs): charger clocks drift, jump and lack zones, and a
+window must mean the same thing on every charger. Charger timestamps are kept (``started_at``,
+``stopped_at``, ``occurred_at``) and checked against the gateway clock (flags). Deadlines (the status
+window, Available without a stop, sessions never stopped) expire when time passes them:
+:meth:`Correlator.advance` is called with each frame's time and, by the shell, with the partition's
+watermark, so a replay of the same frames makes the same decisions.
+
+Session life (OCPP 1.6, 6.45 / 6.47, and the seed article):
+- opens on a start that names its transaction (1.6: StartTransaction + the CALLRESULT's transactionId);
+- closes on its stop (no connectorId in 1.6: the connector is the start's, or MeterValues');
+- its ``stop_status`` is the status the connector went to from Charging, before or after the stop;
+- emitted once nothing it needs can still arrive: at the stop if the transition is known and meterStop
+  settles the energy, else when the window closes;
+- never stopped: closed on a guess by the next start on its connector, by Available without a stop within
+  the window, or by age; flagged ``stop_missing``;
+- remembered after emission for ``closed_retention_ms``: what arrives for it later (the real stop, late
+  samples, a conflicting stop) amends it as a new revision; a resend changes nothing.
 """
 
 from __future__ import annotations
 
-import json
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from processors.energy import DEFAULT_MAX_POWER_W, EnergyInputs, RegisterReducer, session_energy, valid_meter
-from processors.meter import ENERGY_REGISTER, POWER, SOC, read_meter_values
-from processors.timestamps import parse_charger_time
+from processors import ocpp16
+from processors.energy import DEFAULT_MAX_POWER_W, EnergyInputs, session_energy
+from processors.faults import track_fault
+from processors.flags import Flag
+from processors.inputs import (
+    IN_TRANSACTION,
+    OUT_OF_CHARGING,
+    Booted,
+    DomainInput,
+    MeterSamples,
+    StartAnswered,
+    StartRequested,
+    Status,
+    StatusReported,
+    TransactionStarted,
+    TransactionStopped,
+)
+from processors.meter import ENERGY_REGISTER, POWER, SOC, Reading
+from processors.state import (
+    CorrelatorState,
+    Emitted,
+    LeftCharging,
+    PendingStart,
+    SessionState,
+    StopInfo,
+    record_digest,
+    session_id,
+)
 from schemas.base import ms_to_datetime
-from schemas.envelope import Direction, FrameEnvelope, MessageType
-from schemas.records import FaultEvent, FaultEventKind, Session, StatusChange
+from schemas.envelope import FrameEnvelope
+from schemas.records import FaultEvent, Session, StatusChange
 
-CHARGING = "Charging"
-# Where a connector goes when charging ends (the seed: Charging -> ...).
-OUT_OF_CHARGING = frozenset({"Available", "SuspendedEV", "SuspendedEVSE", "Finishing", "Unavailable", "Faulted"})
-NO_ERROR = "NoError"
-CLOSED_REMEMBERED = 8  # recently closed transactions kept to recognise duplicate stops
+STOP_TRANSACTION, TIMEOUT, NEXT_TRANSACTION, AVAILABLE = "stop_transaction", "timeout", "next_transaction", "available"
+PENDING_STARTS_KEPT = 16  # answers that never came (a gateway crash): do not grow forever
+METER_HINTS_KEPT = 16
+CLOSED_KEPT = 512  # a bound beside the time bound, for a charger that floods stops with unknown ids
+DAY_MS = 24 * 3600 * 1000
+
+NORMALIZERS: dict[str, Callable[[FrameEnvelope], list[DomainInput]]] = {ocpp16.VERSION: ocpp16.normalize}
 
 
 @dataclass(frozen=True)
@@ -47,536 +77,569 @@ class CorrelatorConfig:
     max_session_age_ms: int = 72 * 3600 * 1000
     clock_skew_ms: int = 5 * 60 * 1000
     max_power_w: float = DEFAULT_MAX_POWER_W
+    # How long an emitted session is remembered (a late stop or a resend still finds it): the longest a
+    # session can stay open, plus a day of offline backlog.
+    closed_retention_ms: int = 72 * 3600 * 1000 + DAY_MS
 
 
 Event = Session | FaultEvent | StatusChange
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
-
-
-def empty_state() -> dict[str, Any]:
-    return {"connectors": {}, "pending_starts": {}, "sessions": {}, "aliases": {}, "closed": {}}
-
-
 class Correlator:
     """Turns one charge point's frames into events. ``state`` is read and written in place."""
 
-    def __init__(self, charge_point_id: str, config: CorrelatorConfig, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, charge_point_id: str, config: CorrelatorConfig, state: CorrelatorState | None = None) -> None:
         self.charge_point_id = charge_point_id
         self.config = config
-        self.state = state if state is not None else empty_state()
+        self.state = state if state is not None else CorrelatorState()
 
     # --- time ------------------------------------------------------------------------------------
 
     def next_deadline(self) -> int | None:
         """The earliest gateway time at which :meth:`advance` has something to do."""
-        deadlines = [d for s in self.state["sessions"].values() for d in _session_deadlines(s)]
+        deadlines = [d for s in self.state.sessions.values() for d, _ in _deadlines(s)]
         return min(deadlines) if deadlines else None
 
     def advance(self, now_ms: int) -> list[Event]:
         """Let gateway time reach ``now_ms``: close what waited for a deadline before it."""
         events: list[Event] = []
         while True:
-            due = [(d, kind, tx) for tx, s in self.state["sessions"].items() for d, kind in _session_deadline_kinds(s) if d < now_ms]
+            due = [(d, kind, key) for key, s in self.state.sessions.items() for d, kind in _deadlines(s) if d < now_ms]
             if not due:
-                return events
-            deadline, kind, tx = min(due)
-            session = self.state["sessions"][tx]
+                break
+            deadline, kind, key = min(due)
+            session = self.state.sessions[key]
             if kind == "emit":
-                if not session.get("stop_status_known"):
-                    session["flags"].append("status_transition_missing")
-                events.append(self._emit(tx, received_ms=session["stop_gw_ms"], version_ms=deadline))
-            elif kind == "available":
-                events.append(self._close_unstopped(tx, "available", deadline))
+                if not session.stop_status_known:
+                    session.flag(Flag.STATUS_TRANSITION_MISSING)
+                events.append(self._emit(session, version_ms=deadline))
             else:
-                events.append(self._close_unstopped(tx, "timeout", deadline))
+                events.append(self._close_unstopped(session, AVAILABLE if kind == AVAILABLE else TIMEOUT, deadline))
+        self._forget_closed(now_ms)
+        return events
 
-    # --- frames ----------------------------------------------------------------------------------
+    # --- inputs ----------------------------------------------------------------------------------
 
     def feed(self, envelope: FrameEnvelope) -> list[Event]:
         """One envelope, in Kafka order. Never raises for any content."""
         events = self.advance(envelope.gateway_ts_ms)
-        if envelope.message_type is None:
-            return events  # unparseable: kept in the frames table, nothing to correlate
-        try:
-            message = json.loads(envelope.frame)
-        except ValueError:
-            return events
-        if not isinstance(message, list) or len(message) < 3:
-            return events
-        if envelope.direction == Direction.IN and envelope.message_type == MessageType.CALL:
-            payload = message[3] if len(message) > 3 and isinstance(message[3], dict) else {}
-            handler = _CALL_HANDLERS.get(_str(envelope.action))
-            if handler is not None:
-                events.extend(handler(self, envelope, payload))
-        elif envelope.direction == Direction.OUT and envelope.action == "StartTransaction":
-            pending = self.state["pending_starts"].pop(_str(envelope.message_id), None)
-            if pending is not None and envelope.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict):
-                events.extend(self._open(envelope, pending, message[2]))
+        normalize = NORMALIZERS.get(envelope.ocpp_version, ocpp16.normalize)
+        for item in normalize(envelope):
+            events.extend(self.apply(item))
         return events
 
-    # StartTransaction: wait for the answer that names the transaction.
-    def _on_start(self, env: FrameEnvelope, payload: dict[str, Any]) -> list[Event]:
-        starts = self.state["pending_starts"]
-        starts[_str(env.message_id)] = {"payload": payload, "gw_ms": env.gateway_ts_ms, "flags": list(env.flags)}
-        while len(starts) > 16:  # answers that never came (gateway crash): do not grow forever
+    def apply(self, item: DomainInput) -> list[Event]:
+        """One domain input (its time already reached by :meth:`advance`)."""
+        if isinstance(item, StartRequested):
+            return self._on_start_requested(item)
+        if isinstance(item, StartAnswered):
+            return self._on_start_answered(item)
+        if isinstance(item, TransactionStarted):
+            return self._on_started(item)
+        if isinstance(item, TransactionStopped):
+            return self._on_stopped(item)
+        if isinstance(item, MeterSamples):
+            return self._on_samples(item)
+        if isinstance(item, StatusReported):
+            return self._on_status(item)
+        if isinstance(item, Booted):
+            for session in self.state.sessions.values():
+                if not session.stopped:
+                    session.flag(Flag.CHARGER_REBOOTED)
+        return []
+
+    # --- starts ----------------------------------------------------------------------------------
+
+    def _on_start_requested(self, item: StartRequested) -> list[Event]:
+        starts = self.state.pending_starts
+        starts[item.message_id] = PendingStart(item.gw_ms, item.event_id, item.start)
+        while len(starts) > PENDING_STARTS_KEPT:
             starts.pop(next(iter(starts)))
         return []
 
-    def _open(self, env: FrameEnvelope, pending: dict[str, Any], conf: dict[str, Any]) -> list[Event]:
-        tx_id = _int(conf.get("transactionId"))
-        if tx_id is None:
-            return []
-        tx = str(tx_id)
-        payload = pending["payload"]
-        sessions, aliases = self.state["sessions"], self.state["aliases"]
-        tx = aliases.get(tx, tx)
-        if tx in sessions:  # the same start answered twice with the same id
-            _flag(sessions[tx], "duplicate_start")
-            return []
-        if tx in self.state["closed"]:
-            return []  # a resend of a start whose session is already closed
-        content = _start_content(payload)
-        for other_tx, other in sessions.items():
-            if other.get("start_content") == content and not other.get("stopped"):
-                # Resent after a lost answer and given another id (another gateway replica): one session.
-                aliases[tx] = other_tx
-                _flag(other, "duplicate_start")
-                return []
+    def _on_start_answered(self, item: StartAnswered) -> list[Event]:
+        pending = self.state.pending_starts.pop(item.message_id, None)
+        if pending is None or item.transaction_id is None:
+            return []  # a CALLERROR: the charger keeps the start and tries again, or stops with -1 later
+        return self._on_started(TransactionStarted(pending.gw_ms, pending.event_id, item.transaction_id, pending.start))
+
+    def _on_started(self, item: TransactionStarted) -> list[Event]:
+        start = item.start
+        tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
         events: list[Event] = []
-        connector = _int(payload.get("connectorId"))
-        flags = [f for f in pending["flags"] if f.startswith("schema")]
-        if connector is None or connector < 1:
-            flags.append("connector_id_invalid")
-            connector = None
-        if connector is not None:
+        reused = False
+        for other in self._open_with(tx):
+            if other.start_fingerprint == start.fingerprint:
+                other.flag(Flag.DUPLICATE_START)  # the same start answered twice with the same id
+                return []
+            reused = True  # the charger reuses the id while we still hold a session with it
+            events.append(self._close_before_next(other, item.gw_ms))
+        closed = self._closed_with(tx)
+        if any(s.start_fingerprint == start.fingerprint for s in closed):
+            return events  # a resend of a start whose session is already closed
+        reused = reused or bool(closed)
+        for other in self.state.sessions.values():
+            if other.start_fingerprint == start.fingerprint and not other.stopped and other.transaction_id != tx:
+                # Resent after a lost answer and given another id (another gateway replica): one session.
+                self.state.aliases[tx] = other.transaction_id
+                other.flag(Flag.DUPLICATE_START)
+                return events
+        flags = list(start.flags)
+        if reused:
+            flags.append(Flag.TRANSACTION_ID_REUSED)
+        if start.connector_id is not None:
             # A new transaction on this connector ends whatever the previous one left open.
-            for other_tx, other in list(sessions.items()):
-                if other.get("connector") == connector:
-                    if other.get("stopped"):
-                        if not other.get("stop_status_known"):
-                            _flag(other, "status_transition_missing")
-                        events.append(self._emit(other_tx, received_ms=other["stop_gw_ms"], version_ms=env.gateway_ts_ms))
-                    else:
-                        events.append(self._close_unstopped(other_tx, "next_transaction", env.gateway_ts_ms))
-        start_ms, time_flags = parse_charger_time(payload.get("timestamp"))
-        flags += sorted(time_flags)
-        if start_ms is not None and abs(start_ms - pending["gw_ms"]) > self.config.clock_skew_ms:
-            flags.append("clock_skew")
-        sessions[tx] = {
-            "connector": connector,
-            "id_tag": _str(payload.get("idTag")),
-            "start_ms": start_ms,
-            "start_gw_ms": pending["gw_ms"],
-            "age_deadline": pending["gw_ms"] + self.config.max_session_age_ms,
-            "meter_start": payload.get("meterStart"),
-            "start_content": content,
-            "flags": flags,
-            "mv": None,
-            "td": [],
-            "peak_w": None,
-            "soc": [None, None],
-        }
-        if connector is not None:
-            self._connector(connector)["tx"] = tx
+            for other in [s for s in self.state.sessions.values() if s.connector == start.connector_id]:
+                events.append(self._close_before_next(other, item.gw_ms))
+        if start.started_ms is not None and abs(start.started_ms - item.gw_ms) > self.config.clock_skew_ms:
+            flags.append(Flag.CLOCK_SKEW)
+        session = SessionState(
+            transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=start.connector_id, id_tag=start.id_tag,
+            start_ms=start.started_ms, start_gw_ms=item.gw_ms, meter_start=start.meter_start,
+            start_fingerprint=start.fingerprint, flags=sorted(set(flags)),
+            age_deadline=item.gw_ms + self.config.max_session_age_ms,
+        )
+        self.state.sessions[session.session_id] = session
+        if start.connector_id is not None:
+            self.state.connector(start.connector_id).tx = session.session_id
         return events
 
-    def _on_stop(self, env: FrameEnvelope, payload: dict[str, Any]) -> list[Event]:
-        sessions = self.state["sessions"]
-        raw = payload.get("transactionId")
-        tx_id = _int(raw)
-        flags: list[str] = [f for f in env.flags if f.startswith("schema")]
-        tx = self.state["aliases"].get(str(tx_id), str(tx_id)) if tx_id is not None else None
-        if tx is not None and tx in self.state["closed"]:
-            return self._duplicate_stop_after_close(tx, env, payload)
-        session = sessions.get(tx) if tx is not None else None
-        if session is not None and session.get("stopped"):
-            if _stop_digest(payload) != session["stop_digest"]:
-                _flag(session, "duplicate_stop_conflict")
-            return []
-        if session is None:
-            open_ones = [t for t, s in sessions.items() if not s.get("stopped")]
-            if tx_id is None or tx_id <= 0:
-                flags.append("transaction_id_invalid")
-                if len(open_ones) == 1:
-                    # -1 / 0 from a charger whose start was made offline (Keba P30): its only open
-                    # transaction is the one it is stopping.
-                    tx = open_ones[0]
-                    session = sessions[tx]
-                    flags.append("transaction_id_matched_open_session")
-            else:
-                flags.append("transaction_id_unknown")
-            if session is None:
-                tx = str(tx_id) if tx_id is not None and tx_id > 0 else f"invalid:{_str(raw)}:{env.connection_id}:{env.seq}"
-                session = sessions[tx] = self._stop_only_session()
-        session["flags"].extend(flags)
-        stop_ms, time_flags = parse_charger_time(payload.get("timestamp"))
-        _flag(session, *sorted(time_flags))
-        if stop_ms is not None and abs(stop_ms - env.gateway_ts_ms) > self.config.clock_skew_ms:
-            _flag(session, "clock_skew")
-        if stop_ms is not None and session.get("start_ms") is not None and stop_ms < session["start_ms"]:
-            _flag(session, "stop_before_start")
-        report = read_meter_values(payload.get("transactionData"))
-        _flag(session, *sorted(report.flags))
-        for reading in report.readings:
-            if reading.measurand == ENERGY_REGISTER:
-                session["td"].append([reading.at_ms, reading.value])
-            else:
-                self._track(session, reading)
-        session.update(
-            stopped=True,
-            stop_ms=stop_ms,
-            stop_gw_ms=env.gateway_ts_ms,
-            meter_stop=payload.get("meterStop"),
-            has_meter_stop="meterStop" in payload,
-            reason=_str(payload.get("reason")) or "Local",  # OCPP 1.6, 6.46: absent means Local
-            stop_digest=_stop_digest(payload),
-        )
-        session.pop("available_deadline", None)
-        connector = session.get("connector")
-        if connector is None:
-            connector = self._infer_connector(env.gateway_ts_ms)
-            if connector is not None:
-                session["connector"] = connector
-                _flag(session, "connector_inferred")
-        if connector is not None:
-            state = self._connector(connector)
-            left = state.get("left_charging")
-            if left and left["gw_ms"] >= (session.get("start_gw_ms") or 0) and state.get("status") != CHARGING:
-                self._attach_status(session, left)
-            elif state.get("status") != CHARGING and not session.get("stop_status_known"):
-                _flag(session, "no_charging_status")  # it never charged, or never said so
-                session["stop_status_known"] = True
-            if state.get("tx") == tx:
-                state["tx"] = None
-        else:
-            _flag(session, "connector_unknown")
-            session["stop_status_known"] = True
-        session["emit_deadline"] = env.gateway_ts_ms + self.config.status_window_ms
-        if session.get("stop_status_known") and self._energy_final(session):
-            return [self._emit(tx, received_ms=env.gateway_ts_ms, version_ms=env.gateway_ts_ms)]
-        return []
+    def _close_before_next(self, session: SessionState, now_ms: int) -> Session:
+        if session.stopped:
+            if not session.stop_status_known:
+                session.flag(Flag.STATUS_TRANSITION_MISSING)
+            return self._emit(session, version_ms=now_ms)
+        return self._close_unstopped(session, NEXT_TRANSACTION, now_ms)
 
-    def _duplicate_stop_after_close(self, tx: str, env: FrameEnvelope, payload: dict[str, Any]) -> list[Event]:
-        closed = self.state["closed"][tx]
-        if _stop_digest(payload) == closed["stop_digest"]:
+    # --- stops -----------------------------------------------------------------------------------
+
+    def _on_stopped(self, item: TransactionStopped) -> list[Event]:
+        tx = self.state.aliases.get(item.transaction_id, item.transaction_id) if item.transaction_id else None
+        if tx is None:
+            return self._on_stop_without_id(item)
+        open_ones = self._open_with(tx)
+        session = open_ones[0] if open_ones else None
+        closed = self._closed_with(tx)
+        if any(s.stop is not None and s.stop.fingerprint == item.fingerprint for s in closed):
             return []  # the same stop resent after a reconnect: already counted
-        # A second, different stop for a closed session (steve #1293): the first stands; the row is
-        # re-emitted once with a newer version so the doubt is visible.
-        if "duplicate_stop_conflict" in closed["session"]["flags"]:
+        if closed and (session is None or _started_after(session, item.stopped_ms)):
+            # No open session with that id, or the open one started after this stop: the stop belongs to
+            # a session already emitted (a late stop beside a reused id).
+            return self._stop_after_close(_owner(closed, item.stopped_ms), item)
+        if session is not None and session.stopped:
+            if item.fingerprint != session.stop.fingerprint:
+                session.flag(Flag.DUPLICATE_STOP_CONFLICT)  # a second, different stop (steve #1293): the first stands
             return []
-        record = dict(closed["session"])
-        record["flags"] = sorted(set(record["flags"]) | {"duplicate_stop_conflict"})
-        record["version"] = max(env.gateway_ts_ms, record["version"] + 1)  # always newer than the first
-        record["revision"] = record.get("revision", 0) + 1
-        closed["session"] = record
-        return [Session.model_validate(record)]
-
-    def _on_meter_values(self, env: FrameEnvelope, payload: dict[str, Any]) -> list[Event]:
-        sessions = self.state["sessions"]
-        connector = _int(payload.get("connectorId"))
-        tx_id = _int(payload.get("transactionId"))
-        tx = self.state["aliases"].get(str(tx_id), str(tx_id)) if tx_id is not None else None
-        session = sessions.get(tx) if tx is not None else None
-        if session is None and connector is not None and connector > 0:
-            tx = self._connector(connector).get("tx")
-            session = sessions.get(tx) if tx is not None else None
+        extra: list[str] = []
         if session is None:
-            return []  # connector-level values outside a transaction, or for a closed one
-        if session.get("connector") is None and connector is not None and connector > 0:
-            session["connector"] = connector
-            self._connector(connector)["tx"] = tx
-        report = read_meter_values(payload.get("meterValue"))
-        _flag(session, *sorted(report.flags))
-        if session.get("stopped"):
-            _flag(session, "meter_values_after_stop")
-        reducer = RegisterReducer.from_state(session["mv"])
-        for reading in report.readings:
-            if reading.measurand == ENERGY_REGISTER:
-                reducer.add(reading.value, reading.at_ms)
-            else:
-                self._track(session, reading)
-        session["mv"] = reducer.to_state()
+            extra = [Flag.STOP_WITHOUT_START, Flag.TRANSACTION_ID_UNKNOWN]
+            session = self._stop_only_session(tx, item)
+            hint = self.state.meter_hints.pop(tx, None)
+            if hint is not None:
+                session.connector = hint
+                extra.append(Flag.CONNECTOR_FROM_METER_VALUES)
+        return self._stop(session, item, extra)
+
+    def _on_stop_without_id(self, item: TransactionStopped) -> list[Event]:
+        """-1 / 0 (a Keba P30, starts made offline): matched only when the status timeline leaves no doubt
+        which connector stopped and that connector has the one open session."""
+        remembered = [*self.state.sessions.values(), *self.state.closed.values()]
+        if any(s.stop is not None and s.stop.fingerprint == item.fingerprint for s in remembered):
+            return []  # the same stop resent
+        connector = self._stopping_connector(item.gw_ms)
+        open_ones = [s for s in self.state.sessions.values() if not s.stopped]
+        if connector is not None:
+            matched = [s for s in open_ones if s.connector == connector]
+        else:
+            matched = open_ones if len(open_ones) == 1 and open_ones[0].connector is None else []
+        if len(matched) == 1:
+            return self._stop(matched[0], item, [Flag.TRANSACTION_ID_MATCHED_OPEN_SESSION])
+        session = self._stop_only_session(item.raw_transaction_id or "", item)
+        extra: list[str] = [Flag.STOP_WITHOUT_START]
+        if connector is not None and not any(s.connector == connector for s in self.state.sessions.values()):
+            session.connector = connector
+            extra.append(Flag.CONNECTOR_INFERRED)
+        return self._stop(session, item, extra)
+
+    def _stopping_connector(self, now_ms: int) -> int | None:
+        """The connector a stop without a usable id is about: the one that just left Charging, or else the
+        only one in a transaction (open session, or a charging status). ``None`` when that is not one."""
+        window = self.config.status_window_ms
+        left = [c for c, st in self.state.connectors.items()
+                if c > 0 and st.left_charging is not None and now_ms - st.left_charging.gw_ms <= window
+                and st.status not in IN_TRANSACTION - {Status.suspended_ev, Status.suspended_evse}]
+        if len(left) == 1:
+            return left[0]
+        if left:
+            return None
+        busy = {s.connector for s in self.state.sessions.values() if not s.stopped}
+        busy |= {c for c, st in self.state.connectors.items() if c > 0 and st.status in IN_TRANSACTION}
+        return busy.pop() if len(busy) == 1 and None not in busy else None
+
+    def _stop_only_session(self, tx: str, item: TransactionStopped) -> SessionState:
+        session = SessionState(
+            transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=None, id_tag=item.id_tag,
+            start_ms=None, start_gw_ms=None, meter_start=None, start_fingerprint=None,
+        )
+        self.state.sessions[session.session_id] = session
+        return session
+
+    def _stop(self, session: SessionState, item: TransactionStopped, extra: list[str]) -> list[Event]:
+        session.flag(*extra)
+        self._apply_stop(session, item)
+        session.available_deadline = None
+        connector = session.connector
+        if connector is None:
+            connector = self._inferred_connector(item.gw_ms)
+            if connector is not None:
+                session.connector = connector
+                session.flag(Flag.CONNECTOR_INFERRED)
+        if connector is not None:
+            state = self.state.connector(connector)
+            left = state.left_charging
+            if left and left.gw_ms >= (session.start_gw_ms or 0) and state.status != Status.charging:
+                _attach_status(session, left)
+            elif state.status != Status.charging and not session.stop_status_known:
+                session.flag(Flag.NO_CHARGING_STATUS)  # it never charged, or never said so
+                session.stop_status_known = True
+            if state.tx == session.session_id:
+                state.tx = None
+        else:
+            session.flag(Flag.CONNECTOR_UNKNOWN)
+            session.stop_status_known = True
+        session.emit_deadline = item.gw_ms + self.config.status_window_ms
+        if session.stop_status_known and _energy_final(session):
+            return [self._emit(session, version_ms=item.gw_ms)]
         return []
 
-    def _on_status(self, env: FrameEnvelope, payload: dict[str, Any]) -> list[Event]:
-        connector = _int(payload.get("connectorId"))
-        if connector is None or connector < 0:
+    def _apply_stop(self, session: SessionState, item: TransactionStopped) -> None:
+        session.flag(*sorted(item.flags))
+        # Only ahead of the gateway: a stop from an offline backlog is rightly hours or days old.
+        if item.stopped_ms is not None and item.stopped_ms - item.gw_ms > self.config.clock_skew_ms:
+            session.flag(Flag.CLOCK_SKEW)
+        if item.stopped_ms is not None and session.start_ms is not None and item.stopped_ms < session.start_ms:
+            session.flag(Flag.STOP_BEFORE_START)
+        if not session.id_tag:
+            session.id_tag = item.id_tag
+        self._add_readings(session, item.readings, transaction_data=True)
+        session.stop = StopInfo(item.stopped_ms, item.gw_ms, item.meter_stop, item.has_meter_stop, item.reason,
+                                item.fingerprint)
+        session.closed_gw_ms = item.gw_ms
+
+    def _stop_after_close(self, session: SessionState, item: TransactionStopped) -> list[Event]:
+        if session.stop is not None:
+            if Flag.DUPLICATE_STOP_CONFLICT in session.flags:
+                return []  # a conflict already said
+            session.flag(Flag.DUPLICATE_STOP_CONFLICT)  # a second, different stop: the first stands
+            return self._reemit(session, item.gw_ms)
+        # Closed on a guess (Available, the next start, age): the real stop settles it (an offline backlog).
+        self._apply_stop(session, item)
+        session.unflag(Flag.STOP_MISSING)
+        session.flag(Flag.LATE_STOP)
+        return self._reemit(session, item.gw_ms, closed_by=STOP_TRANSACTION)
+
+    # --- meter values ----------------------------------------------------------------------------
+
+    def _on_samples(self, item: MeterSamples) -> list[Event]:
+        connector = item.connector_id if item.connector_id is not None and item.connector_id > 0 else None
+        session: SessionState | None = None
+        if item.transaction_id is not None:
+            tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
+            open_ones = self._open_with(tx)
+            if open_ones:
+                session = open_ones[0]
+            else:
+                closed = self._closed_with(tx)
+                if closed:  # never the connector's current session: these name another transaction
+                    return self._samples_after_close(closed[-1], item)
+                if connector is not None:
+                    hints = self.state.meter_hints
+                    hints[tx] = connector  # a stop for this unknown transaction will need its connector
+                    while len(hints) > METER_HINTS_KEPT:
+                        hints.pop(next(iter(hints)))
+                return []
+        elif connector is not None:
+            key = self.state.connector(connector).tx
+            session = self.state.sessions.get(key) if key else None
+        if session is None:
+            return []  # connector-level values outside a transaction
+        if session.connector is None and connector is not None:
+            session.connector = connector
+            self.state.connector(connector).tx = session.session_id
+        session.flag(*sorted(item.flags - {Flag.CONNECTOR_ID_INVALID}))
+        if session.stopped:
+            session.flag(Flag.METER_VALUES_AFTER_STOP)
+        elif session.available_deadline is not None and item.transaction_id is not None:
+            _resume(session)  # the charger goes on metering the transaction after an Available
+        self._add_readings(session, item.readings, transaction_data=False)
+        return []
+
+    def _samples_after_close(self, session: SessionState, item: MeterSamples) -> list[Event]:
+        """Samples for an emitted session: a revision only if they change its energy (they cannot when
+        meterStop settled it); kept either way, so a later revision counts them."""
+        last = session.emitted
+        assert last is not None
+        self._add_readings(session, item.readings, transaction_data=False)
+        candidate = self._record(session, last.closed_by, revision=last.revision, version=last.version,
+                                 received_ms=last.received_ms)
+        if candidate.energy_wh == last.energy_wh:
             return []
-        status = _str(payload.get("status"))
-        error_code = _str(payload.get("errorCode"))
-        occurred_ms, time_flags = parse_charger_time(payload.get("timestamp"))
-        # The timestamp is optional in StatusNotification: its absence is no doubt.
-        flags = sorted((time_flags - {"timestamp_missing"}) | {f for f in env.flags if f.startswith("schema")})
+        session.flag(Flag.LATE_METER_VALUES)
+        return self._reemit(session, item.gw_ms)
+
+    def _add_readings(self, session: SessionState, readings: tuple[Reading, ...], *, transaction_data: bool) -> None:
+        for reading in readings:
+            if reading.measurand == ENERGY_REGISTER:
+                if transaction_data:
+                    session.td.append([reading.at_ms, reading.value, reading.resolution])
+                else:
+                    session.mv.add(reading.value, reading.at_ms, reading.resolution)
+            elif reading.measurand == POWER:
+                session.peak_w = reading.value if session.peak_w is None else max(session.peak_w, reading.value)
+            elif reading.measurand == SOC:
+                if session.soc[0] is None:
+                    session.soc[0] = reading.value
+                session.soc[1] = reading.value
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def _on_status(self, item: StatusReported) -> list[Event]:
+        if item.connector_id < 0:
+            return []  # no usable connectorId: the frame is kept, nothing to put on a timeline
+        occurred_ms = item.occurred_ms
+        flags = sorted(item.flags)
         if occurred_ms is None:
-            occurred_ms = env.gateway_ts_ms  # optional in OCPP 1.6: the gateway's time stands in
-        elif env.gateway_ts_ms - occurred_ms > self.config.clock_skew_ms:
-            flags.append("stale_timestamp")  # e.g. a Faulted replayed after reboot (Alfen)
-        elif occurred_ms - env.gateway_ts_ms > self.config.clock_skew_ms:
-            flags.append("clock_skew")
-        state = self._connector(connector)
-        previous = state.get("status", "")
-        event_id = f"{env.connection_id}/{env.seq}"
+            occurred_ms = item.gw_ms  # optional in OCPP 1.6: the gateway's time stands in
+        elif item.gw_ms - occurred_ms > self.config.clock_skew_ms:
+            flags.append(Flag.STALE_TIMESTAMP)  # e.g. a Faulted replayed after reboot (Alfen)
+        elif occurred_ms - item.gw_ms > self.config.clock_skew_ms:
+            flags.append(Flag.CLOCK_SKEW)
+        state = self.state.connector(item.connector_id)
+        previous = state.status
         events: list[Event] = [
             StatusChange(
-                event_id=event_id, charge_point_id=self.charge_point_id, connector_id=connector, status=status,
-                previous_status=previous, error_code=error_code, info=_str(payload.get("info")),
-                vendor_id=_str(payload.get("vendorId")), vendor_error_code=_str(payload.get("vendorErrorCode")),
-                occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(env.gateway_ts_ms), flags=flags,
+                event_id=item.event_id, charge_point_id=self.charge_point_id, connector_id=item.connector_id,
+                status=item.status, previous_status=previous, error_code=item.error_code, info=item.info,
+                vendor_id=item.vendor_id, vendor_error_code=item.vendor_error_code,
+                occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(item.gw_ms), flags=_codes(flags),
             )
         ]
-        events.extend(self._fault(connector, state, env, payload, status, error_code, occurred_ms, flags, event_id))
-        state["status"] = status
-        if connector == 0:
+        open_tx = self._transaction_on(item.connector_id)
+        state.fault, faults = track_fault(self.charge_point_id, state.fault, item, occurred_ms, _codes(flags), open_tx)
+        events.extend(faults)
+        state.status = item.status
+        if item.connector_id == 0:
             return events
-        if previous == CHARGING and status in OUT_OF_CHARGING:
-            left = {"status": status, "error_code": error_code, "gw_ms": env.gateway_ts_ms, "ms": occurred_ms}
-            state["left_charging"] = left
-            events.extend(self._transition_after_stop(connector, left, env.gateway_ts_ms))
-        if status == "Available":
-            tx = state.get("tx")
-            session = self.state["sessions"].get(tx) if tx else None
-            if session is not None and not session.get("stopped"):
+        if previous == Status.charging and item.status in OUT_OF_CHARGING:
+            left = state.left_charging = LeftCharging(item.status, item.error_code, item.gw_ms, occurred_ms)
+            events.extend(self._transition_after_stop(item.connector_id, left, item.gw_ms))
+        session = self.state.sessions.get(state.tx) if state.tx else None
+        if session is not None and not session.stopped:
+            if item.status == Status.available and session.available_deadline is None:
                 # Available may come before StopTransaction (ev-server #4082); wait the window for it.
-                session.setdefault("available_deadline", env.gateway_ts_ms + self.config.status_window_ms)
+                session.available_deadline = item.gw_ms + self.config.status_window_ms
+            elif item.status in IN_TRANSACTION and session.available_deadline is not None:
+                _resume(session)  # Available, then Preparing / Charging: the transaction goes on
         return events
 
-    def _transition_after_stop(self, connector: int, left: dict[str, Any], now_ms: int) -> list[Event]:
-        for tx, session in self.state["sessions"].items():
-            if session.get("connector") == connector and session.get("stopped") and not session.get("stop_status_known"):
-                self._attach_status(session, left)
-                if self._energy_final(session):
-                    return [self._emit(tx, received_ms=session["stop_gw_ms"], version_ms=now_ms)]
+    def _transition_after_stop(self, connector: int, left: LeftCharging, now_ms: int) -> list[Event]:
+        for session in list(self.state.sessions.values()):
+            if session.connector == connector and session.stopped and not session.stop_status_known:
+                _attach_status(session, left)
+                if _energy_final(session):
+                    return [self._emit(session, version_ms=now_ms)]
         return []
 
-    # --- faults ----------------------------------------------------------------------------------
+    # --- closing and emitting ----------------------------------------------------------------------
 
-    def _fault(self, connector: int, state: dict[str, Any], env: FrameEnvelope, payload: dict[str, Any], status: str,
-               error_code: str, occurred_ms: int, flags: list[str], event_id: str) -> list[Event]:
-        faulty = status == "Faulted" or (error_code != NO_ERROR)
-        open_fault = state.get("fault")
-        tx = state.get("tx") if connector > 0 else None
-        base = dict(
-            charge_point_id=self.charge_point_id, connector_id=connector, received_at=ms_to_datetime(env.gateway_ts_ms),
-            status=status, error_code=error_code, info=_str(payload.get("info")), vendor_id=_str(payload.get("vendorId")),
-            vendor_error_code=_str(payload.get("vendorErrorCode")), transaction_id=tx,
-        )
-        events: list[Event] = []
-        if open_fault is not None and (not faulty or error_code != open_fault["error_code"]):
-            began_ms = open_fault["ms"]
-            duration_flags = list(flags)
-            if open_fault.get("stale"):
-                # Began with a replayed old timestamp (Alfen after reboot): the charger's clock
-                # would make it days long; the gateway saw it open for this long.
-                duration_s = max(0, env.gateway_ts_ms - open_fault["gw_ms"]) / 1000
-                duration_flags += ["duration_from_gateway_clock", "began_stale"]
-            elif occurred_ms >= began_ms:
-                duration_s = (occurred_ms - began_ms) / 1000
-            else:
-                duration_s = max(0, env.gateway_ts_ms - open_fault["gw_ms"]) / 1000
-                duration_flags.append("duration_from_gateway_clock")
-            if faulty:
-                duration_flags.append("superseded_by_other_error")
-            events.append(FaultEvent(
-                event_id=event_id, event=FaultEventKind.CLEARED, occurred_at=ms_to_datetime(occurred_ms),
-                began_at=ms_to_datetime(began_ms), duration_s=duration_s, flags=sorted(set(duration_flags)),
-                # The cleared event names the fault it ends (alerting and durations group by it);
-                # the status that ended it is in ``status`` and in the status timeline.
-                **(base | {"transaction_id": open_fault.get("tx") or tx, "error_code": open_fault["error_code"],
-                           "vendor_error_code": open_fault.get("vendor_error_code", base["vendor_error_code"]),
-                           "info": open_fault.get("info", base["info"])}),
-            ))
-            state["fault"] = open_fault = None
-        if faulty and open_fault is None:
-            fault_flags = list(flags)
-            if status != "Faulted":
-                fault_flags.append("error_code_while_" + (status.lower() or "unknown"))
-            state["fault"] = {"error_code": error_code, "ms": occurred_ms, "gw_ms": env.gateway_ts_ms, "tx": tx,
-                              "vendor_error_code": base["vendor_error_code"], "info": base["info"],
-                              "stale": "stale_timestamp" in flags}
-            events.append(FaultEvent(
-                event_id=event_id, event=FaultEventKind.BEGAN, occurred_at=ms_to_datetime(occurred_ms),
-                began_at=None, duration_s=None, flags=sorted(set(fault_flags)), **base,
-            ))
-        return events
+    def _close_unstopped(self, session: SessionState, closed_by: str, at_ms: int) -> Session:
+        session.flag(Flag.STOP_MISSING)
+        session.closed_gw_ms = at_ms
+        if session.connector is not None:
+            state = self.state.connector(session.connector)
+            left = state.left_charging
+            if left and left.gw_ms >= (session.start_gw_ms or 0):
+                _attach_status(session, left)
+            if state.tx == session.session_id:
+                state.tx = None
+        return self._emit(session, version_ms=at_ms, closed_by=closed_by)
 
-    # --- helpers ---------------------------------------------------------------------------------
-
-    def _connector(self, connector: int) -> dict[str, Any]:
-        return self.state["connectors"].setdefault(str(connector), {})
-
-    def _infer_connector(self, now_ms: int) -> int | None:
-        """For a stop without a known start: the one connector charging, or that just stopped."""
-        candidates = []
-        for key, state in self.state["connectors"].items():
-            left = state.get("left_charging")
-            recently_left = left is not None and now_ms - left["gw_ms"] <= self.config.status_window_ms
-            if key != "0" and (state.get("status") == CHARGING or recently_left) and not state.get("tx"):
-                candidates.append(int(key))
-        return candidates[0] if len(candidates) == 1 else None
-
-    def _stop_only_session(self) -> dict[str, Any]:
-        return {
-            "connector": None, "id_tag": "", "start_ms": None, "start_gw_ms": None, "meter_start": None,
-            "start_content": None, "flags": ["stop_without_start"], "mv": None, "td": [], "peak_w": None,
-            "soc": [None, None],
-        }
-
-    def _track(self, session: dict[str, Any], reading: Any) -> None:
-        if reading.measurand == POWER:
-            session["peak_w"] = reading.value if session["peak_w"] is None else max(session["peak_w"], reading.value)
-        elif reading.measurand == SOC:
-            soc = session["soc"]
-            if soc[0] is None:
-                soc[0] = reading.value
-            soc[1] = reading.value
-
-    @staticmethod
-    def _attach_status(session: dict[str, Any], left: dict[str, Any]) -> None:
-        session["stop_status"] = left["status"]
-        session["stop_error_code"] = left["error_code"]
-        session["stop_status_ms"] = left["ms"]
-        session["stop_status_known"] = True
-
-    @staticmethod
-    def _energy_final(session: dict[str, Any]) -> bool:
-        """True when meterStop settles the energy: no late sample can change it."""
-        start, stop = valid_meter(session.get("meter_start")), valid_meter(session.get("meter_stop"))
-        return start is not None and stop is not None and stop >= start
-
-    def _close_unstopped(self, tx: str, closed_by: str, at_ms: int) -> Session:
-        session = self.state["sessions"][tx]
-        _flag(session, "stop_missing")
-        session.update(stopped=True, stop_ms=None, stop_gw_ms=at_ms, reason="", has_meter_stop=False,
-                       stop_digest=None, meter_stop=None)
-        connector = session.get("connector")
-        if connector is not None:
-            state = self._connector(connector)
-            left = state.get("left_charging")
-            if left and left["gw_ms"] >= (session.get("start_gw_ms") or 0):
-                self._attach_status(session, left)
-            if state.get("tx") == tx:
-                state["tx"] = None
-        return self._emit(tx, received_ms=at_ms, version_ms=at_ms, closed_by=closed_by)
-
-    def _emit(self, tx: str, *, received_ms: int, version_ms: int, closed_by: str = "stop_transaction") -> Session:
-        session = self.state["sessions"].pop(tx)
-        for alias, target in list(self.state["aliases"].items()):
-            if target == tx:
-                del self.state["aliases"][alias]
-        connector = session.get("connector")
-        if connector is not None and self._connector(connector).get("tx") == tx:
-            self._connector(connector)["tx"] = None
-        record = self._session_record(tx, session, received_ms, version_ms, closed_by)
-        closed = self.state["closed"]
-        closed[tx] = {"stop_digest": session.get("stop_digest"), "session": record.model_dump(mode="json")}
-        while len(closed) > CLOSED_REMEMBERED:
+    def _emit(self, session: SessionState, *, version_ms: int, closed_by: str = STOP_TRANSACTION) -> Session:
+        """First emission (revision 0): the session moves from open to remembered."""
+        del self.state.sessions[session.session_id]
+        for alias, target in list(self.state.aliases.items()):
+            if target == session.transaction_id and not self._open_with(target):
+                del self.state.aliases[alias]
+        if session.connector is not None and self.state.connector(session.connector).tx == session.session_id:
+            self.state.connector(session.connector).tx = None
+        session.available_deadline = session.emit_deadline = session.age_deadline = None
+        received_ms = session.stop.gw_ms if session.stop is not None else (session.closed_gw_ms or version_ms)
+        record = self._record(session, closed_by, revision=0, version=version_ms, received_ms=received_ms)
+        session.emitted = Emitted(0, version_ms, received_ms, closed_by, record.energy_wh, record.duration_s,
+                                  record_digest(record))
+        closed = self.state.closed
+        closed[session.session_id or f"legacy:{session.transaction_id}"] = session
+        while len(closed) > CLOSED_KEPT:
             closed.pop(next(iter(closed)))
         return record
 
-    def _session_record(self, tx: str, s: dict[str, Any], received_ms: int, version_ms: int, closed_by: str) -> Session:
-        flags = set(s["flags"])
-        start_ms, stop_ms = s.get("start_ms"), s.get("stop_ms")
+    def _reemit(self, session: SessionState, now_ms: int, closed_by: str | None = None) -> list[Event]:
+        """A new revision of an emitted session, if its row changed."""
+        last = session.emitted
+        assert last is not None
+        closed_by = closed_by or last.closed_by
+        version = max(now_ms, last.version + 1)  # always newer than what it replaces
+        record = self._record(session, closed_by, revision=last.revision + 1, version=version,
+                              received_ms=last.received_ms, previous=last)
+        digest = record_digest(record)
+        if digest == last.digest:
+            return []
+        session.emitted = Emitted(last.revision + 1, version, last.received_ms, closed_by, record.energy_wh,
+                                  record.duration_s, digest)
+        return [record]
+
+    def _record(self, s: SessionState, closed_by: str, *, revision: int, version: int, received_ms: int,
+                previous: Emitted | None = None) -> Session:
+        flags = set(s.flags)
+        stop_ms = s.stop.stopped_ms if s.stop is not None else None
+        stop_gw_ms = s.stop.gw_ms if s.stop is not None else s.closed_gw_ms
+        gateway_duration_s = None
+        if s.start_gw_ms is not None and stop_gw_ms is not None and stop_gw_ms >= s.start_gw_ms:
+            gateway_duration_s = (stop_gw_ms - s.start_gw_ms) / 1000
         duration_s: float | None = None
-        if start_ms is not None and stop_ms is not None and stop_ms >= start_ms and "clock_skew" not in flags:
-            duration_s = (stop_ms - start_ms) / 1000
-        elif s.get("start_gw_ms") is not None and s.get("stop_gw_ms") is not None:
-            duration_s = (s["stop_gw_ms"] - s["start_gw_ms"]) / 1000
-            flags.add("duration_from_gateway_clock")
-        mv = RegisterReducer.from_state(s.get("mv"))
+        if s.start_ms is not None and stop_ms is not None and stop_ms >= s.start_ms and Flag.CLOCK_SKEW not in flags:
+            duration_s = (stop_ms - s.start_ms) / 1000
+        elif gateway_duration_s is not None:
+            duration_s = gateway_duration_s
+            flags.add(Flag.DURATION_FROM_GATEWAY_CLOCK)
         energy = session_energy(
             EnergyInputs(
-                meter_start=s.get("meter_start"), meter_stop=s.get("meter_stop"), has_stop=closed_by == "stop_transaction",
-                transaction_data=[(a, v) for a, v in s.get("td", [])], meter_values=mv, duration_s=duration_s,
-                sampled_peak_power_w=s.get("peak_w"),
+                meter_start=s.meter_start, meter_stop=s.stop.meter_stop if s.stop is not None else None,
+                has_stop=closed_by == STOP_TRANSACTION, transaction_data=[tuple(t) for t in s.td], meter_values=s.mv,
+                # The charger's clock when it can be trusted: a stop from an offline backlog reaches the
+                # gateway hours after it happened, and that time was not spent charging.
+                duration_s=duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK not in flags else None,
+                gateway_duration_s=gateway_duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK in flags else None,
+                started_ms=s.start_ms, stopped_ms=stop_ms,
+                sampled_peak_power_w=s.peak_w,
             ),
             self.config.max_power_w,
+            self.config.max_session_age_ms / 1000,
         )
         flags |= energy.flags
-        if closed_by != "stop_transaction" and s.get("start_ms") is None:
-            flags.add("stop_without_start")
-        soc = s.get("soc") or [None, None]
+        if closed_by != STOP_TRANSACTION and s.start_ms is None:
+            flags.add(Flag.STOP_WITHOUT_START)
         return Session(
             charge_point_id=self.charge_point_id,
-            connector_id=s.get("connector"),
-            transaction_id=tx,
-            id_tag=s.get("id_tag", ""),
-            started_at=ms_to_datetime(start_ms) if start_ms is not None else None,
+            connector_id=s.connector,
+            transaction_id=s.transaction_id,
+            id_tag=s.id_tag,
+            started_at=ms_to_datetime(s.start_ms) if s.start_ms is not None else None,
             stopped_at=ms_to_datetime(stop_ms) if stop_ms is not None else None,
-            meter_start_wh=_meter(s.get("meter_start")),
-            meter_stop_wh=_meter(s.get("meter_stop")),
+            meter_start_wh=s.meter_start,
+            meter_stop_wh=s.stop.meter_stop if s.stop is not None else None,
             energy_wh=energy.energy_wh,
             energy_source=energy.source,
-            stop_reason=s.get("reason", ""),
-            stop_status=s.get("stop_status", ""),
-            stop_error_code=s.get("stop_error_code", ""),
-            stop_status_at=ms_to_datetime(s["stop_status_ms"]) if s.get("stop_status_ms") is not None else None,
+            stop_reason=s.stop.reason if s.stop is not None else "",
+            stop_status=s.stop_status,
+            stop_error_code=s.stop_error_code,
+            stop_status_at=ms_to_datetime(s.stop_status_ms) if s.stop_status_ms is not None else None,
             duration_s=duration_s,
             peak_power_w=energy.peak_power_w,
-            soc_start_pct=soc[0],
-            soc_end_pct=soc[1],
-            sample_count=mv.count + len(s.get("td", [])),
+            soc_start_pct=s.soc[0],
+            soc_end_pct=s.soc[1],
+            sample_count=s.mv.count + len(s.td),
             closed_by=closed_by,
-            flags=sorted(flags),
+            flags=_codes(flags),
             received_at=ms_to_datetime(received_ms),
-            version=version_ms,
+            version=version,
+            revision=revision,
+            session_id=s.session_id,
+            previous_energy_wh=previous.energy_wh if previous is not None else None,
+            previous_duration_s=previous.duration_s if previous is not None else None,
         )
 
+    def _forget_closed(self, now_ms: int) -> None:
+        closed = self.state.closed
+        horizon = now_ms - self.config.closed_retention_ms
+        while closed:
+            key = next(iter(closed))
+            if (closed[key].closed_gw_ms or 0) >= horizon:
+                break
+            del closed[key]
 
-def _meter(value: Any) -> float | None:
-    """A meter value as sent, for the row; NaN / Infinity (which JSON readers accept) are None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    # --- lookups ---------------------------------------------------------------------------------
+
+    def _open_with(self, tx: str) -> list[SessionState]:
+        """Sessions not emitted yet with that transaction id (open, or stopped and waiting for the window)."""
+        return [s for s in self.state.sessions.values() if s.transaction_id == tx]
+
+    def _closed_with(self, tx: str) -> list[SessionState]:
+        """Remembered sessions with that transaction id, oldest first."""
+        return [s for s in self.state.closed.values() if s.transaction_id == tx]
+
+    def _transaction_on(self, connector: int) -> str | None:
+        if connector <= 0:
+            return None
+        key = self.state.connector(connector).tx
+        session = self.state.sessions.get(key) if key else None
+        return session.transaction_id if session is not None else None
+
+    def _inferred_connector(self, now_ms: int) -> int | None:
+        """For a stop without a known start: the one connector charging, or that just stopped, with no session."""
+        candidates = []
+        for key, state in self.state.connectors.items():
+            left = state.left_charging
+            recently_left = left is not None and now_ms - left.gw_ms <= self.config.status_window_ms
+            if key > 0 and (state.status == Status.charging or recently_left) and not state.tx:
+                candidates.append(key)
+        return candidates[0] if len(candidates) == 1 else None
 
 
-def _flag(session: dict[str, Any], *flags: str) -> None:
-    for flag in flags:
-        if flag not in session["flags"]:
-            session["flags"].append(flag)
-
-
-def _start_content(payload: dict[str, Any]) -> list[str]:
-    return [repr(payload.get(k)) for k in ("connectorId", "idTag", "meterStart", "timestamp")]
-
-
-def _stop_digest(payload: dict[str, Any]) -> str:
-    return json.dumps([payload.get(k) for k in ("transactionId", "meterStop", "timestamp", "reason")], sort_keys=True)
-
-
-def _session_deadline_kinds(session: dict[str, Any]) -> list[tuple[int, str]]:
+def _deadlines(session: SessionState) -> list[tuple[int, str]]:
+    if session.stopped:
+        return [(session.emit_deadline, "emit")] if session.emit_deadline is not None else []
     out: list[tuple[int, str]] = []
-    if session.get("stopped"):
-        out.append((session["emit_deadline"], "emit"))
-        return out
-    if session.get("available_deadline") is not None:
-        out.append((session["available_deadline"], "available"))
-    if session.get("age_deadline") is not None:
-        out.append((session["age_deadline"], "timeout"))
+    if session.available_deadline is not None:
+        out.append((session.available_deadline, AVAILABLE))
+    if session.age_deadline is not None:
+        out.append((session.age_deadline, TIMEOUT))
     return out
 
 
-def _session_deadlines(session: dict[str, Any]) -> list[int]:
-    return [d for d, _ in _session_deadline_kinds(session)]
+def _attach_status(session: SessionState, left: LeftCharging) -> None:
+    session.stop_status = left.status
+    session.stop_error_code = left.error_code
+    session.stop_status_ms = left.ms
+    session.stop_status_known = True
 
 
-_CALL_HANDLERS = {
-    "StartTransaction": Correlator._on_start,
-    "StopTransaction": Correlator._on_stop,
-    "MeterValues": Correlator._on_meter_values,
-    "StatusNotification": Correlator._on_status,
-}
+def _resume(session: SessionState) -> None:
+    session.available_deadline = None
+    session.flag(Flag.AVAILABLE_THEN_RESUMED)
+
+
+def _energy_final(session: SessionState) -> bool:
+    """True when meterStop settles the energy: no late sample can change it."""
+    start = session.meter_start
+    stop = session.stop.meter_stop if session.stop is not None else None
+    return start is not None and stop is not None and 0 <= start <= stop
+
+
+def _started_after(session: SessionState, stopped_ms: int | None) -> bool:
+    return stopped_ms is not None and session.start_ms is not None and stopped_ms < session.start_ms
+
+
+def _owner(closed: list[SessionState], stopped_ms: int | None) -> SessionState:
+    """Of the remembered sessions with one transaction id, the one a stop at ``stopped_ms`` ends: the newest
+    that started before it."""
+    if stopped_ms is not None:
+        before = [s for s in closed if s.start_ms is not None and s.start_ms <= stopped_ms]
+        if before:
+            return before[-1]
+    return closed[-1]
+
+
+def _codes(flags: set[str] | list[str]) -> list[str]:
+    """Flags as plain sorted strings (members of :class:`Flag` and the few composed codes)."""
+    return sorted({str(f) for f in flags})

@@ -1,101 +1,200 @@
-"""Session energy (DESIGN.md, Processors / Energy), as reducers over meter samples.
+"""Session energy (SESSIONS.md, Energy; DESIGN.md, Processors / Energy), as reducers over meter samples.
 
-Rules, in order; every fallback and every doubt is a flag:
+Every fallback and every doubt is a flag. Registers are in Wh (``processors.meter`` converts kWh and
+sums phases) and each sample carries its *resolution*, the step of its last digit; the *tolerance*
+of a series is ``max(2 × resolution, 10 Wh)`` (resolution capped at 1 kWh, an integer-kWh register):
+what rounding can explain. The *power bound* is 2 × the highest power seen (sampled
+Power.Active.Import, or register deltas), at least 50 kW, capped at ``max_power_w``; ``max_power_w`` if
+none is known.
 
-1. ``meterStop - meterStart`` when both are valid numbers (not -1, not negative, stop >= start);
-2. otherwise the Energy.Active.Import.Register samples of ``transactionData`` (StopTransaction),
-3. otherwise those of MeterValues during the session,
-   each series bracketed by the valid meterStart / meterStop, in Wh (kWh converted, phases summed);
-4. otherwise no energy (``none``).
+Rules, in order:
 
-A register series is reduced incrementally (:class:`RegisterReducer`: ``add`` per sample, ``result``
-at the end), so a session's state stays small however long it runs. A drop in the register is
-either a *dropout* (one bad sample: the next one is back at the old level; ignored) or a *reset*
-(the meter restarted from 0: what it counted since is added). Both are flagged.
+1. meterStart / meterStop are used when they are numbers >= 0 (-1 is "unknown"); a stop below the start
+   gives no ``meterStop - meterStart`` (``meter_stop_below_start``).
+2. A register series is reduced sample by sample (:class:`RegisterReducer`): a rise is counted; a drop
+   within the tolerance is rounding (``meter_dip_ignored``: nothing counted, the higher level kept); a
+   drop is decided by the first sample that leaves its level: back at the old level, or higher above the
+   drop than the power bound allows in the time between, it was a bad reading, however many samples
+   repeated it (``meter_dropout``); otherwise the drop lasts, and is a *reset*
+   (``meter_reset``: what the meter counted since 0 is added) only on evidence — the new value is nearer
+   zero than the old level and the power bound could have counted it in the time that passed — and
+   otherwise a *rebase* (``meter_rebased``: counting goes on from the new level, nothing across the
+   jump). A drop still undecided at the end is not counted (``meter_trailing_drop``); a sample older
+   than the last one is not counted (``meter_sample_out_of_order``).
+3. meterStart before and meterStop after the samples follow the same rules, with the time the samples
+   do not cover (start to first sample, last sample to stop, charger clock; the session's duration when
+   a time is missing); a rise beyond what the power bound allows in that time is not bracketed
+   (``energy_mismatch``): meterStart 0 before a lifetime register of 12.3 MWh is not 12.3 MWh of charging.
+4. A candidate energy above ``max_power_w`` × duration + tolerance is not used (``energy_implausible``):
+   the next source is tried. The duration is the longest known of the charger-clock and gateway-clock
+   durations, else ``max_duration_s`` (the session's maximum age).
+5. Sources, in order: ``meterStop - meterStart`` (``meter_stop``), then the samples of ``transactionData``
+   (``transaction_data``), then those of MeterValues (``meter_values``), each bracketed per rule 3; else
+   none (``none``).
+6. ``meterStop - meterStart`` is cross-checked against the first plausible sample series with at least
+   two samples: it may exceed their energy by what the power bound allows in the time they do not cover
+   (samples can miss the beginning and the end of a session) and fall below it only by the tolerance.
+   Beyond that the samples win (``energy_mismatch``): a register read all through the session is harder to
+   get wrong than two numbers at its ends, which chargers send as 0, in kWh, or from the last session.
+7. Energy is never negative, never NaN or infinite, never above ``max_power_w`` × duration + tolerance.
+
+A series is reduced incrementally (``add`` per sample, ``result`` at the end), so a session's state stays
+small however long it runs; ``to_state`` / ``from_state`` keep it as a short JSON list.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from processors.flags import Flag
 from schemas.records import EnergySource
 
 # Faster than this, on average, is not a charging session (MCS tops out near 3.75 MW; no AC or DC
 # charger in the field sustains 1 MW over a session).
 DEFAULT_MAX_POWER_W = 1_000_000.0
+DEFAULT_MAX_DURATION_S = 72 * 3600.0  # the correlator's default maximum session age
+MIN_TOLERANCE_WH = 10.0
+# The coarsest register seen in the field counts whole kWh; a coarser "resolution" (a value sent as
+# "1E+6") must not widen the tolerance to megawatt-hours.
+MAX_RESOLUTION_WH = 1000.0
+# The power bound never goes below this: a DC charger ramps to far more than twice what a few slow
+# samples show, and a bound too tight would call a true meterStop a mismatch and under-bill.
+MIN_POWER_BOUND_W = 50_000.0
+# Register deltas over shorter intervals say more about timestamp jitter than about power.
+_MIN_POWER_INTERVAL_MS = 10_000
+
+
+def tolerance_wh(resolution: float) -> float:
+    """What rounding can explain in the difference of two readings of a register of this resolution."""
+    return max(2 * min(resolution, MAX_RESOLUTION_WH), MIN_TOLERANCE_WH)
+
+
+def power_bound_w(peak_power_w: float | None, max_power_w: float) -> float:
+    """2 × the highest power seen (a car's draw varies), at least :data:`MIN_POWER_BOUND_W`, capped at
+    ``max_power_w``; that cap if none is known."""
+    if peak_power_w is None or not peak_power_w > 0:
+        return max_power_w
+    return min(max(2 * peak_power_w, MIN_POWER_BOUND_W), max_power_w)
+
+
+def _reachable_wh(power_w: float, seconds: float) -> float:
+    return power_w * seconds / 3600
+
+
+def _is_reset(level: float, value: float, elapsed_s: float, power_w: float, tolerance: float) -> bool:
+    """A drop from ``level`` to ``value`` is a restart at 0 only on evidence: ``value`` is nearer zero than
+    ``level``, and no more than ``power_w`` could count in ``elapsed_s``. (A register of 14.3 kWh that
+    reads 14.0 kWh an hour later did not restart and count 14 kWh again.)"""
+    return value < level - value and value <= _reachable_wh(power_w, elapsed_s) + tolerance
 
 
 @dataclass
 class RegisterReducer:
-    """Energy counted by an energy register, from its samples in arrival order.
+    """Energy counted by an energy register, from its samples in arrival order (module rule 2).
 
+    It knows no session: its power bound is 2 × its own peak, capped at :data:`DEFAULT_MAX_POWER_W`.
     State is plain data (``to_state`` / ``from_state``) so it can live in a changelog-backed table.
+    The field order is the state's layout: fields are only ever appended.
     """
 
     first: float | None = None
-    prev: float | None = None
+    prev: float | None = None  # the level counted up to
     total: float = 0.0
-    suspect: float | None = None  # a drop not yet known to be a dropout or a reset
+    suspect: float | None = None  # a drop not yet known to be a dropout or lasting
     last_at_ms: int | None = None
     count: int = 0
     resets: int = 0
     dropouts: int = 0
     out_of_order: int = 0
     peak_power_w: float | None = None
+    # Appended after the first ten (states persisted before hold only those).
+    first_at_ms: int | None = None
+    resolution: float = 0.0  # the coarsest resolution seen, Wh
+    suspect_reset: bool = False  # the pending drop is a reset if it lasts (else a rebase)
+    rebases: int = 0
+    dips: int = 0
 
-    def add(self, value: float, at_ms: int | None = None) -> None:
-        if at_ms is not None and self.last_at_ms is not None and at_ms < self.last_at_ms:
-            self.out_of_order += 1  # an older sample after a newer one: never a delta to count
-            return
+    def add(self, value: float, at_ms: int | None = None, resolution: float = 0.0) -> None:
+        """Count one sample: a register reading (Wh, finite, >= 0), its charger time, its resolution (Wh)."""
+        if at_ms is not None and self.last_at_ms is not None and at_ms <= self.last_at_ms:
+            if at_ms < self.last_at_ms:
+                self.out_of_order += 1  # an older sample after a newer one: never a delta to count
+            return  # the same moment again: MeterValues resent after a lost answer count once
         self.count += 1
+        self.resolution = max(self.resolution, resolution)
         if self.prev is None:
             self.first = self.prev = value
-            self.last_at_ms = at_ms
+            self.first_at_ms = self.last_at_ms = at_ms
             return
-        if self.suspect is not None:
-            if value >= self.prev:
-                self.dropouts += 1  # back at the old level: the drop was one bad sample
-            else:
-                self.resets += 1  # still low: the meter restarted; count what it measured since 0
-                self.total += max(0.0, self.suspect)
-                self.prev = self.suspect
-            self.suspect = None
-        if value >= self.prev:
-            delta = value - self.prev
-            if at_ms is not None and self.last_at_ms is not None and at_ms - self.last_at_ms >= 10_000 and delta > 0:
-                power = delta * 3_600_000 / (at_ms - self.last_at_ms)
-                self.peak_power_w = power if self.peak_power_w is None else max(self.peak_power_w, power)
-            self.total += delta
-            self.prev = value
-        else:
-            self.suspect = value
+        tolerance = tolerance_wh(self.resolution)
+        # Still at a pending drop's level, nothing is decided: a dropout may repeat its bad reading.
+        if self.suspect is None or abs(value - self.suspect) > tolerance:
+            self._step(value, at_ms, tolerance)
         if at_ms is not None:
             self.last_at_ms = at_ms
 
+    def _step(self, value: float, at_ms: int | None, tolerance: float) -> None:
+        assert self.prev is not None
+        power_w = power_bound_w(self.peak_power_w, DEFAULT_MAX_POWER_W)
+        elapsed_s = _elapsed_s(self.last_at_ms, at_ms)
+        if self.suspect is not None:
+            self._settle(value, value - self.suspect > _reachable_wh(power_w, elapsed_s) + tolerance, tolerance)
+        if value >= self.prev:
+            self._rise(value, at_ms)
+        elif value >= self.prev - tolerance:
+            self.dips += 1
+        else:
+            self.suspect = value
+            self.suspect_reset = _is_reset(self.prev, value, elapsed_s, power_w, tolerance)
+
+    def _settle(self, value: float, unreachable: bool, tolerance: float) -> None:
+        """Decide the pending drop, now that ``value`` follows it."""
+        assert self.prev is not None and self.suspect is not None
+        if value >= self.prev - tolerance or unreachable:
+            self.dropouts += 1  # back at the old level, or too far above the drop to have been counted since
+        elif self.suspect_reset:
+            self.resets += 1
+            self.total += self.suspect  # the meter restarted at 0 and had counted this much
+            self.prev = self.suspect
+        else:
+            self.rebases += 1
+            self.prev = self.suspect
+        self.suspect = None
+
+    def _rise(self, value: float, at_ms: int | None) -> None:
+        assert self.prev is not None
+        delta = value - self.prev
+        if at_ms is not None and self.last_at_ms is not None and at_ms - self.last_at_ms >= _MIN_POWER_INTERVAL_MS and delta > 0:
+            power = delta * 3_600_000 / (at_ms - self.last_at_ms)
+            self.peak_power_w = power if self.peak_power_w is None else max(self.peak_power_w, power)
+        self.total += delta
+        self.prev = value
+
     def result(self) -> tuple[float | None, set[str]]:
         """(Wh, flags); ``None`` when fewer than two samples make no difference to measure."""
-        flags: set[str] = set()
-        if self.resets:
-            flags.add("meter_reset")
-        if self.dropouts:
-            flags.add("meter_dropout")
+        counters = ((Flag.METER_RESET, self.resets), (Flag.METER_REBASED, self.rebases),
+                    (Flag.METER_DROPOUT, self.dropouts), (Flag.METER_DIP_IGNORED, self.dips),
+                    (Flag.METER_SAMPLE_OUT_OF_ORDER, self.out_of_order))
+        flags: set[str] = {flag for flag, n in counters if n}
         if self.suspect is not None:
-            flags.add("meter_trailing_drop")  # a last sample below the one before: not counted
-        if self.out_of_order:
-            flags.add("meter_sample_out_of_order")
-        if self.count < 2:
-            return None, flags
-        return self.total, flags
+            flags.add(Flag.METER_TRAILING_DROP)  # a drop still undecided at the end: not counted
+        return (self.total if self.count >= 2 else None), flags
 
     def to_state(self) -> list[Any]:
-        return [self.first, self.prev, self.total, self.suspect, self.last_at_ms, self.count,
-                self.resets, self.dropouts, self.out_of_order, self.peak_power_w]
+        return [getattr(self, f.name) for f in fields(self)]
 
     @classmethod
-    def from_state(cls, state: list[Any] | None) -> "RegisterReducer":
+    def from_state(cls, state: list[Any] | None) -> RegisterReducer:
+        """Reads every layout ever persisted: the first ten fields (the original state), or all of them."""
         return cls(*state) if state else cls()
+
+
+def _elapsed_s(earlier_ms: int | None, later_ms: int | None) -> float:
+    """Seconds between two samples; 0 when a time is missing: nothing is taken to be counted in an unknown time."""
+    return (later_ms - earlier_ms) / 1000 if earlier_ms is not None and later_ms is not None else 0.0
 
 
 def valid_meter(value: Any) -> float | None:
@@ -118,85 +217,151 @@ class EnergyInputs:
     meter_start: Any
     meter_stop: Any
     has_stop: bool
-    transaction_data: list[tuple[int | None, float]] = field(default_factory=list)
+    # (charger ms, Wh, resolution Wh); states persisted before resolutions existed hold (charger ms, Wh)
+    # pairs, as tuples or lists: both are read.
+    transaction_data: list[tuple[int | None, float, float]] = field(default_factory=list)
     meter_values: RegisterReducer = field(default_factory=RegisterReducer)
-    duration_s: float | None = None
+    duration_s: float | None = None  # charger clock, when trusted
+    gateway_duration_s: float | None = None
+    started_ms: int | None = None  # charger clock: with the samples' times, the time they do not cover
+    stopped_ms: int | None = None
     sampled_peak_power_w: float | None = None
 
 
-def _series(start: float | None, samples: list[tuple[int | None, float]], stop: float | None) -> RegisterReducer:
+@dataclass(frozen=True)
+class _Span:
+    """What the session says about the time around its samples (module rule 3)."""
+
+    started_ms: int | None
+    stopped_ms: int | None
+    duration_s: float  # the longest known duration, else the maximum session age
+    power_w: float  # the power bound
+
+    def gap_s(self, earlier_ms: int | None, later_ms: int | None) -> float:
+        """Seconds between two charger times, within the session's duration; all of it when one is missing."""
+        if earlier_ms is None or later_ms is None:
+            return self.duration_s
+        return min(max(0.0, (later_ms - earlier_ms) / 1000), self.duration_s)
+
+    def head_tail_s(self, samples: RegisterReducer) -> tuple[float, float]:
+        return self.gap_s(self.started_ms, samples.first_at_ms), self.gap_s(samples.last_at_ms, self.stopped_ms)
+
+
+def _bracketed(samples: RegisterReducer, start: float | None, stop: float | None, span: _Span) -> tuple[float | None, set[str]]:
+    """The samples' energy with meterStart before them and meterStop after them (module rule 3)."""
+    merged = RegisterReducer.from_state(samples.to_state())
+    flags: set[str] = set()
+    head_s, tail_s = span.head_tail_s(samples)
+    tolerance = tolerance_wh(samples.resolution)
+    if start is not None and samples.first is not None:
+        step = samples.first - start
+        if step >= -tolerance:
+            if step <= _reachable_wh(span.power_w, head_s) + tolerance:
+                merged.count += 1
+                merged.total += step  # below meterStart by rounding: take off what the samples counted below it
+                if step < 0:
+                    merged.dips += 1
+            else:
+                flags.add(Flag.ENERGY_MISMATCH)
+        elif _is_reset(start, samples.first, head_s, span.power_w, tolerance):
+            merged.count += 1
+            merged.resets += 1
+            merged.total += samples.first
+        else:
+            merged.rebases += 1  # meterStart is another register's (or another session's): not a point
+    if stop is not None and samples.prev is not None:
+        if stop - samples.prev <= _reachable_wh(span.power_w, tail_s) + tolerance:
+            merged.add(stop, None, 1.0)  # no time: the stop bracket makes no peak power
+        else:
+            flags.add(Flag.ENERGY_MISMATCH)
+    energy, merged_flags = merged.result()
+    return (max(0.0, energy) if energy is not None else None), flags | merged_flags
+
+
+def _agrees(metered: float, samples: RegisterReducer, span: _Span) -> bool | None:
+    """Whether ``meterStop - meterStart`` fits the samples (module rule 6); ``None`` if fewer than two."""
+    energy, _ = samples.result()
+    if energy is None:
+        return None
+    head_s, tail_s = span.head_tail_s(samples)
+    tolerance = tolerance_wh(samples.resolution)
+    uncovered_s = min(head_s + tail_s, span.duration_s)
+    return energy - tolerance <= metered <= energy + _reachable_wh(span.power_w, uncovered_s) + tolerance
+
+
+def _replay(transaction_data: Sequence[Sequence[Any]]) -> RegisterReducer:
     reducer = RegisterReducer()
-    if start is not None:
-        reducer.add(start)
-    for at_ms, value in samples:
-        reducer.add(value, at_ms)
-    if stop is not None:
-        reducer.add(stop)
+    for at_ms, value, *resolution in transaction_data:
+        reducer.add(value, at_ms, *resolution)
     return reducer
 
 
-def session_energy(inputs: EnergyInputs, max_power_w: float = DEFAULT_MAX_POWER_W) -> EnergyResult:
+def _meter_flags(inputs: EnergyInputs, start: float | None, stop: float | None) -> set[str]:
     flags: set[str] = set()
-    start = valid_meter(inputs.meter_start)
-    stop = valid_meter(inputs.meter_stop)
     if inputs.meter_start is not None and start is None:
-        flags.add("meter_start_invalid")
+        flags.add(Flag.METER_START_INVALID)
     if inputs.has_stop:
         if inputs.meter_stop == -1:
-            flags.add("meter_stop_unknown")
+            flags.add(Flag.METER_STOP_UNKNOWN)
         elif inputs.meter_stop is None:
-            flags.add("meter_stop_missing")
+            flags.add(Flag.METER_STOP_MISSING)
         elif stop is None:
-            flags.add("meter_stop_invalid")
+            flags.add(Flag.METER_STOP_INVALID)
     for raw in (inputs.meter_start, inputs.meter_stop):
         if isinstance(raw, float) and math.isfinite(raw) and not raw.is_integer():
-            flags.add("meter_value_not_integer")
+            flags.add(Flag.METER_VALUE_NOT_INTEGER)
+    return flags
 
-    energy: float | None = None
-    source = EnergySource.NONE
-    peak = inputs.sampled_peak_power_w
+
+def _highest(*powers: float | None) -> float | None:
+    known = [p for p in powers if p is not None and math.isfinite(p)]
+    return max(known, default=None)
+
+
+def session_energy(inputs: EnergyInputs, max_power_w: float = DEFAULT_MAX_POWER_W,
+                   max_duration_s: float = DEFAULT_MAX_DURATION_S) -> EnergyResult:
+    """The session's energy by the module's rules, in order."""
+    start = valid_meter(inputs.meter_start)
+    stop = valid_meter(inputs.meter_stop)
+    flags = _meter_flags(inputs, start, stop)
+    td = _replay(inputs.transaction_data)
+    mv = inputs.meter_values
+    durations = [d for d in (inputs.duration_s, inputs.gateway_duration_s) if d is not None and 0 <= d < math.inf]
+    duration_s = max(durations, default=max_duration_s)
+    span = _Span(inputs.started_ms, inputs.stopped_ms, duration_s,
+                 power_bound_w(_highest(inputs.sampled_peak_power_w, td.peak_power_w, mv.peak_power_w), max_power_w))
+    peak = next((p for p in (inputs.sampled_peak_power_w, td.peak_power_w, mv.peak_power_w) if p is not None), None)
+
+    def plausible(energy: float, resolution: float) -> bool:
+        return math.isfinite(energy) and energy <= _reachable_wh(max_power_w, duration_s) + tolerance_wh(resolution)
+
+    metered: float | None = None
     if start is not None and stop is not None:
-        if stop >= start:
-            energy, source = stop - start, EnergySource.METER_STOP
+        if stop < start:
+            # A meter that resets every session and reports meterStart from the last one: only the
+            # samples can tell. Never a negative energy.
+            flags.add(Flag.METER_STOP_BELOW_START)
+        elif plausible(stop - start, 1.0):
+            metered = stop - start
         else:
-            flags.add("meter_stop_below_start")
-            # A meter that resets every session and reports meterStart from the last one: only
-            # the samples can tell. Never a negative energy.
-            stop = None
-    if energy is None:
-        td = _series(start, inputs.transaction_data, stop)
-        td_energy, td_flags = td.result()
-        if td_energy is not None and inputs.transaction_data:
-            energy, source = td_energy, EnergySource.TRANSACTION_DATA
-            flags |= td_flags
-            peak = peak if peak is not None else td.peak_power_w
-    if energy is None:
-        if inputs.meter_values.count:
-            # meterStart, then the MeterValues samples (already reduced), then meterStop.
-            mv_energy, mv_flags = _merge(start, inputs.meter_values, stop).result()
-        else:
-            mv_energy, mv_flags = None, set()
-        if mv_energy is not None:
-            energy, source = mv_energy, EnergySource.METER_VALUES
-            flags |= mv_flags
-    if peak is None:
-        peak = inputs.meter_values.peak_power_w
-    if energy is not None and inputs.duration_s and inputs.duration_s > 0:
-        if energy * 3600 / inputs.duration_s > max_power_w:
-            flags.add("implausible_power")
-    return EnergyResult(energy, source, frozenset(flags), peak)
-
-
-def _merge(start: float | None, samples: RegisterReducer, stop: float | None) -> RegisterReducer:
-    """Bracket an already reduced series with meterStart before it and meterStop after it."""
-    merged = RegisterReducer.from_state(samples.to_state())
-    if start is not None and samples.first is not None:
-        merged.count += 1
-        if samples.first >= start:
-            merged.total += samples.first - start
-        else:
-            merged.resets += 1  # first sample below meterStart: the meter restarted at the start
-            merged.total += max(0.0, samples.first)
-    if stop is not None:
-        merged.add(stop)
-    return merged
+            flags.add(Flag.ENERGY_IMPLAUSIBLE)
+    for source, samples in ((EnergySource.TRANSACTION_DATA, td), (EnergySource.METER_VALUES, mv)):
+        if not samples.count:
+            continue
+        energy, sample_flags = _bracketed(samples, start, stop, span)
+        if energy is None:
+            continue
+        if not plausible(energy, samples.resolution):
+            flags.add(Flag.ENERGY_IMPLAUSIBLE)
+            continue
+        if metered is None:
+            return EnergyResult(energy, source, frozenset(flags | sample_flags), peak)
+        agrees = _agrees(metered, samples, span)
+        if agrees is None:
+            continue  # one sample cannot check meterStop - meterStart; the next source may
+        if not agrees:
+            return EnergyResult(energy, source, frozenset(flags | sample_flags | {Flag.ENERGY_MISMATCH}), peak)
+        break
+    if metered is not None:
+        return EnergyResult(metered, EnergySource.METER_STOP, frozenset(flags), peak)
+    return EnergyResult(None, EnergySource.NONE, frozenset(flags), peak)

@@ -17,7 +17,8 @@ class WorkerSettings(BaseSettings):
     status_window_s: float = Field(60.0, gt=0, description="how long a stopped session waits for its status transition (gateway clock)")
     max_session_age_h: float = Field(72.0, gt=0, description="a session never stopped is closed after this long")
     clock_skew_s: float = Field(300.0, gt=0, description="charger clock further off than this is flagged")
-    max_power_kw: float = Field(1000.0, gt=0, description="average power above this is flagged implausible")
+    max_power_kw: float = Field(1000.0, gt=0, description="energy meaning more than this average power is not billed (energy_implausible)")
+    closed_retention_h: float = Field(96.0, gt=0, description="how long an emitted session is remembered: a late stop or a resend still finds it")
     flush_rows: int = Field(5000, ge=1, description="rows buffered before a ClickHouse insert")
     flush_interval_s: float = Field(1.0, gt=0, description="longest time rows wait for an insert")
     idle_advance_s: float = Field(5.0, gt=0, description="wall time after which an idle partition's clock moves on")
@@ -29,4 +30,5 @@ class WorkerSettings(BaseSettings):
             max_session_age_ms=int(self.max_session_age_h * 3600 * 1000),
             clock_skew_ms=int(self.clock_skew_s * 1000),
             max_power_w=self.max_power_kw * 1000,
+            closed_retention_ms=int(self.closed_retention_h * 3600 * 1000),
         )

@@ -81,7 +81,7 @@ def create_table(table: Table, database: str, dialect: Dialect, *, at_version: i
     ]
     if table.partition_by:
         parts.append(f"PARTITION BY {table.partition_by}")
-    parts.append(f"ORDER BY ({', '.join(table.order_by)})")
+    parts.append(f"ORDER BY ({', '.join(table.order_by_at(at_version))})")
     if isinstance(dialect, Embedded):
         parts.append(f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}")
     if table.comment:
@@ -116,4 +116,13 @@ def add_columns(table: Table, database: str, dialect: Dialect, *, version: int) 
     if isinstance(dialect, Cluster):
         targets.append(table.name)  # the Distributed table mirrors the columns
     clauses = ", ".join(f"ADD COLUMN IF NOT EXISTS {_column_sql(c)}" for c in added)
-    return [f"ALTER TABLE `{database}`.`{name}`{_on_cluster(dialect)} {clauses}" for name in targets]
+    statements = [f"ALTER TABLE `{database}`.`{name}`{_on_cluster(dialect)} {clauses}" for name in targets]
+    if table.order_by_at(version) != table.order_by_at(version - 1):
+        # A new key column joins the sort key in the same ALTER (ClickHouse allows nothing else);
+        # only the table that stores the rows has one.
+        statements[0] += f", MODIFY ORDER BY ({', '.join(table.order_by_at(version))})"
+    return statements
+
+
+def drop_view(view: View, database: str, dialect: Dialect) -> list[str]:
+    return [f"DROP VIEW IF EXISTS `{database}`.`{view.name}`{_on_cluster(dialect)}"]

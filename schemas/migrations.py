@@ -18,6 +18,7 @@ from schemas.tables import (
     FRAMES,
     SESSIONS,
     SESSIONS_DAILY,
+    SESSIONS_DAILY_V2,
     Table,
     View,
 )
@@ -47,7 +48,15 @@ class CreateView:
         return ddl.create_view(self.view, database, dialect)
 
 
-Step = CreateTable | AddColumns | CreateView
+@dataclass(frozen=True)
+class DropView:
+    view: View
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.drop_view(self.view, database, dialect)
+
+
+Step = CreateTable | AddColumns | CreateView | DropView
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         "daily aggregates per charger (materialized views); sessions.revision",
-        (AddColumns(SESSIONS), CreateTable(CHARGER_DAILY), CreateView(SESSIONS_DAILY), CreateView(FAULTS_DAILY)),
+        (AddColumns(SESSIONS), CreateTable(CHARGER_DAILY), CreateView(SESSIONS_DAILY_V2), CreateView(FAULTS_DAILY)),
+    ),
+    Migration(
+        3,
+        "sessions amendable: session_id in the key (reused transaction ids), previous_energy_wh / _duration_s; "
+        "daily aggregates add each revision's difference",
+        (AddColumns(SESSIONS), DropView(SESSIONS_DAILY_V2), CreateView(SESSIONS_DAILY)),
     ),
 )
 

@@ -32,11 +32,14 @@ class FaultEventKind(StrEnum):
 
 
 class Session(Record):
-    """One charging session (an OCPP transaction), emitted once when it closes.
+    """One charging session (an OCPP transaction), emitted when it closes and again, as a higher
+    ``revision`` with a newer ``version``, when something arrives that amends it (its real stop after
+    a close on a guess, late samples, a conflicting second stop): SESSIONS.md.
 
-    ``version`` grows with every re-emission of the same ``(charge_point_id, transaction_id)``
-    (ReplacingMergeTree keeps the newest) and ``revision`` counts them (0 = first emission: what
-    the daily aggregates count); ``flags`` names every data-quality decision.
+    ``session_id`` tells apart sessions that share a transaction id (chargers reuse ids); all
+    revisions of one session keep its ``received_at`` (the first emission's) and carry what the
+    revision before said (``previous_energy_wh`` / ``previous_duration_s``) so aggregates add the
+    difference. ``flags`` names every data-quality decision (:class:`processors.flags.Flag`).
     """
 
     charge_point_id: str
@@ -63,6 +66,9 @@ class Session(Record):
     received_at: datetime
     version: int
     revision: int = 0
+    session_id: str = ""
+    previous_energy_wh: float | None = None
+    previous_duration_s: float | None = None
 
 
 class FaultEvent(Record):

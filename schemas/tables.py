@@ -41,6 +41,12 @@ class Table:
         """The columns the table had once migration ``version`` was applied."""
         return tuple(c for c in self.columns if c.since <= version)
 
+    def order_by_at(self, version: int) -> tuple[str, ...]:
+        """The sort key once migration ``version`` was applied: a key column arrives with its column
+        (ClickHouse lets ``MODIFY ORDER BY`` append only columns added by the same ALTER)."""
+        since = {c.name: c.since for c in self.columns}
+        return tuple(name for name in self.order_by if since.get(name, 1) <= version)
+
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
@@ -48,7 +54,7 @@ class Table:
 
 SESSIONS = Table(
     name="sessions",
-    comment="One row per OCPP transaction; newest version wins.",
+    comment="One row per charging session (an OCPP transaction); newest version wins.",
     columns=(
         Column("charge_point_id", LC),
         Column("connector_id", "Nullable(UInt32)", "from StartTransaction or MeterValues; NULL if unknown"),
@@ -73,9 +79,14 @@ SESSIONS = Table(
         Column("flags", FLAGS, "one short code per data-quality decision"),
         Column("received_at", TS, "gateway clock of the frame that closed the session"),
         Column("version", "UInt64"),
-        Column("revision", "UInt32", "0 for the first emission; n for the n-th re-emission (flags changed)", since=2),
+        Column("revision", "UInt32", "0 for the first emission; n for the n-th re-emission (amended)", since=2),
+        Column("session_id", "String", "charge point + transaction id + opening frame: tells reused transaction ids apart",
+               since=3),
+        Column("previous_energy_wh", "Nullable(Float64)", "energy_wh of the revision this one replaces", since=3),
+        Column("previous_duration_s", "Nullable(Float64)", "duration_s of the revision this one replaces", since=3),
     ),
-    order_by=("charge_point_id", "transaction_id"),
+    # session_id joined the key in migration 3: rows written before it have session_id ''.
+    order_by=("charge_point_id", "transaction_id", "session_id"),
     partition_by="toYYYYMM(received_at)",
     version_column="version",
 )
@@ -177,16 +188,32 @@ class View:
     select: str
 
 
-SESSIONS_DAILY = View(
+SESSIONS_DAILY_V2 = View(
     name="charger_daily_sessions_mv",
     source=SESSIONS,
     target=CHARGER_DAILY,
-    # A re-emitted session (revision > 0) is the same session with more flags: counted once.
+    # Migration 2 to 3: revisions were not counted, so an amended energy never reached the aggregates.
     select=(
         "SELECT toDate(if(started_at IS NULL OR has(flags, 'clock_skew'), received_at, started_at)) AS day, "
         "charge_point_id, toUInt64(1) AS sessions, ifNull(energy_wh, 0) AS energy_wh, "
         "ifNull(duration_s, 0) AS charging_s, toUInt64(0) AS faults, toFloat64(0) AS fault_s "
         "FROM {source} WHERE revision = 0"
+    ),
+)
+
+SESSIONS_DAILY = View(
+    name="charger_daily_sessions_v3_mv",
+    source=SESSIONS,
+    target=CHARGER_DAILY,
+    # A session counts once (revision 0); a later revision adds the difference to what the one before
+    # said (previous_energy_wh / previous_duration_s). All revisions keep the first emission's
+    # received_at, so the day never moves.
+    select=(
+        "SELECT toDate(if(started_at IS NULL OR has(flags, 'clock_skew'), received_at, started_at)) AS day, "
+        "charge_point_id, toUInt64(revision = 0) AS sessions, "
+        "ifNull(energy_wh, 0) - ifNull(previous_energy_wh, 0) AS energy_wh, "
+        "ifNull(duration_s, 0) - ifNull(previous_duration_s, 0) AS charging_s, toUInt64(0) AS faults, "
+        "toFloat64(0) AS fault_s FROM {source}"
     ),
 )
 

@@ -47,15 +47,21 @@ def test_a_retried_batch_with_the_same_token_lands_once(chdb_client, database: s
     assert count == 1
 
 
-def test_daily_aggregates_count_first_emissions_once_even_when_a_batch_is_retried(chdb_client, database: str) -> None:
+def test_daily_aggregates_count_each_session_once_with_its_newest_energy_even_when_a_batch_is_retried(
+        chdb_client, database: str) -> None:
     from processors.clickhouse_sink import COLUMNS
     from tests.test_contracts import SAMPLES
 
     session = SAMPLES["sessions"]
     first = session.model_copy(update={"energy_wh": 7500.0, "duration_s": 3600.0, "flags": []})
-    second = first.model_copy(update={"transaction_id": "other", "energy_wh": 500.0})
-    reemitted = first.model_copy(update={"version": first.version + 1, "revision": 1, "flags": ["duplicate_stop_conflict"]})
-    batches = [([first, second], "b1"), ([first, second], "b1"), ([reemitted], "b2")]  # b1 retried
+    second = first.model_copy(update={"transaction_id": "other", "session_id": "s2", "energy_wh": None,
+                                      "closed_by": "available", "duration_s": 1800.0})
+    reemitted = first.model_copy(update={"version": first.version + 1, "revision": 1, "flags": ["duplicate_stop_conflict"],
+                                         "previous_energy_wh": 7500.0, "previous_duration_s": 3600.0})
+    # The real stop of the second arrives: energy known now, a longer duration (the charger's clock).
+    amended = second.model_copy(update={"version": second.version + 1, "revision": 1, "energy_wh": 500.0,
+                                        "duration_s": 3600.0, "previous_energy_wh": None, "previous_duration_s": 1800.0})
+    batches = [([first, second], "b1"), ([first, second], "b1"), ([reemitted, amended], "b2")]  # b1 retried
     for rows, token in batches:
         chdb_client.insert("sessions", [r.row() for r in rows], column_names=COLUMNS["sessions"], database=database,
                            settings={"insert_deduplication_token": token,
@@ -72,6 +78,26 @@ def test_daily_aggregates_count_first_emissions_once_even_when_a_batch_is_retrie
     assert row == (2, 8000.0, 7200.0, 1, 90.0)
 
 
+def test_migration_3_puts_session_id_in_the_key_of_a_database_that_has_rows(chdb_client, unique: str) -> None:
+    """A database at version 2 with a session row: migration 3 keeps the row (session_id '') and
+    two sessions sharing a transaction id are two rows from then on."""
+    from processors.clickhouse_sink import COLUMNS
+    from tests.test_contracts import SAMPLES
+
+    database = f"m3_{unique}"
+    clickhouse.migrate(chdb_client, database, migrations=MIGRATIONS[:2])
+    old = SAMPLES["sessions"]
+    old_columns = [c.name for c in SESSIONS.columns_at(2)]
+    chdb_client.insert("sessions", [old.row()[:len(old_columns)]], column_names=old_columns, database=database)
+    clickhouse.migrate(chdb_client, database)
+    reused = [old.model_copy(update={"session_id": sid, "version": old.version + 1}) for sid in ("a", "b")]
+    chdb_client.insert("sessions", [r.row() for r in reused], column_names=COLUMNS["sessions"], database=database)
+    rows = chdb_client.query(f"SELECT session_id FROM `{database}`.sessions FINAL ORDER BY session_id").result_rows
+    assert rows == [("",), ("a",), ("b",)]
+    key = chdb_client.query(f"SELECT sorting_key FROM system.tables WHERE database = '{database}' AND name = 'sessions'")
+    assert key.result_rows[0][0] == "charge_point_id, transaction_id, session_id"
+
+
 def test_the_cluster_ddl_parses_in_the_real_engine(chdb_client) -> None:
     """A single node cannot run ON CLUSTER / Replicated DDL (no Keeper, no cluster): the engine's own
     parser checks every statement instead, and the rendering is checked for what a cluster needs."""
@@ -81,7 +107,7 @@ def test_the_cluster_ddl_parses_in_the_real_engine(chdb_client) -> None:
     statements = [s for m in MIGRATIONS for s in m.statements("ocpp", dialect)]
     for statement in statements:
         formatted = chdb_client.query("SELECT formatQuery(%(q)s)", parameters={"q": statement}).result_rows[0][0]
-        assert formatted.startswith(("CREATE", "ALTER")), statement
+        assert formatted.startswith(("CREATE", "ALTER", "DROP VIEW")), statement
     text = "\n".join(statements)
     assert all(" ON CLUSTER 'ocpp'" in s for s in statements)
     for table in ALL_TABLES + AGGREGATE_TABLES:

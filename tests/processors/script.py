@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from processors.correlator import Correlator, CorrelatorConfig, Event
+from processors.state import CorrelatorState
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import FaultEvent, Session, StatusChange
 
@@ -91,6 +92,22 @@ class Script:
         self.call("MeterValues", payload)
         return self
 
+    def boot(self, **payload: Any) -> "Script":
+        """A BootNotification (the charger restarted)."""
+        self.call("BootNotification", {"chargePointVendor": "ACME", "chargePointModel": "AC-22", **payload})
+        return self
+
+    def frame(self, frame: Any, *, action: str | None, message_type: MessageType | None = MessageType.CALL,
+              direction: Direction = Direction.IN, message_id: str | None = None) -> "Script":
+        """Any frame at all, enveloped as the gateway would have (a ``str`` is kept as is, anything else
+        JSON-encoded): for content the gateway lets through whatever it is."""
+        self.envelopes.append(FrameEnvelope(
+            charge_point_id=self.charge_point_id, direction=direction, gateway_ts_ms=T0_MS + int(self.now * 1000),
+            frame=frame if isinstance(frame, str) else json.dumps(frame), ocpp_version="ocpp1.6", gateway_id="gw",
+            connection_id="conn", seq=len(self.envelopes), message_type=message_type, action=action, message_id=message_id,
+        ))
+        return self
+
     def run(self, config: CorrelatorConfig | None = None, *, until: float | None = None, roundtrip_state: bool = True) -> list[Event]:
         """Feed every envelope; with ``until``, let gateway time reach T0 + until seconds.
         ``roundtrip_state`` passes the state through JSON between frames, as the Faust table does."""
@@ -100,7 +117,7 @@ class Script:
         for envelope in self.envelopes:
             correlator = Correlator(self.charge_point_id, config, state)
             events += correlator.feed(envelope)
-            state = json.loads(json.dumps(correlator.state)) if roundtrip_state else correlator.state
+            state = CorrelatorState.from_json(correlator.state.to_json()) if roundtrip_state else correlator.state
         if until is not None:
             correlator = Correlator(self.charge_point_id, config, state)
             events += correlator.advance(T0_MS + int(until * 1000))
@@ -123,3 +140,16 @@ def only_session(events: list[Event]) -> Session:
     found = sessions(events)
     assert len(found) == 1, found
     return found[0]
+
+
+def revisions(events: list[Event]) -> dict[str, list[Session]]:
+    """Every emitted row of each session (by ``session_id``), oldest version first."""
+    out: dict[str, list[Session]] = {}
+    for session in sessions(events):
+        out.setdefault(session.session_id, []).append(session)
+    return {key: sorted(rows, key=lambda s: s.version) for key, rows in out.items()}
+
+
+def newest(events: list[Event]) -> dict[str, Session]:
+    """The row a consumer keeps for each session: the highest ``version`` per ``session_id``."""
+    return {key: rows[-1] for key, rows in revisions(events).items()}

@@ -9,6 +9,8 @@ import os
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from processors.correlator import Correlator, CorrelatorConfig
+from processors.flags import Flag
+from processors.state import CorrelatorState
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import Session
 from tests.processors.script import T0_MS
@@ -62,6 +64,9 @@ def envelopes(plan) -> list[FrameEnvelope]:
     return out
 
 
+KNOWN_FLAGS = {flag.value for flag in Flag}
+
+
 @settings(max_examples=int(os.environ.get("CORRELATOR_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_the_correlator_never_raises_and_never_goes_negative_or_doubles(plan) -> None:
@@ -71,21 +76,24 @@ def test_the_correlator_never_raises_and_never_goes_negative_or_doubles(plan) ->
     for envelope in envelopes(plan):
         correlator = Correlator("CP", config, state)
         events += correlator.feed(envelope)
-        state = json.loads(json.dumps(correlator.state))  # always serialisable
+        state = CorrelatorState.from_json(correlator.state.to_json())  # always serialisable
     events += Correlator("CP", config, state).advance(T0_MS + 10**9)
     sessions = [e for e in events if isinstance(e, Session)]
+    for event in events:  # every flag is documented in processors/flags.py (gateway schema flags travel on)
+        assert all(f in KNOWN_FLAGS or f.startswith(("schema", "error_code_while_")) for f in event.flags), event.flags
     for session in sessions:
         assert session.energy_wh is None or session.energy_wh >= 0
-    by_tx: dict[str, list[Session]] = {}
+    by_session: dict[str, list[Session]] = {}
     for session in sessions:
-        by_tx.setdefault(session.transaction_id, []).append(session)
-    for tx, emitted in by_tx.items():
-        # Once; a later, conflicting stop may add one corrected version with a higher version.
-        assert len(emitted) <= 2, (tx, emitted)
-        if len(emitted) == 2:
-            assert "duplicate_stop_conflict" in emitted[1].flags and emitted[1].version > emitted[0].version
-            assert emitted[1].energy_wh == emitted[0].energy_wh
+        by_session.setdefault(session.session_id, []).append(session)
+    for sid, emitted in by_session.items():
+        # Revision 0 first; each later revision is newer, numbered in order, and names what it replaces.
+        assert [s.revision for s in emitted] == list(range(len(emitted))), (sid, emitted)
+        for before, after in zip(emitted, emitted[1:]):
+            assert after.version > before.version and after.received_at == before.received_at
+            assert after.previous_energy_wh == before.energy_wh
+            assert {"duplicate_stop_conflict", "late_stop", "late_meter_values"} & set(after.flags)
     # After all deadlines passed, nothing is left waiting.
     final = Correlator("CP", config, state)
     final.advance(T0_MS + 10**9)
-    assert final.state["sessions"] == {}
+    assert final.state.sessions == {}

@@ -1,36 +1,86 @@
-"""The energy reducer as a table of (inputs, expected): each rule of DESIGN.md one row."""
+"""The energy reducer as tables of (inputs, expected): each rule of processors/energy.py one named row."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, strategies as st
 
 from processors.energy import EnergyInputs, RegisterReducer, session_energy
+from processors.flags import Flag
 from schemas.records import EnergySource
+
+MIN = 60_000  # ms
 
 
 def reduced(*values: float) -> RegisterReducer:
+    """Wh samples a minute apart, resolution unknown."""
     reducer = RegisterReducer()
     for n, value in enumerate(values):
-        reducer.add(value, n * 60_000)
+        reducer.add(value, n * MIN)
     return reducer
 
+
+def kwh(*texts: str, first_ms: int = MIN, every_ms: int = MIN) -> list[tuple[int, float, float]]:
+    """Register samples sent in kWh as text, a minute apart, read the way processors.meter reads them:
+    (charger ms, Wh, resolution Wh)."""
+    samples = []
+    for n, text in enumerate(texts):
+        exact = Decimal(text)
+        samples.append((first_ms + n * every_ms, float(exact * 1000), float(Decimal(1).scaleb(exact.as_tuple().exponent) * 1000)))
+    return samples
+
+
+def kwh_reduced(*texts: str, first_ms: int = MIN, every_ms: int = MIN) -> RegisterReducer:
+    reducer = RegisterReducer()
+    for at_ms, value, resolution in kwh(*texts, first_ms=first_ms, every_ms=every_ms):
+        reducer.add(value, at_ms, resolution)
+    return reducer
+
+
+# --- the register series (rule 2) -----------------------------------------------------------------
 
 @pytest.mark.parametrize(
     "values, energy, flags",
     [
-        ((1000, 1500, 2500), 1500.0, set()),
-        ((1000,), None, set()),
-        ((), None, set()),
-        ((1000, 1000, 1000), 0.0, set()),
-        ((5000, 5200, 0, 5300), 300.0, {"meter_dropout"}),
-        ((5000, 5200, 0, 100, 300), 500.0, {"meter_reset"}),
-        ((5000, 5200, 100), 200.0, {"meter_trailing_drop"}),
-        ((0, 400, 0, 0, 500), 900.0, {"meter_reset"}),
+        pytest.param((1000, 1500, 2500), 1500.0, set(), id="rises are counted"),
+        pytest.param((1000,), None, set(), id="one sample measures nothing"),
+        pytest.param((), None, set(), id="no sample"),
+        pytest.param((1000, 1000, 1000), 0.0, set(), id="flat"),
+        pytest.param((5000, 5200, 5195, 5300), 300.0, {Flag.METER_DIP_IGNORED}, id="dip within rounding ignored"),
+        pytest.param((5000, 5200, 0, 5300), 300.0, {Flag.METER_DROPOUT}, id="dropout to 0 comes back"),
+        pytest.param((5000, 5200, 0, 5150, 5300), 300.0, {Flag.METER_DROPOUT},
+                     id="dropout to 0, then a value the power bound could not reach from 0"),
+        pytest.param((5000, 5200, 0, 0, 5300), 300.0, {Flag.METER_DROPOUT}, id="dropout to 0 for two samples"),
+        pytest.param((5000, 5200, 0, 100, 300), 500.0, {Flag.METER_RESET}, id="reset to 0 (ABB Terra AC)"),
+        pytest.param((0, 400, 0, 0, 500), 500.0, {Flag.METER_DROPOUT}, id="two samples at 0, then above the old level"),
+        pytest.param((0, 400, 0, 0, 100, 300), 700.0, {Flag.METER_RESET}, id="reset to 0, flat, then charging from 0"),
+        pytest.param((5000, 5200, 100), 200.0, {Flag.METER_TRAILING_DROP}, id="trailing drop not counted"),
+        pytest.param((14000, 14300, 9000, 9100, 9300), 600.0, {Flag.METER_REBASED},
+                     id="lasting drop not near zero is a rebase"),
+        pytest.param((14000, 14300, 6000, 6100), 400.0, {Flag.METER_REBASED},
+                     id="near zero but more than the power bound could count in a minute: rebase"),
     ],
 )
 def test_register_reducer(values: tuple[float, ...], energy: float | None, flags: set[str]) -> None:
     assert reduced(*values).result() == (energy, flags)
+
+
+@pytest.mark.parametrize(
+    "texts, energy, flags",
+    [
+        pytest.param(("12345.6", "12346.0", "12345.9", "12347.0"), 1400.0, {Flag.METER_DIP_IGNORED},
+                     id="kWh dip of one digit mid-series"),
+        pytest.param(("12345.6", "12345.5", "12345.5", "12345.9"), 300.0, {Flag.METER_DIP_IGNORED},
+                     id="kWh dip that lasts a while keeps the higher level"),
+        pytest.param(("12345.6", "12000.0", "12001.0", "12002.0"), 2000.0, {Flag.METER_REBASED},
+                     id="lifetime register jumps down and stays: nothing counted across"),
+    ],
+)
+def test_register_reducer_in_kwh(texts: tuple[str, ...], energy: float, flags: set[str]) -> None:
+    total, result_flags = kwh_reduced(*texts).result()
+    assert (total, result_flags) == (pytest.approx(energy), flags)
 
 
 def test_out_of_order_samples_are_not_counted() -> None:
@@ -38,7 +88,7 @@ def test_out_of_order_samples_are_not_counted() -> None:
     reducer.add(1000, 120_000)
     reducer.add(900, 60_000)  # older than the last: a backlog flushed out of order
     reducer.add(1500, 180_000)
-    assert reducer.result() == (500.0, {"meter_sample_out_of_order"})
+    assert reducer.result() == (500.0, {Flag.METER_SAMPLE_OUT_OF_ORDER})
 
 
 def test_peak_power_from_register_deltas() -> None:
@@ -51,31 +101,148 @@ def test_state_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
+    "old_state, then, energy, flags",
+    [
+        # [first, prev, total, suspect, last_at_ms, count, resets, dropouts, out_of_order, peak_power_w]
+        pytest.param([1000.0, 1500.0, 500.0, None, 120_000, 2, 0, 0, 0, 30_000.0], (2000.0, 180_000), 1000.0, set(),
+                     id="old state, no drop pending"),
+        pytest.param([5000.0, 5200.0, 200.0, 0.0, 120_000, 3, 0, 0, 0, 12_000.0], (5300.0, 180_000), 300.0,
+                     {Flag.METER_DROPOUT}, id="old state with a drop pending that comes back"),
+        pytest.param([5000.0, 5200.0, 200.0, 0.0, 120_000, 3, 1, 0, 0, 12_000.0], (100.0, 180_000), 300.0,
+                     {Flag.METER_RESET, Flag.METER_REBASED}, id="old state with a drop pending that lasts"),
+    ],
+)
+def test_reducer_reads_the_old_ten_element_state(old_state: list, then: tuple[float, int], energy: float,
+                                                 flags: set[str]) -> None:
+    reducer = RegisterReducer.from_state(old_state)
+    reducer.add(*then)
+    assert reducer.result() == (energy, flags)
+
+
+# --- session energy (rules 1, 3 to 7) -------------------------------------------------------------
+
+HOUR = 3600.0
+LIFETIME = kwh("12345.6", "12350.1", "12355.0", "12359.9")  # 4 samples a minute apart: 14.3 kWh of ~12.3 MWh
+ABB_REBOOT = [(MIN, 5000.0, 1.0), (2 * MIN, 5200.0, 1.0), (3 * MIN, 150.0, 1.0), (4 * MIN, 300.0, 1.0)]
+
+
+def lifetime_session(meter_start: object, meter_stop: object, has_stop: bool = True, **kwargs: object) -> EnergyInputs:
+    """Samples from minute 1 to minute 4 of a session of 5 minutes (charger clock)."""
+    defaults: dict = {"started_ms": 0, "stopped_ms": 5 * MIN, "duration_s": 300.0, "transaction_data": LIFETIME}
+    return EnergyInputs(meter_start, meter_stop, has_stop, **{**defaults, **kwargs})
+
+
+@pytest.mark.parametrize(
     "inputs, energy, source, flags",
     [
-        (EnergyInputs(1000, 4000, True), 3000.0, EnergySource.METER_STOP, set()),
-        (EnergyInputs(0, 0, True), 0.0, EnergySource.METER_STOP, set()),
-        (EnergyInputs(1000, 1000.5, True), 0.5, EnergySource.METER_STOP, {"meter_value_not_integer"}),
-        (EnergyInputs(1000, -1, True), None, EnergySource.NONE, {"meter_stop_unknown"}),
-        (EnergyInputs(1000, None, True), None, EnergySource.NONE, {"meter_stop_missing"}),
-        (EnergyInputs(1000, "12", True), None, EnergySource.NONE, {"meter_stop_invalid"}),
-        (EnergyInputs(-5, 100, True), None, EnergySource.NONE, {"meter_start_invalid"}),
-        (EnergyInputs(4000, 1000, True), None, EnergySource.NONE, {"meter_stop_below_start"}),
-        (EnergyInputs(1000, -1, True, transaction_data=[(None, 1500.0), (None, 2500.0)]), 1500.0,
-         EnergySource.TRANSACTION_DATA, {"meter_stop_unknown"}),
-        (EnergyInputs(1000, -1, True, meter_values=reduced(1200, 1900)), 900.0, EnergySource.METER_VALUES,
-         {"meter_stop_unknown"}),
-        (EnergyInputs(4000, 1000, True, meter_values=reduced(0, 600)), 600.0, EnergySource.METER_VALUES,
-         {"meter_stop_below_start", "meter_reset"}),
-        (EnergyInputs(1000, -1, True, transaction_data=[(None, 3000.0)], meter_values=reduced(1200, 1900)), 2000.0,
-         EnergySource.TRANSACTION_DATA, {"meter_stop_unknown"}),
-        (EnergyInputs(None, None, False, meter_values=reduced(1200, 1900)), 700.0, EnergySource.METER_VALUES, set()),
-        (EnergyInputs(0, 10_000_000, True, duration_s=60), 10_000_000.0, EnergySource.METER_STOP, {"implausible_power"}),
+        # rule 1: meterStart / meterStop
+        pytest.param(EnergyInputs(1000, 4000, True), 3000.0, EnergySource.METER_STOP, set(), id="meter stop"),
+        pytest.param(EnergyInputs(0, 0, True), 0.0, EnergySource.METER_STOP, set(), id="zero"),
+        pytest.param(EnergyInputs(1000, 1000.5, True), 0.5, EnergySource.METER_STOP, {Flag.METER_VALUE_NOT_INTEGER},
+                     id="float meter stop"),
+        pytest.param(EnergyInputs(1000, -1, True), None, EnergySource.NONE, {Flag.METER_STOP_UNKNOWN},
+                     id="meter stop -1, no samples"),
+        pytest.param(EnergyInputs(1000, None, True), None, EnergySource.NONE, {Flag.METER_STOP_MISSING},
+                     id="meter stop missing"),
+        pytest.param(EnergyInputs(1000, "12", True), None, EnergySource.NONE, {Flag.METER_STOP_INVALID},
+                     id="meter stop not a number"),
+        pytest.param(EnergyInputs(-5, 100, True), None, EnergySource.NONE, {Flag.METER_START_INVALID},
+                     id="meter start negative"),
+        pytest.param(EnergyInputs(4000, 1000, True), None, EnergySource.NONE, {Flag.METER_STOP_BELOW_START},
+                     id="meter stop below start, no samples"),
+        # rule 5: the samples, bracketed (rule 3)
+        pytest.param(EnergyInputs(1000, -1, True, transaction_data=[(None, 1500.0), (None, 2500.0)]), 1500.0,
+                     EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_UNKNOWN}, id="transaction data, old pairs"),
+        pytest.param(EnergyInputs(1000, -1, True, transaction_data=[[MIN, 1500.0], [2 * MIN, 2500.0]]), 1500.0,
+                     EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_UNKNOWN}, id="transaction data, old lists"),
+        pytest.param(EnergyInputs(1000, -1, True, meter_values=reduced(1200, 1900)), 900.0, EnergySource.METER_VALUES,
+                     {Flag.METER_STOP_UNKNOWN}, id="meter values bracketed by meter start"),
+        pytest.param(EnergyInputs(1000, -1, True, transaction_data=[(None, 3000.0, 1.0)],
+                                  meter_values=reduced(1200, 1900)), 2000.0,
+                     EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_UNKNOWN}, id="one transaction-data sample and meter start"),
+        pytest.param(EnergyInputs(None, None, False, meter_values=reduced(1200, 1900)), 700.0, EnergySource.METER_VALUES,
+                     set(), id="never stopped: meter values"),
+        pytest.param(lifetime_session(12345678, -1), 14222.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.METER_STOP_UNKNOWN, Flag.METER_DIP_IGNORED}, id="meter stop -1 with samples"),
+        # rule 2 through the session: rounding, resets, dropouts
+        pytest.param(lifetime_session(12345678, 12359878), 14200.0, EnergySource.METER_STOP, set(),
+                     id="kWh samples a few Wh below a Wh meter start: rounding, meter stop agrees"),
+        pytest.param(lifetime_session(12345678, 12359878, transaction_data=[], meter_values=kwh_reduced(
+                     "12345.6", "12350.1", "12350.0", "12359.9")), 14200.0, EnergySource.METER_STOP, set(),
+                     id="small dip mid-series: meter stop agrees"),
+        pytest.param(lifetime_session(12345678, None, has_stop=False), 14222.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.METER_DIP_IGNORED}, id="kWh samples below a Wh meter start, never stopped: no reset"),
+        pytest.param(EnergyInputs(4000, 1000, True, meter_values=reduced(0, 600)), 1000.0, EnergySource.METER_VALUES,
+                     {Flag.METER_STOP_BELOW_START, Flag.METER_RESET}, id="reset every session, meter stop brackets"),
+        pytest.param(EnergyInputs(9000, 4000, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
+                                  transaction_data=[(MIN, 150.0, 1.0), (2 * MIN, 1100.0, 1.0), (4 * MIN, 3900.0, 1.0)]),
+                     4000.0, EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_BELOW_START, Flag.METER_RESET},
+                     id="reset every session: meter start is the last session's"),
+        pytest.param(EnergyInputs(4800, 460, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
+                                  transaction_data=ABB_REBOOT), 860.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.METER_STOP_BELOW_START, Flag.METER_RESET}, id="true reset mid-session (ABB reboot)"),
+        pytest.param(EnergyInputs(5000, -1, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
+                                  meter_values=reduced(5000, 5200, 0, 5400)), 400.0, EnergySource.METER_VALUES,
+                     {Flag.METER_STOP_UNKNOWN, Flag.METER_DROPOUT}, id="dropout to 0 for one sample"),
+        # rule 6: meterStop - meterStart against the samples
+        pytest.param(lifetime_session(0, 12359978, duration_s=None), 14378.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.ENERGY_MISMATCH}, id="meter start 0, lifetime samples: samples and meter stop win"),
+        pytest.param(lifetime_session(0, -1), 14300.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.ENERGY_MISMATCH, Flag.METER_STOP_UNKNOWN}, id="meter start 0, lifetime samples, stop -1"),
+        pytest.param(lifetime_session(0, 12359978, duration_s=HOUR, stopped_ms=HOUR * 1000), 14378.0,
+                     EnergySource.TRANSACTION_DATA, {Flag.ENERGY_IMPLAUSIBLE, Flag.ENERGY_MISMATCH},
+                     id="meter start 0, 12.4 MWh in an hour: implausible, samples win"),
+        pytest.param(lifetime_session(12345, 12359978, duration_s=None), 14378.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.ENERGY_MISMATCH}, id="meter start in kWh: samples and meter stop win"),
+        pytest.param(lifetime_session(12345678, 12360), 14222.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.METER_STOP_BELOW_START, Flag.METER_DIP_IGNORED, Flag.METER_TRAILING_DROP},
+                     id="meter stop in kWh while start is Wh"),
+        pytest.param(lifetime_session(12345678, 12361300, stopped_ms=15 * MIN, duration_s=900.0), 15622.0,
+                     EnergySource.METER_STOP, set(), id="samples miss the end: meter stop above them, time allows"),
+        pytest.param(lifetime_session(12345678, 12400000), 14222.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.ENERGY_MISMATCH, Flag.METER_DIP_IGNORED},
+                     id="meter stop far above the samples: only meter start brackets"),
+        pytest.param(lifetime_session(12345678, 12350000), 14222.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.ENERGY_MISMATCH, Flag.METER_DIP_IGNORED, Flag.METER_TRAILING_DROP},
+                     id="meter stop below the samples' energy: samples win"),
+        pytest.param(lifetime_session(12345678, 12359878, transaction_data=LIFETIME[:1]), 14200.0,
+                     EnergySource.METER_STOP, set(), id="one sample cannot check meter stop"),
+        # rule 4: plausibility
+        pytest.param(EnergyInputs(1000, 1e30, True), None, EnergySource.NONE, {Flag.ENERGY_IMPLAUSIBLE},
+                     id="meter stop 1e30"),
+        pytest.param(lifetime_session(12345678, 1e30), 14222.0, EnergySource.TRANSACTION_DATA,
+                     {Flag.ENERGY_IMPLAUSIBLE, Flag.ENERGY_MISMATCH, Flag.METER_DIP_IGNORED},
+                     id="meter stop 1e30 with samples"),
+        pytest.param(EnergyInputs(0, 10_000_000, True, duration_s=60), None, EnergySource.NONE,
+                     {Flag.ENERGY_IMPLAUSIBLE}, id="10 MWh in a minute"),
+        pytest.param(EnergyInputs(1000, 1040, True, duration_s=10), 40.0, EnergySource.METER_STOP, set(),
+                     id="10-second session of 40 Wh"),
+        pytest.param(EnergyInputs(None, None, False, duration_s=10, transaction_data=kwh("12345.60", "12345.64", every_ms=10_000)),
+                     40.0, EnergySource.TRANSACTION_DATA, set(), id="10-second session of 40 Wh in kWh samples"),
+        pytest.param(EnergyInputs(1000, 1000 + 500_000, True, duration_s=60, gateway_duration_s=HOUR), 500_000.0,
+                     EnergySource.METER_STOP, set(), id="the longest known duration decides"),
+        pytest.param(EnergyInputs(0, 80_000_000, True), None, EnergySource.NONE, {Flag.ENERGY_IMPLAUSIBLE},
+                     id="no duration: more than max power for the maximum session age"),
+        pytest.param(EnergyInputs(1000, -1, True, duration_s=60, transaction_data=[(None, 1500.0), (None, 9e7)],
+                                  meter_values=reduced(1200, 1900)), 900.0, EnergySource.METER_VALUES,
+                     {Flag.METER_STOP_UNKNOWN, Flag.ENERGY_IMPLAUSIBLE}, id="implausible transaction data: meter values"),
     ],
 )
 def test_session_energy_rules(inputs: EnergyInputs, energy: float | None, source: EnergySource, flags: set[str]) -> None:
     result = session_energy(inputs)
-    assert (result.energy_wh, result.source, set(result.flags)) == (energy, source, flags)
+    assert (result.energy_wh, result.source, set(result.flags)) == (pytest.approx(energy), source, flags)
+
+
+def test_the_maximum_session_age_bounds_a_session_without_duration() -> None:
+    inputs = EnergyInputs(0, 50_000, True)
+    assert session_energy(inputs, max_power_w=1000, max_duration_s=HOUR).flags == {Flag.ENERGY_IMPLAUSIBLE}
+    assert session_energy(inputs, max_power_w=1000, max_duration_s=60 * HOUR).energy_wh == 50_000
+
+
+def test_peak_power_prefers_the_sampled_one() -> None:
+    assert session_energy(EnergyInputs(0, 500, True, meter_values=reduced(0, 100, 500))).peak_power_w == 24_000
+    sampled = EnergyInputs(0, 500, True, meter_values=reduced(0, 100, 500), sampled_peak_power_w=11_000)
+    assert session_energy(sampled).peak_power_w == 11_000
 
 
 @given(st.lists(st.floats(min_value=0, max_value=1e7, allow_nan=False), max_size=40))

@@ -1,0 +1,126 @@
+"""The typed domain inputs of the correlator: what a charger said, parsed once, version-neutral.
+
+Each OCPP version has a normalizer (:mod:`processors.ocpp16`; 2.0.1 beside it) that turns a frame
+envelope into zero or more of these. Values are already validated: ids are ``str`` (OCPP 2.0.1 ids are
+strings; 1.6 integers are written in decimal), connector ids are ints in range or ``None``, times are
+milliseconds inside what ``DateTime64(3)`` holds or ``None``, and every doubt found on the way is in
+``flags``. The correlator (:mod:`processors.correlator`) reads nothing else.
+
+The status vocabulary is OCPP 1.6's ``ChargePointStatus`` (the wire strings of ``ocpp.v16.enums``): it
+is the finer one, and 2.0.1's connector status plus charging state map onto it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
+
+from processors.meter import Reading
+
+Status = ChargePointStatus
+NO_ERROR = ChargePointErrorCode.no_error.value
+DEFAULT_STOP_REASON = Reason.local.value  # OCPP 1.6, 6.46: an absent reason means Local
+# Where a connector goes when charging ends (the seed article: Charging -> ...).
+OUT_OF_CHARGING = frozenset({Status.available, Status.suspended_ev, Status.suspended_evse, Status.finishing,
+                             Status.unavailable, Status.faulted})
+# Statuses that say a transaction on the connector is going on (after an Available, it resumed).
+IN_TRANSACTION = frozenset({Status.preparing, Status.charging, Status.suspended_ev, Status.suspended_evse})
+
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """What every input knows about the frame it came from."""
+
+    gw_ms: int  # gateway clock of the frame: the correlator's time
+    event_id: str  # connection id / sequence number: stable across replays
+
+
+@dataclass(frozen=True, slots=True)
+class StartDetails:
+    """What a transaction's start says (OCPP 1.6 StartTransaction.req, 2.0.1 TransactionEvent Started)."""
+
+    connector_id: int | None
+    id_tag: str
+    meter_start: float | None  # Wh as sent (-1 kept: the energy rules flag it); None if absent or not a number
+    started_ms: int | None  # charger clock
+    fingerprint: str  # the start's content: a resend has the same one
+    flags: frozenset[str] = _NO_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequested(Input):
+    """A start whose transaction id the central system gives in its answer (OCPP 1.6)."""
+
+    message_id: str
+    start: StartDetails
+
+
+@dataclass(frozen=True, slots=True)
+class StartAnswered(Input):
+    """The answer to a :class:`StartRequested`; ``transaction_id`` ``None`` when it named none (CALLERROR)."""
+
+    message_id: str
+    transaction_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStarted(Input):
+    """A start that names its transaction."""
+
+    transaction_id: str
+    start: StartDetails
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStopped(Input):
+    """A transaction's stop (OCPP 1.6 StopTransaction.req). ``transaction_id`` ``None``: no usable id
+    (-1, 0, not an integer): ``raw_transaction_id`` is what was sent."""
+
+    transaction_id: str | None
+    raw_transaction_id: str
+    id_tag: str
+    meter_stop: float | None  # Wh as sent (-1 kept); None if absent or not a number
+    has_meter_stop: bool
+    stopped_ms: int | None
+    reason: str
+    readings: tuple[Reading, ...]  # transactionData
+    fingerprint: str  # the stop's content: a resend has the same one
+    flags: frozenset[str] = _NO_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSamples(Input):
+    """Meter readings for a connector and, if named, a transaction."""
+
+    connector_id: int | None
+    transaction_id: str | None
+    readings: tuple[Reading, ...]
+    flags: frozenset[str] = _NO_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReported(Input):
+    """A connector's status (``connector_id`` 0: the whole charge point)."""
+
+    connector_id: int
+    status: str
+    error_code: str
+    info: str
+    vendor_id: str
+    vendor_error_code: str
+    occurred_ms: int | None  # charger clock; None when absent or unreadable
+    flags: frozenset[str] = _NO_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class Booted(Input):
+    """The charger (re)booted (BootNotification)."""
+
+    firmware_version: str = ""
+    flags: frozenset[str] = field(default=_NO_FLAGS)
+
+
+DomainInput = StartRequested | StartAnswered | TransactionStarted | TransactionStopped | MeterSamples | StatusReported | Booted

@@ -1,0 +1,174 @@
+"""OCPP 1.6J frames to domain inputs (:mod:`processors.inputs`), parsed once, never raising.
+
+Which frames matter (OCPP 1.6 edition 2, section numbers of the spec):
+- StartTransaction.req (6.45) → :class:`StartRequested`; its CALLRESULT (the gateway's answer, with the
+  transactionId) → :class:`StartAnswered`; a CALLERROR → :class:`StartAnswered` without an id;
+- StopTransaction.req (6.47) → :class:`TransactionStopped` (transactionData read as meter samples);
+- MeterValues.req (6.31) → :class:`MeterSamples`;
+- StatusNotification.req (6.48) → :class:`StatusReported` (a missing errorCode reads as NoError, flagged);
+- BootNotification.req (6.3) → :class:`Booted`.
+Everything else yields nothing (it is kept in the frames table all the same).
+
+Gateway flags that concern the content (``schema_violation``, ``schema:<field>:<rule>``) travel on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ocpp.v16.enums import Action
+
+from processors import values
+from processors.flags import Flag
+from processors.inputs import (
+    DEFAULT_STOP_REASON,
+    NO_ERROR,
+    Booted,
+    DomainInput,
+    MeterSamples,
+    StartAnswered,
+    StartDetails,
+    StartRequested,
+    StatusReported,
+    TransactionStopped,
+)
+from processors.meter import read_meter_values
+from processors.timestamps import parse_charger_time
+from schemas.envelope import Direction, FrameEnvelope, MessageType
+
+VERSION = "ocpp1.6"
+# OCPP 1.6 transactionId and connectorId are JSON integers; a 1.6 transactionId is int32 > 0.
+MAX_CONNECTOR_ID = values.INT32_MAX
+
+
+def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
+    """The domain inputs one envelope carries (none for most frames)."""
+    if envelope.message_type is None:
+        return []  # unparseable: kept in the frames table, nothing to correlate
+    try:
+        message = json.loads(envelope.frame)
+    except ValueError:  # includes integers beyond Python's digit limit
+        return []
+    if not isinstance(message, list) or len(message) < 3:
+        return []
+    action = envelope.action or ""
+    if envelope.direction == Direction.IN and envelope.message_type == MessageType.CALL:
+        reader = _CALLS.get(action)
+        payload = message[3] if len(message) > 3 and isinstance(message[3], dict) else {}
+        return [reader(envelope, payload)] if reader is not None else []
+    if envelope.direction == Direction.OUT and action == Action.start_transaction:
+        message_id = values.text(envelope.message_id)
+        if envelope.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict):
+            tx = transaction_id(message[2].get("transactionId"))
+            return [StartAnswered(envelope.gateway_ts_ms, _event_id(envelope), message_id, tx)]
+        if envelope.message_type == MessageType.CALL_ERROR:
+            return [StartAnswered(envelope.gateway_ts_ms, _event_id(envelope), message_id, None)]
+    return []
+
+
+def transaction_id(raw: Any) -> str | None:
+    """A 1.6 transactionId that names a transaction: an int32 > 0 (-1 and 0 name none: OCPP-QUIRKS.md)."""
+    tx = values.in_range(values.integer(raw), 1, values.INT32_MAX)
+    return str(tx) if tx is not None else None
+
+
+def connector_id(raw: Any) -> int | None:
+    return values.in_range(values.integer(raw), 0, MAX_CONNECTOR_ID)
+
+
+def _event_id(envelope: FrameEnvelope) -> str:
+    return f"{envelope.connection_id}/{envelope.seq}"
+
+
+def _gateway_flags(envelope: FrameEnvelope) -> frozenset[str]:
+    return frozenset(f for f in envelope.flags if f.startswith("schema"))
+
+
+def _start(env: FrameEnvelope, payload: dict[str, Any]) -> StartRequested:
+    details = start_details(payload, _gateway_flags(env))
+    return StartRequested(env.gateway_ts_ms, _event_id(env), values.text(env.message_id), details)
+
+
+def start_details(payload: dict[str, Any], gateway_flags: frozenset[str]) -> StartDetails:
+    """What a StartTransaction.req says (also read by :mod:`processors.legacy_state`)."""
+    flags = set(gateway_flags)
+    connector = connector_id(payload.get("connectorId"))
+    if connector is None or connector < 1:
+        flags.add(Flag.CONNECTOR_ID_INVALID)
+        connector = None
+    started_ms, time_flags = parse_charger_time(payload.get("timestamp"))
+    flags |= time_flags
+    meter_start = values.number(payload.get("meterStart"))
+    if "meterStart" in payload and meter_start is None:
+        flags.add(Flag.METER_START_INVALID)
+    # A resend after a lost answer repeats these four exactly (steve #1294).
+    fingerprint = json.dumps([repr(payload.get(k)) for k in ("connectorId", "idTag", "meterStart", "timestamp")])
+    return StartDetails(connector, values.text(payload.get("idTag")), meter_start, started_ms, fingerprint, frozenset(flags))
+
+
+def _stop(env: FrameEnvelope, payload: dict[str, Any]) -> TransactionStopped:
+    flags = set(_gateway_flags(env))
+    raw_tx = payload.get("transactionId")
+    tx = transaction_id(raw_tx)
+    if tx is None:
+        flags.add(Flag.TRANSACTION_ID_INVALID)
+    stopped_ms, time_flags = parse_charger_time(payload.get("timestamp"))
+    flags |= time_flags
+    meter_stop = values.number(payload.get("meterStop"))
+    if "meterStop" in payload and payload.get("meterStop") is not None and meter_stop is None:
+        flags.add(Flag.METER_STOP_INVALID)
+    report = read_meter_values(payload.get("transactionData"))
+    flags |= report.flags
+    # The first worker's digest of a stop, kept so that stops it remembered are still recognised.
+    fingerprint = json.dumps([payload.get(k) for k in ("transactionId", "meterStop", "timestamp", "reason")], sort_keys=True)
+    return TransactionStopped(
+        env.gateway_ts_ms, _event_id(env), tx, values.text(raw_tx)[:64], values.text(payload.get("idTag")),
+        meter_stop, payload.get("meterStop") is not None, stopped_ms,
+        values.text(payload.get("reason")) or DEFAULT_STOP_REASON, report.readings, fingerprint, frozenset(flags),
+    )
+
+
+def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> MeterSamples:
+    flags = set(_gateway_flags(env))
+    connector = connector_id(payload.get("connectorId"))
+    if connector is None:
+        flags.add(Flag.CONNECTOR_ID_INVALID)
+    tx = transaction_id(payload.get("transactionId")) if payload.get("transactionId") is not None else None
+    report = read_meter_values(payload.get("meterValue"))
+    flags |= report.flags
+    return MeterSamples(env.gateway_ts_ms, _event_id(env), connector, tx, report.readings, frozenset(flags))
+
+
+def _status(env: FrameEnvelope, payload: dict[str, Any]) -> StatusReported:
+    flags = set(_gateway_flags(env))
+    connector = connector_id(payload.get("connectorId"))
+    occurred_ms, time_flags = parse_charger_time(payload.get("timestamp"))
+    # The timestamp is optional in StatusNotification: its absence is no doubt.
+    flags |= time_flags - {Flag.TIMESTAMP_MISSING}
+    error_code = values.text(payload.get("errorCode"))
+    if not error_code:
+        error_code = NO_ERROR  # required by the schema; a charger that leaves it out reports no error
+        flags.add(Flag.ERROR_CODE_MISSING)
+    if connector is None:
+        flags.add(Flag.CONNECTOR_ID_INVALID)
+        connector = -1  # the correlator records nothing for it; the frame row keeps what was sent
+    return StatusReported(
+        env.gateway_ts_ms, _event_id(env), connector, values.text(payload.get("status")), error_code,
+        values.text(payload.get("info")), values.text(payload.get("vendorId")),
+        values.text(payload.get("vendorErrorCode")), occurred_ms, frozenset(flags),
+    )
+
+
+def _boot(env: FrameEnvelope, payload: dict[str, Any]) -> Booted:
+    return Booted(env.gateway_ts_ms, _event_id(env), values.text(payload.get("firmwareVersion")))
+
+
+_CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], DomainInput]] = {
+    Action.start_transaction: _start,
+    Action.stop_transaction: _stop,
+    Action.meter_values: _meter_values,
+    Action.status_notification: _status,
+    Action.boot_notification: _boot,
+}

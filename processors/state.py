@@ -1,0 +1,252 @@
+"""The correlator's state, typed: one charge point's connectors, pending starts, open sessions and the
+sessions it still remembers after emitting them. Persisted as JSON in the changelog-backed Faust table.
+
+:meth:`CorrelatorState.from_json` reads every format ever persisted: the current one (``"v": 2``) and
+the plain-dict state of the first worker (no ``"v"``), so a worker upgraded in place continues from the
+changelog its predecessor wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.energy import RegisterReducer
+from processors.inputs import StartDetails
+from schemas.records import Session
+
+STATE_FORMAT = 2
+# What a revision's digest leaves out: it changes with every revision, or follows from one that does.
+_NOT_CONTENT = frozenset({"version", "revision", "received_at", "previous_energy_wh", "previous_duration_s"})
+
+
+def session_id(transaction_id: str, opened_gw_ms: int) -> str:
+    """A session's id: the transaction id and the gateway time of the frame that opened the session
+    (its start, or its stop when no start was seen). Stable across replays; two sessions that share a
+    transaction id (chargers reuse them) differ."""
+    return hashlib.sha256(f"{transaction_id}|{opened_gw_ms}".encode()).hexdigest()[:16]
+
+
+def record_digest(record: Session) -> str:
+    """The content of an emitted row: a revision is emitted only when it differs."""
+    content = record.model_dump(mode="json", exclude=set(_NOT_CONTENT))
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class LeftCharging:
+    """The last move of a connector out of Charging (the seed: Charging -> Finishing, ...)."""
+
+    status: str
+    error_code: str
+    gw_ms: int
+    ms: int  # charger clock (the gateway's when the charger gave none)
+
+
+@dataclass(slots=True)
+class OpenFault:
+    error_code: str
+    ms: int
+    gw_ms: int
+    tx: str | None
+    vendor_error_code: str
+    info: str
+    stale: bool  # began with a replayed old timestamp (Alfen after reboot)
+
+
+@dataclass(slots=True)
+class ConnectorState:
+    status: str = ""
+    tx: str | None = None  # session_id of the open session on this connector
+    left_charging: LeftCharging | None = None
+    fault: OpenFault | None = None
+
+
+@dataclass(slots=True)
+class PendingStart:
+    """A 1.6 StartTransaction waiting for the answer that names its transaction."""
+
+    gw_ms: int
+    event_id: str
+    start: StartDetails
+
+
+@dataclass(slots=True)
+class StopInfo:
+    """What the StopTransaction said."""
+
+    stopped_ms: int | None
+    gw_ms: int
+    meter_stop: float | None
+    has_meter_stop: bool
+    reason: str
+    fingerprint: str | None
+
+
+@dataclass(slots=True)
+class Emitted:
+    """What the newest revision of an emitted session said."""
+
+    revision: int
+    version: int
+    received_ms: int  # of the first emission: every revision keeps it (the table's partition key)
+    closed_by: str
+    energy_wh: float | None
+    duration_s: float | None
+    digest: str  # the row's content without version, revision and what they imply
+
+
+@dataclass(slots=True)
+class SessionState:
+    transaction_id: str
+    session_id: str
+    connector: int | None
+    id_tag: str
+    start_ms: int | None
+    start_gw_ms: int | None
+    meter_start: float | None
+    start_fingerprint: str | None
+    flags: list[str] = field(default_factory=list)
+    mv: RegisterReducer = field(default_factory=RegisterReducer)
+    td: list[list[Any]] = field(default_factory=list)  # transactionData register samples [at_ms, Wh, resolution]
+    peak_w: float | None = None
+    soc: list[float | None] = field(default_factory=lambda: [None, None])
+    age_deadline: int | None = None
+    available_deadline: int | None = None
+    stop: StopInfo | None = None
+    emit_deadline: int | None = None
+    stop_status: str = ""
+    stop_error_code: str = ""
+    stop_status_ms: int | None = None
+    stop_status_known: bool = False
+    closed_gw_ms: int | None = None  # when it closed (stop, or a guess)
+    emitted: Emitted | None = None
+
+    def flag(self, *flags: str) -> None:
+        for flag in flags:
+            if flag not in self.flags:
+                self.flags.append(flag)
+
+    def unflag(self, flag: str) -> None:
+        if flag in self.flags:
+            self.flags.remove(flag)
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop is not None
+
+
+@dataclass(slots=True)
+class CorrelatorState:
+    connectors: dict[int, ConnectorState] = field(default_factory=dict)
+    pending_starts: dict[str, PendingStart] = field(default_factory=dict)
+    sessions: dict[str, SessionState] = field(default_factory=dict)  # open (or stopped, not emitted), by session_id
+    closed: dict[str, SessionState] = field(default_factory=dict)  # emitted and remembered, by session_id, oldest first
+    aliases: dict[str, str] = field(default_factory=dict)  # transaction id -> the one it duplicates
+    meter_hints: dict[str, int] = field(default_factory=dict)  # unknown transaction id -> connector of its MeterValues
+    offset: int = -1  # Kafka offset of the last frame applied (pipeline: frames are never applied twice)
+    partition: int | None = None
+
+    def connector(self, connector_id: int) -> ConnectorState:
+        state = self.connectors.get(connector_id)
+        if state is None:
+            state = self.connectors[connector_id] = ConnectorState()
+        return state
+
+    # --- JSON ------------------------------------------------------------------------------------
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> "CorrelatorState":
+        return cls.from_dict(json.loads(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": STATE_FORMAT,
+            "connectors": {str(k): _connector_out(c) for k, c in self.connectors.items()},
+            "pending_starts": {k: [p.gw_ms, p.event_id, _start_out(p.start)] for k, p in self.pending_starts.items()},
+            "sessions": {k: _session_out(s) for k, s in self.sessions.items()},
+            "closed": {k: _session_out(s) for k, s in self.closed.items()},
+            "aliases": self.aliases,
+            "meter_hints": self.meter_hints,
+            "offset": self.offset,
+            "p": self.partition,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CorrelatorState":
+        if data.get("v") != STATE_FORMAT:
+            from processors.legacy_state import from_legacy
+
+            return from_legacy(data)
+        return cls(
+            connectors={int(k): _connector_in(c) for k, c in data["connectors"].items()},
+            pending_starts={k: PendingStart(p[0], p[1], _start_in(p[2])) for k, p in data["pending_starts"].items()},
+            sessions={k: _session_in(s) for k, s in data["sessions"].items()},
+            closed={k: _session_in(s) for k, s in data["closed"].items()},
+            aliases=dict(data.get("aliases", {})),
+            meter_hints=dict(data.get("meter_hints", {})),
+            offset=data.get("offset", -1),
+            partition=data.get("p"),
+        )
+
+
+def _connector_out(c: ConnectorState) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": c.status, "tx": c.tx}
+    if c.left_charging is not None:
+        lc = c.left_charging
+        out["left"] = [lc.status, lc.error_code, lc.gw_ms, lc.ms]
+    if c.fault is not None:
+        f = c.fault
+        out["fault"] = [f.error_code, f.ms, f.gw_ms, f.tx, f.vendor_error_code, f.info, f.stale]
+    return out
+
+
+def _connector_in(data: dict[str, Any]) -> ConnectorState:
+    left = data.get("left")
+    fault = data.get("fault")
+    return ConnectorState(
+        status=data.get("status", ""), tx=data.get("tx"),
+        left_charging=LeftCharging(*left) if left else None,
+        fault=OpenFault(*fault) if fault else None,
+    )
+
+
+def _start_out(s: StartDetails) -> list[Any]:
+    return [s.connector_id, s.id_tag, s.meter_start, s.started_ms, s.fingerprint, sorted(s.flags)]
+
+
+def _start_in(data: list[Any]) -> StartDetails:
+    return StartDetails(data[0], data[1], data[2], data[3], data[4], frozenset(data[5]))
+
+
+_SESSION_SCALARS = ("transaction_id", "session_id", "connector", "id_tag", "start_ms", "start_gw_ms", "meter_start",
+                    "start_fingerprint", "flags", "td", "peak_w", "soc", "age_deadline", "available_deadline",
+                    "emit_deadline", "stop_status", "stop_error_code", "stop_status_ms", "stop_status_known",
+                    "closed_gw_ms")
+
+
+def _session_out(s: SessionState) -> dict[str, Any]:
+    out = {name: getattr(s, name) for name in _SESSION_SCALARS}
+    out["mv"] = s.mv.to_state()
+    if s.stop is not None:
+        st = s.stop
+        out["stop"] = [st.stopped_ms, st.gw_ms, st.meter_stop, st.has_meter_stop, st.reason, st.fingerprint]
+    if s.emitted is not None:
+        e = s.emitted
+        out["emitted"] = [e.revision, e.version, e.received_ms, e.closed_by, e.energy_wh, e.duration_s, e.digest]
+    return out
+
+
+def _session_in(data: dict[str, Any]) -> SessionState:
+    session = SessionState(**{name: data[name] for name in _SESSION_SCALARS if name in data})
+    session.mv = RegisterReducer.from_state(data.get("mv"))
+    if data.get("stop"):
+        session.stop = StopInfo(*data["stop"])
+    if data.get("emitted"):
+        session.emitted = Emitted(*data["emitted"])
+    return session

@@ -1,0 +1,64 @@
+"""The typed correlator state: JSON round trips, and the state the first worker persisted in the
+changelog (``data/legacy_state_v1.json``, written by the code before the upgrade) read and continued."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from processors.correlator import Correlator, CorrelatorConfig
+from processors.flags import Flag
+from processors.state import CorrelatorState
+from tests.processors.script import Script, only_session, sessions
+
+LEGACY = (Path(__file__).parent / "data" / "legacy_state_v1.json").read_bytes()
+
+
+def continue_from(state: CorrelatorState, script: Script, until: float | None = None) -> list:
+    events = []
+    for envelope in script.envelopes:
+        correlator = Correlator("CP-LEGACY", CorrelatorConfig(), state)
+        events += correlator.feed(envelope)
+        state = CorrelatorState.from_json(correlator.state.to_json())
+    if until is not None:
+        events += Correlator("CP-LEGACY", CorrelatorConfig(), state).advance(script.envelopes[0].gateway_ts_ms + int(until * 1000))
+    return events
+
+
+def test_the_legacy_state_is_read_whole() -> None:
+    state = CorrelatorState.from_json(LEGACY)
+    assert (state.offset, state.partition) == (41, 0)
+    (open_session,) = state.sessions.values()
+    assert (open_session.transaction_id, open_session.connector, open_session.meter_start) == ("13", 1, 7000.0)
+    assert open_session.mv.count == 2 and state.connectors[1].tx == open_session.session_id
+    assert {s.transaction_id for s in state.closed.values()} == {"11", "12"}
+    assert all(s.session_id == "" for s in state.closed.values())  # their rows were written without one
+    assert state.connectors[2].fault is not None and state.connectors[2].fault.error_code == "GroundFailure"
+    assert [p.start.id_tag for p in state.pending_starts.values()] == ["PENDING"]
+
+
+def test_the_typed_state_round_trips_through_json() -> None:
+    state = CorrelatorState.from_json(LEGACY)
+    again = CorrelatorState.from_json(state.to_json())
+    assert again == state and json.loads(again.to_json()) == json.loads(state.to_json())
+
+
+def test_a_legacy_open_session_stops_normally_after_the_upgrade() -> None:
+    script = Script("CP-LEGACY").at(2000)
+    script.status(1, "Finishing").at(2001).stop(13, 9000, reason="EVDisconnected")
+    session = only_session(continue_from(CorrelatorState.from_json(LEGACY), script))
+    assert (session.transaction_id, session.energy_wh, session.stop_reason, session.revision) == ("13", 2000.0, "EVDisconnected", 0)
+    assert session.session_id != ""
+
+
+def test_a_legacy_session_closed_on_a_guess_is_amended_by_its_late_stop() -> None:
+    script = Script("CP-LEGACY").at(2000).stop(12, 6500, reason="Local", ts="2025-11-24T16:15:00Z")
+    (amended,) = sessions(continue_from(CorrelatorState.from_json(LEGACY), script))
+    assert (amended.transaction_id, amended.session_id, amended.revision) == ("12", "", 1)
+    assert (amended.energy_wh, amended.closed_by) == (1500.0, "stop_transaction")
+    assert Flag.LATE_STOP in amended.flags and Flag.STOP_MISSING not in amended.flags
+
+
+def test_a_legacy_stop_resent_after_the_upgrade_changes_nothing() -> None:
+    script = Script("CP-LEGACY").at(2000).stop(11, 5000, reason="Local", ts="2025-11-24T16:10:01Z")
+    assert sessions(continue_from(CorrelatorState.from_json(LEGACY), script)) == []
