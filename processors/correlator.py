@@ -375,10 +375,15 @@ class Correlator:
         return []
 
     def _samples_after_close(self, session: SessionState, item: MeterSamples) -> list[Event]:
-        """Samples for an emitted session: a revision only if they change its energy (they cannot when
-        meterStop settled it); kept either way, so a later revision counts them."""
+        """Samples for an emitted session. Closed by Available while the charger goes on metering it (a
+        reboot that reported Available): it is going on, and is open again until it stops. Otherwise a
+        revision only if they change its energy (they cannot when meterStop settled it); kept either way,
+        so a later revision counts them."""
         last = session.emitted
         assert last is not None
+        if session.stop is None and last.closed_by == AVAILABLE and self._reopen(session):
+            self._add_readings(session, item.readings, transaction_data=False)
+            return []
         self._add_readings(session, item.readings, transaction_data=False)
         candidate = self._record(session, last.closed_by, revision=last.revision, version=last.version,
                                  received_ms=last.received_ms)
@@ -386,6 +391,20 @@ class Correlator:
             return []
         session.flag(Flag.LATE_METER_VALUES)
         return self._reemit(session, item.gw_ms)
+
+    def _reopen(self, session: SessionState) -> bool:
+        connector = self.state.connector(session.connector) if session.connector is not None else None
+        if connector is not None and connector.tx is not None:
+            return False  # another session holds the connector now: these are a backlog's late values
+        del self.state.closed[session.session_id or f"legacy:{session.transaction_id}"]
+        self.state.sessions[session.session_id] = session
+        session.unflag(Flag.STOP_MISSING)
+        session.flag(Flag.AVAILABLE_THEN_RESUMED)
+        session.closed_gw_ms = None
+        session.age_deadline = (session.start_gw_ms or 0) + self.config.max_session_age_ms
+        if connector is not None:
+            connector.tx = session.session_id
+        return True
 
     def _add_readings(self, session: SessionState, readings: tuple[Reading, ...], *, transaction_data: bool) -> None:
         for reading in readings:
@@ -465,7 +484,7 @@ class Correlator:
         return self._emit(session, version_ms=at_ms, closed_by=closed_by)
 
     def _emit(self, session: SessionState, *, version_ms: int, closed_by: str = STOP_TRANSACTION) -> Session:
-        """First emission (revision 0): the session moves from open to remembered."""
+        """The session moves from open to remembered: revision 0, or the next one of a reopened session."""
         del self.state.sessions[session.session_id]
         for alias, target in list(self.state.aliases.items()):
             if target == session.transaction_id and not self._open_with(target):
@@ -473,9 +492,14 @@ class Correlator:
         if session.connector is not None and self.state.connector(session.connector).tx == session.session_id:
             self.state.connector(session.connector).tx = None
         session.available_deadline = session.emit_deadline = session.age_deadline = None
-        received_ms = session.stop.gw_ms if session.stop is not None else (session.closed_gw_ms or version_ms)
-        record = self._record(session, closed_by, revision=0, version=version_ms, received_ms=received_ms)
-        session.emitted = Emitted(0, version_ms, received_ms, closed_by, record.energy_wh, record.duration_s,
+        last = session.emitted
+        if last is None:
+            revision, received_ms = 0, session.stop.gw_ms if session.stop is not None else (session.closed_gw_ms or version_ms)
+        else:
+            revision, received_ms, version_ms = last.revision + 1, last.received_ms, max(version_ms, last.version + 1)
+        record = self._record(session, closed_by, revision=revision, version=version_ms, received_ms=received_ms,
+                              previous=last)
+        session.emitted = Emitted(revision, version_ms, received_ms, closed_by, record.energy_wh, record.duration_s,
                                   record_digest(record))
         closed = self.state.closed
         closed[session.session_id or f"legacy:{session.transaction_id}"] = session
