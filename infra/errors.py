@@ -5,6 +5,7 @@
     │   └── PrerequisiteMissing  Java 17+ or Maven is not installed
     ├── TopicError             a topic could not be created or does not match its definition
     └── ClickHouseError        a ClickHouse connection or migration failed
+        └── InsertFailed       an insert failed; ``retriable`` says whether trying again can help
 
 ``retriable`` says whether trying the same thing again later can succeed.
 """
@@ -30,3 +31,23 @@ class TopicError(InfraError):
 
 class ClickHouseError(InfraError):
     pass
+
+
+class InsertFailed(ClickHouseError):
+    """An insert into ClickHouse failed.
+
+    ``retriable`` is True when the cause can pass (the server unreachable, a timeout, too many parts):
+    the sink backs off and tries the same batch again. It is False when the batch or the schema is
+    wrong (a value out of its column's range, text that is not UTF-8, an unknown table or column, the
+    credentials refused): the same batch would fail forever, so the worker stops and says why instead.
+    """
+
+    def __init__(self, message: str, *, table: str, retriable: bool, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.table = table
+        self._retriable = retriable
+        self.cause = cause
+
+    @property
+    def retriable(self) -> bool:  # type: ignore[override]
+        return self._retriable

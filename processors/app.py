@@ -9,6 +9,11 @@ like the frames topic, so a charger's state moves with its partition on a rebala
 
 The worker's web server (``OCPP_WORKER_WEB_PORT``) serves ``/sql`` (read-only queries, so the
 ``sql`` command can read the embedded ClickHouse while the worker holds it) and ``/metrics``.
+
+No frame stops the worker (:mod:`processors.pipeline`); an insert that retrying cannot fix (the schema or
+the code out of step with ClickHouse, credentials refused: :func:`processors.clickhouse_sink.classify`)
+does, on purpose: the worker logs why and exits with 65 instead of retrying the same batch forever.
+Nothing is lost: the batch's frames were not committed, and the next start reads them again.
 """
 
 from __future__ import annotations
@@ -23,16 +28,21 @@ from typing import Any
 import faust
 
 from infra import clickhouse
+from infra.errors import InsertFailed
 from infra.settings import ClickHouseSettings, KafkaSettings
 from processors.clickhouse_sink import ClickHouseSink
 from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
+from schemas import tables
+from schemas.base import Record
+from schemas.storable import storable_record
 from schemas.topics import FAULTS, FRAMES, SESSIONS
 
 log = logging.getLogger(__name__)
 
 STALLED_EXIT_CODE = 70  # EX_SOFTWARE: restart me
+INSERT_REFUSED_EXIT_CODE = 65  # EX_DATAERR: a restart alone would fail the same way
 
 
 def _broker_credentials(kafka: KafkaSettings) -> Any:
@@ -148,7 +158,9 @@ class Worker:
                 self.processor.recover(partition, ((k.decode(), v) for k, v in self.table.items() if v))
                 self._recovered.add(partition)
             key = message.key if isinstance(message.key, bytes) or message.key is None else str(message.key).encode()
-            self.processor.process(partition, message.offset, key, event.value)
+            # Faust gives the record's timestamp in seconds (a float); a tombstone's value is None.
+            timestamp_ms = round(message.timestamp * 1000) if message.timestamp is not None else None
+            self.processor.process(partition, message.offset, key, event.value, timestamp_ms)
             self._next_offsets[partition] = message.offset + 1
             watermark = self.processor.watermark(partition)
             if watermark is not None:
@@ -198,12 +210,17 @@ class Worker:
     async def _write(self, out: Any, events: list[Any]) -> None:
         """Rows, then topic records, then states, then offsets: a crash anywhere repeats, never loses."""
         started = time.perf_counter()
-        await self.sink.write(out.rows, out.token(self.settings.app_id))
+        try:
+            await self.sink.write(out.rows, out.token(self.settings.app_id))
+        except InsertFailed as exc:
+            if exc.retriable:
+                raise
+            self._stop_refused(exc)
         deliveries = [
-            await self.sessions_topic.send(key=s.charge_point_id.encode(), value=s.model_dump_json().encode())
+            await self.sessions_topic.send(key=s.charge_point_id.encode(), value=_record_value(tables.SESSIONS, s))
             for s in out.sessions
         ] + [
-            await self.faults_topic.send(key=f.charge_point_id.encode(), value=f.model_dump_json().encode())
+            await self.faults_topic.send(key=f.charge_point_id.encode(), value=_record_value(tables.FAULT_EVENTS, f))
             for f in out.faults
         ]
         if deliveries:
@@ -219,7 +236,18 @@ class Worker:
         self.metrics.sessions.inc(len(out.sessions))
         self.metrics.faults.inc(len(out.faults))
         self.metrics.bad_envelopes.inc(out.bad_envelopes)
+        self.metrics.processing_failures.inc(out.processing_failures)
+        self.metrics.unstorable_rows.inc(out.unstorable_rows)
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
+
+    def _stop_refused(self, exc: InsertFailed) -> None:
+        """An insert retrying cannot fix: say why and exit non-zero (not a silent retry loop). The
+        batch's frames stay uncommitted, so nothing is lost once the cause is fixed."""
+        log.critical("stopping the worker: %s. Retrying the same batch cannot succeed; its frames stay on Kafka, "
+                     "uncommitted, and are read again at the next start once the cause (the ClickHouse schema, the "
+                     "credentials, or a bug in the rows) is fixed. Exiting with %d.", exc, INSERT_REFUSED_EXIT_CODE)
+        logging.shutdown()
+        os._exit(INSERT_REFUSED_EXIT_CODE)
 
     async def _check_stall(self) -> None:
         """Crash-only safety net: a consumer that has frames to read but receives none for
@@ -286,6 +314,15 @@ class Worker:
             return view.json({"error": str(exc)}, status=400)
         rows = [[_jsonable(v) for v in row] for row in result.result_rows]
         return view.json({"columns": list(result.column_names), "types": [t.name for t in result.column_types], "rows": rows})
+
+
+def _record_value(table: tables.Table, record: Record) -> bytes:
+    """A topic record's JSON. The pipeline hands out storable records already; should one still hold
+    something JSON cannot carry (a lone surrogate), its storable version is published instead."""
+    try:
+        return record.model_dump_json().encode()
+    except ValueError:
+        return storable_record(table, record)[0].model_dump_json().encode()
 
 
 def _jsonable(value: Any) -> Any:

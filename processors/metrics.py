@@ -11,6 +11,13 @@ class WorkerMetrics:
         r = self.registry
         self.frames = Counter("ocpp_worker_frames", "frames processed", registry=r)
         self.bad_envelopes = Counter("ocpp_worker_invalid_envelopes", "records on the frames topic that are not envelopes (kept raw)", registry=r)
+        self.processing_failures = Counter(
+            "ocpp_worker_processing_failures",
+            "frames (or clock moves) on which the correlator raised: the frame kept and flagged, the charger's state rolled back",
+            registry=r)
+        self.unstorable_rows = Counter(
+            "ocpp_worker_unstorable_rows", "rows with a value outside its column's range, stored as null or clamped (flagged)",
+            registry=r)
         self.sessions = Counter("ocpp_worker_sessions", "sessions emitted", registry=r)
         self.faults = Counter("ocpp_worker_fault_events", "fault events emitted", registry=r)
         self.flush_seconds = Histogram("ocpp_worker_flush_seconds", "time to write one batch (ClickHouse, topics, state)",

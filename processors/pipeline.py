@@ -1,7 +1,7 @@
 """What a worker does with the frames of its partitions, without I/O.
 
-:class:`FrameProcessor` takes raw Kafka records (partition, offset, key, value) in order, runs one
-:class:`~processors.correlator.Correlator` per charge point, keeps a clock per partition (its
+:class:`FrameProcessor` takes raw Kafka records (partition, offset, key, value, timestamp) in order,
+runs one :class:`~processors.correlator.Correlator` per charge point, keeps a clock per partition (its
 watermark: the newest gateway time seen) to expire deadlines of quiet chargers, and collects what
 must be written: rows per ClickHouse table, records for ``ocpp.sessions.v1`` / ``ocpp.faults.v1``,
 and the correlator states to persist. The Faust agent and ``replay`` are thin shells around it.
@@ -10,28 +10,64 @@ Exactly-once in effect: the shells write rows, then records, then states, then c
 A crash replays frames since the last commit; every state remembers the offset of the last frame
 applied to it, so a frame already in the state is not applied twice, and the ClickHouse keys and
 insert-deduplication tokens make re-written rows disappear.
+
+No record can stop a partition (DESIGN.md, bad input: "the raw bytes kept, and nothing else lost"):
+
+- a record that is not an envelope, or has no value (a tombstone), is one ``frames`` row of its own,
+  flagged, keyed by its Kafka coordinates (received_at = the record's timestamp, connection_id
+  ``kafka:<partition>``, seq = offset), so each is kept and a replay rewrites the same row;
+- a frame on which the correlator raises is kept, flagged ``processing_failed`` with the error, counted,
+  logged once, and skipped: the charger's state is rolled back to exactly what it was before the frame
+  (below), so its later frames and every other charger go on as if the frame had not come;
+- every row is made storable (:mod:`schemas.storable`) before it leaves, so no value can make an
+  insert fail forever.
+
+Rollback without a copy per frame: a correlator lives for one batch (until :meth:`take`). Beside it the
+processor keeps the snapshot bytes it was loaded from (which it holds anyway) and a journal of what was
+applied since (``feed`` of an envelope, ``advance`` to a time). When a call raises, the correlator is
+rebuilt from the snapshot and the journal re-applied, its events discarded (they were collected when the
+calls first ran); if re-applying raises too, the snapshot alone is taken, and that is logged.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import heapq
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
 
-from processors.correlator import Correlator, CorrelatorConfig, Event, empty_state
+from processors.correlator import Correlator, CorrelatorConfig, Event
+from processors.flags import Flag
+from processors.state import CorrelatorState
 from schemas.base import ms_to_datetime
 from schemas.envelope import FrameEnvelope
 from schemas.records import FaultEvent, Session, StatusChange
+from schemas.storable import row_coercer, storable_record
 from schemas.tables import CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS
+
+log = logging.getLogger(__name__)
 
 # Persisted correlator states are JSON bytes: an immutable snapshot taken at the flush, so what
 # the changelog stores is exactly the state after the frames of that flush, never later edits.
 StateLoader = Callable[[str], bytes | None]
+
+_FRAMES_COLUMNS = FRAMES.column_names
+_ERROR, _FLAGS = _FRAMES_COLUMNS.index("error"), _FRAMES_COLUMNS.index("flags")
+_FEED, _ADVANCE, _SKIP = 0, 1, 2  # journal operations
+
+
+def _load_state_bytes(snapshot: bytes | None) -> CorrelatorState:
+    """A persisted snapshot (None: a charger never seen) as the correlator's state."""
+    return CorrelatorState.from_json(snapshot) if snapshot else CorrelatorState()
+
+
+def _dump_state(correlator: Correlator) -> bytes:
+    return correlator.state.to_json()
 
 
 @dataclass
@@ -44,7 +80,9 @@ class Outputs:
     states: dict[str, bytes] = field(default_factory=dict)  # charge point id -> JSON snapshot
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last)
     advances: dict[int, int] = field(default_factory=dict)  # partition -> clock moved to, without frames
-    bad_envelopes: int = 0
+    bad_envelopes: int = 0  # records that are not envelopes, tombstones included
+    processing_failures: int = 0  # frames (or clock moves) on which a correlator raised
+    unstorable_rows: int = 0  # rows with a value made storable (flagged value_not_storable)
 
     @property
     def frame_count(self) -> int:
@@ -60,64 +98,97 @@ class Outputs:
         return hashlib.sha256(f"{salt}|{spans}|{moves}".encode()).hexdigest()[:32]
 
 
+_DATETIME_MIN = datetime.min.replace(tzinfo=timezone.utc)
+_DATETIME_MAX = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _received_at(ms: int) -> datetime:
+    """A gateway / Kafka time in ms as a datetime; one beyond what a datetime holds becomes datetime's
+    own bound, which the storable check then clamps to DateTime64's and flags."""
+    try:
+        return ms_to_datetime(ms)
+    except (OverflowError, ValueError, OSError):
+        return _DATETIME_MIN if ms < 0 else _DATETIME_MAX
+
+
 def frame_row(env: FrameEnvelope) -> list[Any]:
     """The ``frames`` row of an envelope, in column order (see :class:`schemas.records.FrameRow`)."""
     return [
-        env.charge_point_id, ms_to_datetime(env.gateway_ts_ms), str(env.direction),
+        env.charge_point_id, _received_at(env.gateway_ts_ms), str(env.direction),
         int(env.message_type) if env.message_type is not None else None, env.action or "", env.message_id or "",
         env.frame, env.ocpp_version, env.gateway_id, env.connection_id, env.seq, env.error or "", list(env.flags),
     ]
 
 
-def bad_envelope_row(key: bytes | None, value: bytes, error: str) -> list[Any]:
-    """A record on the frames topic that is not an envelope: kept, raw, with the reason."""
+def bad_record_row(key: bytes | None, value: bytes | None, error: str, flag: Flag, *, partition: int, offset: int,
+                   timestamp_ms: int | None) -> list[Any]:
+    """A record on the frames topic that is not an envelope (or has no value): kept, raw, with the reason.
+    Its sort key comes from its Kafka coordinates, so every such record is a row of its own and a replay
+    rewrites the same one."""
     return [
-        (key or b"").decode("utf-8", "replace")[:48], ms_to_datetime(0), "", None, "", "",
-        value.decode("utf-8", "replace"), "", "", "", 0, f"invalid envelope: {error}"[:1000], ["invalid_envelope"],
+        (key or b"").decode("utf-8", "replace")[:48], _received_at(max(timestamp_ms or 0, 0)), "", None, "", "",
+        (value or b"").decode("utf-8", "replace"), "", "", f"kafka:{partition}", offset, error[:1000], [flag],
     ]
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """A correlator of the current batch: the snapshot it was loaded from and the journal of what
+    was applied to it since (``(_FEED, envelope, offset)``, ``(_ADVANCE, now_ms, None)``,
+    ``(_SKIP, None, offset)``): enough to rebuild it as it was before any one call."""
+
+    correlator: Correlator
+    snapshot: bytes | None
+    journal: list[tuple[int, Any, int | None]] = field(default_factory=list)
 
 
 class FrameProcessor:
     def __init__(self, config: CorrelatorConfig, load_state: StateLoader) -> None:
         self.config = config
         self._load_state = load_state
-        self._correlators: dict[str, Correlator] = {}
+        self._batch: dict[str, _Loaded] = {}
         self._watermarks: dict[int, int] = {}
         self._deadlines: dict[int, list[tuple[int, str]]] = {}
         # The deadline each charger has in its heap: a frame that leaves it unchanged pushes nothing,
         # so the heap grows with deadline changes, not with frames.
         self._indexed: dict[str, int] = {}
+        # A deadline whose advance raised: not indexed again until the charger's next frame applies.
+        self._stuck: dict[str, int] = {}
         self._out = Outputs()
         self._touched_ids: set[str] = set()
+        self._logged: set[str] = set()  # chargers whose failure this batch was logged with its traceback
         # Snapshots handed out by take() whose write the shell has not confirmed yet: they are newer
         # than what the loader returns, and the next frames of those chargers must start from them.
         self._unpersisted: dict[str, bytes] = {}
 
     # --- input -----------------------------------------------------------------------------------
 
-    def process(self, partition: int, offset: int, key: bytes | None, value: bytes) -> None:
+    def process(self, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                timestamp_ms: int | None = None) -> None:
+        """One record of the frames topic; ``timestamp_ms`` is its Kafka timestamp (keys the rows of
+        records that are not envelopes)."""
         first, _ = self._out.offsets.get(partition, (offset, offset))
         self._out.offsets[partition] = (first, offset)
+        if value is None:
+            self._bad_record(key, None, "tombstone: a record without a value", Flag.TOMBSTONE, partition, offset, timestamp_ms)
+            return
         try:
             env = FrameEnvelope.model_validate_json(value)
         except ValidationError as exc:
-            self._out.rows[FRAMES.name].append(bad_envelope_row(key, value, str(exc.errors()[:1])))
-            self._out.bad_envelopes += 1
+            self._bad_record(key, value, f"invalid envelope: {exc.errors()[:1]}", Flag.INVALID_ENVELOPE,
+                             partition, offset, timestamp_ms)
             return
-        self._out.rows[FRAMES.name].append(frame_row(env))
-        correlator = self._correlator(env.charge_point_id, partition)
-        state = correlator.state
-        if offset <= state.get("offset", -1):
-            return  # applied before a crash that came between the state write and the commit
-        try:
-            events = correlator.feed(env)
-        finally:
-            state["offset"] = offset
-            self._touched(correlator, partition)
-        self._emit(events)
-        if env.gateway_ts_ms > self._watermarks.get(partition, 0):
-            self._watermarks[partition] = env.gateway_ts_ms
-        self._expire(partition)
+        row = frame_row(env)
+        fed, error = self._feed(env, partition, offset)
+        if error is not None:
+            row[_FLAGS] = [*row[_FLAGS], Flag.PROCESSING_FAILED]
+            if not row[_ERROR]:
+                row[_ERROR] = f"processing failed: {type(error).__name__}: {error}"[:1000]
+        self._keep(FRAMES, row)
+        if fed:
+            if env.gateway_ts_ms > self._watermarks.get(partition, 0):
+                self._watermarks[partition] = env.gateway_ts_ms
+            self._expire(partition)
 
     def advance(self, partition: int, now_ms: int) -> None:
         """Move a quiet partition's clock on (the live worker does so with wall time)."""
@@ -132,9 +203,13 @@ class FrameProcessor:
     def recover(self, partition: int, states: Iterable[tuple[str, bytes]]) -> None:
         """Index the deadlines of persisted states (after a restart or a rebalance)."""
         for charge_point_id, snapshot in states:
-            state = json.loads(snapshot)
-            if state.get("p") == partition:
-                self._index(charge_point_id, partition, Correlator(charge_point_id, self.config, state).next_deadline())
+            try:
+                state = _load_state_bytes(snapshot)
+                if state.partition == partition:
+                    self._index(charge_point_id, partition, Correlator(charge_point_id, self.config, state).next_deadline())
+            except Exception:
+                log.exception("the persisted state of charge point %r is unreadable: its deadlines wait for its next frame",
+                              charge_point_id)
 
     # --- output ----------------------------------------------------------------------------------
 
@@ -143,9 +218,17 @@ class FrameProcessor:
         and then calls :meth:`persisted`; until then this processor keeps using its own copies."""
         out, self._out = self._out, Outputs()
         for charge_point_id in self._touched_ids:
-            out.states[charge_point_id] = json.dumps(self._correlators[charge_point_id].state, separators=(",", ":")).encode()
+            loaded = self._batch[charge_point_id]
+            try:
+                out.states[charge_point_id] = _dump_state(loaded.correlator)
+            except Exception:
+                log.exception("charge point %r: its state cannot be written; it stays at its last snapshot", charge_point_id)
+                out.processing_failures += 1
+                if loaded.snapshot is not None:
+                    out.states[charge_point_id] = loaded.snapshot
         self._touched_ids.clear()
-        self._correlators.clear()
+        self._batch.clear()  # the correlators and their journals: the next batch loads the snapshots
+        self._logged.clear()
         self._unpersisted.update(out.states)
         return out
 
@@ -161,21 +244,98 @@ class FrameProcessor:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _correlator(self, charge_point_id: str, partition: int) -> Correlator:
-        correlator = self._correlators.get(charge_point_id)
-        if correlator is None:
-            snapshot = self._unpersisted.get(charge_point_id) or self._load_state(charge_point_id)
-            state = json.loads(snapshot) if snapshot else empty_state()
-            state["p"] = partition
-            correlator = self._correlators[charge_point_id] = Correlator(charge_point_id, self.config, state)
+    def _feed(self, env: FrameEnvelope, partition: int, offset: int) -> tuple[bool, Exception | None]:
+        """Apply one envelope to its charger: (applied, the exception it raised)."""
+        charge_point_id = env.charge_point_id
+        try:
+            loaded = self._loaded(charge_point_id, partition)
+            correlator = loaded.correlator
+            if offset <= correlator.state.offset:
+                return False, None  # applied before a crash that came between the state write and the commit
+            events = correlator.feed(env)
+            correlator.state.offset = offset
+            self._stuck.pop(charge_point_id, None)  # its state moved on: a stuck deadline is tried again
+            self._touched(correlator, partition)
+        except Exception as exc:
+            self._failed(charge_point_id, partition, exc, f"frame at {partition}/{offset}", skipped_offset=offset)
+            return False, exc
+        loaded.journal.append((_FEED, env, offset))
+        self._emit(events)
+        return True, None
+
+    def _failed(self, charge_point_id: str, partition: int, exc: Exception, what: str, *,
+                skipped_offset: int | None) -> None:
+        """Count and log a correlator failure (called in the ``except`` block), then roll back."""
+        self._out.processing_failures += 1
+        if charge_point_id not in self._logged:
+            self._logged.add(charge_point_id)
+            log.exception("charge point %r: processing the %s failed (%s: %s); skipped, its state rolled back",
+                          charge_point_id, what, type(exc).__name__, exc)
+        else:
+            log.debug("charge point %r: processing the %s failed again (%s)", charge_point_id, what, exc)
+        self._roll_back(charge_point_id, partition, skipped_offset)
+
+    def _roll_back(self, charge_point_id: str, partition: int, skipped_offset: int | None) -> None:
+        loaded = self._batch.get(charge_point_id)
+        if loaded is None:
+            return  # failed while loading: nothing was applied
+        try:
+            correlator = self._rebuild(charge_point_id, partition, loaded)
+        except Exception:
+            log.exception("charge point %r: re-applying the batch's %d operations after a failure failed too; "
+                          "its state falls back to its last snapshot", charge_point_id, len(loaded.journal))
+            correlator = self._fresh(charge_point_id, partition, loaded.snapshot)
+            loaded.journal.clear()
+        if skipped_offset is not None and skipped_offset > correlator.state.offset:
+            correlator.state.offset = skipped_offset  # handled (kept, flagged): a crash-replay skips it too
+            loaded.journal.append((_SKIP, None, skipped_offset))
+        loaded.correlator = correlator
+        try:
+            self._touched(correlator, partition)
+        except Exception:
+            log.exception("charge point %r: its deadline cannot be read after a rollback", charge_point_id)
+
+    def _rebuild(self, charge_point_id: str, partition: int, loaded: _Loaded) -> Correlator:
+        """The correlator as the snapshot plus the journal made it; events are discarded."""
+        correlator = self._fresh(charge_point_id, partition, loaded.snapshot)
+        state = correlator.state
+        for op, arg, offset in loaded.journal:
+            if op == _FEED:
+                correlator.feed(arg)
+                state.offset = offset
+            elif op == _ADVANCE:
+                correlator.advance(arg)
+            else:
+                state.offset = offset
         return correlator
+
+    def _fresh(self, charge_point_id: str, partition: int | None, snapshot: bytes | None) -> Correlator:
+        state = _load_state_bytes(snapshot)
+        state.partition = partition
+        return Correlator(charge_point_id, self.config, state)
+
+    def _loaded(self, charge_point_id: str, partition: int) -> _Loaded:
+        loaded = self._batch.get(charge_point_id)
+        if loaded is None:
+            snapshot = self._unpersisted.get(charge_point_id) or self._load_state(charge_point_id)
+            try:
+                correlator = self._fresh(charge_point_id, partition, snapshot)
+            except Exception:
+                # A state no code can read would fail every frame of the charger, forever.
+                log.exception("charge point %r: its persisted state is unreadable; starting from an empty state",
+                              charge_point_id)
+                self._out.processing_failures += 1
+                snapshot = None
+                correlator = self._fresh(charge_point_id, partition, None)
+            loaded = self._batch[charge_point_id] = _Loaded(correlator, snapshot)
+        return loaded
 
     def _touched(self, correlator: Correlator, partition: int) -> None:
         self._touched_ids.add(correlator.charge_point_id)
         self._index(correlator.charge_point_id, partition, correlator.next_deadline())
 
     def _index(self, charge_point_id: str, partition: int, deadline: int | None) -> None:
-        if deadline is None or self._indexed.get(charge_point_id) == deadline:
+        if deadline is None or self._indexed.get(charge_point_id) == deadline or self._stuck.get(charge_point_id) == deadline:
             return
         self._indexed[charge_point_id] = deadline
         heapq.heappush(self._deadlines.setdefault(partition, []), (deadline, charge_point_id))
@@ -187,22 +347,53 @@ class FrameProcessor:
             deadline, charge_point_id = heapq.heappop(heap)
             if self._indexed.get(charge_point_id) == deadline:
                 del self._indexed[charge_point_id]  # the live entry is consumed
-            correlator = self._correlator(charge_point_id, partition)
-            current = correlator.next_deadline()
-            if current is None or current >= now:
-                self._index(charge_point_id, partition, current)
-                continue  # a stale entry: the deadline moved or went
-            self._emit(correlator.advance(now))
-            self._touched(correlator, partition)
+            current = deadline
+            try:
+                loaded = self._loaded(charge_point_id, partition)
+                correlator = loaded.correlator
+                current = correlator.next_deadline()
+                if current is None or current >= now:
+                    self._index(charge_point_id, partition, current)
+                    continue  # a stale entry: the deadline moved or went
+                events = correlator.advance(now)
+                self._touched(correlator, partition)
+            except Exception as exc:
+                if current is not None:
+                    self._stuck[charge_point_id] = current  # or this loop would pop it again at once
+                self._failed(charge_point_id, partition, exc, f"clock move to {now} ms (partition {partition})",
+                             skipped_offset=None)
+                continue
+            loaded.journal.append((_ADVANCE, now, None))
+            self._emit(events)
+
+    def _keep(self, table: Any, row: list[Any]) -> list[Any]:
+        storable = row_coercer(table)(row)
+        if storable is not row:
+            self._out.unstorable_rows += 1
+        self._out.rows[table.name].append(storable)
+        return storable
+
+    def _bad_record(self, key: bytes | None, value: bytes | None, error: str, flag: Flag, partition: int, offset: int,
+                    timestamp_ms: int | None) -> None:
+        self._keep(FRAMES, bad_record_row(key, value, error, flag, partition=partition, offset=offset,
+                                          timestamp_ms=timestamp_ms))
+        self._out.bad_envelopes += 1
 
     def _emit(self, events: list[Event]) -> None:
-        rows = self._out.rows
+        rows, out = self._out.rows, self._out
         for event in events:
             if isinstance(event, StatusChange):
-                rows[CONNECTOR_STATUS.name].append(event.row())
+                table = CONNECTOR_STATUS
             elif isinstance(event, FaultEvent):
-                rows[FAULT_EVENTS.name].append(event.row())
-                self._out.faults.append(event)
+                table = FAULT_EVENTS
             else:
-                rows[SESSIONS.name].append(event.row())
-                self._out.sessions.append(event)
+                table = SESSIONS
+            # The record published on a topic is the storable one too: the same values as its row.
+            record, row = storable_record(table, event)
+            if record is not event:
+                out.unstorable_rows += 1
+            rows[table.name].append(row)
+            if table is FAULT_EVENTS:
+                out.faults.append(record)
+            elif table is SESSIONS:
+                out.sessions.append(record)

@@ -6,6 +6,10 @@ give the same rows. At the end, each partition's clock moves one status window p
 frame ("settling"), so sessions whose window was still open are emitted as the live worker would
 once that time had passed. A replay writes ClickHouse only: it publishes nothing to the
 sessions / faults topics and does not touch the live worker's state.
+
+Like the worker, a replay goes on past every bad record (kept, flagged, counted in the summary); an
+insert that retrying cannot fix stops it with :class:`~infra.errors.InsertFailed` (the command exits
+non-zero and says why).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra import clickhouse
-from infra.errors import ClickHouseError
+from infra.errors import ClickHouseError, InsertFailed
 from infra.settings import ClickHouseSettings, KafkaSettings
 from infra.topic_admin import partitions_of
 from processors.clickhouse_sink import ClickHouseSink
@@ -35,11 +39,17 @@ class ReplaySummary:
     sessions: int
     fault_events: int
     seconds: float
+    bad_records: int = 0  # not envelopes, or tombstones: kept raw, flagged
+    processing_failures: int = 0  # frames the correlator raised on: kept, flagged processing_failed, skipped
 
     def describe(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0
-        return (f"replayed {self.frames} frames in {self.seconds:.1f} s ({rate:.0f} frames/s): "
+        text = (f"replayed {self.frames} frames in {self.seconds:.1f} s ({rate:.0f} frames/s): "
                 f"{self.sessions} sessions, {self.fault_events} fault events")
+        if self.bad_records or self.processing_failures:
+            text += (f"; {self.bad_records} records that are not envelopes and {self.processing_failures} processing "
+                     "failures, kept in frames and flagged")
+        return text
 
 
 def progress_bar(done: int, total: int, width: int = 30) -> str:
@@ -88,14 +98,14 @@ async def replay(
                 consumer.seek(tp, starts[tp])
             total = sum(max(0, ends[tp] - starts[tp]) for tp in partitions)
             remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-            done = sessions = faults = 0
+            done = sessions = faults = bad = failures = 0
             while remaining:
                 batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=worker.flush_rows)
                 for tp, records in batch.items():
                     for record in records:
                         if record.offset >= ends[tp]:
                             break
-                        processor.process(tp.partition, record.offset, record.key, record.value)
+                        processor.process(tp.partition, record.offset, record.key, record.value, record.timestamp)
                         done += 1
                     if records and records[-1].offset >= ends[tp] - 1:
                         remaining.discard(tp)
@@ -106,18 +116,24 @@ async def replay(
                             if mark is not None:
                                 processor.advance(tp.partition, mark + int(worker.status_window_s * 1000) + 1)
                     out = processor.take()
-                    await sink.write(out.rows, out.token("replay"))
+                    try:
+                        await sink.write(out.rows, out.token("replay"))
+                    except InsertFailed as exc:
+                        raise InsertFailed(f"replay stopped after {done} of {total} frames: {exc}", table=exc.table,
+                                           retriable=exc.retriable, cause=exc.cause) from exc
                     states.update(out.states)
                     processor.persisted(out.states)
                     sessions += len(out.sessions)
                     faults += len(out.faults)
+                    bad += out.bad_envelopes
+                    failures += out.processing_failures
                     if report:
                         report(progress_bar(done, total))
         finally:
             await consumer.stop()
     finally:
         client.close()
-    return ReplaySummary(done, sessions, faults, time.monotonic() - started)
+    return ReplaySummary(done, sessions, faults, time.monotonic() - started, bad, failures)
 
 
 def stderr_progress(line: str) -> None:

@@ -5,7 +5,9 @@
 - the gateway restarted while chargers are connected: they reconnect, and the sessions in
   ClickHouse are exactly the ones the chargers had - none lost, none doubled;
 - ClickHouse failing for a while (before and after an insert landed): the sink backs off and
-  every row, and the daily aggregates, land exactly once.
+  every row, and the daily aggregates, land exactly once;
+- an insert that retrying cannot fix (a value its column cannot take, an unknown table): it fails at
+  once with a non-retriable error instead of retrying forever.
 (A worker SIGKILLed mid-stream: ``tests/processors/test_worker_live.py``.)
 """
 
@@ -14,15 +16,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from infra.errors import InsertFailed
 from infra.local_kafka import LocalBroker
 from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
-from processors.clickhouse_sink import COLUMNS, ClickHouseSink
+from processors.clickhouse_sink import COLUMNS, ClickHouseSink, classify
 from schemas.envelope import FrameEnvelope
 from schemas.topics import FRAMES
 from simulator import expectations
@@ -165,3 +171,41 @@ def test_clickhouse_failing_for_a_while_loses_nothing_and_doubles_nothing(chdb_c
     assert count("SELECT sum(sessions) FROM {db}.charger_daily") == 50
     assert count("SELECT sum(energy_wh) FROM {db}.charger_daily") == 5000.0
     assert set(COLUMNS) >= set(rows)
+
+
+def _status_rows(**update: object) -> list[list[object]]:
+    from tests.test_contracts import SAMPLES
+
+    return [SAMPLES["connector_status"].model_copy(update=update).row()]
+
+
+@pytest.mark.parametrize(("rows", "database_of", "says"), [
+    (_status_rows(connector_id=4294967296), None, "DataError"),  # the integrator's connectorId, unsanitized
+    (_status_rows(info="\ud800"), None, "UnicodeEncodeError"),
+    (_status_rows(), lambda db: f"{db}_missing", "UNKNOWN_"),  # a database (or table) that is not there
+], ids=["value out of range", "lone surrogate", "unknown database"])
+def test_an_insert_that_retrying_cannot_fix_fails_at_once(chdb_client, database: str, rows, database_of, says: str) -> None:
+    flaky = FlakyClickHouse(chdb_client, unreachable=0, lost_answers=0)
+    failures: list[Exception] = []
+    sink = ClickHouseSink(flaky, database_of(database) if database_of else database, on_failure=failures.append)
+    with pytest.raises(InsertFailed) as raised:
+        asyncio.run(sink.write({"connector_status": rows}, token="poison"))
+    assert raised.value.retriable is False and flaky.calls == 1 and len(failures) == 1
+    assert "retrying cannot fix it" in str(raised.value) and says in str(raised.value)
+
+
+def test_transient_failures_stay_retriable_and_wrong_data_does_not() -> None:
+    from clickhouse_connect.driver import exceptions as driver
+
+    retriable = [ConnectionRefusedError("refused"), TimeoutError("slow"), driver.OperationalError("Network Error"),
+                 driver.DatabaseError("Code: 252. Too many parts (TOO_MANY_PARTS)", code=252, name="TOO_MANY_PARTS"),
+                 driver.DatabaseError("Code: 242. Table is in readonly mode", code=242), RuntimeError("unknown")]
+    fatal = [driver.DataError("Unable to create native array for column `connector_id`"),
+             driver.ProgrammingError("Unrecognized column 'zz' in table t"),
+             driver.DatabaseError("Code: 60. Table ocpp.nope does not exist. (UNKNOWN_TABLE)", code=60, name="UNKNOWN_TABLE"),
+             driver.DatabaseError("Code: 516. default: Authentication failed", code=516),
+             driver.OperationalError("HTTP 403: Code: 516. Authentication failed"),
+             TypeError("int() argument must be ... not 'NoneType'"), OverflowError("int too large to convert to float"),
+             struct.error("'I' format requires 0 <= number <= 4294967295"), ValueError("invalid literal for int()")]
+    assert [classify(e)[0] for e in retriable] == [True] * len(retriable)
+    assert [classify(e)[0] for e in fatal] == [False] * len(fatal)
