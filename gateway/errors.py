@@ -1,12 +1,16 @@
 """Errors of the gateway.
 
     GatewayError
-    ├── OcppError                 a frame the gateway answers with CALLERROR; ``code`` is the OCPP-J code
-    │   ├── FormationViolation    not a well-formed OCPP-J message
-    │   ├── ProtocolError         a message type or id OCPP-J does not allow
+    ├── OcppError                 a frame the gateway answers with CALLERROR; ``code`` is the OCPP-J 1.6
+    │   │                         code, ``code_v201`` the OCPP-J 2.0.1 one (section 4.3, Table 8)
+    │   ├── FormationViolation    a payload that is not well formed (2.0.1: FormatViolation)
+    │   │   └── RpcFrameworkError not a readable OCPP-J message, e.g. no message id (1.6: FormationViolation)
+    │   ├── ProtocolError         a message OCPP-J does not allow
+    │   │   └── MessageTypeNotSupported  an unknown message type id (1.6: ProtocolError)
     │   ├── ActionNotImplemented  an action the backend does not implement (code NotImplemented)
     │   ├── NotSupported          an action the backend knows but does not accept from a charger
-    │   ├── TypeConstraintViolation / PropertyConstraintViolation / OccurenceConstraintViolation
+    │   ├── TypeConstraintViolation / PropertyConstraintViolation
+    │   ├── OccurenceConstraintViolation  (1.6 spelling; 2.0.1: OccurrenceConstraintViolation)
     │   └── InternalError         the backend could not handle it now (e.g. Kafka did not acknowledge)
     ├── HandshakeRefused          a WebSocket upgrade the gateway refuses; ``status`` is the HTTP status
     └── PublishError              Kafka did not acknowledge a frame in time (``retriable``)
@@ -25,7 +29,14 @@ class OcppError(GatewayError):
     """A CALLERROR answer. ``message_id`` is the id of the CALL, ``"-1"`` when it could not be read
     (the convention OCPP 2.0.1 fixes for OCPP-J RPC errors; 1.6 leaves the case open)."""
 
-    code = "GenericError"
+    code = "GenericError"  # OCPP-J 1.6, section 4.2.3
+    code_v201 = "GenericError"  # OCPP-J 2.0.1, section 4.3
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # A subclass that sets only ``code`` has the same code in both versions.
+        super().__init_subclass__(**kwargs)
+        if "code_v201" not in cls.__dict__ and "code" in cls.__dict__:
+            cls.code_v201 = cls.code
 
     def __init__(self, description: str, message_id: str = "-1") -> None:
         super().__init__(description)
@@ -35,10 +46,24 @@ class OcppError(GatewayError):
 
 class FormationViolation(OcppError):
     code = "FormationViolation"
+    code_v201 = "FormatViolation"  # renamed in OCPP-J 2.0.1
+
+
+class RpcFrameworkError(FormationViolation):
+    """Not a valid RPC message at all (no readable message id, not a JSON array, ...): OCPP-J 2.0.1
+    has a code for it; 1.6 calls it a FormationViolation."""
+
+    code_v201 = "RpcFrameworkError"
 
 
 class ProtocolError(OcppError):
     code = "ProtocolError"
+
+
+class MessageTypeNotSupported(ProtocolError):
+    """A message type id other than 2, 3, 4: OCPP-J 2.0.1 has a code for it; 1.6 a ProtocolError."""
+
+    code_v201 = "MessageTypeNotSupported"
 
 
 class ActionNotImplemented(OcppError):
@@ -59,6 +84,7 @@ class PropertyConstraintViolation(OcppError):
 
 class OccurenceConstraintViolation(OcppError):
     code = "OccurenceConstraintViolation"  # sic: the OCPP 1.6 spelling
+    code_v201 = "OccurrenceConstraintViolation"  # corrected in OCPP-J 2.0.1
 
 
 class InternalError(OcppError):

@@ -1,5 +1,6 @@
-"""The WebSocket upgrade decisions (DESIGN.md, Gateway; OCPP-J 1.6 section 3; OCPP 1.6 Security
-Whitepaper, security profiles 1-3). Pure functions of the request; raise :class:`HandshakeRefused`.
+"""The WebSocket upgrade decisions (DESIGN.md, Gateway; OCPP-J 1.6 section 3; OCPP 2.0.1 Part 4
+section 3; OCPP 1.6 Security Whitepaper, security profiles 1-3). Pure functions of the request;
+raise :class:`HandshakeRefused`.
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ def charge_point_id_from_path(path: str, prefix: str) -> str:
 
 
 def choose_subprotocol(offered_headers: Sequence[str], supported: Sequence[str]) -> str:
-    """Exactly one supported subprotocol, in the gateway's order of preference, or a refusal.
+    """Exactly one subprotocol (RFC 6455 4.2.2; OCPP-J 1.6 and 2.0.1, section 3):
+    the first of ``supported`` (the gateway's order of preference) that the charger offers, whatever
+    the charger's own order; a refusal if it offers none of them.
 
     ``offered_headers`` are the raw ``Sec-WebSocket-Protocol`` header values (a client may send
-    several headers, each a comma-separated list)."""
+    several headers, each a comma-separated list). Odd offers are tolerated, never matched loosely:
+    empty entries (``,ocpp2.0.1``, a KEBA firmware) and whitespace are skipped; a name must match
+    exactly (``ocpp2.0.1.1`` or ``OCPP1.6`` is not a supported protocol, and RFC 6455 lets a server
+    echo only a name the client offered)."""
     offered = [p.strip() for header in offered_headers for p in header.split(",") if p.strip()]
     for protocol in supported:
         if protocol in offered:

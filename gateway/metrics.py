@@ -1,11 +1,12 @@
 """Prometheus metrics of the gateway. No per-charger labels: label values are bounded sets
-(actions of OCPP 1.6, outcomes, refusal kinds), so cardinality stays flat at any fleet size."""
+(the charger actions of every OCPP version in :mod:`gateway.actions`, outcomes, refusal kinds), so
+cardinality stays flat at any fleet size."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gateway.payload_schemas import CHARGER_ACTIONS
+from gateway.actions import CHARGER_ACTIONS
 
 
 class GatewayMetrics:

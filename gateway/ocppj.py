@@ -1,5 +1,9 @@
-"""OCPP-J message framing (OCPP-J 1.6, section 4): parse text into CALL / CALLRESULT / CALLERROR and
-render answers. Pure functions, no I/O.
+"""OCPP-J message framing (OCPP-J 1.6 section 4; the same in OCPP-J 2.0.1 section 4): parse text into
+CALL / CALLRESULT / CALLERROR and render answers. Pure functions, no I/O.
+
+Errors are raised as the OCPP-J 2.0.1 distinctions (:class:`RpcFrameworkError` for a message that is not
+a readable RPC message, :class:`FormationViolation` for a CALL payload that is not an object,
+:class:`MessageTypeNotSupported`); each carries the code of both versions (:mod:`gateway.errors`).
 
     CALL        [2, "<messageId>", "<action>", {payload}]
     CALLRESULT  [3, "<messageId>", {payload}]
@@ -12,10 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import FormationViolation, ProtocolError
+from gateway.errors import FormationViolation, MessageTypeNotSupported, RpcFrameworkError
 
 CALL, CALL_RESULT, CALL_ERROR = 2, 3, 4
-MAX_MESSAGE_ID_LENGTH = 36  # OCPP-J 1.6, 4.1.4: "maximum of 36 characters"
+MAX_MESSAGE_ID_LENGTH = 36  # OCPP-J 1.6 4.1.4, 2.0.1 4.2.1: "maximum of 36 characters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,39 +49,39 @@ _json_decoder = json.JSONDecoder()
 
 
 def parse(text: str) -> Message:
-    """Parse one OCPP-J text frame; raises :class:`FormationViolation` / :class:`ProtocolError`
-    carrying the message id whenever it could be read."""
+    """Parse one OCPP-J text frame; raises :class:`RpcFrameworkError` / :class:`FormationViolation` /
+    :class:`MessageTypeNotSupported` carrying the message id whenever it could be read."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise FormationViolation(f"not JSON: {exc}") from None
+        raise RpcFrameworkError(f"not JSON: {exc}") from None
     if not isinstance(data, list) or not data:
-        raise FormationViolation("an OCPP-J message is a non-empty JSON array")
+        raise RpcFrameworkError("an OCPP-J message is a non-empty JSON array")
     message_type = data[0]
     raw_id = data[1] if len(data) > 1 else None
     id_ok = isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_MESSAGE_ID_LENGTH
     message_id = raw_id if id_ok else "-1"
     if type(message_type) is not int:
-        raise FormationViolation("the message type id must be an integer", message_id)
+        raise RpcFrameworkError("the message type id must be an integer", message_id)
     if not id_ok:
-        raise FormationViolation(f"the message id must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters")
+        raise RpcFrameworkError(f"the message id must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters")
     if message_type == CALL:
         if len(data) != 4:
-            raise FormationViolation("a CALL has 4 elements", message_id)
+            raise RpcFrameworkError("a CALL has 4 elements", message_id)
         if not isinstance(data[2], str) or not data[2]:
-            raise FormationViolation("the action must be a non-empty string", message_id)
+            raise RpcFrameworkError("the action must be a non-empty string", message_id)
         if not isinstance(data[3], dict):
             raise FormationViolation("the payload of a CALL must be a JSON object", message_id)
         return Call(message_id, data[2], data[3])
     if message_type == CALL_RESULT:
         if len(data) != 3:
-            raise FormationViolation("a CALLRESULT has 3 elements", message_id)
+            raise RpcFrameworkError("a CALLRESULT has 3 elements", message_id)
         return CallResult(message_id, data[2])
     if message_type == CALL_ERROR:
         if len(data) != 5 or not isinstance(data[2], str) or not isinstance(data[3], str):
-            raise FormationViolation("a CALLERROR has 5 elements: id, code, description, details", message_id)
+            raise RpcFrameworkError("a CALLERROR has 5 elements: id, code, description, details", message_id)
         return CallErrorMessage(message_id, data[2], data[3], data[4])
-    raise ProtocolError(f"unknown message type id {message_type}", message_id)
+    raise MessageTypeNotSupported(f"unknown message type id {message_type}", message_id)
 
 
 def _dumps(value: Any) -> str:

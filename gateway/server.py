@@ -101,7 +101,8 @@ class Gateway:
             kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames, linger_ms=settings.kafka_linger_ms
         )
         self._credentials = Credentials.load(settings.credentials_file)
-        self._validators = compile_validators()
+        # Compiled once per process, per accepted version: every connection of that version shares them.
+        self._validators = {version: compile_validators(version) for version in settings.subprotocols}
         self._policy = AnswerPolicy(settings.heartbeat_interval_s, _read_id_tags(settings.authorized_id_tags_file))
         self._transaction_ids = TransactionIdAllocator()
         # Handshake results waiting for their handler; weak, so an upgrade that dies midway leaks nothing.
@@ -179,6 +180,11 @@ class Gateway:
                 response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
             return response
         self._accepted[connection] = (charge_point_id, subprotocol)
+        # websockets parses the offer again, strictly (RFC 7230 tokens), before it asks
+        # _select_subprotocol: hand it the decision, so an offer the gateway accepted ("ocpp2.0.1,
+        # ocpp 1.6") is not refused afterwards with a 400 no metric or log line explains.
+        del request.headers["Sec-WebSocket-Protocol"]
+        request.headers["Sec-WebSocket-Protocol"] = subprotocol
         return None
 
     def _select_subprotocol(self, connection: ServerConnection, offered: object) -> str | None:
@@ -196,7 +202,7 @@ class Gateway:
             asyncio.ensure_future(previous.close(1000, "replaced by a new connection"))
         handler = FrameHandler(
             ConnectionInfo(charge_point_id, uuid.uuid4().hex[:16], self.settings.gateway_id, subprotocol),
-            self._validators,
+            self._validators[subprotocol],
             self._policy,
             self._transaction_ids,
         )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SUPPORTED_SUBPROTOCOLS = ("ocpp1.6",)
+from gateway.actions import SUPPORTED_SUBPROTOCOLS
 
 
 class GatewaySettings(BaseSettings):
@@ -17,7 +19,12 @@ class GatewaySettings(BaseSettings):
     host: str = Field("0.0.0.0", description="listen address")
     port: int = Field(9000, ge=0, le=65535, description="WebSocket, /metrics, /healthz and /readyz port")
     path_prefix: str = Field("/ocpp", description="chargers connect to <prefix>/<chargePointId>")
-    subprotocols: tuple[str, ...] = Field(SUPPORTED_SUBPROTOCOLS, description="accepted OCPP subprotocols, preferred first (JSON list)")
+    # NoDecode: the environment gives "ocpp1.6,ocpp2.0.1" (or a JSON list); _split reads both.
+    subprotocols: Annotated[tuple[str, ...], NoDecode] = Field(
+        SUPPORTED_SUBPROTOCOLS,
+        description="accepted OCPP subprotocols (ocpp1.6, ocpp2.0.1), preferred first: a charger offering "
+        "several gets the first of this list it offers (comma-separated or JSON list)",
+    )
     gateway_id: str = Field(
         default_factory=socket.gethostname,
         # OCPP_GATEWAY_GATEWAY_ID was the first, stuttering name: still read.
@@ -40,13 +47,21 @@ class GatewaySettings(BaseSettings):
     kafka_linger_ms: int = Field(2, ge=0, description="producer batching delay")
     shutdown_timeout_s: float = Field(15.0, description="on SIGTERM: time to close connections and flush Kafka")
 
+    @field_validator("subprotocols", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        return value
+
     @field_validator("subprotocols", mode="after")
     @classmethod
     def _supported(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = set(value) - set(SUPPORTED_SUBPROTOCOLS)
         if unknown or not value:
             raise ValueError(f"supported subprotocols are {', '.join(SUPPORTED_SUBPROTOCOLS)}; got {', '.join(value)}")
-        return value
+        return tuple(dict.fromkeys(value))  # a repeated name changes nothing
 
     @model_validator(mode="after")
     def _profile_needs(self) -> "GatewaySettings":

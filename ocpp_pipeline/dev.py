@@ -90,7 +90,7 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             extra = ["--expected", str(Path(expected).resolve())] if expected else []
             children.append(Child("simulator", ["simulate", "--quiet", *simulator_args(simulator), *extra], env, log_dir))
         print(f"ready in {time.monotonic() - started:.1f} s", flush=True)
-        print(f"  chargers connect to   ws://{host}:{gateway.port}{gateway.path_prefix}/<chargePointId>  (subprotocol ocpp1.6)")
+        print(f"  chargers connect to   ws://{host}:{gateway.port}{gateway.path_prefix}/<chargePointId>  (subprotocols {', '.join(gateway.subprotocols)})")
         print(f"  gateway metrics       http://{host}:{gateway.port}/metrics")
         print(f"  worker metrics        http://{worker.web_host}:{worker.web_port}/metrics")
         print(f"  query                 .venv/bin/ocpp-pipeline sql \"SELECT * FROM {ch.database}.sessions FINAL\"")

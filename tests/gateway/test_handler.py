@@ -8,6 +8,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from gateway.actions import SUPPORTED_SUBPROTOCOLS
 from gateway.answers import AnswerPolicy
 from gateway.handler import ConnectionInfo, FrameHandler
 from gateway.payload_schemas import compile_validators
@@ -15,13 +16,16 @@ from gateway.transaction_ids import TransactionIdAllocator
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 
 NOW = 1_764_000_000_123
-VALIDATORS = compile_validators()
+VALIDATORS = {version: compile_validators(version) for version in SUPPORTED_SUBPROTOCOLS}
 TS = "2025-11-24T16:00:00Z"
 
 
-def make_handler(policy: AnswerPolicy | None = None, ids: TransactionIdAllocator | None = None) -> FrameHandler:
+def make_handler(
+    policy: AnswerPolicy | None = None, ids: TransactionIdAllocator | None = None, version: str = "ocpp1.6"
+) -> FrameHandler:
     return FrameHandler(
-        ConnectionInfo("CP-1", "conn-1", "gw-test", "ocpp1.6"), VALIDATORS, policy or AnswerPolicy(), ids or TransactionIdAllocator()
+        ConnectionInfo("CP-1", "conn-1", "gw-test", version), VALIDATORS[version], policy or AnswerPolicy(),
+        ids or TransactionIdAllocator(),
     )
 
 

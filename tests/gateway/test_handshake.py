@@ -75,6 +75,52 @@ def test_no_supported_subprotocol_is_refused(offered: list[str]) -> None:
     assert info.value.status == HTTPStatus.BAD_REQUEST
 
 
+BOTH = ("ocpp1.6", "ocpp2.0.1")  # the default order of OCPP_GATEWAY_SUBPROTOCOLS
+BOTH_201_FIRST = ("ocpp2.0.1", "ocpp1.6")
+
+
+@pytest.mark.parametrize(
+    "offered, chosen_16_first, chosen_201_first",
+    [
+        (["ocpp1.6"], "ocpp1.6", "ocpp1.6"),
+        (["ocpp2.0.1"], "ocpp2.0.1", "ocpp2.0.1"),
+        # Both offered, in either order, in one header or two: the gateway's preference decides.
+        (["ocpp2.0.1, ocpp1.6"], "ocpp1.6", "ocpp2.0.1"),
+        (["ocpp1.6, ocpp2.0.1"], "ocpp1.6", "ocpp2.0.1"),
+        (["ocpp2.0.1", "ocpp1.6"], "ocpp1.6", "ocpp2.0.1"),
+        (["ocpp1.6,ocpp2.0.1"], "ocpp1.6", "ocpp2.0.1"),
+        # Odd offers (OCPP-QUIRKS.md, Protocol and OCPP 2.0.1).
+        ([",ocpp2.0.1"], "ocpp2.0.1", "ocpp2.0.1"),  # an empty first entry (KEBA)
+        ([" , ocpp2.0.1 ,"], "ocpp2.0.1", "ocpp2.0.1"),
+        (["\tocpp2.0.1 "], "ocpp2.0.1", "ocpp2.0.1"),
+        (["ocpp2.0.1.1, ocpp1.6"], "ocpp1.6", "ocpp1.6"),
+        (["ocpp2.0.1.1, ocpp2.0.1"], "ocpp2.0.1", "ocpp2.0.1"),
+        (["ocpp2.0, ocpp2.0.1"], "ocpp2.0.1", "ocpp2.0.1"),
+        (["", "ocpp1.6"], "ocpp1.6", "ocpp1.6"),
+        (["ocpp2.0.1, ocpp 1.6"], "ocpp2.0.1", "ocpp2.0.1"),  # not a token: skipped
+    ],
+)
+def test_negotiation_with_both_versions(offered: list[str], chosen_16_first: str, chosen_201_first: str) -> None:
+    assert choose_subprotocol(offered, BOTH) == chosen_16_first
+    assert choose_subprotocol(offered, BOTH_201_FIRST) == chosen_201_first
+
+
+@pytest.mark.parametrize(
+    "offered", [[], [""], [","], [" "], ["ocpp2.0.1.1"], ["ocpp2.0"], ["ocpp2.1"], ["OCPP2.0.1"], ["ocpp1.5"], ["ocpp 1.6"]]
+)
+def test_none_supported_is_refused_with_both_versions(offered: list[str]) -> None:
+    for supported in (BOTH, BOTH_201_FIRST, ("ocpp2.0.1",)):
+        with pytest.raises(HandshakeRefused) as info:
+            choose_subprotocol(offered, supported)
+        assert info.value.status == HTTPStatus.BAD_REQUEST
+
+
+def test_a_gateway_without_201_refuses_a_201_only_charger() -> None:
+    with pytest.raises(HandshakeRefused):
+        choose_subprotocol(["ocpp2.0.1"], ("ocpp1.6",))
+    assert choose_subprotocol(["ocpp2.0.1", "ocpp1.6"], ("ocpp2.0.1",)) == "ocpp2.0.1"
+
+
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 

@@ -53,6 +53,38 @@ def test_malformed_frames_map_to_their_callerror(text: str, code: str, message_i
     assert info.value.message_id == message_id
 
 
+@pytest.mark.parametrize(
+    "text, code_v201",
+    [
+        ("", "RpcFrameworkError"),  # OCPP-J 2.0.1, 4.3: "not a valid RPC Request, e.g. MessageId could not be read"
+        ("[]", "RpcFrameworkError"),
+        ('[2,1,"Heartbeat",{}]', "RpcFrameworkError"),
+        ('["2","1","Heartbeat",{}]', "RpcFrameworkError"),
+        ('[2,"7","Heartbeat"]', "RpcFrameworkError"),
+        ('[2,"7",5,{}]', "RpcFrameworkError"),
+        ('[3,"7"]', "RpcFrameworkError"),
+        ('[2,"7","Heartbeat",[]]', "FormatViolation"),  # the payload: 1.6's FormationViolation, renamed
+        ('[5,"7",{}]', "MessageTypeNotSupported"),
+    ],
+)
+def test_malformed_frames_carry_their_201_code_too(text: str, code_v201: str) -> None:
+    with pytest.raises(OcppError) as info:
+        ocppj.parse(text)
+    assert info.value.code_v201 == code_v201
+    assert info.value.code in {"FormationViolation", "ProtocolError"}  # what 1.6 answers, unchanged
+
+
+def test_error_codes_of_both_versions() -> None:
+    from gateway import errors
+
+    assert (errors.OccurenceConstraintViolation.code, errors.OccurenceConstraintViolation.code_v201) == (
+        "OccurenceConstraintViolation", "OccurrenceConstraintViolation")
+    assert (errors.FormationViolation.code, errors.FormationViolation.code_v201) == ("FormationViolation", "FormatViolation")
+    for same in (errors.ProtocolError, errors.ActionNotImplemented, errors.NotSupported, errors.TypeConstraintViolation,
+                 errors.PropertyConstraintViolation, errors.InternalError):
+        assert same.code == same.code_v201
+
+
 def test_rendered_answers_are_valid_ocppj() -> None:
     assert json.loads(ocppj.call_result("a", {"x": 1})) == [3, "a", {"x": 1}]
     error = json.loads(ocppj.call_error("a", "NotImplemented", "d" * 1000))
