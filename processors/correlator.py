@@ -30,16 +30,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from processors import ocpp16
+from processors import ocpp16, ocpp201
 from processors.energy import DEFAULT_MAX_POWER_W, EnergyInputs, session_energy
 from processors.faults import track_fault
 from processors.flags import Flag
 from processors.inputs import (
     IN_TRANSACTION,
     OUT_OF_CHARGING,
+    NO_ERROR,
     Booted,
+    ChargingStateChanged,
     DomainInput,
     MeterSamples,
+    ProblemReported,
     StartAnswered,
     StartRequested,
     Status,
@@ -49,6 +52,7 @@ from processors.inputs import (
 )
 from processors.meter import ENERGY_REGISTER, POWER, SOC, Reading
 from processors.state import (
+    ConnectorState,
     CorrelatorState,
     Emitted,
     LeftCharging,
@@ -68,7 +72,10 @@ METER_HINTS_KEPT = 16
 CLOSED_KEPT = 512  # a bound beside the time bound, for a charger that floods stops with unknown ids
 DAY_MS = 24 * 3600 * 1000
 
-NORMALIZERS: dict[str, Callable[[FrameEnvelope], list[DomainInput]]] = {ocpp16.VERSION: ocpp16.normalize}
+NORMALIZERS: dict[str, Callable[[FrameEnvelope], list[DomainInput]]] = {
+    ocpp16.VERSION: ocpp16.normalize,
+    ocpp201.VERSION: ocpp201.normalize,
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class Correlator:
         self.charge_point_id = charge_point_id
         self.config = config
         self.state = state if state is not None else CorrelatorState()
+        self.ocpp_version = ocpp16.VERSION  # of the frame being applied: recorded on what it opens
 
     # --- time ------------------------------------------------------------------------------------
 
@@ -124,6 +132,7 @@ class Correlator:
         """One envelope, in Kafka order. Never raises for any content."""
         events = self.advance(envelope.gateway_ts_ms)
         normalize = NORMALIZERS.get(envelope.ocpp_version, ocpp16.normalize)
+        self.ocpp_version = envelope.ocpp_version if envelope.ocpp_version in NORMALIZERS else ocpp16.VERSION
         for item in normalize(envelope):
             events.extend(self.apply(item))
         return events
@@ -142,6 +151,10 @@ class Correlator:
             return self._on_samples(item)
         if isinstance(item, StatusReported):
             return self._on_status(item)
+        if isinstance(item, ChargingStateChanged):
+            return self._on_charging_state(item)
+        if isinstance(item, ProblemReported):
+            return self._on_problem(item)
         if isinstance(item, Booted):
             for session in self.state.sessions.values():
                 if not session.stopped:
@@ -197,7 +210,7 @@ class Correlator:
             transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=start.connector_id, id_tag=start.id_tag,
             start_ms=start.started_ms, start_gw_ms=item.gw_ms, meter_start=start.meter_start,
             start_fingerprint=start.fingerprint, flags=sorted(set(flags)),
-            age_deadline=item.gw_ms + self.config.max_session_age_ms,
+            age_deadline=item.gw_ms + self.config.max_session_age_ms, ocpp_version=self.ocpp_version,
         )
         self.state.sessions[session.session_id] = session
         if start.connector_id is not None:
@@ -273,19 +286,22 @@ class Correlator:
         if left:
             return None
         busy = {s.connector for s in self.state.sessions.values() if not s.stopped}
-        busy |= {c for c, st in self.state.connectors.items() if c > 0 and st.status in IN_TRANSACTION}
+        busy |= {c for c, st in self.state.connectors.items()
+                 if c > 0 and (st.status in IN_TRANSACTION or st.charging in IN_TRANSACTION)}
         return busy.pop() if len(busy) == 1 and None not in busy else None
 
     def _stop_only_session(self, tx: str, item: TransactionStopped) -> SessionState:
         session = SessionState(
             transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=None, id_tag=item.id_tag,
-            start_ms=None, start_gw_ms=None, meter_start=None, start_fingerprint=None,
+            start_ms=None, start_gw_ms=None, meter_start=None, start_fingerprint=None, ocpp_version=self.ocpp_version,
         )
         self.state.sessions[session.session_id] = session
         return session
 
     def _stop(self, session: SessionState, item: TransactionStopped, extra: list[str]) -> list[Event]:
         session.flag(*extra)
+        if session.connector is None and item.connector_id is not None:
+            session.connector = item.connector_id  # 2.0.1: the Ended names its EVSE
         self._apply_stop(session, item)
         session.available_deadline = None
         connector = session.connector
@@ -297,9 +313,9 @@ class Correlator:
         if connector is not None:
             state = self.state.connector(connector)
             left = state.left_charging
-            if left and left.gw_ms >= (session.start_gw_ms or 0) and state.status != Status.charging:
+            if left and left.gw_ms >= (session.start_gw_ms or 0) and not _charging(state):
                 _attach_status(session, left)
-            elif state.status != Status.charging and not session.stop_status_known:
+            elif not _charging(state) and not session.stop_status_known:
                 session.flag(Flag.NO_CHARGING_STATUS)  # it never charged, or never said so
                 session.stop_status_known = True
             if state.tx == session.session_id:
@@ -443,9 +459,11 @@ class Correlator:
                 occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(item.gw_ms), flags=_codes(flags),
             )
         ]
-        open_tx = self._transaction_on(item.connector_id)
-        state.fault, faults = track_fault(self.charge_point_id, state.fault, item, occurred_ms, _codes(flags), open_tx)
-        events.extend(faults)
+        if item.raises_faults:
+            open_tx = self._transaction_on(item.connector_id)
+            state.fault, faults = track_fault(self.charge_point_id, state.fault, item, occurred_ms, _codes(flags), open_tx,
+                                              self.ocpp_version)
+            events.extend(faults)
         state.status = item.status
         if item.connector_id == 0:
             return events
@@ -460,6 +478,47 @@ class Correlator:
             elif item.status in IN_TRANSACTION and session.available_deadline is not None:
                 _resume(session)  # Available, then Preparing / Charging: the transaction goes on
         return events
+
+    def _on_charging_state(self, item: ChargingStateChanged) -> list[Event]:
+        """2.0.1: the EV's state in the transaction; a move out of Charging is the session's transition."""
+        session = None
+        if item.transaction_id is not None:
+            session = next(iter(self._open_with(item.transaction_id)), None)
+            if session is None:
+                return []  # a closed transaction's state (an Updated replayed after the Ended): nothing to do
+        connector = item.connector_id if item.connector_id is not None else (session.connector if session else None)
+        if connector is None:
+            return []
+        state = self.state.connector(connector)
+        previous, state.charging = state.charging, item.state
+        events: list[Event] = []
+        if previous == Status.charging and item.state != Status.charging:
+            occurred_ms = item.occurred_ms if item.occurred_ms is not None else item.gw_ms
+            left = state.left_charging = LeftCharging(item.state, "", item.gw_ms, occurred_ms)
+            events.extend(self._transition_after_stop(connector, left, item.gw_ms))
+        if session is not None and not session.stopped and item.state == Status.charging and session.available_deadline:
+            _resume(session)
+        return events
+
+    def _on_problem(self, item: ProblemReported) -> list[Event]:
+        """2.0.1 NotifyEvent: a component's problem begins or ends a fault on its EVSE (0: the station)."""
+        state = self.state.connector(item.connector_id)
+        open_fault = state.fault
+        if item.active:
+            if open_fault is not None and open_fault.error_code == item.code:
+                return []  # still the same problem (a Delta repeated, an Alerting resent)
+            report = StatusReported(item.gw_ms, item.event_id, item.connector_id, Status.faulted, item.code, item.info,
+                                    "", item.vendor_code, item.occurred_ms, item.flags)
+        else:
+            if open_fault is None or open_fault.error_code != item.code:
+                return []  # another component's problem ends, or one never seen begin
+            # The problem ended; the status may still say Faulted until the next StatusNotification.
+            status = "" if state.status == Status.faulted else state.status
+            report = StatusReported(item.gw_ms, item.event_id, item.connector_id, status, NO_ERROR, item.info, "", item.vendor_code, item.occurred_ms, item.flags)
+        occurred_ms = item.occurred_ms if item.occurred_ms is not None else item.gw_ms
+        state.fault, faults = track_fault(self.charge_point_id, open_fault, report, occurred_ms, _codes(item.flags),
+                                          self._transaction_on(item.connector_id), self.ocpp_version)
+        return list(faults)
 
     def _transition_after_stop(self, connector: int, left: LeftCharging, now_ms: int) -> list[Event]:
         for session in list(self.state.sessions.values()):
@@ -579,6 +638,7 @@ class Correlator:
             version=version,
             revision=revision,
             session_id=s.session_id,
+            ocpp_version=s.ocpp_version,
             previous_energy_wh=previous.energy_wh if previous is not None else None,
             previous_duration_s=previous.duration_s if previous is not None else None,
         )
@@ -615,7 +675,7 @@ class Correlator:
         for key, state in self.state.connectors.items():
             left = state.left_charging
             recently_left = left is not None and now_ms - left.gw_ms <= self.config.status_window_ms
-            if key > 0 and (state.status == Status.charging or recently_left) and not state.tx:
+            if key > 0 and (_charging(state) or recently_left) and not state.tx:
                 candidates.append(key)
         return candidates[0] if len(candidates) == 1 else None
 
@@ -629,6 +689,10 @@ def _deadlines(session: SessionState) -> list[tuple[int, str]]:
     if session.age_deadline is not None:
         out.append((session.age_deadline, TIMEOUT))
     return out
+
+
+def _charging(state: ConnectorState) -> bool:
+    return state.status == Status.charging or state.charging == Status.charging
 
 
 def _attach_status(session: SessionState, left: LeftCharging) -> None:

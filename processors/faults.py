@@ -20,6 +20,7 @@ def track_fault(
     occurred_ms: int,
     flags: list[str],
     transaction_id: str | None,
+    ocpp_version: str = "ocpp1.6",
 ) -> tuple[OpenFault | None, list[FaultEvent]]:
     """``occurred_ms`` is the report's time (the gateway's when the charger gave none); ``flags`` those of
     the status row; ``transaction_id`` the transaction open on the connector, if any."""
@@ -28,7 +29,7 @@ def track_fault(
         event_id=report.event_id, charge_point_id=charge_point_id, connector_id=report.connector_id,
         received_at=ms_to_datetime(report.gw_ms), status=report.status, error_code=report.error_code,
         info=report.info, vendor_id=report.vendor_id, vendor_error_code=report.vendor_error_code,
-        transaction_id=transaction_id,
+        transaction_id=transaction_id, ocpp_version=ocpp_version,
     )
     events: list[FaultEvent] = []
     if open_fault is not None and (not faulty or report.error_code != open_fault.error_code):

@@ -31,6 +31,8 @@ class Flag(StrEnum):
     CONNECTOR_ID_INVALID = "connector_id_invalid"  # missing, negative, not an integer or out of range
     CONNECTOR_INFERRED = "connector_inferred"  # a stop without a known start: connector from the status timeline
     CONNECTOR_FROM_METER_VALUES = "connector_from_meter_values"  # connector of an unknown transaction, from its MeterValues
+    OFFLINE_EVENT = "offline_event"  # a 2.0.1 TransactionEvent sent from the charger's offline queue
+    TRIGGER_REASON_MISSING = "trigger_reason_missing"  # a 2.0.1 TransactionEvent without triggerReason (MicroOcpp #405)
     CONNECTOR_UNKNOWN = "connector_unknown"  # the connector of the session could not be found
     ERROR_CODE_MISSING = "error_code_missing"  # StatusNotification without errorCode: read as NoError
 

@@ -89,6 +89,7 @@ class TransactionStopped(Input):
     readings: tuple[Reading, ...]  # transactionData
     fingerprint: str  # the stop's content: a resend has the same one
     flags: frozenset[str] = _NO_FLAGS
+    connector_id: int | None = None  # OCPP 2.0.1 names the EVSE in the Ended; 1.6 never does
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,36 @@ class StatusReported(Input):
     vendor_error_code: str
     occurred_ms: int | None  # charger clock; None when absent or unreadable
     flags: frozenset[str] = _NO_FLAGS
+    # OCPP 1.6: Faulted or an errorCode is a fault. OCPP 2.0.1 reports faults as NotifyEvent problems
+    # (:class:`ProblemReported`); its StatusNotification carries no error code and raises none.
+    raises_faults: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingStateChanged(Input):
+    """What the EV is doing on a connector during a transaction (OCPP 2.0.1 ``chargingState``: Charging,
+    SuspendedEV, SuspendedEVSE, EVConnected, Idle). Its moves out of Charging are the session's
+    ``stop_status``, as 1.6's StatusNotification moves out of Charging are."""
+
+    connector_id: int | None  # None: the transaction's connector
+    transaction_id: str | None
+    state: str
+    occurred_ms: int | None
+    flags: frozenset[str] = _NO_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemReported(Input):
+    """A component's problem began (``active``) or ended (OCPP 2.0.1 NotifyEvent on a ``Problem`` or
+    ``Fault``-like variable). ``code`` names it: ``Component/Variable``."""
+
+    connector_id: int  # 0: the whole charging station
+    code: str
+    active: bool
+    info: str
+    vendor_code: str  # techCode
+    occurred_ms: int | None
+    flags: frozenset[str] = _NO_FLAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,4 +154,5 @@ class Booted(Input):
     flags: frozenset[str] = field(default=_NO_FLAGS)
 
 
-DomainInput = StartRequested | StartAnswered | TransactionStarted | TransactionStopped | MeterSamples | StatusReported | Booted
+DomainInput = (StartRequested | StartAnswered | TransactionStarted | TransactionStopped | MeterSamples | StatusReported
+               | ChargingStateChanged | ProblemReported | Booted)

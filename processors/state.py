@@ -60,6 +60,7 @@ class OpenFault:
 class ConnectorState:
     status: str = ""
     tx: str | None = None  # session_id of the open session on this connector
+    charging: str = ""  # OCPP 2.0.1 chargingState of its transaction (1.6 says it in ``status``)
     left_charging: LeftCharging | None = None
     fault: OpenFault | None = None
 
@@ -122,6 +123,7 @@ class SessionState:
     stop_status_ms: int | None = None
     stop_status_known: bool = False
     closed_gw_ms: int | None = None  # when it closed (stop, or a guess)
+    ocpp_version: str = "ocpp1.6"  # of the frame that opened it
     emitted: Emitted | None = None
 
     def flag(self, *flags: str) -> None:
@@ -197,6 +199,8 @@ class CorrelatorState:
 
 def _connector_out(c: ConnectorState) -> dict[str, Any]:
     out: dict[str, Any] = {"status": c.status, "tx": c.tx}
+    if c.charging:
+        out["charging"] = c.charging
     if c.left_charging is not None:
         lc = c.left_charging
         out["left"] = [lc.status, lc.error_code, lc.gw_ms, lc.ms]
@@ -210,7 +214,7 @@ def _connector_in(data: dict[str, Any]) -> ConnectorState:
     left = data.get("left")
     fault = data.get("fault")
     return ConnectorState(
-        status=data.get("status", ""), tx=data.get("tx"),
+        status=data.get("status", ""), tx=data.get("tx"), charging=data.get("charging", ""),
         left_charging=LeftCharging(*left) if left else None,
         fault=OpenFault(*fault) if fault else None,
     )
@@ -227,7 +231,7 @@ def _start_in(data: list[Any]) -> StartDetails:
 _SESSION_SCALARS = ("transaction_id", "session_id", "connector", "id_tag", "start_ms", "start_gw_ms", "meter_start",
                     "start_fingerprint", "flags", "td", "peak_w", "soc", "age_deadline", "available_deadline",
                     "emit_deadline", "stop_status", "stop_error_code", "stop_status_ms", "stop_status_known",
-                    "closed_gw_ms")
+                    "closed_gw_ms", "ocpp_version")
 
 
 def _session_out(s: SessionState) -> dict[str, Any]:

@@ -86,6 +86,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "daily aggregates add each revision's difference",
         (AddColumns(SESSIONS), DropView(SESSIONS_DAILY_V2), CreateView(SESSIONS_DAILY)),
     ),
+    Migration(
+        4,
+        "OCPP 2.0.1 beside 1.6: sessions.ocpp_version, fault_events.ocpp_version",
+        (AddColumns(SESSIONS), AddColumns(FAULT_EVENTS)),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -69,6 +69,7 @@ class Session(Record):
     session_id: str = ""
     previous_energy_wh: float | None = None
     previous_duration_s: float | None = None
+    ocpp_version: str = "ocpp1.6"
 
 
 class FaultEvent(Record):
@@ -94,6 +95,7 @@ class FaultEvent(Record):
     began_at: datetime | None
     duration_s: float | None
     flags: list[str] = Field(default_factory=list)
+    ocpp_version: str = "ocpp1.6"
 
 
 class StatusChange(Record):

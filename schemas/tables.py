@@ -84,6 +84,8 @@ SESSIONS = Table(
                since=3),
         Column("previous_energy_wh", "Nullable(Float64)", "energy_wh of the revision this one replaces", since=3),
         Column("previous_duration_s", "Nullable(Float64)", "duration_s of the revision this one replaces", since=3),
+        Column("ocpp_version", LC, "ocpp1.6 | ocpp2.0.1 (the protocol of the frame that opened it); '' before migration 4",
+               since=4),
     ),
     # session_id joined the key in migration 3: rows written before it have session_id ''.
     order_by=("charge_point_id", "transaction_id", "session_id"),
@@ -110,6 +112,7 @@ FAULT_EVENTS = Table(
         Column("began_at", NULLABLE_TS, "on cleared: when the fault began"),
         Column("duration_s", "Nullable(Float64)", "on cleared: how long it lasted"),
         Column("flags", FLAGS),
+        Column("ocpp_version", LC, "ocpp1.6 | ocpp2.0.1; '' before migration 4", since=4),
     ),
     order_by=("charge_point_id", "connector_id", "received_at", "event_id", "event"),
     partition_by="toYYYYMM(received_at)",

@@ -1,0 +1,231 @@
+"""OCPP 2.0.1 frames to domain inputs (:mod:`processors.inputs`), parsed once, never raising.
+
+The mapping, field by field, is the table in SESSIONS.md ("OCPP 2.0.1"). In short:
+- TransactionEvent (2.0.1 part 2, E01-E15): ``Started`` → :class:`TransactionStarted` (the charger names
+  the transaction: ``transactionInfo.transactionId``); ``Updated`` → :class:`MeterSamples`; ``Ended`` →
+  :class:`TransactionStopped` (``stoppedReason``, the Transaction.End register as meterStop). Every event's
+  ``transactionInfo.chargingState`` → :class:`ChargingStateChanged` (before the stop, so the move out of
+  Charging is known when the stop is). ``evse.id`` is the domain connector (an EVSE is what a 1.6
+  connector was: one transaction at a time); later events may omit ``evse`` (EVerest #1835).
+- StatusNotification (``connectorStatus`` on ``evseId``) → :class:`StatusReported` without faults;
+  NotifyEvent ``Problem``-like variables → :class:`ProblemReported` (the faults of 2.0.1).
+- MeterValues (``evseId``, 0 = the station) → :class:`MeterSamples`; BootNotification → :class:`Booted`.
+Sampled values are numbers with ``unitOfMeasure {unit, multiplier}``; they are read by the same meter
+reader as 1.6 (:mod:`processors.meter`) after the unit and multiplier are applied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ocpp.v201.enums import Action, ReadingContextEnumType, TransactionEventEnumType
+
+from processors import values
+from processors.flags import Flag
+from processors.inputs import (
+    DEFAULT_STOP_REASON,
+    NO_ERROR,
+    Booted,
+    ChargingStateChanged,
+    DomainInput,
+    MeterSamples,
+    ProblemReported,
+    StartDetails,
+    StatusReported,
+    TransactionStarted,
+    TransactionStopped,
+)
+from processors.meter import ENERGY_REGISTER, MeterReport, Reading, read_meter_values
+from processors.timestamps import parse_charger_time
+from schemas.envelope import Direction, FrameEnvelope, MessageType
+
+VERSION = "ocpp2.0.1"
+MAX_ID_LENGTH = 36  # transactionId is identifierString maxLength 36
+# NotifyEvent variables whose value "true" means a component is in trouble (2.0.1 part 2, N07 / appendix).
+PROBLEM_VARIABLES = frozenset({"Problem", "Fault", "Tripped", "Overload"})
+_TRUE = frozenset({"true", "1"})
+
+
+def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
+    """The domain inputs one envelope carries (none for most frames)."""
+    if envelope.message_type != MessageType.CALL or envelope.direction != Direction.IN:
+        return []  # in 2.0.1 no answer carries anything the sessions need
+    try:
+        message = json.loads(envelope.frame)
+    except ValueError:
+        return []
+    if not isinstance(message, list) or len(message) < 4 or not isinstance(message[3], dict):
+        return []
+    reader = _CALLS.get(envelope.action or "")
+    return reader(envelope, message[3]) if reader is not None else []
+
+
+def _event_id(env: FrameEnvelope) -> str:
+    return f"{env.connection_id}/{env.seq}"
+
+
+def _gateway_flags(env: FrameEnvelope) -> set[str]:
+    return {f for f in env.flags if f.startswith("schema")}
+
+
+def _evse_id(raw: Any) -> int | None:
+    return values.in_range(values.integer(raw), 0, values.INT32_MAX)
+
+
+def transaction_id(raw: Any) -> str | None:
+    """A 2.0.1 transactionId: a non-empty string (identifierString); an integer is read as its digits."""
+    if isinstance(raw, str):
+        text = values.text(raw).strip()
+        return text[:MAX_ID_LENGTH] if text else None
+    number = values.integer(raw)
+    return str(number) if number is not None else None
+
+
+def meter_report(meter_values: Any) -> MeterReport:
+    """2.0.1 ``meterValue`` read with the 1.6 reader: each value scaled by its ``unitOfMeasure``."""
+    if not isinstance(meter_values, list):
+        return read_meter_values(meter_values)
+    converted: list[Any] = []
+    for meter_value in meter_values:
+        if not isinstance(meter_value, dict) or not isinstance(meter_value.get("sampledValue"), list):
+            converted.append(meter_value)
+            continue
+        samples = [_as_16(sample) for sample in meter_value["sampledValue"]]
+        converted.append({"timestamp": meter_value.get("timestamp"), "sampledValue": samples})
+    return read_meter_values(converted)
+
+
+def _as_16(sample: Any) -> Any:
+    """A 2.0.1 sampledValue in the 1.6 shape: the value as a decimal string with the multiplier applied."""
+    if not isinstance(sample, dict):
+        return sample
+    unit = sample.get("unitOfMeasure") if isinstance(sample.get("unitOfMeasure"), dict) else {}
+    value = sample.get("value")
+    multiplier = values.integer(unit.get("multiplier", 0))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+            value = str(exact.scaleb(multiplier or 0)) if -9 <= (multiplier or 0) <= 9 else value
+        except (InvalidOperation, ValueError):
+            pass  # NaN / Infinity: the meter reader flags it unreadable
+    out = {k: sample.get(k) for k in ("measurand", "phase", "location", "context") if sample.get(k) is not None}
+    out["value"] = value
+    if unit.get("unit") is not None:
+        out["unit"] = unit.get("unit")
+    return out
+
+
+def _register(report: MeterReport, context: str) -> tuple[float | None, tuple[Reading, ...]]:
+    """The register reading taken at ``context`` (Transaction.Begin / .End), and the other readings."""
+    chosen = next((r for r in report.readings if r.measurand == ENERGY_REGISTER and r.context == context), None)
+    return (chosen.value if chosen else None), tuple(r for r in report.readings if r is not chosen)
+
+
+def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+    flags = _gateway_flags(env)
+    info = payload.get("transactionInfo") if isinstance(payload.get("transactionInfo"), dict) else {}
+    tx = transaction_id(info.get("transactionId"))
+    event_type = values.text(payload.get("eventType"))
+    evse = payload.get("evse") if isinstance(payload.get("evse"), dict) else {}
+    connector = _evse_id(evse.get("id"))
+    if connector == 0:
+        connector = None  # a transaction runs on an EVSE, never on the station
+    at_ms, time_flags = parse_charger_time(payload.get("timestamp"))
+    flags |= time_flags
+    if payload.get("offline") is True:
+        flags.add(Flag.OFFLINE_EVENT)
+    if "triggerReason" not in payload:
+        flags.add(Flag.TRIGGER_REASON_MISSING)  # MicroOcpp #405: answered, used, flagged
+    report = meter_report(payload.get("meterValue"))
+    flags |= report.flags
+    gw, event_id = env.gateway_ts_ms, _event_id(env)
+    out: list[DomainInput] = []
+    if tx is None:
+        flags.add(Flag.TRANSACTION_ID_INVALID)
+        return [MeterSamples(gw, event_id, connector, None, report.readings, frozenset(flags))] if report.readings else []
+    state = info.get("chargingState")
+    if isinstance(state, str) and state:
+        out.append(ChargingStateChanged(gw, event_id, connector, tx, values.text(state), at_ms, frozenset(flags)))
+    fingerprint = json.dumps([event_type, tx, payload.get("seqNo"), payload.get("timestamp")], sort_keys=True)
+    if event_type == TransactionEventEnumType.started:
+        meter_start, others = _register(report, ReadingContextEnumType.transaction_begin)
+        id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+        if connector is None:
+            flags.add(Flag.CONNECTOR_ID_INVALID)
+        start = StartDetails(connector, values.text(id_token.get("idToken")), meter_start, at_ms, fingerprint, frozenset(flags))
+        out.insert(0, TransactionStarted(gw, event_id, tx, start))  # the session exists before its state moves
+        if others:
+            out.append(MeterSamples(gw, event_id, connector, tx, others, frozenset(flags)))
+    elif event_type == TransactionEventEnumType.ended:
+        meter_stop, others = _register(report, ReadingContextEnumType.transaction_end)
+        id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+        out.append(TransactionStopped(
+            gw, event_id, tx, tx, values.text(id_token.get("idToken")), meter_stop, meter_stop is not None, at_ms,
+            values.text(info.get("stoppedReason")) or DEFAULT_STOP_REASON, others, fingerprint, frozenset(flags),
+            connector,
+        ))
+    elif report.readings:
+        out.append(MeterSamples(gw, event_id, connector, tx, report.readings, frozenset(flags)))
+    return out
+
+
+def _status(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+    flags = _gateway_flags(env)
+    evse = _evse_id(payload.get("evseId"))
+    occurred_ms, time_flags = parse_charger_time(payload.get("timestamp"))
+    flags |= time_flags - {Flag.TIMESTAMP_MISSING}
+    if evse is None:
+        flags.add(Flag.CONNECTOR_ID_INVALID)
+        evse = -1  # nothing to put on a timeline; the frame row keeps what was sent
+    return [StatusReported(env.gateway_ts_ms, _event_id(env), evse, values.text(payload.get("connectorStatus")), NO_ERROR,
+                           "", "", "", occurred_ms, frozenset(flags), raises_faults=False)]
+
+
+def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+    events = payload.get("eventData")
+    if not isinstance(events, list):
+        return []
+    out: list[DomainInput] = []
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        component = event.get("component") if isinstance(event.get("component"), dict) else {}
+        variable = event.get("variable") if isinstance(event.get("variable"), dict) else {}
+        variable_name = values.text(variable.get("name"))
+        if variable_name not in PROBLEM_VARIABLES:
+            continue  # other monitored values (temperatures, counters) are not faults
+        evse = component.get("evse") if isinstance(component.get("evse"), dict) else {}
+        connector = _evse_id(evse.get("id")) or 0
+        occurred_ms, time_flags = parse_charger_time(event.get("timestamp"))
+        actual = values.text(event.get("actualValue")).strip().lower()
+        code = f"{values.text(component.get('name'))}/{variable_name}"
+        out.append(ProblemReported(
+            env.gateway_ts_ms, _event_id(env), connector, code, actual in _TRUE,
+            f"{values.text(event.get('trigger'))} {values.text(event.get('actualValue'))}".strip(),
+            values.text(event.get("techCode")), occurred_ms, frozenset(time_flags | _gateway_flags(env)),
+        ))
+    return out
+
+
+def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+    evse = _evse_id(payload.get("evseId"))
+    report = meter_report(payload.get("meterValue"))
+    flags = _gateway_flags(env) | report.flags
+    return [MeterSamples(env.gateway_ts_ms, _event_id(env), evse or None, None, report.readings, frozenset(flags))]
+
+
+def _boot(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+    station = payload.get("chargingStation") if isinstance(payload.get("chargingStation"), dict) else {}
+    return [Booted(env.gateway_ts_ms, _event_id(env), values.text(station.get("firmwareVersion")))]
+
+
+_CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], list[DomainInput]]] = {
+    Action.transaction_event: _transaction_event,
+    Action.status_notification: _status,
+    Action.notify_event: _notify_event,
+    Action.meter_values: _meter_values,
+    Action.boot_notification: _boot,
+}
