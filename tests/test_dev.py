@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ocpp.v16 import ChargePoint, call
@@ -46,7 +46,10 @@ async def charge(port: int) -> int:
         now = lambda: datetime.now(timezone.utc).isoformat()  # noqa: E731
         await cp.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
         await cp.call(call.StatusNotification(1, ChargePointErrorCode.no_error, ChargePointStatus.preparing, timestamp=now()))
-        start = await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG", meter_start=1000, timestamp=now()))
+        # Started four minutes ago by the charger's clock (within the skew limit): 7.5 kWh in that time is
+        # plausible; in the milliseconds the test takes it would not be (energy_implausible).
+        started = (datetime.now(timezone.utc) - timedelta(minutes=4)).isoformat()
+        start = await cp.call(call.StartTransaction(connector_id=1, id_tag="TAG", meter_start=1000, timestamp=started))
         await cp.call(call.StatusNotification(1, ChargePointErrorCode.no_error, ChargePointStatus.charging, timestamp=now()))
         await cp.call(call.StatusNotification(1, ChargePointErrorCode.no_error, ChargePointStatus.finishing, timestamp=now()))
         await cp.call(call.StopTransaction(meter_stop=8500, timestamp=now(), transaction_id=start.transaction_id, reason=Reason.local))
