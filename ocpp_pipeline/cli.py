@@ -159,7 +159,7 @@ def simulator_settings(args: argparse.Namespace, defaults: dict[str, object] | N
     chosen = {k: v for k, v in (defaults or {}).items() if k not in from_env.model_fields_set}
     flags = {"url": getattr(args, "url", None), "chargers": args.chargers, "connectors": args.connectors,
              "duration_s": args.duration, "time_scale": args.time_scale, "rate": args.rate, "seed": args.seed,
-             "quirky_share": args.quirky}
+             "quirky_share": args.quirky, "ocpp": args.ocpp, "ocpp_mix": args.ocpp_mix}
     chosen |= {k: v for k, v in flags.items() if v is not None}
     return SimulatorSettings(**chosen)  # arguments win over the environment
 
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
     settings.set_defaults(func=cmd_settings)
 
-    simulate = sub.add_parser("simulate", help="a fleet of simulated OCPP 1.6J chargers living realistic lives")
+    simulate = sub.add_parser("simulate", help="a fleet of simulated OCPP 1.6J / 2.0.1 chargers living realistic lives")
     _simulator_flags(simulate)
     simulate.add_argument("--expected", metavar="FILE", help="write the sessions and faults the pipeline should produce (JSON lines)")
     simulate.add_argument("--quiet", action="store_true", help="no progress line")
@@ -284,6 +284,8 @@ def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False
     parser.add_argument("--rate", type=float, help="target sessions started per second, fleet-wide")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--quirky", type=float, help="share of quirky chargers, 0-1")
+    parser.add_argument("--ocpp", help="OCPP version of every charger: 1.6 or 2.0.1 (OCPP_SIMULATOR_OCPP)")
+    parser.add_argument("--ocpp-mix", help="share per version, e.g. 1.6:0.5,2.0.1:0.5 (OCPP_SIMULATOR_OCPP_MIX)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

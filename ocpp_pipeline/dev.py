@@ -122,6 +122,9 @@ def simulator_args(settings: SimulatorSettings) -> list[str]:
             "--seed", str(settings.seed), "--quirky", repr(settings.quirky_share)]
     if settings.rate:
         args += ["--rate", repr(settings.rate)]
+    args += ["--ocpp", settings.ocpp]
+    if settings.ocpp_mix:
+        args += ["--ocpp-mix", settings.ocpp_mix]
     return args
 
 

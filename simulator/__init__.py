@@ -1,6 +1,7 @@
-"""A fleet of simulated OCPP 1.6J chargers (``ocpp-pipeline simulate``).
+"""A fleet of simulated OCPP chargers, 1.6J and 2.0.1 (``ocpp-pipeline simulate``).
 
-``lives`` decides what every charger does (pure: a seeded random source in, plans and payloads
-out); ``link`` speaks OCPP-J over one WebSocket; ``charger`` plays a charger's life over a link;
-``fleet`` runs thousands of them, shows progress and writes what the pipeline should produce.
+``lives`` decides what every charger does (pure: a seeded random source in, plans and 1.6 payloads
+out); ``v201`` writes the same lives in OCPP 2.0.1; ``link`` speaks OCPP-J over one WebSocket;
+``charger`` plays a charger's life over a link (``charger_v201``: in 2.0.1); ``fleet`` runs thousands
+of them, shows progress and writes what the pipeline should produce.
 """

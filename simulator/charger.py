@@ -9,6 +9,10 @@ does it. A power loss cuts the connection of the whole charger: every running se
 What happened is recorded as :class:`~simulator.lives.ExpectedSession` /
 :class:`~simulator.lives.ExpectedFault` in the :class:`Ledger` the moment it happens, so the
 expectations describe this run, timing included, not a prediction of it.
+
+:class:`Charger` speaks OCPP 1.6J; :class:`simulator.charger_v201.Charger201` lives the same life in
+OCPP 2.0.1 by overriding the moments whose messages differ (boot, status, the start, the move out of
+Charging, samples, the stop).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
+
 from simulator import lives
 from simulator.lives import ENDINGS, Ending, ExpectedFault, ExpectedSession, Profile, Quirk, SessionPlan
 from simulator.link import Link
@@ -70,6 +76,8 @@ class _Connector:
 
 
 class Charger:
+    OCPP_VERSION = "ocpp1.6"  # the subprotocol it speaks, recorded on every expectation
+
     def __init__(self, profile: Profile, link: Link, timing: Timing, ledger: Ledger, rng: random.Random,
                  closing: asyncio.Event) -> None:
         self.profile, self.link, self.timing, self.ledger, self.rng = profile, link, timing, ledger, rng
@@ -140,30 +148,47 @@ class Charger:
     # --- a session ------------------------------------------------------------------------------
 
     async def _session(self, conn: _Connector, plan: SessionPlan) -> None:
-        profile = self.profile
-        if profile.has(Quirk.REGISTER_PER_SESSION):
+        if self.profile.has(Quirk.REGISTER_PER_SESSION):
             conn.register_wh, conn.energy_f = 0, 0.0
-        await self._status(conn.number, "Preparing", conn=conn)
-        await self._wait(self.rng.uniform(5, 40))  # authorisation, cable locked
-        meter_start, start_ms = conn.register_wh, now_ms()
-        answer = await self.link.call("StartTransaction", lives.start_payload(profile, conn.number, plan, meter_start, start_ms))
-        if not answer or not isinstance(answer.get("transactionId"), int):
+        session = await self._start(conn, plan)
+        if session is None:
             self.ledger.start_refused += 1
             await self._status(conn.number, "Available", conn=conn)
             return
-        tx: int = answer["transactionId"]
         self.ledger.started += 1
-        epoch = self.epoch
-        session = _Session(conn, plan, tx, meter_start, start_ms, epoch)
         try:
-            await self._status(conn.number, "Charging", conn=conn)
-            self._check_power(epoch)
+            await self._charging_started(session)
+            self._check_power(session.epoch)
             await self._charge(session, plan.charge_s, plan.power_w)
             await self._end(session)
         except PowerCut:
             await self._end_after_power_loss(session)
         except Closing:
             await self._end_now(session)
+
+    async def _start(self, conn: _Connector, plan: SessionPlan) -> "_Session | None":
+        """Plug-in to an open transaction (None: the central system gave no transaction)."""
+        await self._status(conn.number, "Preparing", conn=conn)
+        await self._wait(self.rng.uniform(5, 40))  # authorisation, cable locked
+        meter_start, start_ms = conn.register_wh, now_ms()
+        answer = await self.link.call("StartTransaction", lives.start_payload(self.profile, conn.number, plan, meter_start, start_ms))
+        if not answer or not isinstance(answer.get("transactionId"), int):
+            return None
+        return _Session(conn, plan, answer["transactionId"], meter_start, start_ms, self.epoch)
+
+    async def _charging_started(self, s: "_Session") -> None:
+        await self._status(s.conn.number, "Charging", conn=s.conn)
+
+    async def _leave_charging(self, s: "_Session", status: str) -> None:
+        """The connector goes from Charging to ``status`` while the transaction goes on (EV full, EVSE limit)."""
+        await self._status(s.conn.number, status, conn=s.conn)
+        s.transition = status
+
+    def _soc(self, s: "_Session") -> float | None:
+        if not self.profile.dc:
+            return None
+        delivered = s.conn.register_wh - s.meter_start
+        return min(100.0, s.plan.soc_start + delivered / 600)  # a 60 kWh battery
 
     async def _charge(self, s: "_Session", duration_s: float, power_w: float) -> None:
         """Charge for ``duration_s`` simulated seconds, a MeterValues every interval."""
@@ -190,10 +215,7 @@ class Charger:
         s.power_now = power_w
 
     async def _meter_values(self, s: "_Session", power_w: float, context: str = "Sample.Periodic") -> None:
-        soc = None
-        if self.profile.dc:
-            delivered = s.conn.register_wh - s.meter_start
-            soc = min(100.0, s.plan.soc_start + delivered / 600)  # a 60 kWh battery
+        soc = self._soc(s)
         payload = {"connectorId": s.conn.number, "transactionId": s.tx,
                    "meterValue": [lives.meter_value(self.profile, now_ms(), s.conn.register_wh, power_w, soc, context)]}
         await self.link.call("MeterValues", payload)
@@ -210,8 +232,7 @@ class Charger:
             self._expect(s, reason="", stop_status=lives.session_stop_status(plan, self.profile), closed_by="available")
             return
         if plan.ending in (Ending.EV_FULL, Ending.EVSE_LIMIT):
-            await self._status(s.conn.number, spec.transition, conn=s.conn)
-            s.transition = spec.transition
+            await self._leave_charging(s, spec.transition)
             await self._charge(s, plan.suspended_s, 0)  # parked, no current
             await self._stop_with_status(s, "Finishing", spec.reason, self._finishing_fault())
         elif plan.ending is Ending.FAULT:
@@ -297,9 +318,17 @@ class Charger:
         self.ledger.endings[kind.value] += 1
         self.ledger.sessions.append(ExpectedSession(
             charge_point_id=self.profile.charge_point_id, connector_id=s.conn.number, transaction_id=str(s.tx),
-            id_tag=s.plan.id_tag, energy_wh=float(s.conn.register_wh - s.meter_start), stop_reason=reason,
-            stop_status=stop_status, closed_by=closed_by, ending=kind.value, quirks=sorted(self.profile.quirks),
+            id_tag=self._id_tag(s), energy_wh=float(s.conn.register_wh - s.meter_start), stop_reason=reason,
+            stop_status=self._stop_status(stop_status), closed_by=closed_by, ending=kind.value,
+            quirks=sorted(self.profile.quirks), ocpp_version=self.OCPP_VERSION,
         ))
+
+    def _id_tag(self, s: "_Session") -> str:
+        return s.plan.id_tag
+
+    def _stop_status(self, transition: str) -> str:
+        """The expected ``stop_status`` of a transition out of Charging (a 1.6 status)."""
+        return transition
 
     # --- power ------------------------------------------------------------------------------------
 
@@ -361,8 +390,9 @@ class Charger:
         if faulty and conn.fault is None:
             conn.fault = self._record_fault(connector, (fault or ("NoError", "", ""))[0])
 
-    def _record_fault(self, connector: int, error_code: str) -> ExpectedFault:
-        fault = ExpectedFault(self.profile.charge_point_id, connector, error_code, cleared=connector == 0)
+    def _record_fault(self, connector: int, error_code: str, *, cleared: bool | None = None) -> ExpectedFault:
+        fault = ExpectedFault(self.profile.charge_point_id, connector, error_code,
+                              cleared=connector == 0 if cleared is None else cleared, ocpp_version=self.OCPP_VERSION)
         self.ledger.faults.append(fault)
         return fault
 
@@ -371,7 +401,7 @@ class Charger:
 class _Session:
     conn: _Connector
     plan: SessionPlan
-    tx: int
+    tx: int | str  # 1.6: the central system's int; 2.0.1: the charger's UUID
     meter_start: int
     start_ms: int
     epoch: int
@@ -380,6 +410,12 @@ class _Session:
     transition: str = ""  # the status the connector went to from Charging
     stop_reason: str = ""  # set once StopTransaction was answered
     expected: bool = False
+    # OCPP 2.0.1 only
+    token: dict[str, str] | None = None  # the idToken the transaction started with
+    charging_state: str = ""  # the last chargingState sent
+    charged_ms: int = 0  # time spent in Charging before charging_since_ms
+    charging_since_ms: int | None = None  # in Charging since (real ms)
+    last_update: dict[str, Any] | None = None  # the last periodic Updated (UPDATED_AFTER_ENDED replays it)
 
     def __post_init__(self) -> None:
         self.last_ms = self.start_ms

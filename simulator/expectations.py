@@ -2,8 +2,11 @@
 
 Pure functions over plain rows, used by the end-to-end and fault-injection tests: the sessions in
 ClickHouse must be exactly the expected ones (same keys, connector, idTag, energy within 1 Wh,
-stop reason, the status out of Charging, how the session closed), and every expected fault must
-have begun — and cleared, when the simulator cleared it — on ``ocpp.faults.v1``.
+stop reason, the status out of Charging, how the session closed, the OCPP version), and every
+expected fault must have begun — and cleared, when the simulator cleared it — on ``ocpp.faults.v1``.
+
+``ocpp_version`` ("ocpp1.6" / "ocpp2.0.1") is on every expectation (an older file without it meant
+1.6); it is compared with rows and events that carry it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 SESSION_FIELDS = ("connector_id", "id_tag", "stop_reason", "stop_status", "closed_by")
+DEFAULT_VERSION = "ocpp1.6"
 ENERGY_TOLERANCE_WH = 1.0  # kWh registers carry three decimals: whole Wh survive, rounding aside
 
 
@@ -36,11 +40,15 @@ def session_mismatches(expected: Iterable[Mapping[str, Any]], rows: Iterable[Map
     for key in sorted(want.keys() & got.keys()):
         e, r = want[key], got[key]
         diffs = [f"{f} {r.get(f)!r} != {e[f]!r}" for f in SESSION_FIELDS if r.get(f) != e[f]]
+        version = e.get("ocpp_version", DEFAULT_VERSION)
+        if "ocpp_version" in r and r["ocpp_version"] != version:
+            diffs.append(f"ocpp_version {r['ocpp_version']!r} != {version!r}")
         energy = r.get("energy_wh")
         if energy is None or abs(float(energy) - float(e["energy_wh"])) > ENERGY_TOLERANCE_WH:
             diffs.append(f"energy_wh {energy!r} != {e['energy_wh']!r}")
         if diffs:
-            problems.append(f"session {key[0]}/{key[1]} ({e['ending']}, quirks {e['quirks']}): " + "; ".join(diffs))
+            problems.append(f"session {key[0]}/{key[1]} ({e['ending']}, {version}, quirks {e['quirks']}): "
+                            + "; ".join(diffs))
     return problems
 
 
@@ -59,4 +67,8 @@ def fault_mismatches(expected: Iterable[Mapping[str, Any]], events: Iterable[Map
         for k in sorted(want.keys() | got.keys()):
             if want[k] != got[k]:
                 problems.append(f"fault {kind} {k}: {got[k]} events, expected {want[k]}")
+    versions = {f["charge_point_id"]: f.get("ocpp_version", DEFAULT_VERSION) for f in expected}
+    wrong = Counter((e["charge_point_id"], e["ocpp_version"]) for e in events
+                    if e["charge_point_id"] in versions and "ocpp_version" in e and e["ocpp_version"] != versions[e["charge_point_id"]])
+    problems += [f"fault events of {cp} say {version}: {n}, expected {versions[cp]}" for (cp, version), n in sorted(wrong.items())]
     return problems

@@ -5,6 +5,9 @@ what is open the way a driver would (a Local stop; a charger that never sends St
 just goes Available) and the fleet waits for the answers before it closes. What each charger did
 is written as JSON lines (``--expected``): one ``session`` line per session, one ``fault`` line per
 fault, so a test can hold ClickHouse and ``ocpp.faults.v1`` against them.
+
+Each charger speaks OCPP 1.6J or 2.0.1 (``ocpp`` / ``ocpp_mix``); which one depends only on the seed and
+its number, and its profile and plans are those its 1.6 twin would have.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from urllib.parse import urlsplit
 from infra.limits import raise_open_files_limit
 from simulator import lives
 from simulator.charger import Charger, Ledger, Timing
+from simulator.charger_v201 import Charger201
 from simulator.link import Link, LinkStats, Refused
 from simulator.settings import SimulatorSettings
 
 CHARGERS_PER_SOURCE_ADDRESS = 20_000  # below the ~28k ephemeral ports of one source address
 CLOSE_TIMEOUT_S = 90.0
+GOLDEN = 0.6180339887498949  # a low-discrepancy sequence: any run of chargers holds the mix closely
 
 
 @dataclass
@@ -62,12 +67,14 @@ class FleetRun:
         s, ledger, stats = self.settings, self.ledger, self.stats
         connectors = sum(p.connectors for p in self.profiles)
         quirky = sum(1 for p in self.profiles if p.quirks)
+        v201 = sum(1 for p in self.profiles if p.ocpp == "2.0.1")
         endings = ", ".join(f"{k} {v}" for k, v in sorted(ledger.endings.items(), key=lambda kv: -kv[1])) or "none"
         errors = ", ".join(f"{k} {v}" for k, v in sorted(stats.call_errors.items())) or "none"
         lat = sorted(stats.latencies_ms)
         pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: float("nan"))
         lines = [
-            f"simulated {len(self.profiles)} chargers ({connectors} connectors, {quirky} quirky) for {self.elapsed_s:.1f} s "
+            f"simulated {len(self.profiles)} chargers ({connectors} connectors, {quirky} quirky, "
+            f"{len(self.profiles) - v201} OCPP 1.6 / {v201} OCPP 2.0.1) for {self.elapsed_s:.1f} s "
             f"at time scale {s.time_scale:g} (seed {s.seed})",
             f"  sessions  {ledger.started} started, {len(ledger.sessions)} ended: {endings}",
             f"  faults    {len(ledger.faults)} ({sum(f.cleared for f in ledger.faults)} cleared); power losses {ledger.power_losses}",
@@ -96,9 +103,40 @@ class FleetRun:
 def plan_fleet(settings: SimulatorSettings) -> list[lives.Profile]:
     return [
         lives.make_profile(random.Random(f"{settings.seed}:{n}:profile"), n, id_prefix=settings.id_prefix,
-                           connectors=settings.connector_range(), quirky_share=settings.quirky_share)
+                           connectors=settings.connector_range(), quirky_share=settings.quirky_share,
+                           ocpp=ocpp_version_of(settings, n))
         for n in range(1, settings.chargers + 1)
     ]
+
+
+def ocpp_version_of(settings: SimulatorSettings, number: int) -> str:
+    """The OCPP version charger ``number`` speaks: fixed by the seed and the number (not the fleet size);
+    the shares of the mix hold within a charger or two over any run of chargers."""
+    shares = settings.ocpp_shares()
+    if len(shares) == 1:
+        return shares[0][0]
+    point = (random.Random(f"{settings.seed}:ocpp").random() + number * GOLDEN) % 1.0
+    cumulative = 0.0
+    for version, share in shares:
+        cumulative += share
+        if point < cumulative:
+            return version
+    return shares[-1][0]
+
+
+def make_charger(settings: SimulatorSettings, profile: lives.Profile, timing: Timing, ledger: Ledger, stats: LinkStats,
+                 closing: asyncio.Event, local_addr: tuple[str, int] | None = None) -> Charger:
+    """A charger of ``profile``'s OCPP version on its own link, offering what its firmware offers."""
+    rng = random.Random(f"{settings.seed}:{profile.number}:life")
+    if profile.ocpp == "2.0.1":
+        protocols, cls = [profile.subprotocol], Charger201
+    else:
+        protocols = ["ocpp2.0.1", "ocpp1.6"] if profile.has(lives.Quirk.OFFERS_TWO_PROTOCOLS) else ["ocpp1.6"]
+        cls = Charger
+    link = Link(settings.url, profile.charge_point_id, stats, subprotocols=protocols,
+                answer_timeout_s=settings.answer_timeout_s, rng=rng, local_addr=local_addr, speaks=profile.subprotocol,
+                empty_first_subprotocol=profile.has(lives.Quirk.EMPTY_FIRST_SUBPROTOCOL))
+    return cls(profile, link, timing, ledger, rng, closing)
 
 
 def timing_for(settings: SimulatorSettings, profiles: list[lives.Profile]) -> Timing:
@@ -143,12 +181,8 @@ async def run_fleet(settings: SimulatorSettings, *, stop: asyncio.Event | None =
         for profile in profiles:
             if closing.is_set():
                 return
-            rng = random.Random(f"{settings.seed}:{profile.number}:life")
-            protocols = ["ocpp2.0.1", "ocpp1.6"] if profile.has(lives.Quirk.OFFERS_TWO_PROTOCOLS) else ["ocpp1.6"]
-            link = Link(settings.url, profile.charge_point_id, run.stats, subprotocols=protocols,
-                        answer_timeout_s=settings.answer_timeout_s, rng=rng,
-                        local_addr=source_address(settings.url, profile.number, len(profiles)))
-            charger = Charger(profile, link, timing, run.ledger, rng, closing)
+            charger = make_charger(settings, profile, timing, run.ledger, run.stats, closing,
+                                   source_address(settings.url, profile.number, len(profiles)))
             tasks.append(asyncio.create_task(charger.live(), name=profile.charge_point_id))
             await asyncio.sleep(1 / settings.ramp)
 

@@ -1,9 +1,11 @@
 """One simulated charger's OCPP-J connection: CALLs out one at a time, answers awaited, reconnects.
 
-Behaves like charger firmware (OCPP 1.6J, 4.1.1 and 4.2): a CALL is sent only when the previous
-one was answered or timed out; transaction messages are kept and resent until the central system
-answers them (after a reconnect too), and a CALLERROR ``InternalError`` — the gateway telling it
-Kafka did not take the frame — is retried after a pause. CALLs from the central system are
+Behaves like charger firmware (OCPP-J 1.6, 4.1.1 and 4.2; OCPP-J 2.0.1, 4.1.1 and 4.2): a CALL is
+sent only when the previous one was answered or timed out; transaction messages (1.6
+StartTransaction / StopTransaction / MeterValues, 2.0.1 TransactionEvent) are kept and resent until
+the central system answers them (after a reconnect too), and a CALLERROR ``InternalError`` — the
+gateway telling it Kafka did not take the frame — is retried after a pause. The link speaks one
+subprotocol; a gateway that picks another one refuses this charger. CALLs from the central system are
 answered ``NotImplemented``: this thin gateway sends none, but a charger must never hang on one.
 """
 
@@ -22,7 +24,25 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
-TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
+TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"})
+
+
+class _EmptyFirstOffer(ClientConnection):
+    """Offers its subprotocols after an empty entry, ``Sec-WebSocket-Protocol: ,ocpp2.0.1``, as a KEBA
+    firmware does (websockets refuses an empty name in ``subprotocols``, so the header is rewritten)."""
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        build = self.protocol.connect
+
+        def connect() -> Any:
+            request = build()
+            offer = request.headers["Sec-WebSocket-Protocol"]
+            del request.headers["Sec-WebSocket-Protocol"]
+            request.headers["Sec-WebSocket-Protocol"] = "," + offer.replace(" ", "")
+            return request
+
+        self.protocol.connect = connect  # type: ignore[method-assign]
+        await super().handshake(*args, **kwargs)
 
 
 class Refused(Exception):
@@ -65,11 +85,15 @@ class Link:
     ``None`` for a CALLERROR of a message that is not retried."""
 
     def __init__(self, url: str, charge_point_id: str, stats: LinkStats, *, subprotocols: list[str],
-                 answer_timeout_s: float, local_addr: tuple[str, int] | None = None, rng: random.Random | None = None) -> None:
+                 answer_timeout_s: float, local_addr: tuple[str, int] | None = None, rng: random.Random | None = None,
+                 speaks: str | None = None, empty_first_subprotocol: bool = False) -> None:
         self.url = url.rstrip("/") + "/" + charge_point_id
         self.charge_point_id = charge_point_id
         self.stats = stats
         self.subprotocols = subprotocols
+        # The subprotocol this charger's messages are written in (default: the one it offers first).
+        self.speaks = speaks or subprotocols[0]
+        self.empty_first_subprotocol = empty_first_subprotocol
         self.answer_timeout_s = answer_timeout_s
         self.local_addr = local_addr
         self.rng = rng or random.Random()
@@ -93,6 +117,8 @@ class Link:
                                            "ping_interval": None, "max_size": 2**20, "compression": None}
                 if self.local_addr is not None:
                     options["local_addr"] = self.local_addr
+                if self.empty_first_subprotocol:
+                    options["create_connection"] = _EmptyFirstOffer
                 ws = await connect(self.url, **options)
             except InvalidStatus as exc:
                 if exc.response.status_code in (400, 401, 403, 404):
@@ -101,6 +127,10 @@ class Link:
             except (OSError, InvalidHandshake, asyncio.TimeoutError, ConnectionClosed):
                 self.stats.connect_failures += 1
             else:
+                if ws.subprotocol != self.speaks:
+                    await ws.close()
+                    raise Refused(f"{self.charge_point_id}: gateway chose subprotocol {ws.subprotocol!r}; "
+                                  f"this charger speaks {self.speaks}")
                 self._ws = ws
                 self.stats.connected += 1
                 self.stats.connects += 1
@@ -160,6 +190,11 @@ class Link:
 
     def restore_power(self) -> None:
         self._power_on.set()
+
+    @property
+    def online(self) -> bool:
+        """Connected and powered: what the charger's firmware believes when it makes an event (2.0.1 ``offline``)."""
+        return self._ws is not None and self._power_on.is_set()
 
     # --- calls ------------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ A charger has a :class:`Profile` (connectors, power, how its firmware orders mes
 from ``OCPP-QUIRKS.md``); each of its connectors alternates idle gaps and sessions, each session
 planned by :func:`plan_session` with one of the endings of the seed article (a user stop, the EV
 full, an EVSE limit, a remote stop, the cable pulled, a power loss, a fault). The payload builders
-turn a moment of that life into OCPP 1.6J payloads, quirks applied; :class:`ExpectedSession` and
-:class:`ExpectedFault` are what the pipeline must make of it.
+turn a moment of that life into OCPP 1.6J payloads, quirks applied (:mod:`simulator.v201`: the same
+life in OCPP 2.0.1); :class:`ExpectedSession` and :class:`ExpectedFault` are what the pipeline must
+make of it.
 
 Time here is *simulated* seconds; the charger divides waits by the time scale. Meter registers
 advance with real elapsed time at the planned power, so energy always agrees with the timestamps
@@ -68,6 +69,27 @@ class Quirk(StrEnum):
     NEVER_STOPS = "never_stops"  # no StopTransaction at all: unplugged, then Available
     STALE_FAULT_AFTER_BOOT = "stale_fault_after_boot"  # an old Faulted on connector 0 replayed after boot (Alfen)
     OFFERS_TWO_PROTOCOLS = "offers_two_protocols"  # subprotocols "ocpp2.0.1, ocpp1.6"
+    # OCPP 2.0.1 (OCPP-QUIRKS.md, section OCPP 2.0.1); KWH_REGISTER above applies to both versions.
+    EVSE_ONLY_ON_START = "evse_only_on_start"  # evse omitted from Updated / Ended (EVerest #1835)
+    ID_TOKEN_EVERY_EVENT = "id_token_every_event"  # idToken repeated in every TransactionEvent (libocpp #577)
+    ENDED_WITHOUT_TRIGGER = "ended_without_trigger"  # Ended without the required triggerReason (MicroOcpp #405)
+    UPDATED_AFTER_ENDED = "updated_after_ended"  # an Updated replayed, offline, after the Ended (lbbrhzn/ocpp #2141)
+    EMPTY_FIRST_SUBPROTOCOL = "empty_first_subprotocol"  # Sec-WebSocket-Protocol ",ocpp2.0.1" (KEBA; OCPP.Core #91)
+    NO_AUTHORIZATION = "no_authorization"  # a start button: idToken "" of type NoAuthorization (ocpp-go #223)
+
+
+# The quirks a charger of each version may draw (in this order: the draws of a seed depend on it).
+QUIRKS_V16: tuple[Quirk, ...] = (
+    Quirk.METER_STOP_UNKNOWN, Quirk.NUMERIC_SAMPLES, Quirk.KWH_REGISTER, Quirk.PER_PHASE, Quirk.NAIVE_TIMESTAMPS,
+    Quirk.LATE_TRANSACTION_END, Quirk.RESENT_STOP, Quirk.FLOAT_METER, Quirk.NON_ENUM_ERROR_CODE,
+    Quirk.FINISHING_WITH_ERROR, Quirk.REGISTER_PER_SESSION, Quirk.NEVER_STOPS, Quirk.STALE_FAULT_AFTER_BOOT,
+    Quirk.OFFERS_TWO_PROTOCOLS,
+)
+QUIRKS_V201: tuple[Quirk, ...] = (
+    Quirk.EVSE_ONLY_ON_START, Quirk.ID_TOKEN_EVERY_EVENT, Quirk.KWH_REGISTER, Quirk.ENDED_WITHOUT_TRIGGER,
+    Quirk.UPDATED_AFTER_ENDED, Quirk.EMPTY_FIRST_SUBPROTOCOL, Quirk.NO_AUTHORIZATION,
+)
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}  # OCPP version -> WebSocket subprotocol
 
 
 FINISHING_ERROR = ("OtherError", "0x0031", "cable check")  # what an ABB reports with Finishing
@@ -99,6 +121,11 @@ class Profile:
     quirks: frozenset[Quirk]
     vendor: str
     model: str
+    ocpp: str = "1.6"  # the OCPP version it speaks: "1.6" or "2.0.1"
+
+    @property
+    def subprotocol(self) -> str:
+        return SUBPROTOCOLS[self.ocpp]
 
     @property
     def dc(self) -> bool:
@@ -109,11 +136,17 @@ class Profile:
 
 
 def make_profile(rng: random.Random, number: int, *, id_prefix: str, connectors: tuple[int, int],
-                 quirky_share: float) -> Profile:
+                 quirky_share: float, ocpp: str = "1.6") -> Profile:
+    """A charger from ``rng``. Both versions draw exactly the same numbers: a 2.0.1 charger is its 1.6
+    twin (power, connectors, vendor, firmware habits) with the 2.0.1 counterparts of the twin's quirks."""
     power = _weighted(rng, POWER_CLASSES)
-    quirks: frozenset[Quirk] = frozenset()
+    drawn: list[Quirk] = []
     if rng.random() < quirky_share:
-        quirks = frozenset(rng.sample(list(Quirk), k=rng.choice((1, 1, 2))))
+        drawn = rng.sample(QUIRKS_V16, k=rng.choice((1, 1, 2)))
+    if ocpp == "1.6":
+        quirks = frozenset(drawn)
+    else:
+        quirks = frozenset(QUIRKS_V201[QUIRKS_V16.index(q) % len(QUIRKS_V201)] for q in drawn)
     vendor, model = rng.choice((("Alfen", "Eve Double"), ("ABB", "Terra AC"), ("Keba", "P30"), ("Wallbox", "Commander 2"),
                                 ("Kempower", "S-Series"), ("Legrand", "Green'Up")))
     return Profile(
@@ -123,10 +156,11 @@ def make_profile(rng: random.Random, number: int, *, id_prefix: str, connectors:
         max_power_w=power,
         status_after_stop=rng.random() < 0.4,
         # meterStop -1 is only usable with transactionData: such chargers always send it.
-        transaction_data=Quirk.METER_STOP_UNKNOWN in quirks or rng.random() < 0.3,
+        transaction_data=Quirk.METER_STOP_UNKNOWN in drawn or rng.random() < 0.3,
         quirks=quirks,
         vendor=vendor,
         model=model,
+        ocpp=ocpp,
     )
 
 
@@ -280,6 +314,7 @@ class ExpectedSession:
     closed_by: str
     ending: str
     quirks: list[str] = field(default_factory=list)
+    ocpp_version: str = "ocpp1.6"  # the subprotocol the charger spoke (the ``ocpp_version`` of the row)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "session"} | asdict(self)
@@ -293,6 +328,7 @@ class ExpectedFault:
     connector_id: int
     error_code: str
     cleared: bool
+    ocpp_version: str = "ocpp1.6"
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "fault"} | asdict(self)

@@ -22,6 +22,9 @@ class SimulatorSettings(BaseSettings):
     ramp: float = Field(200.0, gt=0, description="chargers connecting per second at the start")
     id_prefix: str = Field("SIM-", description="charge point ids are <prefix><number, 5 digits>")
     answer_timeout_s: float = Field(30.0, gt=0, description="a CALL unanswered this long is resent")
+    ocpp: str = Field("1.6", description="OCPP version every charger speaks: 1.6 or 2.0.1 (OCPP_SIMULATOR_OCPP_MIX, when set, wins)")
+    ocpp_mix: str | None = Field(None, description="share of the fleet per OCPP version, e.g. 1.6:0.5,2.0.1:0.5 (shares are "
+                                 "normalized; a charger's version depends only on the seed and its number); unset = all OCPP_SIMULATOR_OCPP")
 
     @field_validator("connectors")
     @classmethod
@@ -29,8 +32,59 @@ class SimulatorSettings(BaseSettings):
         connector_range(value)
         return value
 
+    @field_validator("ocpp")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        return ocpp_version(value)
+
+    @field_validator("ocpp_mix")
+    @classmethod
+    def _mix(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        ocpp_mix(value)
+        return value.strip()
+
     def connector_range(self) -> tuple[int, int]:
         return connector_range(self.connectors)
+
+    def ocpp_shares(self) -> tuple[tuple[str, float], ...]:
+        """(version, share) of the fleet, shares summing to 1: the mix if set, else all ``ocpp``."""
+        return ocpp_mix(self.ocpp_mix or "") or ((self.ocpp, 1.0),)
+
+
+OCPP_VERSIONS = ("1.6", "2.0.1")
+
+
+def ocpp_version(text: str) -> str:
+    """``"1.6"`` / ``"2.0.1"``; the subprotocol names ``ocpp1.6`` / ``ocpp2.0.1`` are read too."""
+    version = text.strip().lower().removeprefix("ocpp")
+    if version not in OCPP_VERSIONS:
+        raise ValueError(f"OCPP version must be one of {', '.join(OCPP_VERSIONS)}, got {text!r}")
+    return version
+
+
+def ocpp_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """``"1.6:0.5,2.0.1:0.5"`` → (("1.6", 0.5), ("2.0.1", 0.5)), normalized to sum 1; ``""`` → ()."""
+    if not text.strip():
+        return ()
+    shares: dict[str, float] = {}
+    for item in text.split(","):
+        version, sep, share = item.strip().rpartition(":")
+        try:
+            value = float(share)
+        except ValueError:
+            value = -1.0
+        if not sep or not value >= 0 or value == float("inf"):
+            raise ValueError(f"OCPP mix must be VERSION:SHARE,... (e.g. 1.6:0.5,2.0.1:0.5), got {text!r}")
+        key = ocpp_version(version)
+        if key in shares:
+            raise ValueError(f"OCPP mix names {key} twice: {text!r}")
+        shares[key] = value
+    total = sum(shares.values())
+    if total <= 0:
+        raise ValueError(f"OCPP mix needs a share above 0, got {text!r}")
+    return tuple((version, share / total) for version, share in shares.items() if share > 0)
 
 
 def connector_range(text: str) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""``ocpp-pipeline dev``, end to end: the main job on one machine with its simulated fleet.
+"""``ocpp-pipeline dev``, end to end: the main job on one machine with its simulated fleet, half of it
+speaking OCPP 2.0.1.
 
 The simulator writes what its chargers did (``--expected``); the sessions in ClickHouse must be
 exactly those — energy, stop reason, the status out of Charging, quirky chargers included — and
@@ -76,9 +77,10 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
            "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()), "OCPP_GATEWAY_HOST": "127.0.0.1",
            "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(web_port),
            "OCPP_WORKER_APP_ID": f"dev{unique}", "OCPP_WORKER_STATUS_WINDOW_S": "5", "OCPP_KAFKA_PARTITIONS": "2"}
-    # Half the fleet quirky; 300x time: sessions of real minutes take seconds.
+    # Half the fleet speaks OCPP 2.0.1, half of it quirky; 300x time: sessions of real minutes take seconds.
     dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", "--chargers", "12", "--duration", "25",
-                            "--time-scale", "300", "--quirky", "0.5", "--seed", "7", "--expected", str(expected_path)],
+                            "--time-scale", "300", "--quirky", "0.5", "--seed", "7", "--ocpp-mix", "1.6:0.5,2.0.1:0.5",
+                            "--expected", str(expected_path)],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
@@ -99,6 +101,8 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         assert expected_path.exists(), (home / "logs" / "simulator.log").read_text()
         sessions, faults = expectations.load(expected_path)
         assert len(sessions) >= 10 and any(s["quirks"] for s in sessions), sessions
+        versions = {v: [s for s in sessions if s["ocpp_version"] == v] for v in ("ocpp1.6", "ocpp2.0.1")}
+        assert all(len(of_version) >= 3 for of_version in versions.values()), sessions
 
         deadline, problems = time.monotonic() + 90, ["not queried"]
         while problems and time.monotonic() < deadline:
@@ -107,6 +111,7 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
             if problems:
                 time.sleep(1)
         assert problems == [], "\n".join(problems)
+        assert {r["ocpp_version"] for r in rows} == {"ocpp1.6", "ocpp2.0.1"}
 
         independent = sql_json(f"SELECT transaction_id, energy_wh, stop_status FROM ocpp.sessions FINAL "
                                f"WHERE charge_point_id = 'DEV-1'", env)
@@ -115,6 +120,16 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         wanted = sum(1 + f["cleared"] for f in faults)
         events = asyncio.run(read_topic(KafkaSettings(bootstrap_servers=f"127.0.0.1:{kafka_port}"), "ocpp.faults.v1", wanted))
         assert expectations.fault_mismatches(faults, events) == []
+
+        # Replay == live for the mixed fleet: the topic rebuilt into another ClickHouse folder (the worker
+        # holds its own) gives the same sessions, revision by revision.
+        replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}"}
+        replayed = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "replay", "--quiet"], cwd=ROOT, env=replay_env,
+                                  capture_output=True, text=True, timeout=300)
+        assert replayed.returncode == 0, replayed.stderr
+        query = ("SELECT charge_point_id, session_id, transaction_id, revision, energy_wh, stop_status, stop_reason, "
+                 "closed_by, ocpp_version, flags FROM ocpp.sessions FINAL WHERE charge_point_id LIKE 'SIM-%' ORDER BY ALL")
+        assert sql_json(query, replay_env) == sql_json(query, env)
     finally:
         dev.send_signal(signal.SIGTERM)
         rest = dev.communicate(timeout=120)[0]
