@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import struct
 import subprocess
@@ -30,7 +29,6 @@ from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
 from processors.clickhouse_sink import COLUMNS, ClickHouseSink, classify
 from schemas.envelope import FrameEnvelope
-from schemas.topics import FRAMES
 from simulator import expectations
 from simulator.fleet import run_fleet
 from simulator.settings import SimulatorSettings
