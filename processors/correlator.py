@@ -69,6 +69,7 @@ from schemas.records import FaultEvent, Session, StatusChange
 STOP_TRANSACTION, TIMEOUT, NEXT_TRANSACTION, AVAILABLE = "stop_transaction", "timeout", "next_transaction", "available"
 PENDING_STARTS_KEPT = 16  # answers that never came (a gateway crash): do not grow forever
 METER_HINTS_KEPT = 16
+TRANSACTION_DATA_KEPT = 500  # register samples of one StopTransaction kept in the state
 CLOSED_KEPT = 512  # a bound beside the time bound, for a charger that floods stops with unknown ids
 DAY_MS = 24 * 3600 * 1000
 
@@ -426,6 +427,11 @@ class Correlator:
         for reading in readings:
             if reading.measurand == ENERGY_REGISTER:
                 if transaction_data:
+                    if len(session.td) >= TRANSACTION_DATA_KEPT:
+                        # A state is kept for days and written at every flush: beyond this, only the newest
+                        # reading replaces the last one kept (a register's energy is in its ends).
+                        session.td.pop()
+                        session.flag(Flag.TRANSACTION_DATA_TRUNCATED)
                     session.td.append([reading.at_ms, reading.value, reading.resolution])
                 else:
                     session.mv.add(reading.value, reading.at_ms, reading.resolution)

@@ -49,7 +49,7 @@ class Flag(StrEnum):
     CHARGER_REBOOTED = "charger_rebooted"  # a BootNotification came while the session was open
     METER_VALUES_AFTER_STOP = "meter_values_after_stop"  # samples after StopTransaction, within the window
     LATE_METER_VALUES = "late_meter_values"  # samples for the transaction after it was emitted (a revision)
-    METER_VALUES_FOR_CLOSED_TRANSACTION = "meter_values_for_closed_transaction"  # tagged with a closed id: not counted elsewhere
+    TRANSACTION_DATA_TRUNCATED = "transaction_data_truncated"  # over 500 register samples in a stop: the middle ones dropped
 
     # --- meter values (processors.meter) ------------------------------------------------------------
     METER_VALUES_UNREADABLE = "meter_values_unreadable"

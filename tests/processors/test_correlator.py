@@ -494,3 +494,15 @@ def test_state_survives_json_between_frames_and_gives_the_same_events() -> None:
     direct = script.run(until=5000, roundtrip_state=False)
     via_json = script.run(until=5000, roundtrip_state=True)
     assert [e.model_dump() for e in direct] == [e.model_dump() for e in via_json]
+
+
+def test_a_stop_with_thousands_of_transaction_data_samples_keeps_a_bounded_state() -> None:
+    """A charger may send any number of samples in one StopTransaction; the state is kept for days and
+    written at every flush, so it stays bounded, and the energy still comes from the register's ends."""
+    script = charging_session()
+    samples = [{"timestamp": iso(10 + n), "sampledValue": [energy(1000 + n)]} for n in range(2000)]
+    script.at(2100).status(1, "Finishing")
+    script.at(2101).stop(77, omit_meter=True, transaction_data=samples)
+    session = only_session(script.run(until=2200))
+    assert session.energy_wh == 1999.0 and "transaction_data_truncated" in session.flags
+    assert session.sample_count == 500
