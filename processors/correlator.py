@@ -41,6 +41,7 @@ from processors.inputs import (
     Booted,
     ChargingStateChanged,
     DomainInput,
+    EventSequenced,
     MeterSamples,
     ProblemReported,
     StartAnswered,
@@ -156,6 +157,9 @@ class Correlator:
             return self._on_charging_state(item)
         if isinstance(item, ProblemReported):
             return self._on_problem(item)
+        if isinstance(item, EventSequenced):
+            self._on_sequenced(item)
+            return []
         if isinstance(item, Booted):
             for session in self.state.sessions.values():
                 if not session.stopped:
@@ -505,6 +509,22 @@ class Correlator:
         if session is not None and not session.stopped and item.state == Status.charging and session.available_deadline:
             _resume(session)
         return events
+
+    def _on_sequenced(self, item: EventSequenced) -> None:
+        """2.0.1 ``seqNo``: counted per transaction by some chargers and per station by others, so a gap is
+        only a gap when no other transaction's event came between (lbbrhzn/ocpp #2135)."""
+        station_last, self.state.seq_no = self.state.seq_no, item.seq_no
+        session = next(iter(self._open_with(item.transaction_id)), None)
+        if session is None:
+            return
+        last = session.seq_no
+        if last is not None and item.seq_no <= last:
+            session.flag(Flag.SEQ_NO_REPEATED)
+            self.state.seq_no = station_last
+            return
+        if last is not None and station_last == last and item.seq_no > last + 1:
+            session.flag(Flag.SEQ_NO_GAP)
+        session.seq_no = item.seq_no
 
     def _on_problem(self, item: ProblemReported) -> list[Event]:
         """2.0.1 NotifyEvent: a component's problem begins or ends a fault on its EVSE (0: the station)."""

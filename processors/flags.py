@@ -32,6 +32,8 @@ class Flag(StrEnum):
     CONNECTOR_INFERRED = "connector_inferred"  # a stop without a known start: connector from the status timeline
     CONNECTOR_FROM_METER_VALUES = "connector_from_meter_values"  # connector of an unknown transaction, from its MeterValues
     OFFLINE_EVENT = "offline_event"  # a 2.0.1 TransactionEvent sent from the charger's offline queue
+    SEQ_NO_REPEATED = "seq_no_repeated"  # a 2.0.1 TransactionEvent whose seqNo its transaction had already passed (a resend, a replay)
+    SEQ_NO_GAP = "seq_no_gap"  # seqNo jumped with no other transaction's event between: events of this transaction are missing
     TRIGGER_REASON_MISSING = "trigger_reason_missing"  # a 2.0.1 TransactionEvent without triggerReason (MicroOcpp #405)
     CONNECTOR_UNKNOWN = "connector_unknown"  # the connector of the session could not be found
     ERROR_CODE_MISSING = "error_code_missing"  # StatusNotification without errorCode: read as NoError

@@ -133,6 +133,14 @@ class ChargingStateChanged(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class EventSequenced(Input):
+    """A transaction's event carried this sequence number (OCPP 2.0.1 TransactionEvent ``seqNo``)."""
+
+    transaction_id: str
+    seq_no: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProblemReported(Input):
     """A component's problem began (``active``) or ended (OCPP 2.0.1 NotifyEvent on a ``Problem`` or
     ``Fault``-like variable). ``code`` names it: ``Component/Variable``."""
@@ -155,4 +163,4 @@ class Booted(Input):
 
 
 DomainInput = (StartRequested | StartAnswered | TransactionStarted | TransactionStopped | MeterSamples | StatusReported
-               | ChargingStateChanged | ProblemReported | Booted)
+               | ChargingStateChanged | EventSequenced | ProblemReported | Booted)

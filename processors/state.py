@@ -124,6 +124,7 @@ class SessionState:
     stop_status_known: bool = False
     closed_gw_ms: int | None = None  # when it closed (stop, or a guess)
     ocpp_version: str = "ocpp1.6"  # of the frame that opened it
+    seq_no: int | None = None  # OCPP 2.0.1: the highest TransactionEvent seqNo of this transaction
     emitted: Emitted | None = None
 
     def flag(self, *flags: str) -> None:
@@ -148,6 +149,7 @@ class CorrelatorState:
     closed: dict[str, SessionState] = field(default_factory=dict)  # emitted and remembered, by session_id, oldest first
     aliases: dict[str, str] = field(default_factory=dict)  # transaction id -> the one it duplicates
     meter_hints: dict[str, int] = field(default_factory=dict)  # unknown transaction id -> connector of its MeterValues
+    seq_no: int | None = None  # OCPP 2.0.1: the last TransactionEvent seqNo of any transaction
     offset: int = -1  # Kafka offset of the last frame applied (pipeline: frames are never applied twice)
     partition: int | None = None
 
@@ -175,6 +177,7 @@ class CorrelatorState:
             "closed": {k: _session_out(s) for k, s in self.closed.items()},
             "aliases": self.aliases,
             "meter_hints": self.meter_hints,
+            "seq_no": self.seq_no,
             "offset": self.offset,
             "p": self.partition,
         }
@@ -192,6 +195,7 @@ class CorrelatorState:
             closed={k: _session_in(s) for k, s in data["closed"].items()},
             aliases=dict(data.get("aliases", {})),
             meter_hints=dict(data.get("meter_hints", {})),
+            seq_no=data.get("seq_no"),
             offset=data.get("offset", -1),
             partition=data.get("p"),
         )
@@ -231,7 +235,7 @@ def _start_in(data: list[Any]) -> StartDetails:
 _SESSION_SCALARS = ("transaction_id", "session_id", "connector", "id_tag", "start_ms", "start_gw_ms", "meter_start",
                     "start_fingerprint", "flags", "td", "peak_w", "soc", "age_deadline", "available_deadline",
                     "emit_deadline", "stop_status", "stop_error_code", "stop_status_ms", "stop_status_known",
-                    "closed_gw_ms", "ocpp_version")
+                    "closed_gw_ms", "ocpp_version", "seq_no")
 
 
 def _session_out(s: SessionState) -> dict[str, Any]:

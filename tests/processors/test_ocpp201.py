@@ -290,3 +290,27 @@ def test_broken_transaction_events_never_raise(payload: dict[str, Any]) -> None:
     for event in station.run(until=10**6):
         if isinstance(event, Session):
             event.model_dump_json()
+
+
+def test_a_gap_in_seq_no_is_flagged_and_a_repeated_one_too() -> None:
+    station = Station()
+    station.at(1).event("Started", state="Charging", id_token="T", meter=[register(0, "Transaction.Begin")], seq_no=0)
+    station.at(60).event("Updated", meter=[register(500, "Sample.Periodic")], seq_no=1)
+    station.at(120).event("Updated", meter=[register(1000, "Sample.Periodic")], seq_no=4)  # 2 and 3 never came
+    station.at(121).event("Updated", meter=[register(500, "Sample.Periodic")], seq_no=1, offline=True, ts=60)
+    station.at(600).event("Ended", state="EVConnected", meter=[register(5000, "Transaction.End")], seq_no=5)
+    session = only(station.run(until=700))
+    assert {Flag.SEQ_NO_GAP, Flag.SEQ_NO_REPEATED} <= set(session.flags) and session.energy_wh == 5000.0
+
+
+def test_a_station_wide_seq_no_over_two_evses_is_no_gap() -> None:
+    """Some chargers count seqNo per station: two transactions interleave, each sees jumps, none is missing."""
+    station = Station()  # ``event`` numbers every TransactionEvent of the station in sending order
+    station.at(1).event("Started", "A", state="Charging", evse=1, id_token="T", meter=[register(0, "Transaction.Begin")])
+    station.at(2).event("Started", "B", state="Charging", evse=2, id_token="U", meter=[register(0, "Transaction.Begin")])
+    station.at(60).event("Updated", "A", evse=1, meter=[register(500, "Sample.Periodic")])
+    station.at(61).event("Updated", "B", evse=2, meter=[register(300, "Sample.Periodic")])
+    station.at(600).event("Ended", "A", state="EVConnected", evse=1, meter=[register(5000, "Transaction.End")])
+    station.at(601).event("Ended", "B", state="EVConnected", evse=2, meter=[register(3000, "Transaction.End")])
+    rows = newest(station.run(until=700)).values()
+    assert len(rows) == 2 and all(Flag.SEQ_NO_GAP not in row.flags for row in rows)
