@@ -161,6 +161,8 @@ def simulator_settings(args: argparse.Namespace, defaults: dict[str, object] | N
              "duration_s": args.duration, "time_scale": args.time_scale, "rate": args.rate, "seed": args.seed,
              "quirky_share": args.quirky, "ocpp": args.ocpp, "ocpp_mix": args.ocpp_mix}
     chosen |= {k: v for k, v in flags.items() if v is not None}
+    if args.ocpp is not None and args.ocpp_mix is None:
+        chosen["ocpp_mix"] = None  # --ocpp names the version of the whole fleet: no mix from elsewhere
     return SimulatorSettings(**chosen)  # arguments win over the environment
 
 

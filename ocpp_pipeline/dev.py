@@ -28,9 +28,9 @@ from processors.app import STALLED_EXIT_CODE
 from processors.settings import WorkerSettings
 from simulator.settings import SimulatorSettings
 
-# ``dev`` shows the pipeline at work: a small fleet, a minute of simulated time per real second,
-# so sessions land in ClickHouse within the first minute.
-DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0}
+# ``dev`` shows the pipeline at work: a small fleet, half of it speaking OCPP 2.0.1 (a network migrating
+# its chargers), two minutes of simulated time per real second, so sessions land within the first minute.
+DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0, "ocpp_mix": "1.6:0.5,2.0.1:0.5"}
 
 
 class Child:

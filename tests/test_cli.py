@@ -76,3 +76,17 @@ def test_every_setting_reads_from_the_environment_as_text() -> None:
             GatewaySettings()
     finally:
         del os.environ["OCPP_GATEWAY_SECURITY_PROFILE"]
+
+
+@pytest.mark.parametrize("argv, ocpp, mix", [
+    (["dev"], "1.6", "1.6:0.5,2.0.1:0.5"),  # make run shows a network migrating to 2.0.1
+    (["dev", "--ocpp", "2.0.1"], "2.0.1", None),  # a version for the whole fleet drops the default mix
+    (["dev", "--ocpp-mix", "1.6:1"], "1.6", "1.6:1"),
+    (["simulate"], "1.6", None),
+])
+def test_the_simulated_fleet_speaks_the_protocols_asked_for(argv: list[str], ocpp: str, mix: str | None) -> None:
+    from ocpp_pipeline.cli import build_parser, simulator_settings
+    from ocpp_pipeline.dev import DEV_SIMULATOR_DEFAULTS
+
+    settings = simulator_settings(build_parser().parse_args(argv), DEV_SIMULATOR_DEFAULTS if argv[0] == "dev" else None)
+    assert (settings.ocpp, settings.ocpp_mix) == (ocpp, mix)
