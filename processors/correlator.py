@@ -31,8 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from processors import ocpp16, ocpp201
-from processors.energy import DEFAULT_MAX_POWER_W, EnergyInputs, session_energy
+from processors.energy import DEFAULT_MAX_POWER_W
 from processors.faults import track_fault
+from processors.session_record import STOP_TRANSACTION, codes, session_record
 from processors.flags import Flag
 from processors.inputs import (
     IN_TRANSACTION,
@@ -67,7 +68,7 @@ from schemas.base import ms_to_datetime
 from schemas.envelope import FrameEnvelope
 from schemas.records import FaultEvent, Session, StatusChange
 
-STOP_TRANSACTION, TIMEOUT, NEXT_TRANSACTION, AVAILABLE = "stop_transaction", "timeout", "next_transaction", "available"
+TIMEOUT, NEXT_TRANSACTION, AVAILABLE = "timeout", "next_transaction", "available"
 PENDING_STARTS_KEPT = 16  # answers that never came (a gateway crash): do not grow forever
 METER_HINTS_KEPT = 16
 TRANSACTION_DATA_KEPT = 500  # register samples of one StopTransaction kept in the state
@@ -406,8 +407,8 @@ class Correlator:
             self._add_readings(session, item.readings, transaction_data=False)
             return []
         self._add_readings(session, item.readings, transaction_data=False)
-        candidate = self._record(session, last.closed_by, revision=last.revision, version=last.version,
-                                 received_ms=last.received_ms)
+        candidate = session_record(self.charge_point_id, self.config, session, last.closed_by, revision=last.revision,
+                                   version=last.version, received_ms=last.received_ms)
         if candidate.energy_wh == last.energy_wh:
             return []
         session.flag(Flag.LATE_METER_VALUES)
@@ -466,12 +467,12 @@ class Correlator:
                 event_id=item.event_id, charge_point_id=self.charge_point_id, connector_id=item.connector_id,
                 status=item.status, previous_status=previous, error_code=item.error_code, info=item.info,
                 vendor_id=item.vendor_id, vendor_error_code=item.vendor_error_code,
-                occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(item.gw_ms), flags=_codes(flags),
+                occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(item.gw_ms), flags=codes(flags),
             )
         ]
         if item.raises_faults:
             open_tx = self._transaction_on(item.connector_id)
-            state.fault, faults = track_fault(self.charge_point_id, state.fault, item, occurred_ms, _codes(flags), open_tx,
+            state.fault, faults = track_fault(self.charge_point_id, state.fault, item, occurred_ms, codes(flags), open_tx,
                                               self.ocpp_version)
             events.extend(faults)
         state.status = item.status
@@ -542,7 +543,7 @@ class Correlator:
             status = "" if state.status == Status.faulted else state.status
             report = StatusReported(item.gw_ms, item.event_id, item.connector_id, status, NO_ERROR, item.info, "", item.vendor_code, item.occurred_ms, item.flags)
         occurred_ms = item.occurred_ms if item.occurred_ms is not None else item.gw_ms
-        state.fault, faults = track_fault(self.charge_point_id, open_fault, report, occurred_ms, _codes(item.flags),
+        state.fault, faults = track_fault(self.charge_point_id, open_fault, report, occurred_ms, codes(item.flags),
                                           self._transaction_on(item.connector_id), self.ocpp_version)
         return list(faults)
 
@@ -582,8 +583,8 @@ class Correlator:
             revision, received_ms = 0, session.stop.gw_ms if session.stop is not None else (session.closed_gw_ms or version_ms)
         else:
             revision, received_ms, version_ms = last.revision + 1, last.received_ms, max(version_ms, last.version + 1)
-        record = self._record(session, closed_by, revision=revision, version=version_ms, received_ms=received_ms,
-                              previous=last)
+        record = session_record(self.charge_point_id, self.config, session, closed_by, revision=revision,
+                                version=version_ms, received_ms=received_ms, previous=last)
         session.emitted = Emitted(revision, version_ms, received_ms, closed_by, record.energy_wh, record.duration_s,
                                   record_digest(record))
         closed = self.state.closed
@@ -598,76 +599,14 @@ class Correlator:
         assert last is not None
         closed_by = closed_by or last.closed_by
         version = max(now_ms, last.version + 1)  # always newer than what it replaces
-        record = self._record(session, closed_by, revision=last.revision + 1, version=version,
-                              received_ms=last.received_ms, previous=last)
+        record = session_record(self.charge_point_id, self.config, session, closed_by, revision=last.revision + 1,
+                                version=version, received_ms=last.received_ms, previous=last)
         digest = record_digest(record)
         if digest == last.digest:
             return []
         session.emitted = Emitted(last.revision + 1, version, last.received_ms, closed_by, record.energy_wh,
                                   record.duration_s, digest)
         return [record]
-
-    def _record(self, s: SessionState, closed_by: str, *, revision: int, version: int, received_ms: int,
-                previous: Emitted | None = None) -> Session:
-        flags = set(s.flags)
-        stop_ms = s.stop.stopped_ms if s.stop is not None else None
-        stop_gw_ms = s.stop.gw_ms if s.stop is not None else s.closed_gw_ms
-        gateway_duration_s = None
-        if s.start_gw_ms is not None and stop_gw_ms is not None and stop_gw_ms >= s.start_gw_ms:
-            gateway_duration_s = (stop_gw_ms - s.start_gw_ms) / 1000
-        duration_s: float | None = None
-        if s.start_ms is not None and stop_ms is not None and stop_ms >= s.start_ms and Flag.CLOCK_SKEW not in flags:
-            duration_s = (stop_ms - s.start_ms) / 1000
-        elif gateway_duration_s is not None:
-            duration_s = gateway_duration_s
-            flags.add(Flag.DURATION_FROM_GATEWAY_CLOCK)
-        energy = session_energy(
-            EnergyInputs(
-                meter_start=s.meter_start, meter_stop=s.stop.meter_stop if s.stop is not None else None,
-                has_stop=closed_by == STOP_TRANSACTION, transaction_data=[tuple(t) for t in s.td], meter_values=s.mv,
-                # The charger's clock when it can be trusted: a stop from an offline backlog reaches the
-                # gateway hours after it happened, and that time was not spent charging.
-                duration_s=duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK not in flags else None,
-                gateway_duration_s=gateway_duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK in flags else None,
-                started_ms=s.start_ms, stopped_ms=stop_ms,
-                sampled_peak_power_w=s.peak_w,
-            ),
-            self.config.max_power_w,
-            self.config.max_session_age_ms / 1000,
-        )
-        flags |= energy.flags
-        if closed_by != STOP_TRANSACTION and s.start_ms is None:
-            flags.add(Flag.STOP_WITHOUT_START)
-        return Session(
-            charge_point_id=self.charge_point_id,
-            connector_id=s.connector,
-            transaction_id=s.transaction_id,
-            id_tag=s.id_tag,
-            started_at=ms_to_datetime(s.start_ms) if s.start_ms is not None else None,
-            stopped_at=ms_to_datetime(stop_ms) if stop_ms is not None else None,
-            meter_start_wh=s.meter_start,
-            meter_stop_wh=s.stop.meter_stop if s.stop is not None else None,
-            energy_wh=energy.energy_wh,
-            energy_source=energy.source,
-            stop_reason=s.stop.reason if s.stop is not None else "",
-            stop_status=s.stop_status,
-            stop_error_code=s.stop_error_code,
-            stop_status_at=ms_to_datetime(s.stop_status_ms) if s.stop_status_ms is not None else None,
-            duration_s=duration_s,
-            peak_power_w=energy.peak_power_w,
-            soc_start_pct=s.soc[0],
-            soc_end_pct=s.soc[1],
-            sample_count=s.mv.count + len(s.td),
-            closed_by=closed_by,
-            flags=_codes(flags),
-            received_at=ms_to_datetime(received_ms),
-            version=version,
-            revision=revision,
-            session_id=s.session_id,
-            ocpp_version=s.ocpp_version,
-            previous_energy_wh=previous.energy_wh if previous is not None else None,
-            previous_duration_s=previous.duration_s if previous is not None else None,
-        )
 
     def _forget_closed(self, now_ms: int) -> None:
         closed = self.state.closed
@@ -752,8 +691,3 @@ def _owner(closed: list[SessionState], stopped_ms: int | None) -> SessionState:
         if before:
             return before[-1]
     return closed[-1]
-
-
-def _codes(flags: set[str] | list[str]) -> list[str]:
-    """Flags as plain sorted strings (members of :class:`Flag` and the few composed codes)."""
-    return sorted({str(f) for f in flags})

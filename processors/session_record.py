@@ -1,0 +1,89 @@
+"""A session's row (:class:`~schemas.records.Session`) from the correlator's state of it: pure.
+
+Durations: the charger's clock when both timestamps are readable, in order and not skewed; else the gateway's
+(``duration_from_gateway_clock``). Energy: :func:`processors.energy.session_energy`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from processors.energy import EnergyInputs, session_energy
+from processors.flags import Flag
+from processors.state import Emitted, SessionState
+from schemas.base import ms_to_datetime
+from schemas.records import Session
+
+if TYPE_CHECKING:
+    from processors.correlator import CorrelatorConfig
+
+STOP_TRANSACTION = "stop_transaction"
+
+
+def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionState, closed_by: str, *, revision: int,
+                   version: int, received_ms: int, previous: Emitted | None = None) -> Session:
+    """The row of a session as it stands: its duration, its energy by :mod:`processors.energy`, its flags."""
+    flags = set(s.flags)
+    stop_ms = s.stop.stopped_ms if s.stop is not None else None
+    stop_gw_ms = s.stop.gw_ms if s.stop is not None else s.closed_gw_ms
+    gateway_duration_s = None
+    if s.start_gw_ms is not None and stop_gw_ms is not None and stop_gw_ms >= s.start_gw_ms:
+        gateway_duration_s = (stop_gw_ms - s.start_gw_ms) / 1000
+    duration_s: float | None = None
+    if s.start_ms is not None and stop_ms is not None and stop_ms >= s.start_ms and Flag.CLOCK_SKEW not in flags:
+        duration_s = (stop_ms - s.start_ms) / 1000
+    elif gateway_duration_s is not None:
+        duration_s = gateway_duration_s
+        flags.add(Flag.DURATION_FROM_GATEWAY_CLOCK)
+    energy = session_energy(
+        EnergyInputs(
+            meter_start=s.meter_start, meter_stop=s.stop.meter_stop if s.stop is not None else None,
+            has_stop=closed_by == STOP_TRANSACTION, transaction_data=[tuple(t) for t in s.td], meter_values=s.mv,
+            # The charger's clock when it can be trusted: a stop from an offline backlog reaches the
+            # gateway hours after it happened, and that time was not spent charging.
+            duration_s=duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK not in flags else None,
+            gateway_duration_s=gateway_duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK in flags else None,
+            started_ms=s.start_ms, stopped_ms=stop_ms,
+            sampled_peak_power_w=s.peak_w,
+        ),
+        config.max_power_w,
+        config.max_session_age_ms / 1000,
+    )
+    flags |= energy.flags
+    if closed_by != STOP_TRANSACTION and s.start_ms is None:
+        flags.add(Flag.STOP_WITHOUT_START)
+    return Session(
+        charge_point_id=charge_point_id,
+        connector_id=s.connector,
+        transaction_id=s.transaction_id,
+        id_tag=s.id_tag,
+        started_at=ms_to_datetime(s.start_ms) if s.start_ms is not None else None,
+        stopped_at=ms_to_datetime(stop_ms) if stop_ms is not None else None,
+        meter_start_wh=s.meter_start,
+        meter_stop_wh=s.stop.meter_stop if s.stop is not None else None,
+        energy_wh=energy.energy_wh,
+        energy_source=energy.source,
+        stop_reason=s.stop.reason if s.stop is not None else "",
+        stop_status=s.stop_status,
+        stop_error_code=s.stop_error_code,
+        stop_status_at=ms_to_datetime(s.stop_status_ms) if s.stop_status_ms is not None else None,
+        duration_s=duration_s,
+        peak_power_w=energy.peak_power_w,
+        soc_start_pct=s.soc[0],
+        soc_end_pct=s.soc[1],
+        sample_count=s.mv.count + len(s.td),
+        closed_by=closed_by,
+        flags=codes(flags),
+        received_at=ms_to_datetime(received_ms),
+        version=version,
+        revision=revision,
+        session_id=s.session_id,
+        ocpp_version=s.ocpp_version,
+        previous_energy_wh=previous.energy_wh if previous is not None else None,
+        previous_duration_s=previous.duration_s if previous is not None else None,
+    )
+
+
+def codes(flags: set[str] | list[str] | frozenset[str]) -> list[str]:
+    """Flags as plain sorted strings (members of :class:`Flag` and the few composed codes)."""
+    return sorted({str(f) for f in flags})
