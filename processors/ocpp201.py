@@ -31,6 +31,7 @@ from processors.inputs import (
     Booted,
     ChargingStateChanged,
     DomainInput,
+    EventSequenced,
     MeterSamples,
     ProblemReported,
     StartDetails,
@@ -169,6 +170,10 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
         ))
     elif report.readings:
         out.append(MeterSamples(gw, event_id, connector, tx, report.readings, frozenset(flags)))
+    seq_no = values.integer(payload.get("seqNo"))
+    if seq_no is not None:
+        # After the start (the session must exist to carry it), before everything else of the event.
+        out.insert(1 if event_type == TransactionEventEnumType.started else 0, EventSequenced(gw, event_id, tx, seq_no))
     return out
 
 
