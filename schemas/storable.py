@@ -28,7 +28,6 @@ import math
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from functools import cache
 from typing import Any, TypeVar
 
 from schemas.base import Record
@@ -291,9 +290,16 @@ class RowCoercer:
         return out
 
 
-@cache
+_COERCERS: dict[int, RowCoercer] = {}
+
+
 def row_coercer(table: Table) -> RowCoercer:
-    return RowCoercer(table)
+    """The coercer of ``table``, built once. Looked up by identity: hashing a frozen ``Table`` (every
+    column) on each row cost more than the check itself."""
+    coercer = _COERCERS.get(id(table))
+    if coercer is None or coercer.table is not table:
+        coercer = _COERCERS[id(table)] = RowCoercer(table)
+    return coercer
 
 
 def storable_row(table: Table, row: list[Any]) -> list[Any]:
