@@ -45,26 +45,27 @@ MAX_CONNECTOR_ID = values.INT32_MAX
 
 def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     """The domain inputs one envelope carries (none for most frames)."""
-    if envelope.message_type is None:
-        return []  # unparseable: kept in the frames table, nothing to correlate
+    action = envelope.action or ""
+    call_in = envelope.direction == Direction.IN and envelope.message_type == MessageType.CALL
+    reader = _CALLS.get(action) if call_in else None
+    if reader is None and not (envelope.direction == Direction.OUT and action == Action.start_transaction):
+        return []  # nothing the sessions need (a Heartbeat, most answers, an unparseable frame): not parsed
     try:
         message = json.loads(envelope.frame)
     except ValueError:  # includes integers beyond Python's digit limit
         return []
     if not isinstance(message, list) or len(message) < 3:
         return []
-    action = envelope.action or ""
-    if envelope.direction == Direction.IN and envelope.message_type == MessageType.CALL:
-        reader = _CALLS.get(action)
+    if reader is not None:
         payload = message[3] if len(message) > 3 and isinstance(message[3], dict) else {}
-        return [reader(envelope, payload)] if reader is not None else []
-    if envelope.direction == Direction.OUT and action == Action.start_transaction:
-        message_id = values.text(envelope.message_id)
-        if envelope.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict):
-            tx = transaction_id(message[2].get("transactionId"))
-            return [StartAnswered(envelope.gateway_ts_ms, _event_id(envelope), message_id, tx)]
-        if envelope.message_type == MessageType.CALL_ERROR:
-            return [StartAnswered(envelope.gateway_ts_ms, _event_id(envelope), message_id, None)]
+        return [reader(envelope, payload)]
+    # The answer to a StartTransaction: the transactionId it gave, or none (CALLERROR).
+    message_id = values.text(envelope.message_id)
+    if envelope.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict):
+        tx = transaction_id(message[2].get("transactionId"))
+        return [StartAnswered(envelope.gateway_ts_ms, envelope.event_id(), message_id, tx)]
+    if envelope.message_type == MessageType.CALL_ERROR:
+        return [StartAnswered(envelope.gateway_ts_ms, envelope.event_id(), message_id, None)]
     return []
 
 
@@ -78,17 +79,9 @@ def connector_id(raw: Any) -> int | None:
     return values.in_range(values.integer(raw), 0, MAX_CONNECTOR_ID)
 
 
-def _event_id(envelope: FrameEnvelope) -> str:
-    return f"{envelope.connection_id}/{envelope.seq}"
-
-
-def _gateway_flags(envelope: FrameEnvelope) -> frozenset[str]:
-    return frozenset(f for f in envelope.flags if f.startswith("schema"))
-
-
 def _start(env: FrameEnvelope, payload: dict[str, Any]) -> StartRequested:
-    details = start_details(payload, _gateway_flags(env))
-    return StartRequested(env.gateway_ts_ms, _event_id(env), values.text(env.message_id), details)
+    details = start_details(payload, env.content_flags())
+    return StartRequested(env.gateway_ts_ms, env.event_id(), values.text(env.message_id), details)
 
 
 def start_details(payload: dict[str, Any], gateway_flags: frozenset[str]) -> StartDetails:
@@ -109,7 +102,7 @@ def start_details(payload: dict[str, Any], gateway_flags: frozenset[str]) -> Sta
 
 
 def _stop(env: FrameEnvelope, payload: dict[str, Any]) -> TransactionStopped:
-    flags = set(_gateway_flags(env))
+    flags = set(env.content_flags())
     raw_tx = payload.get("transactionId")
     tx = transaction_id(raw_tx)
     if tx is None:
@@ -124,25 +117,25 @@ def _stop(env: FrameEnvelope, payload: dict[str, Any]) -> TransactionStopped:
     # The first worker's digest of a stop, kept so that stops it remembered are still recognised.
     fingerprint = json.dumps([payload.get(k) for k in ("transactionId", "meterStop", "timestamp", "reason")], sort_keys=True)
     return TransactionStopped(
-        env.gateway_ts_ms, _event_id(env), tx, values.text(raw_tx)[:64], values.text(payload.get("idTag")),
+        env.gateway_ts_ms, env.event_id(), tx, values.text(raw_tx)[:64], values.text(payload.get("idTag")),
         meter_stop, payload.get("meterStop") is not None, stopped_ms,
         values.text(payload.get("reason")) or DEFAULT_STOP_REASON, report.readings, fingerprint, frozenset(flags),
     )
 
 
 def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> MeterSamples:
-    flags = set(_gateway_flags(env))
+    flags = set(env.content_flags())
     connector = connector_id(payload.get("connectorId"))
     if connector is None:
         flags.add(Flag.CONNECTOR_ID_INVALID)
     tx = transaction_id(payload.get("transactionId")) if payload.get("transactionId") is not None else None
     report = read_meter_values(payload.get("meterValue"))
     flags |= report.flags
-    return MeterSamples(env.gateway_ts_ms, _event_id(env), connector, tx, report.readings, frozenset(flags))
+    return MeterSamples(env.gateway_ts_ms, env.event_id(), connector, tx, report.readings, frozenset(flags))
 
 
 def _status(env: FrameEnvelope, payload: dict[str, Any]) -> StatusReported:
-    flags = set(_gateway_flags(env))
+    flags = set(env.content_flags())
     connector = connector_id(payload.get("connectorId"))
     occurred_ms, time_flags = parse_charger_time(payload.get("timestamp"))
     # The timestamp is optional in StatusNotification: its absence is no doubt.
@@ -155,14 +148,14 @@ def _status(env: FrameEnvelope, payload: dict[str, Any]) -> StatusReported:
         flags.add(Flag.CONNECTOR_ID_INVALID)
         connector = -1  # the correlator records nothing for it; the frame row keeps what was sent
     return StatusReported(
-        env.gateway_ts_ms, _event_id(env), connector, values.text(payload.get("status")), error_code,
+        env.gateway_ts_ms, env.event_id(), connector, values.text(payload.get("status")), error_code,
         values.text(payload.get("info")), values.text(payload.get("vendorId")),
         values.text(payload.get("vendorErrorCode")), occurred_ms, frozenset(flags),
     )
 
 
 def _boot(env: FrameEnvelope, payload: dict[str, Any]) -> Booted:
-    return Booted(env.gateway_ts_ms, _event_id(env), values.text(payload.get("firmwareVersion")))
+    return Booted(env.gateway_ts_ms, env.event_id(), values.text(payload.get("firmwareVersion")))
 
 
 _CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], DomainInput]] = {

@@ -54,22 +54,16 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     """The domain inputs one envelope carries (none for most frames)."""
     if envelope.message_type != MessageType.CALL or envelope.direction != Direction.IN:
         return []  # in 2.0.1 no answer carries anything the sessions need
+    reader = _CALLS.get(envelope.action or "")
+    if reader is None:
+        return []  # nothing the sessions need (a Heartbeat, an Authorize): not parsed
     try:
         message = json.loads(envelope.frame)
     except ValueError:
         return []
     if not isinstance(message, list) or len(message) < 4 or not isinstance(message[3], dict):
         return []
-    reader = _CALLS.get(envelope.action or "")
-    return reader(envelope, message[3]) if reader is not None else []
-
-
-def _event_id(env: FrameEnvelope) -> str:
-    return f"{env.connection_id}/{env.seq}"
-
-
-def _gateway_flags(env: FrameEnvelope) -> set[str]:
-    return {f for f in env.flags if f.startswith("schema")}
+    return reader(envelope, message[3])
 
 
 def _evse_id(raw: Any) -> int | None:
@@ -126,7 +120,7 @@ def _register(report: MeterReport, context: str) -> tuple[float | None, tuple[Re
 
 
 def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
-    flags = _gateway_flags(env)
+    flags = set(env.content_flags())
     info = payload.get("transactionInfo") if isinstance(payload.get("transactionInfo"), dict) else {}
     tx = transaction_id(info.get("transactionId"))
     event_type = values.text(payload.get("eventType"))
@@ -142,7 +136,7 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
         flags.add(Flag.TRIGGER_REASON_MISSING)  # MicroOcpp #405: answered, used, flagged
     report = meter_report(payload.get("meterValue"))
     flags |= report.flags
-    gw, event_id = env.gateway_ts_ms, _event_id(env)
+    gw, event_id = env.gateway_ts_ms, env.event_id()
     out: list[DomainInput] = []
     if tx is None:
         flags.add(Flag.TRANSACTION_ID_INVALID)
@@ -178,14 +172,14 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
 
 
 def _status(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
-    flags = _gateway_flags(env)
+    flags = set(env.content_flags())
     evse = _evse_id(payload.get("evseId"))
     occurred_ms, time_flags = parse_charger_time(payload.get("timestamp"))
     flags |= time_flags - {Flag.TIMESTAMP_MISSING}
     if evse is None:
         flags.add(Flag.CONNECTOR_ID_INVALID)
         evse = -1  # nothing to put on a timeline; the frame row keeps what was sent
-    return [StatusReported(env.gateway_ts_ms, _event_id(env), evse, values.text(payload.get("connectorStatus")), NO_ERROR,
+    return [StatusReported(env.gateway_ts_ms, env.event_id(), evse, values.text(payload.get("connectorStatus")), NO_ERROR,
                            "", "", "", occurred_ms, frozenset(flags), raises_faults=False)]
 
 
@@ -208,9 +202,9 @@ def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInp
         actual = values.text(event.get("actualValue")).strip().lower()
         code = f"{values.text(component.get('name'))}/{variable_name}"
         out.append(ProblemReported(
-            env.gateway_ts_ms, _event_id(env), connector, code, actual in _TRUE,
+            env.gateway_ts_ms, env.event_id(), connector, code, actual in _TRUE,
             f"{values.text(event.get('trigger'))} {values.text(event.get('actualValue'))}".strip(),
-            values.text(event.get("techCode")), occurred_ms, frozenset(time_flags | _gateway_flags(env)),
+            values.text(event.get("techCode")), occurred_ms, time_flags | env.content_flags(),
         ))
     return out
 
@@ -218,13 +212,13 @@ def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInp
 def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
     evse = _evse_id(payload.get("evseId"))
     report = meter_report(payload.get("meterValue"))
-    flags = _gateway_flags(env) | report.flags
-    return [MeterSamples(env.gateway_ts_ms, _event_id(env), evse or None, None, report.readings, frozenset(flags))]
+    flags = env.content_flags() | report.flags
+    return [MeterSamples(env.gateway_ts_ms, env.event_id(), evse or None, None, report.readings, frozenset(flags))]
 
 
 def _boot(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
     station = payload.get("chargingStation") if isinstance(payload.get("chargingStation"), dict) else {}
-    return [Booted(env.gateway_ts_ms, _event_id(env), values.text(station.get("firmwareVersion")))]
+    return [Booted(env.gateway_ts_ms, env.event_id(), values.text(station.get("firmwareVersion")))]
 
 
 _CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], list[DomainInput]]] = {

@@ -57,6 +57,15 @@ class FrameEnvelope(BaseModel):
     error: str | None = Field(default=None, description="why the frame could not be parsed or validated")
     flags: tuple[str, ...] = ()
 
+    def event_id(self) -> str:
+        """Names the frame: connection id / sequence number, stable across replays."""
+        return f"{self.connection_id}/{self.seq}"
+
+    def content_flags(self) -> frozenset[str]:
+        """The gateway's flags about the payload (``schema_violation``, ``schema:<field>:<rule>``): they
+        travel on to the rows made of it."""
+        return frozenset(f for f in self.flags if f.startswith("schema"))
+
     def key(self) -> bytes:
         """The Kafka key: the charge point id, so one charger's frames stay in one partition."""
         return self.charge_point_id.encode()
