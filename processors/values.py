@@ -55,6 +55,8 @@ def text(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         value = str(value)
+    if value.isascii():
+        return value  # the common case, without an encode
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
