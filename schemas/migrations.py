@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 from schemas import ddl
 from schemas.tables import (
+    CHARGE_ATTEMPTS,
     CHARGER_DAILY,
     CONNECTOR_STATUS,
     FAULT_EVENTS,
     FAULTS_DAILY,
     FRAMES,
+    OUTAGE_EXCLUSIONS,
+    PORT_OUTAGES,
     SESSIONS,
     SESSIONS_DAILY,
     SESSIONS_DAILY_V2,
@@ -90,6 +93,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "OCPP 2.0.1 beside 1.6: sessions.ocpp_version, fault_events.ocpp_version",
         (AddColumns(SESSIONS), AddColumns(FAULT_EVENTS)),
+    ),
+    Migration(
+        5,
+        "reliability KPIs: port_outages, outage_exclusions, charge_attempts; sessions.charging_s, suspended_ev_s, "
+        "suspended_evse_s, blocked_after_stop_s",
+        (CreateTable(PORT_OUTAGES), CreateTable(OUTAGE_EXCLUSIONS), CreateTable(CHARGE_ATTEMPTS), AddColumns(SESSIONS)),
     ),
 )
 

@@ -70,6 +70,10 @@ class Session(Record):
     previous_energy_wh: float | None = None
     previous_duration_s: float | None = None
     ocpp_version: str = "ocpp1.6"
+    charging_s: float | None = None
+    suspended_ev_s: float | None = None
+    suspended_evse_s: float | None = None
+    blocked_after_stop_s: float | None = None
 
 
 class FaultEvent(Record):
@@ -131,3 +135,81 @@ class FrameRow(Record):
     seq: int
     error: str
     flags: list[str] = Field(default_factory=list)
+
+
+class OutageCause(StrEnum):
+    """Why a port is out of service (KPIS.md, Outages). Station causes come from connector 0."""
+
+    OFFLINE = "offline"
+    FAULTED = "faulted"
+    UNAVAILABLE = "unavailable"
+    STATION_FAULTED = "station_faulted"
+    STATION_UNAVAILABLE = "station_unavailable"
+
+
+class ExclusionReason(StrEnum):
+    """EV-ChART's excluded-outage reasons (23 CFR 680.116(b)); the export writes :data:`EV_CHART_CODES`."""
+
+    UTILITY_INTERRUPTION = "utility_interruption"
+    VEHICLE_CAUSED = "vehicle_caused"
+    SCHEDULED_MAINTENANCE = "scheduled_maintenance"
+    VANDALISM = "vandalism"
+    NATURAL_DISASTER = "natural_disaster"
+    OUTSIDE_OPERATING_HOURS = "outside_operating_hours"
+
+
+class AttemptKind(StrEnum):
+    """What a charge attempt was (KPIS.md, Attempts)."""
+
+    START_TRANSACTION = "start_transaction"
+    AUTHORIZE_WITHOUT_START = "authorize_without_start"
+    PLUGIN_WITHOUT_START = "plugin_without_start"
+
+
+class PortOutage(Record):
+    """A port out of service, one row per outage; re-emitted with a newer ``version`` when it ends
+    (``ended_at`` / ``duration_s`` NULL while open) or when an exclusion overlaps it."""
+
+    charge_point_id: str
+    connector_id: int
+    outage_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    cause: OutageCause
+    error_code: str
+    vendor_error_code: str
+    excluded_reason: str
+    version: int
+
+
+class OutageExclusion(Record):
+    """An operator's exclusion: outage minutes of the port (``connector_id`` 0: every port) inside
+    ``[from_at, to_at)`` do not count against uptime."""
+
+    exclusion_id: str
+    charge_point_id: str
+    connector_id: int
+    from_at: datetime
+    to_at: datetime
+    reason: ExclusionReason
+    note: str
+    recorded_at: datetime
+
+
+class ChargeAttempt(Record):
+    """A driver's attempt to charge (KPIS.md, Attempts); a transaction's follows its session's revisions."""
+
+    charge_point_id: str
+    connector_id: int
+    attempt_id: str
+    started_at: datetime
+    kind: AttemptKind
+    transaction_id: str
+    id_tag: str
+    delivered: bool
+    ended_ok: bool
+    failure: str
+    start_delay_s: float | None
+    version: int
+    ocpp_version: str = "ocpp1.6"

@@ -86,6 +86,11 @@ SESSIONS = Table(
         Column("previous_duration_s", "Nullable(Float64)", "duration_s of the revision this one replaces", since=3),
         Column("ocpp_version", LC, "ocpp1.6 | ocpp2.0.1 (the protocol of the frame that opened it); '' before migration 4",
                since=4),
+        Column("charging_s", "Nullable(Float64)", "time the connector was Charging during the session", since=5),
+        Column("suspended_ev_s", "Nullable(Float64)", "time in SuspendedEV (the car paused or was full)", since=5),
+        Column("suspended_evse_s", "Nullable(Float64)", "time in SuspendedEVSE (the charger withheld power)", since=5),
+        Column("blocked_after_stop_s", "Nullable(Float64)",
+               "from the stop until the connector was Available again; NULL until known (a later revision)", since=5),
     ),
     # session_id joined the key in migration 3: rows written before it have session_id ''.
     order_by=("charge_point_id", "transaction_id", "session_id"),
@@ -231,6 +236,77 @@ FAULTS_DAILY = View(
     ),
 )
 
-ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES)
+PORT_OUTAGES = Table(
+    name="port_outages",
+    comment="A port (connector >= 1) out of service: its charger offline, it or the station Faulted or Unavailable. "
+            "Newest version wins: an open outage (ended_at NULL) is re-emitted when it ends.",
+    columns=(
+        Column("charge_point_id", LC, since=5),
+        Column("connector_id", "UInt32", "the port (>= 1)", since=5),
+        Column("outage_id", "String", "charge point + port + start: stable across replays", since=5),
+        Column("started_at", TS, "gateway clock of the frame or connection event that began it", since=5),
+        Column("ended_at", NULLABLE_TS, "NULL while open", since=5),
+        Column("duration_s", "Nullable(Float64)", "NULL while open", since=5),
+        Column("cause", LC, "offline | faulted | unavailable | station_faulted | station_unavailable (the first cause)",
+               since=5),
+        Column("error_code", LC, "the fault's errorCode (OCPP 1.6) or Component/Variable (2.0.1); '' if none", since=5),
+        Column("vendor_error_code", "String", since=5),
+        Column("excluded_reason", LC, "an operator exclusion overlapping it (EV-ChART reason); '' if none", since=5),
+        Column("version", "UInt64", since=5),
+    ),
+    order_by=("charge_point_id", "connector_id", "outage_id"),
+    partition_by="toYYYYMM(started_at)",
+    version_column="version",
+)
+
+OUTAGE_EXCLUSIONS = Table(
+    name="outage_exclusions",
+    comment="Operator exclusions (ocpp-pipeline outages exclude): outage minutes inside one do not count against uptime.",
+    columns=(
+        Column("exclusion_id", "String", "content hash: recording the same exclusion twice is one row", since=5),
+        Column("charge_point_id", LC, since=5),
+        Column("connector_id", "UInt32", "the port; 0 = every port of the charger", since=5),
+        Column("from_at", TS, since=5),
+        Column("to_at", TS, since=5),
+        Column("reason", LC, "utility_interruption | vehicle_caused | scheduled_maintenance | vandalism | "
+                             "natural_disaster | outside_operating_hours", since=5),
+        Column("note", "String", since=5),
+        Column("recorded_at", TS, since=5),
+    ),
+    order_by=("charge_point_id", "exclusion_id"),
+    partition_by=None,
+    version_column="recorded_at",
+)
+
+CHARGE_ATTEMPTS = Table(
+    name="charge_attempts",
+    comment="A driver's attempt to charge: a transaction, an Authorize not followed by a start, or a plug-in "
+            "(Preparing) back to Available without one. Newest version wins (a transaction's attempt follows its "
+            "session's revisions).",
+    columns=(
+        Column("charge_point_id", LC, since=5),
+        Column("connector_id", "UInt32", "0 when unknown (an Authorize names no connector)", since=5),
+        Column("attempt_id", "String", "the session id for a transaction; else charge point + first frame", since=5),
+        Column("started_at", TS, "gateway clock: the earliest of its Authorize, its plug-in (Preparing), its start",
+               since=5),
+        Column("kind", LC, "start_transaction | authorize_without_start | plugin_without_start", since=5),
+        Column("transaction_id", "String", "'' if none", since=5),
+        Column("id_tag", "String", since=5),
+        Column("delivered", "Bool", "the session delivered energy > 0 or reported Charging", since=5),
+        Column("ended_ok", "Bool", "delivered, stopped Local / Remote / EVDisconnected, not into Faulted", since=5),
+        Column("failure", LC, "short code; '' when ended_ok", since=5),
+        Column("start_delay_s", "Nullable(Float64)", "first Charging - started_at", since=5),
+        Column("version", "UInt64", since=5),
+        Column("ocpp_version", LC, since=5),
+    ),
+    order_by=("charge_point_id", "attempt_id"),
+    partition_by="toYYYYMM(started_at)",
+    version_column="version",
+)
+
+ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES, PORT_OUTAGES, CHARGE_ATTEMPTS)
+"""The tables the worker writes from the frames topic (a replay rebuilds exactly these)."""
+OPERATOR_TABLES: tuple[Table, ...] = (OUTAGE_EXCLUSIONS,)
+"""Tables operators write through the CLI; never rebuilt by a replay."""
 AGGREGATE_TABLES: tuple[Table, ...] = (CHARGER_DAILY,)
 VIEWS: tuple[View, ...] = (SESSIONS_DAILY, FAULTS_DAILY)
