@@ -28,7 +28,7 @@ from gateway.actions import VERSIONS
 from gateway.errors import ActionNotImplemented, InternalError, NotSupported, OcppError, RpcFrameworkError
 from gateway.payload_schemas import Validator, violation, violation_flag
 from gateway.transaction_ids import TransactionIdAllocator
-from schemas.envelope import Direction, FrameEnvelope, MessageType
+from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope, MessageType
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,14 @@ class FrameHandler:
             error=error,
             flags=flags,
         )
+
+    def connection_event(self, event: ConnectionEvent, now_ms: int, *, close_code: int | None = None,
+                         reason: str | None = None) -> FrameEnvelope:
+        """The envelope saying this connection opened (the connection's first ``seq``) or closed (its last)."""
+        envelope = self.envelope(Direction.IN, "", now_ms)
+        if event is ConnectionEvent.CONNECTED:
+            return envelope.model_copy(update={"event": event})
+        return envelope.model_copy(update={"event": event, "close_code": close_code, "reason": (reason or None) and reason[:200]})
 
     def _reply(
         self, inbound: FrameEnvelope, reply: str, now_ms: int, *, is_error: bool, durable: bool, outcome: str

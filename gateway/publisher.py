@@ -169,7 +169,7 @@ class FramePublisher:
         for partition, chunk in chunks.items():
             batch, members = producer.create_batch(), []
             for key, item in chunk:
-                value = item[0].model_dump_json().encode()
+                value = item[0].to_bytes()
                 if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
                     batches.append((partition, batch, members))
                     batch, members = producer.create_batch(), []

@@ -38,6 +38,7 @@ from gateway.publisher import FramePublisher
 from gateway.settings import GatewaySettings
 from gateway.transaction_ids import TransactionIdAllocator
 from infra.settings import KafkaSettings
+from schemas.envelope import ConnectionEvent
 from schemas.topics import FRAMES
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,9 @@ class Gateway:
         )
         self.metrics.connections.inc()
         self.metrics.open_connections.inc()
+        # Queued before any frame of the connection: the producer keeps a partition's order, so every frame
+        # acknowledged after it proves it stored too (uptime counts the charger online from here).
+        await self.publisher.submit(handler.connection_event(ConnectionEvent.CONNECTED, now_ms()))
         try:
             async for message in connection:
                 await self._handle(connection, handler, message)
@@ -217,6 +221,10 @@ class Gateway:
             self.metrics.open_connections.dec()
             if self._by_charge_point.get(charge_point_id) is connection:
                 del self._by_charge_point[charge_point_id]
+            # On SIGTERM the server waits for this handler before the publisher flushes: the event is stored.
+            await self.publisher.submit(handler.connection_event(
+                ConnectionEvent.DISCONNECTED, now_ms(), close_code=connection.close_code or 1006,
+                reason=connection.close_reason))
 
     async def _handle(self, connection: ServerConnection, handler: FrameHandler, message: str | bytes) -> None:
         received_ms = now_ms()

@@ -30,6 +30,18 @@ class MessageType(IntEnum):
     CALL_ERROR = 4
 
 
+class ConnectionEvent(StrEnum):
+    """A charger's WebSocket connection opened or closed (KPIS.md, Connection events). The envelope
+    that says it has ``frame`` ``""`` and no message type, action or id."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+# Written only on connection events, so a frame's JSON is what it was before they existed.
+_CONNECTION_FIELDS = frozenset({"event", "close_code", "reason"})
+
+
 class FrameEnvelope(BaseModel):
     """One frame as the gateway saw it. Field names are the JSON keys on the topic.
 
@@ -56,6 +68,13 @@ class FrameEnvelope(BaseModel):
     message_id: str | None = None
     error: str | None = Field(default=None, description="why the frame could not be parsed or validated")
     flags: tuple[str, ...] = ()
+    event: ConnectionEvent | None = Field(default=None, description="set on connection events only")
+    close_code: int | None = Field(default=None, description="disconnected: the WebSocket close code (1006: no close frame)")
+    reason: str | None = Field(default=None, description="disconnected: the close reason, when known")
+
+    def to_bytes(self) -> bytes:
+        """The JSON value on the topic. The connection-event fields appear only on connection events."""
+        return self.model_dump_json(exclude=None if self.event is not None else _CONNECTION_FIELDS).encode()
 
     def event_id(self) -> str:
         """Names the frame: connection id / sequence number, stable across replays."""

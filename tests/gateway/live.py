@@ -34,9 +34,11 @@ async def running_gateway(settings: GatewaySettings, kafka: KafkaSettings, topic
 
 
 async def read_envelopes(
-    kafka: KafkaSettings, topic: str, until: Callable[[list[FrameEnvelope]], bool], timeout_s: float = 30
+    kafka: KafkaSettings, topic: str, until: Callable[[list[FrameEnvelope]], bool], timeout_s: float = 30,
+    *, connection_events: bool = False,
 ) -> list[FrameEnvelope]:
-    """Read ``topic`` from the start until ``until(envelopes)`` holds (or the time runs out)."""
+    """Read ``topic`` from the start until ``until(envelopes)`` holds (or the time runs out). Connection
+    events (``connected`` / ``disconnected`` envelopes) are left out unless ``connection_events``."""
     consumer = AIOKafkaConsumer(topic, **kafka.client_options(), auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     envelopes: list[FrameEnvelope] = []
@@ -44,7 +46,8 @@ async def read_envelopes(
         deadline = asyncio.get_running_loop().time() + timeout_s
         while not until(envelopes) and asyncio.get_running_loop().time() < deadline:
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                envelopes.extend(FrameEnvelope.model_validate_json(r.value) for r in records)
+                read = (FrameEnvelope.model_validate_json(r.value) for r in records)
+                envelopes.extend(e for e in read if connection_events or e.event is None)
     finally:
         await consumer.stop()
     return envelopes

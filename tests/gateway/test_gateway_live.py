@@ -52,7 +52,7 @@ def test_every_action_through_an_independent_client(kafka_settings: KafkaSetting
                 r["diag"] = await cp.call(call.DiagnosticsStatusNotification(status="Idle"))
                 r["firmware"] = await cp.call(call.FirmwareStatusNotification(status="Idle"))
                 listener.cancel()
-        envelopes = await read_envelopes(kafka_settings, topic, lambda e: len(e) >= 20)
+        envelopes = await read_envelopes(kafka_settings, topic, lambda e: len(e) >= 22, connection_events=True)
         return r, envelopes
 
     r, envelopes = asyncio.run(run())
@@ -62,9 +62,15 @@ def test_every_action_through_an_independent_client(kafka_settings: KafkaSetting
     assert r["start"].transaction_id > 0 and r["start"].id_tag_info == {"status": "Accepted"}
     assert r["stop"].id_tag_info == {"status": "Accepted"}
     assert r["data"].status == "UnknownVendorId"
+    # The connection's opening and closing (KPIS.md, connection events) frame its frames.
+    opened, *envelopes, closed = envelopes
+    assert (opened.event, opened.seq, opened.frame, opened.action, opened.message_type) == ("connected", 0, "", None, None)
+    assert (closed.event, closed.seq, closed.close_code) == ("disconnected", 21, 1000)
+    assert opened.connection_id == closed.connection_id == envelopes[0].connection_id
+    assert "event" not in json.loads(envelopes[0].to_bytes())  # frames' JSON is as before connection events
     # Every frame in both directions, in order, keyed by the charger, exactly as on the wire.
     assert len(envelopes) == 20
-    assert [e.seq for e in envelopes] == list(range(20))
+    assert [e.seq for e in envelopes] == list(range(1, 21))
     assert {e.charge_point_id for e in envelopes} == {"CP-1"} and {e.ocpp_version for e in envelopes} == {"ocpp1.6"}
     inbound, outbound = by_message(envelopes, "in"), by_message(envelopes, "out")
     assert inbound.keys() == outbound.keys()
