@@ -107,3 +107,28 @@ def test_forgotten_partitions_lose_their_clock_and_deadlines_and_come_back_by_re
     assert processor.recover({3}, states.items()) == 1
     processor.advance(3, T0_MS + 10**7 + 1)
     assert len(processor.take().sessions) == 1
+
+
+def test_the_correlator_makes_the_same_of_msgspec_envelopes_as_of_pydantic_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Everything a normalizer or the correlator reads of an envelope (fields and derived facts such as
+    ``content_flags``) is there on the msgspec struct: the same rows, records and states, no failure."""
+    from processors import pipeline
+    from tests.processors.test_worker_live import fleet
+
+    values = [(e.key(), e.model_dump_json().encode()) for script in fleet() for e in script.envelopes]
+    values.append((b"CP-9", FrameEnvelope.model_validate(
+        json.loads(envelopes()[0]) | {"charge_point_id": "CP-9", "flags": ["schema_violation", "schema:x:y"]}
+    ).model_dump_json().encode()))
+
+    def run() -> tuple:
+        processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), {}.get)
+        for offset, (key, value) in enumerate(values):
+            processor.process(0, offset, key, value, 0)
+        processor.advance(0, T0_MS + 10**8)
+        out = processor.take()
+        return out.rows, out.sessions, out.faults, out.states, out.processing_failures
+
+    fast = run()
+    assert fast[-1] == 0
+    monkeypatch.setattr(pipeline, "decode_envelope", FrameEnvelope.model_validate_json)
+    assert run() == fast
