@@ -132,3 +132,82 @@ def test_the_correlator_makes_the_same_of_msgspec_envelopes_as_of_pydantic_ones(
     assert fast[-1] == 0
     monkeypatch.setattr(pipeline, "decode_envelope", FrameEnvelope.model_validate_json)
     assert run() == fast
+
+
+CRASH_POINTS = ("processed", "rows", "topics", "states", "committed")
+
+
+def _stored_run(values: list[tuple[int, bytes, bytes]], batch: int, crash: tuple[int, str] | None) -> tuple:
+    """The worker's commit order over a store: per flush rows, then topic records, then states, then
+    offsets; ``crash`` = (flush number, the last step done) restarts from what is stored then (a new
+    processor, the committed offsets, the stored states). Returns what the store ends with: frame rows
+    by their key, the newest revision of every session and fault, the states."""
+    rows: dict = {}
+    records: dict = {}
+    states: dict[str, bytes] = {}
+    committed = {0: 0, 1: 0}
+
+    def store(step: str, out, offsets: dict[int, int]) -> None:
+        if step == "rows":
+            for row in out.rows["frames"]:
+                rows[(row[0], row[9], row[10])] = row
+        elif step == "topics":
+            for session in out.sessions:  # the newest revision is what a reader keeps
+                key = ("session", session.charge_point_id, session.session_id)
+                if key not in records or records[key].version <= session.version:
+                    records[key] = session
+            for fault in out.faults:
+                records[("fault", fault.charge_point_id, fault.event_id, fault.event)] = fault
+        elif step == "states":
+            states.update(out.states)
+        elif step == "committed":
+            committed.update(offsets)
+
+    def run(crash_at: tuple[int, str] | None) -> bool:
+        processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), states.get)
+        processor.recover({0, 1}, list(states.items()))  # as the worker does before its first batch
+        todo = [(p, o, k, v) for p, o, k, v in values if o >= committed[p]]
+        for flush, start in enumerate(range(0, len(todo), batch)):
+            offsets = {}
+            for partition, offset, key, value in todo[start:start + batch]:
+                processor.process(partition, offset, key, value, 0)
+                offsets[partition] = offset + 1
+            if start + batch >= len(todo):
+                for partition in (0, 1):
+                    processor.advance(partition, T0_MS + 10**8)  # the end: every window closes
+            out = processor.take()
+            for step in CRASH_POINTS[1:]:
+                store(step, out, offsets)
+                if crash_at == (flush, step):
+                    return False
+            if crash_at == (flush, "processed"):
+                return False
+            processor.persisted(out.states)
+        return True
+
+    if not run(crash):
+        assert run(None)
+    return rows, records, states
+
+
+@pytest.mark.parametrize("crash_step", CRASH_POINTS)
+def test_a_restart_at_any_point_of_the_commit_order_ends_with_the_same_store(crash_step: str) -> None:
+    """Rows -> topics -> states -> offsets: a crash after any step of any flush, then a restart from the
+    committed offsets and the stored states, ends with exactly the rows, records and states of a run
+    without a crash (nothing lost, nothing applied twice)."""
+    from tests.processors.test_worker_live import fleet
+
+    # The gateway writes frames as they come: each partition's offsets follow the gateway clock.
+    envelopes = sorted((e for script in fleet() for e in script.envelopes), key=lambda e: e.gateway_ts_ms)
+    values, offsets = [], {0: 0, 1: 0}
+    for e in envelopes:
+        partition = sum(e.key()) % 2
+        values.append((partition, offsets[partition], e.key(), e.model_dump_json().encode()))
+        offsets[partition] += 1
+    values.sort(key=lambda v: (v[0], v[1]))
+    batch = 9
+    clean = _stored_run(values, batch, None)
+    assert clean[1], "the fleet emits sessions"
+    flushes = -(-len(values) // batch)
+    for flush in range(flushes):
+        assert _stored_run(values, batch, (flush, crash_step)) == clean, f"crash after {crash_step} of flush {flush}"
