@@ -203,8 +203,12 @@ class Worker:
             if frames:
                 await self._take_frames(frames, poll)
             if not consumer.flow_active:
-                # As Faust's own getmany: a rebalance stopped the flow; back to the committed offsets.
-                await consumer.perform_seek()
+                # As Faust's own getmany: a rebalance stopped the flow; back to the committed offsets. The
+                # assignment may have changed meanwhile (a partition gone: nothing to restore there).
+                try:
+                    await consumer.perform_seek()
+                except KafkaError as exc:
+                    log.info("no seek to the committed offsets (%s): a rebalance is under way", exc)
 
     async def _take_frames(self, frames: dict[Any, list[Any]], poll: int) -> None:
         """Hand each partition's records to the processor, or seek back to them (:mod:`processors.intake`).
@@ -260,7 +264,7 @@ class Worker:
         next starts from its committed offset."""
         try:
             await self.app.consumer.seek_wait({tp: offset})
-        except KafkaError as exc:
+        except (KafkaError, asyncio.TimeoutError) as exc:
             log.info("partition %d: not sought back to %d (%s): a rebalance is under way", tp.partition, offset, exc)
 
     def _recover(self, partitions: set[int]) -> None:
