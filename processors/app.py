@@ -17,8 +17,10 @@ remember the last offset applied, so nothing is applied twice, and rows are idem
 
 Rebalances: when partitions are revoked, everything processed so far is flushed and committed before
 the revocation completes (the new owner starts exactly where this one stopped, from states and offsets
-it has written); records fetched while the group was rebalancing are dropped, and Faust seeks every
-assigned partition back to its committed offset once the table is recovered, so they are read again.
+it has written). Records fetched while the group rebalances are not taken, and their partition is sought
+back to them (:mod:`processors.intake`): Faust's own seek to the committed offsets can come before the
+rebalance ends, and it does not move a partition that has no committed offset, so relying on it once
+stalled a restarted worker with frames on Kafka.
 A partition that came back (or came new) is read only after Faust recovered its part of the table and
 the processor indexed its states' deadlines (:meth:`Worker._recover`): the worker is ready before it
 reads frames. Several workers share the partitions; the table (``use_partitioner``: the producer's
