@@ -1,11 +1,14 @@
-"""Worker benchmark: frames/s through the worker (Kafka -> correlate -> ClickHouse) against a raw
-aiokafka consumer reading the same topic in the same run, frames per CPU-second of the worker, and
-end-to-end latency from gateway timestamp to the row being visible in ClickHouse.
+"""Worker benchmark, in one run: a raw aiokafka consumer that JSON-decodes every record, the pure
+frame processor in-process, the worker (Kafka -> correlate -> ClickHouse -> topics -> changelog) on the
+same backlog (frames/s, frames per CPU-second of the worker, peak RSS), optionally two workers sharing
+the topic, and end-to-end latency (gateway timestamp -> row visible in ClickHouse) at offered rates.
 
     .venv/bin/python -m bench.worker_bench                       # needs the local broker running
-    .venv/bin/python -m bench.worker_bench --chargers 2000 --rate 3000 --latency-seconds 15
+    .venv/bin/python -m bench.worker_bench --chargers 1000 --rates 2000,10000 --two-workers
+    .venv/bin/python -m bench.worker_bench --chargers 1000 --rates "" --py-spy /tmp/worker.spy   # profile the drain
 
-Targets from the issue: >= 0.5x the raw consumer; >= 20k frames/s per core; p99 <= 2 s.
+Targets (issue 14): >= 25k frames per worker CPU-second; worker >= 0.15x the JSON-decoding raw
+consumer; p99 <= 1 s at 2k frames/s and <= 2 s at 10k; two workers >= 1.6x one (with the cores).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ async def produce_all(kafka: KafkaSettings, records: list[tuple[bytes, bytes]]) 
 
 
 async def raw_consume(kafka: KafkaSettings, total: int) -> float:
-    """Seconds a bare aiokafka consumer takes to read ``total`` records (values decoded as bytes)."""
+    """Seconds a bare aiokafka consumer takes to read ``total`` records and JSON-decode each value."""
     topic = kafka.topic(FRAMES.name)
     partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
     consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None)
@@ -80,10 +83,34 @@ async def raw_consume(kafka: KafkaSettings, total: int) -> float:
         started, seen = time.perf_counter(), 0
         while seen < total:
             for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for record in records:
+                    json.loads(record.value)
                 seen += len(records)
         return time.perf_counter() - started
     finally:
         await consumer.stop()
+
+
+def pure_processor(records: list[tuple[bytes, bytes]], partitions: int, flush_rows: int = 5000) -> float:
+    """Frames/s of the FrameProcessor alone, in this process: envelopes in, rows and states out (taken
+    every ``flush_rows`` frames, as the worker does), no I/O."""
+    from processors.correlator import CorrelatorConfig
+    from processors.pipeline import FrameProcessor
+
+    states: dict[str, bytes] = {}
+    processor = FrameProcessor(CorrelatorConfig(), states.get)
+    offsets = [0] * partitions
+    started = time.perf_counter()
+    for key, value in records:
+        p = hash(key) % partitions
+        processor.process(p, offsets[p], key, value, 0)
+        offsets[p] += 1
+        if processor.pending_frames >= flush_rows:
+            out = processor.take()
+            states.update(out.states)
+            processor.persisted(out.states)
+    processor.take()
+    return len(records) / (time.perf_counter() - started)
 
 
 class Worker:
@@ -97,6 +124,12 @@ class Worker:
         request = urllib.request.Request(f"http://127.0.0.1:{self.env['OCPP_WORKER_WEB_PORT']}/sql", data=sql.encode(), method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["rows"]
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -134,98 +167,177 @@ class Worker:
         self.log.close()
 
 
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+
+def _drain_backlog(workers: list[Worker], total: int) -> tuple[float, float, float, dict[str, float]]:
+    """Wall seconds until ``total`` frames are in ClickHouse, CPU seconds of the workers, their peak
+    RSS (MiB, sampled), and CPU seconds by thread name (all workers)."""
+    cpu0 = [w.cpu_seconds() for w in workers]
+    threads0 = [w.cpu_by_thread() for w in workers]
+    started, peak, marks = time.perf_counter(), 0.0, {}
+    while (done := sum(w.query("SELECT count() FROM ocpp.frames")[0][0] for w in workers[:1])) < total:
+        rss = max(w.rss_mib() for w in workers)
+        peak = max(peak, rss)
+        for share in (0.1, 0.25, 0.5, 0.75, 0.9):
+            if done >= share * total and share not in marks:
+                marks[share] = rss
+        time.sleep(0.2)
+    print("RSS of the worker while draining (share of the backlog done: MiB): "
+          + ", ".join(f"{share:.0%}: {rss:.0f}" for share, rss in sorted(marks.items())), flush=True)
+    wall = time.perf_counter() - started
+    cpu = sum(w.cpu_seconds() - c for w, c in zip(workers, cpu0))
+    threads: dict[str, float] = {}
+    for w, t0 in zip(workers, threads0):
+        for k, v in w.cpu_by_thread().items():
+            threads[k] = threads.get(k, 0.0) + v - t0.get(k, 0.0)
+    return wall, cpu, peak, threads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chargers", type=int, default=1500)
     parser.add_argument("--sessions", type=int, default=3, help="sessions per charger")
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--rate", type=float, default=2000.0, help="frames/s for the latency run")
+    parser.add_argument("--rates", default="2000,10000", help="offered frames/s of the latency runs")
     parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--flush-rows", type=int, default=5000)
+    parser.add_argument("--two-workers", action="store_true", help="also drain a second backlog with two workers")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--py-spy", type=Path, help="record the worker with py-spy while it drains the backlog "
+                        "(collapsed stacks to this file)")
     args = parser.parse_args()
-    run = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(bootstrap_servers=args.bootstrap, partitions=args.partitions, topic_prefix=f"bench{run}.")
-    asyncio.run(ensure_topics(kafka))
-    home = Path(f"/tmp/ocpp-worker-bench-{run}")
-    env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-           "OCPP_KAFKA_PARTITIONS": str(args.partitions), "OCPP_HOME": str(home), "OCPP_WORKER_APP_ID": f"bench{run}",
-           "OCPP_WORKER_WEB_PORT": str(6100 + random.randint(0, 800)), "OCPP_WORKER_FLUSH_INTERVAL_S": "0.5"}
 
     print(f"generating traffic of {args.chargers} chargers x {args.sessions} sessions...", flush=True)
     records = [(e.key(), e.model_dump_json().encode()) for n in range(args.chargers) for e in charger_day(n, args.sessions).envelopes]
     total = len(records)
-    asyncio.run(produce_all(kafka, records))
-    print(f"{total} frames on {kafka.topic(FRAMES.name)} ({args.partitions} partitions)", flush=True)
+    pure_rate = pure_processor(records, args.partitions, args.flush_rows)
 
-    raw_s = asyncio.run(raw_consume(kafka, total))
-    raw_rate = total / raw_s
+    def setup(tag: str, produce: bool = True) -> tuple[KafkaSettings, dict[str, str], Path]:
+        run = uuid.uuid4().hex[:8]
+        kafka = KafkaSettings(bootstrap_servers=args.bootstrap, partitions=args.partitions, topic_prefix=f"bench{run}.")
+        asyncio.run(ensure_topics(kafka))
+        home = Path(f"/tmp/ocpp-worker-bench-{run}")
+        env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+               "OCPP_KAFKA_PARTITIONS": str(args.partitions), "OCPP_HOME": str(home), "OCPP_WORKER_APP_ID": f"bench{run}",
+               "OCPP_WORKER_WEB_PORT": str(6100 + random.randint(0, 800)), "OCPP_WORKER_FLUSH_INTERVAL_S": "0.5",
+               "OCPP_WORKER_FLUSH_ROWS": str(args.flush_rows)}
+        if produce:
+            asyncio.run(produce_all(kafka, records))
+            print(f"{total} frames on {kafka.topic(FRAMES.name)} ({args.partitions} partitions) [{tag}]", flush=True)
+        return kafka, env, home
+
+    kafka, env, home = setup("one worker")
+    raw_rate = total / asyncio.run(raw_consume(kafka, total))
 
     worker = Worker(env, home.with_suffix(".log"))
+    latencies: dict[float, list[float]] = {}
     try:
         worker.wait_ready()
-        cpu0, threads0, started = worker.cpu_seconds(), worker.cpu_by_thread(), time.perf_counter()
-        while worker.query("SELECT count() FROM ocpp.frames")[0][0] < total:
-            time.sleep(0.2)
-        worker_s = time.perf_counter() - started
-        worker_cpu = worker.cpu_seconds() - cpu0
-        threads = {k: v - threads0.get(k, 0.0) for k, v in worker.cpu_by_thread().items()}
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(worker.proc.pid), "-r", "200",
+                                    "-f", "raw", "-o", str(args.py_spy), "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker_s, worker_cpu, peak_rss, threads = _drain_backlog([worker], total)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         python_cpu = sum(v for k, v in threads.items() if k.startswith(("python", "ocpp-pipeline")) or k == "asyncio_0")
         sessions = worker.query("SELECT count() FROM ocpp.sessions FINAL")[0][0]
-
-        # Latency: frames stamped with the wall clock at a steady rate; the time each becomes visible.
-        latencies = asyncio.run(_latency_run(kafka, worker, args.rate, args.latency_seconds))
+        for rate in [float(r) for r in args.rates.split(",") if r]:
+            latencies[rate] = asyncio.run(_latency_run(kafka, worker, rate, args.latency_seconds, tag=f"L{int(rate)}"))
     finally:
         worker.stop()
 
+    two = None
+    if args.two_workers:
+        kafka2, env2, home2 = setup("two workers", produce=False)
+        env2b = {**env2, "OCPP_HOME": str(home2) + "-b", "OCPP_WORKER_WEB_PORT": str(int(env2["OCPP_WORKER_WEB_PORT"]) + 1)}
+        asyncio.run(produce_all(kafka2, records))
+        print(f"{total} frames on {kafka2.topic(FRAMES.name)} ({args.partitions} partitions) [two workers]", flush=True)
+        pair = [Worker(env2, home2.with_suffix(".log")), Worker(env2b, home2.with_suffix(".b.log"))]
+        try:
+            # Timed as the single worker is: from both answering (both then join the group and share
+            # the partitions; chDB: each has its own database folder).
+            for w in pair:
+                w.wait_ready()
+            two_cpu0 = [w.cpu_seconds() for w in pair]
+            started = time.perf_counter()
+            while sum(w.query("SELECT count() FROM ocpp.frames")[0][0] for w in pair) < total:
+                time.sleep(0.2)
+            two = (time.perf_counter() - started, sum(w.cpu_seconds() - c for w, c in zip(pair, two_cpu0)))
+        finally:
+            for w in pair:
+                w.stop()
+
     worker_rate = total / worker_s
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2] if latencies else float("nan")
-    p99 = latencies[int(len(latencies) * 0.99)] if latencies else float("nan")
     print()
-    print(f"raw aiokafka consumer : {raw_rate:>9.0f} frames/s")
-    print(f"worker (to ClickHouse): {worker_rate:>9.0f} frames/s   = {worker_rate / raw_rate:.2f}x raw  (target >= 0.5)")
-    print(f"worker per CPU-second : {total / worker_cpu:>9.0f} frames   ({worker_cpu:.1f} CPU-s for {total} frames; target >= 20k)")
-    print(f"  of which Python     : {python_cpu:.1f} CPU-s = {total / python_cpu:.0f} frames per CPU-s of the pipeline's own threads")
-    print("  busiest threads     : " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(threads.items(), key=lambda kv: -kv[1])[:6]))
-    print(f"sessions built        : {sessions}")
-    print(f"latency gateway ts -> row visible at {args.rate:.0f} frames/s: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms  (target p99 <= 2000 ms)")
+    print(f"raw aiokafka consumer, JSON-decoding : {raw_rate:>9.0f} frames/s")
+    print(f"pure FrameProcessor (in-process)     : {pure_rate:>9.0f} frames/s")
+    print(f"worker (to ClickHouse)               : {worker_rate:>9.0f} frames/s  = {worker_rate / raw_rate:.3f}x raw  (target >= 0.15)")
+    print(f"worker frames per CPU-second         : {total / worker_cpu:>9.0f}   ({worker_cpu:.1f} CPU-s for {total} frames; target >= 25k)")
+    print(f"  of which Python threads            : {python_cpu:.1f} CPU-s = {total / max(python_cpu, 1e-9):.0f} frames per CPU-s")
+    print("  busiest threads                    : " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(threads.items(), key=lambda kv: -kv[1])[:6]))
+    print(f"  peak RSS while draining            : {peak_rss:.0f} MiB")
+    print(f"sessions built                       : {sessions}")
+    for rate, values in latencies.items():
+        target = 1000 if rate <= 2000 else 2000
+        print(f"latency gateway ts -> row visible at {rate:.0f} frames/s offered: p50 {_percentile(values, 0.5) * 1000:.0f} ms, "
+              f"p99 {_percentile(values, 0.99) * 1000:.0f} ms  ({len(values)} frames; target p99 <= {target} ms)")
+    if two is not None:
+        rate2 = total / two[0]
+        print(f"two workers (to ClickHouse)          : {rate2:>9.0f} frames/s  = {rate2 / worker_rate:.2f}x one worker  "
+              f"({total / two[1]:.0f} frames per CPU-s; {os.cpu_count()} cores shared with the broker)")
     if args.json:
-        args.json.write_text(json.dumps({"frames": total, "raw_fps": raw_rate, "worker_fps": worker_rate,
-                                         "frames_per_cpu_s": total / worker_cpu, "p50_s": p50, "p99_s": p99}, indent=2))
+        args.json.write_text(json.dumps({
+            "frames": total, "raw_fps": raw_rate, "pure_fps": pure_rate, "worker_fps": worker_rate,
+            "frames_per_cpu_s": total / worker_cpu, "peak_rss_mib": peak_rss,
+            "latency": {str(r): {"p50_s": _percentile(v, 0.5), "p99_s": _percentile(v, 0.99)} for r, v in latencies.items()},
+            "two_workers_fps": total / two[0] if two else None}, indent=2))
 
 
-async def _latency_run(kafka: KafkaSettings, worker: Worker, rate: float, seconds: float) -> list[float]:
-    from schemas.envelope import Direction, FrameEnvelope, MessageType
+async def _latency_run(kafka: KafkaSettings, worker: Worker, rate: float, seconds: float, tag: str) -> list[float]:
+    """Realistic frames (the same mix, chargers of their own) stamped with the wall clock and sent at
+    ``rate`` frames/s in 10 ms slices; the time each becomes visible in ClickHouse."""
+    import msgspec
 
+    template = [msgspec.json.decode(e.model_dump_json()) for n in range(300) for e in charger_day(n, 3).envelopes]
+    for env in template:
+        env["charge_point_id"] = f"{tag}-{env['charge_point_id']}"
+    encode = msgspec.json.encode
     producer = AIOKafkaProducer(**kafka.client_options(), acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
     sent_ms: list[int] = []
     visible: list[tuple[float, int]] = []  # (wall time of the poll, newest received_at visible, ms)
     stop = asyncio.Event()
+    stop_time = [0.0]
+    query = f"SELECT toUnixTimestamp64Milli(max(received_at)) FROM ocpp.frames WHERE charge_point_id LIKE '{tag}-%'"
 
     async def poll() -> None:
         while not stop.is_set() or (sent_ms and (not visible or visible[-1][1] < sent_ms[-1])):
-            rows = await asyncio.to_thread(worker.query, "SELECT toUnixTimestamp64Milli(max(received_at)) FROM ocpp.frames WHERE charge_point_id LIKE 'LAT-%'")
+            rows = await asyncio.to_thread(worker.query, query)
             visible.append((time.time(), int(rows[0][0] or 0)))
             await asyncio.sleep(0.02)
             if stop.is_set() and time.time() - stop_time[0] > 30:
                 return
 
-    stop_time = [0.0]
     poller = asyncio.create_task(poll())
-    interval, n, started = 1 / rate, 0, time.perf_counter()
+    topic = kafka.topic(FRAMES.name)
+    n, started, slice_s = 0, time.perf_counter(), 0.01
     while time.perf_counter() - started < seconds:
+        due = int((time.perf_counter() - started) * rate) + 1
         now_ms = int(time.time() * 1000)
-        env = FrameEnvelope(charge_point_id=f"LAT-{n % 500}", direction=Direction.IN, gateway_ts_ms=now_ms,
-                            frame=json.dumps([2, str(n), "Heartbeat", {}]), ocpp_version="ocpp1.6", gateway_id="bench",
-                            connection_id="lat", seq=n, message_type=MessageType.CALL, action="Heartbeat", message_id=str(n))
-        await producer.send(kafka.topic(FRAMES.name), key=env.key(), value=env.model_dump_json().encode())
-        sent_ms.append(now_ms)
-        n += 1
-        delay = started + n * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        while n < due:
+            env = template[n % len(template)]
+            env["gateway_ts_ms"] = now_ms
+            await producer.send(topic, key=env["charge_point_id"].encode(), value=encode(env))
+            sent_ms.append(now_ms)
+            n += 1
+        await asyncio.sleep(slice_s)
     await producer.flush()
     await producer.stop()
     stop_time[0] = time.time()

@@ -1,11 +1,31 @@
 """The Faust worker: ``ocpp.frames.v1`` -> :class:`~processors.pipeline.FrameProcessor` ->
 ClickHouse, ``ocpp.sessions.v1``, ``ocpp.faults.v1``; correlator states in a changelog-backed table.
 
-The agent takes frames without acknowledging them; a flush (by size, or by time from a timer)
-writes rows, then topic records, then states, and only then acknowledges the frames, so Faust
-commits offsets of frames whose results are stored. Several workers share the partitions; the
-table (``use_partitioner``: the producer's murmur2 partitioner, as the gateway's) is partitioned
-like the frames topic, so a charger's state moves with its partition on a rebalance.
+Frames are taken in batches, not as Faust events. Faust keeps doing what it does well: the consumer
+group (assignment, rebalances), the changelog-backed table and its recovery, flow control, timers and
+the web server. Its fetcher, though, hands every record to a stream as an event (a message object, a
+callback, a queue, an acknowledgement: ~75 us of CPU each, more than our whole processing); here the
+fetcher's drain loop is replaced (:meth:`Worker._drain`): each poll of the consumer (``getmany`` on the
+assigned, unpaused partitions, up to ``OCPP_WORKER_FLUSH_ROWS`` records) goes to the processor as one
+batch per partition. Records of other topics (the table's changelog during recovery) still take Faust's
+own per-message path.
+
+A flush (by size, or by time from a timer) writes rows, then topic records, then states (one table
+write per charger per flush), and only then commits the offsets after the last frame of the flush, so
+a committed offset always has its results stored. A crash repeats frames since the last commit; states
+remember the last offset applied, so nothing is applied twice, and rows are idempotent.
+
+Rebalances: when partitions are revoked, everything processed so far is flushed and committed before
+the revocation completes (the new owner starts exactly where this one stopped, from states and offsets
+it has written). Records fetched while the group rebalances are not taken, and their partition is sought
+back to them (:mod:`processors.intake`): Faust's own seek to the committed offsets can come before the
+rebalance ends, and it does not move a partition that has no committed offset, so relying on it once
+stalled a restarted worker with frames on Kafka.
+A partition that came back (or came new) is read only after Faust recovered its part of the table and
+the processor indexed its states' deadlines (:meth:`Worker._recover`): the worker is ready before it
+reads frames. Several workers share the partitions; the table (``use_partitioner``: the producer's
+murmur2 partitioner, as the gateway's) is partitioned like the frames topic, so a charger's state moves
+with its partition.
 
 The worker's web server (``OCPP_WORKER_WEB_PORT``) serves ``/sql`` (read-only queries, so the
 ``sql`` command can read the embedded ClickHouse while the worker holds it) and ``/metrics``.
@@ -26,11 +46,13 @@ import time
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from infra import clickhouse
 from infra.errors import InsertFailed
 from infra.settings import ClickHouseSettings, KafkaSettings
 from processors.clickhouse_sink import ClickHouseSink
+from processors.intake import Ignore, Intake, Seek
 from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
@@ -94,9 +116,7 @@ class Worker:
             broker_session_timeout=10.0,
             broker_heartbeat_interval=3.0,
             stream_wait_empty=False,
-            # Frames stay unacknowledged until their flush: the stream must hold more than a flush
-            # worth of them, or it stops fetching and every flush waits for the timer.
-            stream_buffer_maxsize=max(4 * settings.flush_rows, 4096),
+            # One poll is at most one flush worth of frames (the batch handed to the processor).
             broker_max_poll_records=settings.flush_rows,
             autodiscover=False,
         )
@@ -115,17 +135,22 @@ class Worker:
         self.table.key_serializer = "raw"
         self.table.value_serializer = "raw"
         self.processor = FrameProcessor(settings.correlator_config(), self._load_state)
-        self._pending_events: list[Any] = []
-        self._stream: Any = None
         self._lock = asyncio.Lock()
         self._writing: asyncio.Task[None] | None = None
-        self._recovered: set[int] = set()
+        self._owned: set[int] = set()  # frames partitions assigned to this worker
+        self._recovered: set[int] = set()  # ... whose states' deadlines the processor has indexed
         self._arrivals: dict[int, tuple[float, int]] = {}  # partition -> (monotonic s, watermark)
-        self._next_offsets: dict[int, int] = {}
+        self.intake = Intake()  # per partition: the offset that comes next, and where to seek
+        self._taken: dict[int, int] = {}  # partition -> offset after the last frame handed to a flush
         self._last_event = time.monotonic()
         self._nudged = False
-        self._last_flush = time.monotonic()
-        app.agent(self.frames, name="correlate")(self._agent)
+        self.recovery_seconds = 0.0
+        # The frames topic is subscribed (so Faust assigns its partitions and co-partitions the table
+        # with it) but read by _drain, not by an agent.
+        app.topics.add(self.frames)
+        app.consumer._drain_messages = self._drain
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_assigned.connect(self._on_assigned)
         app.timer(settings.flush_interval_s)(self._on_timer)
         worker = self
 
@@ -148,29 +173,128 @@ class Worker:
     def _load_state(self, charge_point_id: str) -> bytes | None:
         return self.table.get(charge_point_id.encode())
 
-    async def _agent(self, stream: Any) -> None:
-        stream = stream.noack()
-        self._stream = stream
-        async for event in stream.events():
-            message = event.message
-            partition = message.partition
-            if partition not in self._recovered:
-                self.processor.recover(partition, ((k.decode(), v) for k, v in self.table.items() if v))
-                self._recovered.add(partition)
-            key = message.key if isinstance(message.key, bytes) or message.key is None else str(message.key).encode()
-            # Faust gives the record's timestamp in seconds (a float); a tombstone's value is None.
-            timestamp_ms = round(message.timestamp * 1000) if message.timestamp is not None else None
-            self.processor.process(partition, message.offset, key, event.value, timestamp_ms)
-            self._next_offsets[partition] = message.offset + 1
-            watermark = self.processor.watermark(partition)
+    # --- the batch path ------------------------------------------------------------------------
+
+    async def _drain(self, fetcher: Any) -> None:
+        """Replaces Faust's ``Consumer._drain_messages`` (run by its fetcher service): polls the consumer
+        and hands each partition's records of the frames topic to the processor as one batch."""
+        app, consumer = self.app, self.app.consumer
+        frames_topic = self.frames.get_topic_name()
+        callback, to_message, read_offset = consumer.callback, consumer._to_message, consumer._read_offset
+        stopped = lambda: consumer._stopped.is_set() or fetcher._stopped.is_set()  # noqa: E731
+        while not stopped():
+            poll = self.intake.poll_started()
+            records, _active = await consumer._wait_next_records(1.0)
+            if not records or consumer.should_stop:
+                continue
+            generation = app.consumer_generation_id
+            frames = {}
+            for tp, batch in records.items():
+                if tp.topic == frames_topic:
+                    frames[tp] = batch
+                    continue
+                if not consumer.flow_active:
+                    continue  # as Faust's own getmany (below)
+                # The table's changelog (recovery, standbys): Faust's own per-message path.
+                for record in batch:
+                    if app.consumer_generation_id != generation:
+                        break
+                    message = to_message(tp, record)
+                    await callback(message)
+                    read_offset[tp] = message.offset
+            if frames:
+                await self._take_frames(frames, poll)
+            if not consumer.flow_active:
+                # As Faust's own getmany: a rebalance stopped the flow; back to the committed offsets. The
+                # assignment may have changed meanwhile (a partition gone: nothing to restore there).
+                try:
+                    await consumer.perform_seek()
+                except KafkaError as exc:
+                    log.info("no seek to the committed offsets (%s): a rebalance is under way", exc)
+
+    async def _take_frames(self, frames: dict[Any, list[Any]], poll: int) -> None:
+        """Hand each partition's records to the processor, or seek back to them (:mod:`processors.intake`).
+
+        Records are ready to be taken when the flow runs and no rebalance is under way (Faust resumes a
+        frames partition only once its part of the table is recovered). Records that are not ready are
+        never just dropped: the partition is sought back to them, because Faust's own seek to the
+        committed offsets may already have happened (it comes before the rebalance ends) or may not
+        move the position at all (a partition without a committed offset)."""
+        app, consumer, intake = self.app, self.app.consumer, self.intake
+        processor, now = self.processor, time.monotonic()
+        count = 0
+        for tp, records in frames.items():
+            partition = tp.partition
+            # Asked for each partition: a seek before it awaited, and a rebalance may have begun since.
+            ready = consumer.flow_active and not app.rebalancing
+            if ready and partition in self._owned and partition not in self._recovered:
+                self._recover({p.partition for p in frames if p.partition in self._owned} - self._recovered)
+            committed = consumer._committed_offset.get(tp)  # set by Faust's seek to the committed offsets
+            decision = intake.decide(partition, records[0].offset, records[-1].offset, owned=partition in self._owned,
+                                     ready=ready, committed=committed, poll=poll)
+            if isinstance(decision, Seek):
+                if ready:
+                    log.info("partition %d: records from %d while %d comes next; seeking back", partition,
+                             records[0].offset, decision.offset)
+                else:
+                    log.info("partition %d: %d records fetched during a rebalance; seeking back to %d", partition,
+                              len(records), decision.offset)
+                await self._seek(tp, decision.offset)
+                continue
+            if isinstance(decision, Ignore):
+                continue
+            if decision.skipped is not None:
+                log.warning("partition %d: offsets %d..%d are not on the log; going on from %d", partition,
+                            decision.skipped[0], decision.skipped[1] - 1, decision.skipped[1])
+            if records[0].offset < decision.from_offset:
+                records = [r for r in records if r.offset >= decision.from_offset]
+            intake.taken(partition, processor.process_batch(partition, records))
+            count += len(records)
+            watermark = processor.watermark(partition)
             if watermark is not None:
-                self._arrivals[partition] = (time.monotonic(), watermark)
-            self._pending_events.append(event)
-            self._last_event = time.monotonic()
+                self._arrivals[partition] = (now, watermark)
+        if count:
+            self._last_event = now
             self._nudged = False
-            self.metrics.frames.inc()
-            if self.processor.pending_frames >= self.settings.flush_rows:
-                await self.flush(wait=False)
+            self.metrics.frames.inc(count)
+        if processor.pending_frames >= self.settings.flush_rows:
+            await self.flush(wait=False)
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        """Seek a frames partition, through the consumer's own thread (aiokafka is not thread-safe). A
+        partition no longer assigned cannot be sought: a rebalance took it, and whoever is assigned it
+        next starts from its committed offset."""
+        try:
+            await self.app.consumer.seek_wait({tp: offset})
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            log.info("partition %d: not sought back to %d (%s): a rebalance is under way", tp.partition, offset, exc)
+
+    def _recover(self, partitions: set[int]) -> None:
+        """Index the deadlines of the persisted states of partitions new to this worker: Faust has
+        recovered the table (it resumes a partition only then), so its states are all there."""
+        started = time.perf_counter()
+        read = self.processor.recover(partitions, ((k.decode(), v) for k, v in self.table.items() if v))
+        self._recovered |= partitions
+        self.recovery_seconds = time.perf_counter() - started
+        self.metrics.recovery_seconds.set(self.recovery_seconds)
+        log.info("partitions %s: deadlines of %d states indexed in %.2f s", sorted(partitions), read, self.recovery_seconds)
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
+        """Before partitions go: everything processed is written and committed, so the next owner
+        starts exactly where this worker stopped (and this worker writes nothing of them later)."""
+        await self.flush(wait=True)
+
+    async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        owned = {tp.partition for tp in assigned if tp.topic == self.frames.get_topic_name()}
+        lost = self._owned - owned
+        if lost:
+            self.processor.forget(lost)
+            for partition in lost:
+                self._recovered.discard(partition)
+                self._arrivals.pop(partition, None)
+                self._taken.pop(partition, None)
+            self.intake.forget(lost)
+        self._owned = owned
 
     async def _on_timer(self) -> None:
         # A partition that stopped receiving frames still has a clock: wall time moves it on, so a
@@ -192,22 +316,23 @@ class Worker:
     async def flush(self, *, wait: bool = True) -> None:
         """Hand what was processed to a writer task; batches are written strictly one after another.
 
-        While one batch is written the agent goes on correlating the next (``wait=False``): the
+        While one batch is written the drain loop goes on correlating the next (``wait=False``): the
         two overlap, and at most two batches are in memory. ``wait=True`` returns once everything
-        handed over so far is stored."""
+        handed over so far is stored and committed."""
         async with self._lock:
             if self._writing is not None and not self._writing.done():
                 await self._writing  # one batch in flight at a time keeps order and bounds memory
             if self._writing is not None:
                 self._writing.result()  # a failed write must not pass silently
             out = self.processor.take()
-            events, self._pending_events = self._pending_events, []
-            if out.frame_count or out.states:
-                self._writing = asyncio.create_task(self._write(out, events))
+            commits = {p: n for p, n in self.intake.positions().items() if self._taken.get(p) != n}
+            self._taken.update(commits)
+            if out.frame_count or out.states or commits:
+                self._writing = asyncio.create_task(self._write(out, commits))
             if wait and self._writing is not None:
                 await self._writing
 
-    async def _write(self, out: Any, events: list[Any]) -> None:
+    async def _write(self, out: Any, commits: dict[int, int]) -> None:
         """Rows, then topic records, then states, then offsets: a crash anywhere repeats, never loses."""
         started = time.perf_counter()
         try:
@@ -216,23 +341,29 @@ class Worker:
             if exc.retriable:
                 raise
             self._stop_refused(exc)
+        send_sessions, send_faults = self.sessions_topic.send, self.faults_topic.send
         deliveries = [
-            await self.sessions_topic.send(key=s.charge_point_id.encode(), value=_record_value(tables.SESSIONS, s))
+            await send_sessions(key=s.charge_point_id.encode(), value=_record_value(tables.SESSIONS, s))
             for s in out.sessions
         ] + [
-            await self.faults_topic.send(key=f.charge_point_id.encode(), value=_record_value(tables.FAULT_EVENTS, f))
+            await send_faults(key=f.charge_point_id.encode(), value=_record_value(tables.FAULT_EVENTS, f))
             for f in out.faults
         ]
         if deliveries:
             await asyncio.gather(*deliveries)
+        table = self.table
         for charge_point_id, state in out.states.items():
-            self.table[charge_point_id.encode()] = state
+            table[charge_point_id.encode()] = state
         # Table writes are buffered by Faust: make Kafka hold them before the offsets may be committed,
         # or a crash could leave committed offsets ahead of the states they produced.
         await self.app.producer.flush()
         self.processor.persisted(out.states)
-        for event in events:
-            await self._stream.ack(event)
+        if commits:
+            from faust.types import TP
+
+            topic = self.frames.get_topic_name()
+            # Faust's own commit: offsets of partitions still assigned (a revoked one is the next owner's).
+            await self.app.consumer._commit_offsets({TP(topic, p): n for p, n in commits.items()})
         self.metrics.sessions.inc(len(out.sessions))
         self.metrics.faults.inc(len(out.faults))
         self.metrics.bad_envelopes.inc(out.bad_envelopes)
@@ -250,10 +381,11 @@ class Worker:
         os._exit(INSERT_REFUSED_EXIT_CODE)
 
     async def _check_stall(self) -> None:
-        """Crash-only safety net: a consumer that has frames to read but receives none for
-        ``stall_s`` (seen rarely after a restart that follows a SIGKILL) is nudged once, and if it
-        stays stuck the process exits with 70 so Kubernetes (or ``dev``) restarts it; offsets and
-        states make the restart lose nothing."""
+        """Crash-only safety net: a consumer that has frames to read but hands none to the processor
+        for ``stall_s`` is nudged once (each partition behind is sought to the offset that comes next,
+        which is always safe), and if it stays stuck the process exits with 70 so Kubernetes (or ``dev``)
+        restarts it; offsets and states make the restart lose nothing. It does not resume partitions:
+        Faust pauses them while it recovers the table, and frames read then would miss their states."""
         if time.monotonic() - self._last_event < self.settings.stall_s:
             return
         consumer = self.app.consumer
@@ -261,28 +393,27 @@ class Worker:
         if not tps:
             return
         ends = await consumer.highwaters(*tps)
-        behind = []
+        behind = {}
         for tp in tps:
-            # What the agent has processed, not what the consumer fetched: in the stall seen after a
-            # SIGKILL-restart the consumer has fetched everything and the agent receives none of it.
-            done = self._next_offsets.get(tp.partition)
-            if done is None:
-                done = consumer._committed_offset.get(tp) or 0  # Faust's record of the group's commit
+            # What the processor has taken, not what the consumer fetched.
+            done = self.intake.next_offset(tp.partition, consumer._committed_offset.get(tp)) or 0
             if ends.get(tp, 0) > done:
-                behind.append(f"{tp.partition}: {done}/{ends.get(tp, 0)}")
+                behind[tp] = done
         if not behind:
             self._last_event = time.monotonic()  # idle because there is nothing to read
             return
+        described = ", ".join(f"{tp.partition}: {done}/{ends.get(tp, 0)}" for tp, done in behind.items())
         if not self._nudged:
-            log.warning("no frames for %.0f s while partitions have some (partition: next/end %s): resuming the consumer",
-                        self.settings.stall_s, ", ".join(behind))
-            consumer.resume_partitions(tps)
-            consumer.resume_flow()
-            self.app.flow_control.resume()
+            log.warning("no frames for %.0f s while partitions have some (partition: next/end %s): seeking them to the "
+                        "next offsets", self.settings.stall_s, described)
             self._nudged = True
             self._last_event = time.monotonic()
+            if not self.app.rebalancing:
+                for tp, done in behind.items():
+                    await self._seek(tp, done)
             return
-        log.error("consumer still stalled after a nudge: exiting with 70 to be restarted")
+        log.error("consumer still stalled after a nudge (partition: next/end %s; rebalancing: %s): exiting with 70 to be "
+                  "restarted", described, self.app.rebalancing)
         logging.shutdown()
         os._exit(STALLED_EXIT_CODE)
 
@@ -292,7 +423,8 @@ class Worker:
         from faust.types import TP
 
         highwater = self.app.consumer.highwater(TP(self.frames.get_topic_name(), partition))
-        return highwater is not None and self._next_offsets.get(partition, -1) >= highwater
+        done = self.intake.next_offset(partition)
+        return highwater is not None and done is not None and done >= highwater
 
     async def _update_lag(self) -> None:
         """Frames on the assigned partitions not processed yet (highwater - next offset)."""
@@ -302,7 +434,7 @@ class Worker:
             if tp.topic == self.frames.get_topic_name():
                 highwater = consumer.highwater(tp)
                 if highwater is not None:
-                    lag += max(0, highwater - self._next_offsets.get(tp.partition, 0))
+                    lag += max(0, highwater - (self.intake.next_offset(tp.partition, consumer._committed_offset.get(tp)) or 0))
         self.metrics.lag.set(lag)
 
     async def _sql(self, view: Any, query: str) -> Any:

@@ -24,6 +24,10 @@ class WorkerMetrics:
                                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
         self.sink_failures = Counter("ocpp_worker_sink_failures", "ClickHouse inserts that failed and were retried", registry=r)
         self.lag = Gauge("ocpp_worker_consumer_lag", "frames on the topic not yet processed by this worker", registry=r)
+        self.recovery_seconds = Gauge(
+            "ocpp_worker_recovery_seconds",
+            "time the last rebalance or start took to index the deadlines of the newly assigned partitions' states",
+            registry=r)
         self.watermark_age = Gauge("ocpp_worker_watermark_age_seconds", "wall time minus the oldest partition clock", registry=r)
 
     def exposition(self) -> bytes:

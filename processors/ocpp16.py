@@ -20,7 +20,7 @@ from typing import Any
 
 from ocpp.v16.enums import Action
 
-from processors import values
+from processors import frame_json, values
 from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
@@ -51,7 +51,7 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     if reader is None and not (envelope.direction == Direction.OUT and action == Action.start_transaction):
         return []  # nothing the sessions need (a Heartbeat, most answers, an unparseable frame): not parsed
     try:
-        message = json.loads(envelope.frame)
+        message = frame_json.loads(envelope.frame)
     except ValueError:  # includes integers beyond Python's digit limit
         return []
     if not isinstance(message, list) or len(message) < 3:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ocpp.v201.enums import Action, ReadingContextEnumType, TransactionEventEnumType
 
-from processors import values
+from processors import frame_json, values
 from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
@@ -58,7 +58,7 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     if reader is None:
         return []  # nothing the sessions need (a Heartbeat, an Authorize): not parsed
     try:
-        message = json.loads(envelope.frame)
+        message = frame_json.loads(envelope.frame)
     except ValueError:
         return []
     if not isinstance(message, list) or len(message) < 4 or not isinstance(message[3], dict):

@@ -42,12 +42,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from processors.correlator import Correlator, CorrelatorConfig, Event
+from processors.envelope_decode import Envelope, decode_envelope
 from processors.flags import Flag
 from processors.state import CorrelatorState
 from schemas.base import ms_to_datetime
 from schemas.envelope import FrameEnvelope
 from schemas.records import FaultEvent, Session, StatusChange
-from schemas.storable import row_coercer, storable_record
+from schemas.storable import row_coercer
 from schemas.tables import CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,19 @@ StateLoader = Callable[[str], bytes | None]
 _FRAMES_COLUMNS = FRAMES.column_names
 _ERROR, _FLAGS = _FRAMES_COLUMNS.index("error"), _FRAMES_COLUMNS.index("flags")
 _FEED, _ADVANCE, _SKIP = 0, 1, 2  # journal operations
+# Resolved once: ``row_coercer`` is cached on the (frozen, deep) Table, and hashing it per row cost more
+# than the check itself.
+_COERCE = {t.name: row_coercer(t) for t in (FRAMES, SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS)}
+
+
+def _partition_hint(snapshot: bytes) -> int | None:
+    """The partition a snapshot names in its last key (``..."p":3}``), or None when it cannot be told so
+    cheaply (then the snapshot is parsed)."""
+    at = snapshot.rfind(b'"p":', max(0, len(snapshot) - 24))
+    if at < 0 or not snapshot.endswith(b"}"):
+        return None
+    digits = snapshot[at + 4:-1]
+    return int(digits) if digits.isdigit() else None
 
 
 def _load_state_bytes(snapshot: bytes | None) -> CorrelatorState:
@@ -111,7 +125,7 @@ def _received_at(ms: int) -> datetime:
         return _DATETIME_MIN if ms < 0 else _DATETIME_MAX
 
 
-def frame_row(env: FrameEnvelope) -> list[Any]:
+def frame_row(env: FrameEnvelope | Envelope) -> list[Any]:
     """The ``frames`` row of an envelope, in column order (see :class:`schemas.records.FrameRow`)."""
     return [
         env.charge_point_id, _received_at(env.gateway_ts_ms), str(env.direction),
@@ -173,7 +187,7 @@ class FrameProcessor:
             self._bad_record(key, None, "tombstone: a record without a value", Flag.TOMBSTONE, partition, offset, timestamp_ms)
             return
         try:
-            env = FrameEnvelope.model_validate_json(value)
+            env = decode_envelope(value)
         except ValidationError as exc:
             self._bad_record(key, value, f"invalid envelope: {exc.errors()[:1]}", Flag.INVALID_ENVELOPE,
                              partition, offset, timestamp_ms)
@@ -190,6 +204,27 @@ class FrameProcessor:
                 self._watermarks[partition] = env.gateway_ts_ms
             self._expire(partition)
 
+    def process_batch(self, partition: int, records: Iterable[Any]) -> int:
+        """Records of one partition, in offset order, as Kafka clients give them (objects with ``offset``,
+        ``key``, ``value`` and ``timestamp`` in ms): the same as :meth:`process` on each. Returns the
+        offset after the last one."""
+        process = self.process
+        offset = -1
+        for record in records:
+            offset = record.offset
+            process(partition, offset, record.key, record.value, record.timestamp)
+        return offset + 1
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions this worker no longer owns (a rebalance gave them to another): drop their clocks
+        and deadlines. Call it only once their batch was written (nothing of them is pending)."""
+        for partition in partitions:
+            self._watermarks.pop(partition, None)
+            for _, charge_point_id in self._deadlines.pop(partition, []):
+                self._indexed.pop(charge_point_id, None)
+                self._stuck.pop(charge_point_id, None)
+                self._unpersisted.pop(charge_point_id, None)
+
     def advance(self, partition: int, now_ms: int) -> None:
         """Move a quiet partition's clock on (the live worker does so with wall time)."""
         if now_ms > self._watermarks.get(partition, 0):
@@ -200,16 +235,27 @@ class FrameProcessor:
     def watermark(self, partition: int) -> int | None:
         return self._watermarks.get(partition)
 
-    def recover(self, partition: int, states: Iterable[tuple[str, bytes]]) -> None:
-        """Index the deadlines of persisted states (after a restart or a rebalance)."""
+    def recover(self, partitions: int | Iterable[int], states: Iterable[tuple[str, bytes]]) -> int:
+        """Index the deadlines of persisted states of ``partitions`` (after a restart or a rebalance),
+        in one pass over ``states``; returns how many states were read. A state of another partition (a
+        standby copy, or a partition of another worker) is told apart by its last key, ``"p"``, without
+        parsing it."""
+        wanted = {partitions} if isinstance(partitions, int) else set(partitions)
+        read = 0
         for charge_point_id, snapshot in states:
+            hint = _partition_hint(snapshot)
+            if hint is not None and hint not in wanted:
+                continue
             try:
                 state = _load_state_bytes(snapshot)
-                if state.partition == partition:
-                    self._index(charge_point_id, partition, Correlator(charge_point_id, self.config, state).next_deadline())
+                read += 1
+                if state.partition in wanted:
+                    self._index(charge_point_id, state.partition,
+                                Correlator(charge_point_id, self.config, state).next_deadline())
             except Exception:
                 log.exception("the persisted state of charge point %r is unreadable: its deadlines wait for its next frame",
                               charge_point_id)
+        return read
 
     # --- output ----------------------------------------------------------------------------------
 
@@ -244,7 +290,7 @@ class FrameProcessor:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _feed(self, env: FrameEnvelope, partition: int, offset: int) -> tuple[bool, Exception | None]:
+    def _feed(self, env: FrameEnvelope | Envelope, partition: int, offset: int) -> tuple[bool, Exception | None]:
         """Apply one envelope to its charger: (applied, the exception it raised)."""
         charge_point_id = env.charge_point_id
         try:
@@ -367,7 +413,7 @@ class FrameProcessor:
             self._emit(events)
 
     def _keep(self, table: Any, row: list[Any]) -> list[Any]:
-        storable = row_coercer(table)(row)
+        storable = _COERCE[table.name](row)
         if storable is not row:
             self._out.unstorable_rows += 1
         self._out.rows[table.name].append(storable)
@@ -388,9 +434,12 @@ class FrameProcessor:
                 table = FAULT_EVENTS
             else:
                 table = SESSIONS
-            # The record published on a topic is the storable one too: the same values as its row.
-            record, row = storable_record(table, event)
-            if record is not event:
+            # The record published on a topic is the storable one too: the same values as its row
+            # (schemas.storable.storable_record, with the table's coercer resolved once).
+            record, row = event, event.row()
+            fixed = _COERCE[table.name](row)
+            if fixed is not row:
+                record, row = event.model_copy(update=dict(zip(type(event).model_fields, fixed))), fixed
                 out.unstorable_rows += 1
             rows[table.name].append(row)
             if table is FAULT_EVENTS:

@@ -210,16 +210,20 @@ class FailOn:
     """Correlator.feed that raises for one frame (after changing the state, as a half-done call would)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *targets: FrameEnvelope, on_replay: FrameEnvelope | None = None) -> None:
-        self.targets, self.on_replay, self.calls = targets, on_replay, 0
+        self.calls = 0
+        # The processor hands the correlator its own decoded envelope (envelope_decode.Envelope), not a
+        # FrameEnvelope: frames are told apart by their identity on the wire.
+        wire = lambda e: (e.charge_point_id, e.connection_id, e.seq, e.direction)  # noqa: E731
+        self.targets, self.on_replay = {wire(t) for t in targets}, wire(on_replay) if on_replay is not None else None
         feed_ = Correlator.feed
         seen: list[FrameEnvelope] = []
 
         def feed(correlator: Correlator, envelope: FrameEnvelope):
-            if envelope in self.targets:
+            if wire(envelope) in self.targets:
                 self.calls += 1
                 feed_(correlator, envelope)  # the state changes, then the call fails
                 raise RuntimeError(f"injected failure on {envelope.message_id}")
-            if envelope == self.on_replay:
+            if wire(envelope) == self.on_replay:
                 if seen:  # the second time: while re-applying the journal
                     raise RuntimeError("injected failure while re-applying")
                 seen.append(envelope)

@@ -1,0 +1,213 @@
+"""The batch path's pure parts: the cheap decoders decide exactly what pydantic and ``json.loads`` decided,
+a batch is the same as its records one by one, and partitions are forgotten and recovered as a set."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+from pydantic import ValidationError
+
+from processors import frame_json
+from processors.correlator import CorrelatorConfig
+from processors.envelope_decode import Envelope, decode_envelope
+from processors.pipeline import FrameProcessor, _partition_hint
+from schemas.envelope import FrameEnvelope
+from tests.processors.script import T0_MS, Script, energy
+
+FRAMES = [
+    '[2, "m1", "MeterValues", {"connectorId": 1}]', "123456789012345678901234567890", "18446744073709551616", "1e400",
+    "-1e400", "NaN", "Infinity", "-Infinity", '"\\ud800"', '{"a": 1, "a": 2}', "1.0000000000000000000000001", "0.1",
+    "123456789012345678901234567890.5", '"\\u0000"', " [1] ", "[1] x", "[1,2,]", "1" * 5000, "[" * 5000, "", "{}", "[]",
+    '[2, "m", "StopTransaction", {"meterStop": 1e30, "transactionId": "\\u00b2"}]', "-0", "1E5", "true",
+]
+
+
+def outcome(decode, text):
+    try:
+        return "ok", decode(text)
+    except (ValueError, RecursionError) as exc:
+        return "error", type(exc).__mro__[1] if type(exc).__name__ == "JSONDecodeError" else type(exc)
+
+
+@pytest.mark.parametrize("text", FRAMES)
+def test_frame_json_decides_as_json_loads(text: str) -> None:
+    mine, theirs = outcome(frame_json.loads, text), outcome(json.loads, text)
+    if mine[0] == "ok" and isinstance(mine[1], float) and math.isnan(mine[1]):
+        assert math.isnan(theirs[1])
+        return
+    assert mine == theirs
+    if mine[0] == "ok":
+        assert json.dumps(mine[1]) == json.dumps(theirs[1])  # same types too (int stays int)
+
+
+def envelopes() -> list[bytes]:
+    script = Script("CP-1")
+    script.at(0).status(1, "Charging").at(1).start(1, 7, meter_start=100).at(30).meter(1, 7, energy(300))
+    script.at(50).stop(7, 600)
+    return [e.model_dump_json().encode() for e in script.envelopes]
+
+
+def test_the_envelope_decoder_gives_what_pydantic_gives() -> None:
+    for value in envelopes():
+        fast, model = decode_envelope(value), FrameEnvelope.model_validate_json(value)
+        assert isinstance(fast, Envelope)
+        assert {name: getattr(fast, name) for name in FrameEnvelope.model_fields} == model.model_dump()
+
+
+@pytest.mark.parametrize("change", [{"seq": "5"}, {"gateway_ts_ms": 1764000000000.0}, {"message_type": "2"}])
+def test_what_msgspec_refuses_pydantic_still_decides(change: dict) -> None:
+    data = json.loads(envelopes()[0]) | change
+    value = json.dumps(data).encode()
+    try:
+        expected = FrameEnvelope.model_validate_json(value)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            decode_envelope(value)
+        return
+    assert decode_envelope(value) == expected  # pydantic's own value (lax), as before
+
+
+@pytest.mark.parametrize("value", [b"{}", b"[]", b'{"charge_point_id": "x"}', b"not json", b'"\\ud800"'])
+def test_a_record_that_is_no_envelope_is_refused_as_before(value: bytes) -> None:
+    with pytest.raises(ValidationError):
+        decode_envelope(value)
+
+
+def test_a_batch_is_its_records_one_by_one() -> None:
+    values = envelopes() + [b"not an envelope", None]
+    one = FrameProcessor(CorrelatorConfig(), {}.get)
+    for offset, value in enumerate(values):
+        one.process(0, offset, b"CP-1", value, 1000 + offset)
+    batch = FrameProcessor(CorrelatorConfig(), {}.get)
+    records = [SimpleNamespace(offset=o, key=b"CP-1", value=v, timestamp=1000 + o) for o, v in enumerate(values)]
+    assert batch.process_batch(0, records) == len(values)
+    a, b = one.take(), batch.take()
+    assert a.rows == b.rows and a.states == b.states and a.offsets == b.offsets
+
+
+def test_forgotten_partitions_lose_their_clock_and_deadlines_and_come_back_by_recovery() -> None:
+    states: dict = {}
+    processor = FrameProcessor(CorrelatorConfig(status_window_ms=60_000), states.get)
+    script = Script("CP-1")
+    script.at(0).status(1, "Charging").at(1).start(1, 7, meter_start=100).at(50).stop(7, 600)  # waits for its window
+    for offset, e in enumerate(script.envelopes):
+        processor.process(3, offset, e.key(), e.model_dump_json().encode())
+    out = processor.take()
+    states.update(out.states)
+    processor.persisted(out.states)
+    assert _partition_hint(states["CP-1"]) == 3
+    processor.forget({3})
+    assert processor.watermark(3) is None
+    processor.advance(3, T0_MS + 10**7)
+    assert processor.take().sessions == []  # nothing of partition 3 is known any more
+    assert processor.recover({1, 2}, states.items()) == 0  # another partition's state: not even parsed
+    assert processor.recover({3}, states.items()) == 1
+    processor.advance(3, T0_MS + 10**7 + 1)
+    assert len(processor.take().sessions) == 1
+
+
+def test_the_correlator_makes_the_same_of_msgspec_envelopes_as_of_pydantic_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Everything a normalizer or the correlator reads of an envelope (fields and derived facts such as
+    ``content_flags``) is there on the msgspec struct: the same rows, records and states, no failure."""
+    from processors import pipeline
+    from tests.processors.test_worker_live import fleet
+
+    values = [(e.key(), e.model_dump_json().encode()) for script in fleet() for e in script.envelopes]
+    values.append((b"CP-9", FrameEnvelope.model_validate(
+        json.loads(envelopes()[0]) | {"charge_point_id": "CP-9", "flags": ["schema_violation", "schema:x:y"]}
+    ).model_dump_json().encode()))
+
+    def run() -> tuple:
+        processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), {}.get)
+        for offset, (key, value) in enumerate(values):
+            processor.process(0, offset, key, value, 0)
+        processor.advance(0, T0_MS + 10**8)
+        out = processor.take()
+        return out.rows, out.sessions, out.faults, out.states, out.processing_failures
+
+    fast = run()
+    assert fast[-1] == 0
+    monkeypatch.setattr(pipeline, "decode_envelope", FrameEnvelope.model_validate_json)
+    assert run() == fast
+
+
+CRASH_POINTS = ("processed", "rows", "topics", "states", "committed")
+
+
+def _stored_run(values: list[tuple[int, bytes, bytes]], batch: int, crash: tuple[int, str] | None) -> tuple:
+    """The worker's commit order over a store: per flush rows, then topic records, then states, then
+    offsets; ``crash`` = (flush number, the last step done) restarts from what is stored then (a new
+    processor, the committed offsets, the stored states). Returns what the store ends with: frame rows
+    by their key, the newest revision of every session and fault, the states."""
+    rows: dict = {}
+    records: dict = {}
+    states: dict[str, bytes] = {}
+    committed = {0: 0, 1: 0}
+
+    def store(step: str, out, offsets: dict[int, int]) -> None:
+        if step == "rows":
+            for row in out.rows["frames"]:
+                rows[(row[0], row[9], row[10])] = row
+        elif step == "topics":
+            for session in out.sessions:  # the newest revision is what a reader keeps
+                key = ("session", session.charge_point_id, session.session_id)
+                if key not in records or records[key].version <= session.version:
+                    records[key] = session
+            for fault in out.faults:
+                records[("fault", fault.charge_point_id, fault.event_id, fault.event)] = fault
+        elif step == "states":
+            states.update(out.states)
+        elif step == "committed":
+            committed.update(offsets)
+
+    def run(crash_at: tuple[int, str] | None) -> bool:
+        processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), states.get)
+        processor.recover({0, 1}, list(states.items()))  # as the worker does before its first batch
+        todo = [(p, o, k, v) for p, o, k, v in values if o >= committed[p]]
+        for flush, start in enumerate(range(0, len(todo), batch)):
+            offsets = {}
+            for partition, offset, key, value in todo[start:start + batch]:
+                processor.process(partition, offset, key, value, 0)
+                offsets[partition] = offset + 1
+            if start + batch >= len(todo):
+                for partition in (0, 1):
+                    processor.advance(partition, T0_MS + 10**8)  # the end: every window closes
+            out = processor.take()
+            for step in CRASH_POINTS[1:]:
+                store(step, out, offsets)
+                if crash_at == (flush, step):
+                    return False
+            if crash_at == (flush, "processed"):
+                return False
+            processor.persisted(out.states)
+        return True
+
+    if not run(crash):
+        assert run(None)
+    return rows, records, states
+
+
+@pytest.mark.parametrize("crash_step", CRASH_POINTS)
+def test_a_restart_at_any_point_of_the_commit_order_ends_with_the_same_store(crash_step: str) -> None:
+    """Rows -> topics -> states -> offsets: a crash after any step of any flush, then a restart from the
+    committed offsets and the stored states, ends with exactly the rows, records and states of a run
+    without a crash (nothing lost, nothing applied twice)."""
+    from tests.processors.test_worker_live import fleet
+
+    # The gateway writes frames as they come: each partition's offsets follow the gateway clock.
+    envelopes = sorted((e for script in fleet() for e in script.envelopes), key=lambda e: e.gateway_ts_ms)
+    values, offsets = [], {0: 0, 1: 0}
+    for e in envelopes:
+        partition = sum(e.key()) % 2
+        values.append((partition, offsets[partition], e.key(), e.model_dump_json().encode()))
+        offsets[partition] += 1
+    values.sort(key=lambda v: (v[0], v[1]))
+    batch = 9
+    clean = _stored_run(values, batch, None)
+    assert clean[1], "the fleet emits sessions"
+    flushes = -(-len(values) // batch)
+    for flush in range(flushes):
+        assert _stored_run(values, batch, (flush, crash_step)) == clean, f"crash after {crash_step} of flush {flush}"
