@@ -32,7 +32,7 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = Field(None, description="SASL user")
     sasl_password: SecretStr | None = Field(None, description="SASL password (never printed)")
     ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
-    replication_factor: int = Field(1, ge=1, description="replication factor of topics the pipeline creates")
+    replication_factor: int | None = Field(None, ge=1, description="replication factor of topics the pipeline creates (default: min(3, brokers in the cluster))")
     partitions: int | None = Field(None, ge=1, description="partitions of created topics (default: each topic's own)")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="prefix of every topic name (e.g. per environment); empty in production")
 
