@@ -21,6 +21,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from infra import clickhouse, local_kafka
+from infra.local_cluster import LocalCluster
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 
 
@@ -39,9 +40,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def broker_settings_in(home: Path, **overrides: object) -> LocalKafkaSettings:
-    """A broker of its own under ``home`` on free ports, its libs folder a symlink to the fetched jars."""
-    settings = LocalKafkaSettings(home=home, port=free_port(), controller_port=free_port(), **overrides)
+def free_port_run(length: int) -> int:
+    """The first of ``length`` consecutive free ports (a cluster's nodes use port + 2i, controller + 2i)."""
+    for _ in range(200):
+        base = free_port()
+        if base + length >= 65536:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + length):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {length} consecutive free ports")
+
+
+def broker_settings_in(home: Path, brokers: int = 1, **overrides: object) -> LocalKafkaSettings:
+    """A broker (or a cluster of ``brokers`` nodes) of its own under ``home`` on free ports, its libs
+    folder a symlink to the fetched jars."""
+    if brokers == 1:
+        ports = {"port": free_port(), "controller_port": free_port()}
+    else:
+        base = free_port_run(2 * brokers)
+        ports = {"port": base, "controller_port": base + 1}
+    settings = LocalKafkaSettings(home=home, brokers=brokers, **ports, **overrides)
     local_kafka.fetch(PROJECT_KAFKA)
     if not settings.libs_dir.exists():
         settings.libs_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -138,3 +166,19 @@ def spare_broker(spare_broker_settings: LocalKafkaSettings) -> Iterator[local_ka
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def cluster_settings(tmp_path: Path) -> LocalKafkaSettings:
+    """Three KRaft nodes of their own (``kafka start --brokers 3``) on free loopback ports."""
+    return broker_settings_in(tmp_path, brokers=3)
+
+
+@pytest.fixture
+def cluster(cluster_settings: LocalKafkaSettings) -> Iterator[LocalCluster]:
+    running = LocalCluster(cluster_settings)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
