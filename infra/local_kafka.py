@@ -304,6 +304,8 @@ class LocalBroker:
                 f"a Kafka broker not started from {self.run_dir} already answers on {self.bootstrap_servers}; "
                 "use it (OCPP_KAFKA_BOOTSTRAP_SERVERS) or choose another OCPP_LOCAL_KAFKA_PORT"
             )
+        if self._child is not None:
+            self._child.wait()  # an earlier process of this node, already ended
         fetch(self.settings)
         require_java()
         self._write_config()
@@ -337,10 +339,13 @@ class LocalBroker:
 
     def wait_ready(self) -> None:
         """Wait until the process this object launched answers metadata (:class:`BrokerError` if not)."""
+        if self._child is not None:  # just launched: it may not have exec'd java yet, so no pid() check
+            self._wait_ready(self._child.pid, self._child)
+            return
         pid = self.pid()
         if pid is None:
             raise BrokerError(f"no broker runs from {self.run_dir}:\n{self._log_tail()}")
-        self._wait_ready(pid, self._child if self._child is not None and self._child.pid == pid else None)
+        self._wait_ready(pid)
 
     def _log_tail(self, lines: int = 30) -> str:
         text = ""
@@ -354,6 +359,8 @@ class LocalBroker:
         pid = self.pid()
         if pid is not None:
             os.kill(pid, sig)
+            if sig == signal.SIGKILL and self._child is not None and self._child.pid == pid:
+                self._child.wait()  # collect it now: no zombie keeps the pid
         return pid
 
     def stop(self, timeout_s: float = 30.0, *, signalled: bool = False) -> bool:
