@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 6
 
 
-def chargers(count: int) -> list[Script]:
+def chargers(count: int, prefix: str = "GRP-") -> list[Script]:
     """``count`` chargers, each with two sessions ended in one of three ways, in gateway-time order."""
     scripts = []
     for n in range(count):
-        s = Script(f"GRP-{n:03d}")
+        s = Script(f"{prefix}{n:04d}")
         s.at(0).status(1, "Preparing").at(1).start(1, 1000 + n, meter_start=100 * n).at(2).status(1, "Charging")
         s.at(30).meter(1, 1000 + n, energy(100 * n + 400))
         if n % 3 == 0:
