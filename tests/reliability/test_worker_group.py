@@ -23,7 +23,7 @@ from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
 from schemas.topics import FRAMES
 from tests.processors.script import Script, energy
-from tests.processors.test_worker_live import WorkerProcess, expected_outputs, produce, worker_env, workers  # noqa: F401
+from tests.processors.test_worker_live import expected_outputs, produce, worker_env, workers  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 6
