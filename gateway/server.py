@@ -260,13 +260,11 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings) -> None:
     import signal
 
     from infra.limits import raise_open_files_limit
-    from infra.topic_admin import ensure_topics
+    from infra.topic_admin import wait_for_topics
 
     log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
-    try:
-        await ensure_topics(kafka)
-    except Exception as exc:  # Kafka may come later; the publisher waits for it
-        log.warning("could not ensure topics now (%s); continuing", exc)
+    # Kafka may come later (every pod at once): chargers are served meanwhile, the publisher waits.
+    topics = asyncio.create_task(wait_for_topics(kafka))
     gateway = Gateway(settings, kafka)
     await gateway.start()
     # Everything allocated so far lives as long as the process: keep the collector from walking
@@ -277,6 +275,14 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def topics_refused(task: asyncio.Task) -> None:  # only a refusal waiting cannot fix ends the wait
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stopping: %s", task.exception())
+            stop.set()
+
+    topics.add_done_callback(topics_refused)
     await stop.wait()
+    topics.cancel()
     log.info("stopping: closing connections, flushing Kafka")
     await gateway.stop()

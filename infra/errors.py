@@ -3,7 +3,8 @@
     InfraError
     ├── BrokerError            the local Kafka broker could not be fetched, started or stopped
     │   └── PrerequisiteMissing  Java 17+ or Maven is not installed
-    ├── TopicError             a topic could not be created or does not match its definition
+    ├── TopicError             a topic could not be created or is not usable yet (retriable)
+    │   └── TopicRefused         Kafka refused the topic for a reason waiting cannot fix (not retriable)
     └── ClickHouseError        a ClickHouse connection or migration failed
         └── InsertFailed       an insert failed; ``retriable`` says whether trying again can help
 
@@ -27,6 +28,12 @@ class PrerequisiteMissing(BrokerError):
 
 class TopicError(InfraError):
     retriable = True
+
+
+class TopicRefused(TopicError):
+    """Kafka refused to create a topic: authorisation, policy, an invalid name or configuration."""
+
+    retriable = False
 
 
 class ClickHouseError(InfraError):

@@ -46,6 +46,24 @@ class BrokerStatus:
         return f"kafka {self.version} not running (bootstrap {self.bootstrap_servers})"
 
 
+@dataclass(frozen=True)
+class Node:
+    """Where one KRaft node of the local broker or cluster listens and keeps its files."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    run_dir: Path
+    voters: str  # controller.quorum.voters of the whole cluster
+    cluster_size: int = 1
+
+    @classmethod
+    def single(cls, settings: LocalKafkaSettings) -> "Node":
+        """The one node of ``ocpp-pipeline kafka start`` (the layout every earlier version used)."""
+        return cls(1, settings.port, settings.controller_port, settings.run_dir,
+                   f"1@{settings.host}:{settings.controller_port}")
+
+
 # --- prerequisites -----------------------------------------------------------------------------
 
 
@@ -107,36 +125,41 @@ def jars_size_bytes(settings: LocalKafkaSettings) -> int:
 # --- configuration -----------------------------------------------------------------------------
 
 
-def server_properties(settings: LocalKafkaSettings) -> str:
-    """Broker config sized for a 2-core development machine: one node, small internal topics."""
-    data = settings.run_dir / "data"
+def server_properties(settings: LocalKafkaSettings, node: Node | None = None) -> str:
+    """Broker config sized for a 2-core development machine: small internal topics; on a cluster of
+    three or more nodes, internal and default topics get 3 replicas and min.insync.replicas 2."""
+    node = node or Node.single(settings)
+    data = node.run_dir / "data"
     host = settings.host
+    replicas = min(3, node.cluster_size)
+    min_isr = 2 if node.cluster_size >= 3 else 1
     lines = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{settings.controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{settings.port},CONTROLLER://{host}:{settings.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{settings.port}",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": node.voters,
+        "listeners": f"PLAINTEXT://{host}:{node.port},CONTROLLER://{host}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{node.port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(data),
         "num.partitions": str(settings.partitions),
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": str(replicas),
+        "min.insync.replicas": str(min_isr),
         # Internal topics default to 50 partitions: a slow first start and memory for nothing here.
         "offsets.topic.num.partitions": "4",
-        "offsets.topic.replication.factor": "1",
+        "offsets.topic.replication.factor": str(replicas),
         "transaction.state.log.num.partitions": "4",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min_isr),
         "share.coordinator.state.topic.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
         # Consumers join at once instead of waiting 3 s for more members.
         "group.initial.rebalance.delay.ms": "0",
         "num.network.threads": "2",
-        "num.io.threads": "4",
+        "num.io.threads": "4" if node.cluster_size == 1 else "2",
+        "num.replica.fetchers": "1",
         "num.recovery.threads.per.data.dir": "1",
         "log.segment.bytes": str(128 * 1024 * 1024),
         "log.retention.check.interval.ms": "60000",
@@ -146,8 +169,8 @@ def server_properties(settings: LocalKafkaSettings) -> str:
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
-def log4j2_xml(settings: LocalKafkaSettings) -> str:
-    log = settings.run_dir / "logs" / "server.log"
+def log4j2_xml(run_dir: Path) -> str:
+    log = run_dir / "logs" / "server.log"
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
@@ -181,9 +204,11 @@ def cluster_id() -> str:
 class LocalBroker:
     """Start, probe and stop one local broker; settings decide ports, version and folders."""
 
-    def __init__(self, settings: LocalKafkaSettings) -> None:
+    def __init__(self, settings: LocalKafkaSettings, node: Node | None = None) -> None:
         self.settings = settings
-        self.run_dir = settings.run_dir
+        self.node = node or Node.single(settings)
+        self.run_dir = self.node.run_dir
+        self.bootstrap_servers = f"{settings.host}:{self.node.port}"
         self.config_path = self.run_dir / "server.properties"
         self.pid_path = self.run_dir / "broker.pid"
         self.stdout_path = self.run_dir / "logs" / "stdout.log"
@@ -207,16 +232,17 @@ class LocalBroker:
 
     def _write_config(self) -> None:
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(server_properties(self.settings))
-        (self.run_dir / "log4j2.xml").write_text(log4j2_xml(self.settings))
+        self.config_path.write_text(server_properties(self.settings, self.node))
+        (self.run_dir / "log4j2.xml").write_text(log4j2_xml(self.run_dir))
 
-    def _format_storage(self) -> None:
+    def _format_storage(self, cluster: str | None = None) -> None:
+        """Format the data folder once; every node of a cluster is formatted with the same ``cluster`` id."""
         if (self.run_dir / "data" / "meta.properties").exists():
             return
         cmd = self._java_command() + [
             "kafka.tools.StorageTool",
             "format",
-            f"--cluster-id={cluster_id()}",
+            f"--cluster-id={cluster or cluster_id()}",
             f"--config={self.config_path}",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -245,9 +271,9 @@ class LocalBroker:
     def status(self) -> BrokerStatus:
         pid = self.pid()
         return BrokerStatus(
-            running=pid is not None and answers_metadata(self.settings.bootstrap_servers, timeout_s=5),
+            running=pid is not None and answers_metadata(self.bootstrap_servers, timeout_s=5),
             pid=pid,
-            bootstrap_servers=self.settings.bootstrap_servers,
+            bootstrap_servers=self.bootstrap_servers,
             version=self.settings.version,
             run_dir=self.run_dir,
         )
@@ -262,15 +288,28 @@ class LocalBroker:
         if existing is not None:
             self._wait_ready(existing)
             return self.status()
-        if answers_metadata(self.settings.bootstrap_servers, timeout_s=2):
+        self.launch()
+        try:
+            self._wait_ready(self._child.pid, self._child)
+        except BrokerError:
+            self.stop()
+            raise
+        return self.status()
+
+    def launch(self, cluster: str | None = None) -> int:
+        """Start the process and return its pid without waiting for it to answer (the nodes of a
+        cluster only answer once a majority of them runs)."""
+        if answers_metadata(self.bootstrap_servers, timeout_s=2):
             raise BrokerError(
-                f"a Kafka broker not started from {self.run_dir} already answers on {self.settings.bootstrap_servers}; "
+                f"a Kafka broker not started from {self.run_dir} already answers on {self.bootstrap_servers}; "
                 "use it (OCPP_KAFKA_BOOTSTRAP_SERVERS) or choose another OCPP_LOCAL_KAFKA_PORT"
             )
+        if self._child is not None:
+            self._child.wait()  # an earlier process of this node, already ended
         fetch(self.settings)
         require_java()
         self._write_config()
-        self._format_storage()
+        self._format_storage(cluster)
         with open(self.stdout_path, "ab") as out:
             proc = subprocess.Popen(
                 self._java_command() + ["kafka.Kafka", str(self.config_path)],
@@ -282,12 +321,7 @@ class LocalBroker:
             )
         self._child = proc
         self.pid_path.write_text(f"{proc.pid}\n")
-        try:
-            self._wait_ready(proc.pid, proc)
-        except BrokerError:
-            self.stop()
-            raise
-        return self.status()
+        return proc.pid
 
     def _wait_ready(self, pid: int, proc: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
@@ -296,12 +330,22 @@ class LocalBroker:
                 raise BrokerError(f"the broker exited with code {proc.returncode} while starting:\n{self._log_tail()}")
             if proc is None and not self._is_our_process(pid):
                 raise BrokerError(f"broker pid {pid} is gone:\n{self._log_tail()}")
-            if answers_metadata(self.settings.bootstrap_servers, timeout_s=2):
+            if answers_metadata(self.bootstrap_servers, timeout_s=2):
                 return
             time.sleep(0.25)
         raise BrokerError(
             f"the broker did not answer metadata requests within {self.settings.start_timeout_s:.0f} s:\n{self._log_tail()}"
         )
+
+    def wait_ready(self) -> None:
+        """Wait until the process this object launched answers metadata (:class:`BrokerError` if not)."""
+        if self._child is not None:  # just launched: it may not have exec'd java yet, so no pid() check
+            self._wait_ready(self._child.pid, self._child)
+            return
+        pid = self.pid()
+        if pid is None:
+            raise BrokerError(f"no broker runs from {self.run_dir}:\n{self._log_tail()}")
+        self._wait_ready(pid)
 
     def _log_tail(self, lines: int = 30) -> str:
         text = ""
@@ -310,16 +354,30 @@ class LocalBroker:
                 text += "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
         return text
 
-    def stop(self, timeout_s: float = 30.0) -> bool:
+    def kill(self, sig: int = signal.SIGKILL) -> int | None:
+        """Send ``sig`` to this node's process (fault tests); its pid, or None if it was not running."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, sig)
+            if sig == signal.SIGKILL and self._child is not None and self._child.pid == pid:
+                self._child.wait()  # collect it now: no zombie keeps the pid
+        return pid
+
+    def stop(self, timeout_s: float = 30.0, *, signalled: bool = False) -> bool:
         """Stop the broker this folder started; True if a process was stopped.
 
         SIGTERM lets Kafka close its logs cleanly (a fast next start); SIGKILL only after ``timeout_s``.
+        ``signalled``: SIGTERM was already sent (a cluster signals all its nodes at once).
         """
         pid = self.pid()
         if pid is None:
+            if self._child is not None:
+                self._child.wait()  # killed by a fault test: collect it
+                self._child = None
             self.pid_path.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
+        if not signalled:
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self._is_our_process(pid):
             _reap(pid)

@@ -32,7 +32,7 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = Field(None, description="SASL user")
     sasl_password: SecretStr | None = Field(None, description="SASL password (never printed)")
     ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
-    replication_factor: int = Field(1, ge=1, description="replication factor of topics the pipeline creates")
+    replication_factor: int | None = Field(None, ge=1, description="replication factor of topics the pipeline creates (default: min(3, brokers in the cluster))")
     partitions: int | None = Field(None, ge=1, description="partitions of created topics (default: each topic's own)")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="prefix of every topic name (e.g. per environment); empty in production")
 
@@ -67,7 +67,8 @@ class LocalKafkaSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="address the broker listens on (loopback by default)")
     port: int = Field(9092, description="client (PLAINTEXT) port")
     controller_port: int = Field(9093, description="KRaft controller port")
-    heap_mb: int = Field(512, ge=128, description="broker JVM heap")
+    brokers: int = Field(1, ge=1, le=9, description="KRaft nodes of the local cluster (`kafka start --brokers N`); node i listens on port + 2(i-1)")
+    heap_mb: int = Field(512, ge=128, description="JVM heap of each broker (three of 512 MiB fit a 2-core, 24 GiB machine)")
     partitions: int = Field(4, ge=1, description="default partitions of auto-created topics")
     start_timeout_s: float = Field(90.0, description="how long `kafka start` waits for the broker to answer")
 
@@ -76,9 +77,14 @@ class LocalKafkaSettings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    def node_ports(self) -> list[tuple[int, int]]:
+        """(client port, controller port) of each node: ``port`` and ``controller_port`` for the first,
+        two more for each next one (9092/9093, 9094/9095, 9096/9097 by default)."""
+        return [(self.port + 2 * i, self.controller_port + 2 * i) for i in range(self.brokers)]
+
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
+        return ",".join(f"{self.host}:{port}" for port, _ in self.node_ports())
 
     @property
     def kafka_dir(self) -> Path:
@@ -90,8 +96,13 @@ class LocalKafkaSettings(BaseSettings):
 
     @property
     def run_dir(self) -> Path:
-        """Config, logs, pid file and data of this broker instance (one per client port)."""
+        """Config, logs, pid file and data of the single broker (one per client port)."""
         return self.kafka_dir / f"broker-{self.port}"
+
+    @property
+    def cluster_dir(self) -> Path:
+        """The folder of a multi-node cluster: one ``node-<id>`` folder per node, like ``run_dir``."""
+        return self.kafka_dir / f"cluster-{self.port}"
 
 
 class ClickHouseSettings(BaseSettings):

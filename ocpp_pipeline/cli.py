@@ -26,17 +26,22 @@ def _say(message: str) -> None:
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    settings = LocalKafkaSettings()
-    broker = local_kafka.LocalBroker(settings)
+    from infra.local_cluster import LocalCluster
+
+    settings = LocalKafkaSettings(**({"brokers": args.brokers} if args.brokers else {}))
+    # start: the nodes asked for; status and stop: every node started on these ports, however many
+    cluster = LocalCluster(settings) if args.action == "start" or args.brokers else LocalCluster.found(settings)
     if args.action == "fetch":
         libs = local_kafka.fetch(settings)
         _say(f"kafka {settings.version} jars in {libs} ({local_kafka.jars_size_bytes(settings) / 2**20:.1f} MiB)")
     elif args.action == "start":
-        _say(broker.start().describe())
+        _say(cluster.start().describe())
     elif args.action == "stop":
-        _say(f"kafka stopped (pid file {broker.pid_path})" if broker.stop() else "kafka was not running (nothing stopped)")
+        stopped = cluster.stop()
+        _say(f"kafka stopped ({stopped} node{'s' if stopped != 1 else ''})" if stopped
+             else "kafka was not running (nothing stopped)")
     else:
-        status = broker.status()
+        status = cluster.status()
         _say(status.describe())
         return 0 if status.running else 1
     return 0
@@ -214,8 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocpp-pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    kafka = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft, one node)")
+    kafka = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft), or a cluster of several on loopback")
     kafka.add_argument("action", choices=["fetch", "start", "stop", "status"])
+    kafka.add_argument("--brokers", type=int, choices=range(1, 10), metavar="N",
+                       help="KRaft nodes, each its own process (overrides OCPP_LOCAL_KAFKA_BROKERS); "
+                            "status and stop find every node started on these ports without it")
     kafka.set_defaults(func=cmd_kafka)
 
     topics = sub.add_parser("topics", help="Kafka topics of the pipeline")

@@ -474,11 +474,11 @@ def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSet
     """``ocpp-pipeline worker``: create topics, then run the Faust worker until SIGTERM / SIGINT."""
     from faust.worker import Worker as FaustWorker
 
-    from infra.topic_admin import ensure_topics
+    from infra.topic_admin import wait_for_topics
 
-    states = asyncio.run(ensure_topics(kafka))
-    partitions = next(s.partitions for s in states if s.name == kafka.topic(FRAMES.name))
-    worker = Worker(settings, kafka, ch, frames_partitions=partitions)
+    # Kafka may start after the worker (every pod at once): wait, saying so, instead of dying.
+    ready = asyncio.run(wait_for_topics(kafka))
+    worker = Worker(settings, ready.settings, ch, frames_partitions=ready.partitions(kafka.topic(FRAMES.name)))
     from infra.logs import logging_config
 
     FaustWorker(worker.app, loglevel=loglevel, quiet=True,

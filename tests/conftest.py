@@ -1,23 +1,27 @@
-"""Shared fixtures: the real local Kafka broker and the real ClickHouse engine (chDB).
+"""Shared fixtures: a Kafka broker of the suite's own and the real ClickHouse engine (chDB).
 
-The broker fixture reuses a broker that already answers on the configured bootstrap address
-(e.g. one left by ``ocpp-pipeline kafka start``) and otherwise starts one, stopping at the end
-exactly the process it started. Each test gets fresh topic names and a fresh database.
+The suite never shares anything with ``make run``: at the start of the session every ``OCPP_*``
+variable inherited from the shell is dropped and ``OCPP_HOME`` points at a temporary folder, so a
+command a test starts (gateway, worker, ``sql``, ``replay``) cannot reach ``.local/`` (the broker data
+of ``make run`` or its ClickHouse folder) even when the test forgets to say where to go. The broker is
+started once per session in that folder, on free ports, from the jars fetched once into the project's
+``.local/kafka/<version>/libs`` (a symlink), and stopped by its pid at the end. Each test gets fresh
+topic names and a fresh database.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import os
-
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from infra import clickhouse, local_kafka
+from infra.local_cluster import LocalCluster
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 
 
@@ -26,22 +30,91 @@ from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
+# Where the jars are fetched once, read before the suite replaces OCPP_HOME (the project's `.local/`).
+PROJECT_KAFKA = LocalKafkaSettings()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_run(length: int) -> int:
+    """The first of ``length`` consecutive free ports (a cluster's nodes use port + 2i, controller + 2i)."""
+    for _ in range(200):
+        base = free_port()
+        if base + length >= 65536:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + length):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {length} consecutive free ports")
+
+
+def broker_settings_in(home: Path, brokers: int = 1, **overrides: object) -> LocalKafkaSettings:
+    """A broker (or a cluster of ``brokers`` nodes) of its own under ``home`` on free ports, its libs
+    folder a symlink to the fetched jars."""
+    if brokers == 1:
+        ports = {"port": free_port(), "controller_port": free_port()}
+    else:
+        base = free_port_run(2 * brokers)
+        ports = {"port": base, "controller_port": base + 1}
+    settings = LocalKafkaSettings(home=home, brokers=brokers, **ports, **overrides)
+    local_kafka.fetch(PROJECT_KAFKA)
+    if not settings.libs_dir.exists():
+        settings.libs_dir.parent.mkdir(parents=True, exist_ok=True)
+        settings.libs_dir.symlink_to(PROJECT_KAFKA.libs_dir.resolve())
+    return settings
+
 
 @pytest.fixture(scope="session")
-def local_kafka_settings() -> LocalKafkaSettings:
-    return LocalKafkaSettings()
+def suite_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's ``OCPP_HOME``; the environment of every process a test starts points here."""
+    home = tmp_path_factory.mktemp("ocpp-home")
+    saved = dict(os.environ)
+    for name in [n for n in os.environ if n.upper().startswith("OCPP_")]:
+        del os.environ[name]
+    os.environ["OCPP_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_from_make_run(suite_home: Path) -> Path:
+    return suite_home
+
+
+@pytest.fixture(scope="session")
+def local_kafka_settings(suite_home: Path) -> LocalKafkaSettings:
+    """The suite's broker: under the suite's home, on free ports (never make run's 127.0.0.1:9092)."""
+    settings = broker_settings_in(suite_home)
+    # Processes a test starts find it without being told (their own settings still win).
+    os.environ["OCPP_LOCAL_KAFKA_PORT"] = str(settings.port)
+    os.environ["OCPP_LOCAL_KAFKA_CONTROLLER_PORT"] = str(settings.controller_port)
+    os.environ["OCPP_KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    return settings
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(local_kafka_settings: LocalKafkaSettings) -> Iterator[str]:
-    bootstrap = local_kafka_settings.bootstrap_servers
-    if local_kafka.answers_metadata(bootstrap, timeout_s=3):
-        yield bootstrap
-        return
+    """Starts the suite's broker once (on first use) and stops exactly that process at the end."""
     broker = local_kafka.LocalBroker(local_kafka_settings)
     broker.start()
     try:
-        yield bootstrap
+        yield local_kafka_settings.bootstrap_servers
     finally:
         broker.stop()
 
@@ -78,21 +151,11 @@ def database(chdb_client, unique: str) -> str:
     return name
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def spare_broker_settings(tmp_path: Path, local_kafka_settings: LocalKafkaSettings) -> LocalKafkaSettings:
+def spare_broker_settings(tmp_path: Path) -> LocalKafkaSettings:
     """A second broker in a folder of its own, on free ports, sharing the fetched jars: for tests
     that stop and restart a broker."""
-    settings = LocalKafkaSettings(home=tmp_path, port=free_port(), controller_port=free_port())
-    local_kafka.fetch(local_kafka_settings)
-    settings.libs_dir.parent.mkdir(parents=True)
-    settings.libs_dir.symlink_to(local_kafka_settings.libs_dir)
-    return settings
+    return broker_settings_in(tmp_path)
 
 
 @pytest.fixture
@@ -103,3 +166,19 @@ def spare_broker(spare_broker_settings: LocalKafkaSettings) -> Iterator[local_ka
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def cluster_settings(tmp_path: Path) -> LocalKafkaSettings:
+    """Three KRaft nodes of their own (``kafka start --brokers 3``) on free loopback ports."""
+    return broker_settings_in(tmp_path, brokers=3)
+
+
+@pytest.fixture
+def cluster(cluster_settings: LocalKafkaSettings) -> Iterator[LocalCluster]:
+    running = LocalCluster(cluster_settings)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

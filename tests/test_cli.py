@@ -29,15 +29,27 @@ def test_print_ddl_renders_both_dialects() -> None:
     assert "ON CLUSTER 'prod'" in cluster and "Distributed('prod'" in cluster
 
 
-def test_kafka_status_reports_the_running_broker(kafka_bootstrap: str, local_kafka_settings) -> None:
+def test_kafka_status_reports_the_running_broker(kafka_bootstrap: str) -> None:
+    """The suite's own broker, found by `kafka status` through the environment the suite set."""
     out = subprocess.run(
         [sys.executable, "-m", "ocpp_pipeline", "kafka", "status"], capture_output=True, text=True, cwd=ROOT
     )
-    from infra.local_kafka import LocalBroker
+    assert out.returncode == 0 and "running" in out.stdout and kafka_bootstrap in out.stdout, out.stdout + out.stderr
 
-    if LocalBroker(local_kafka_settings).pid() is None:
-        pytest.skip("the broker in use was not started from this checkout's folder")
-    assert out.returncode == 0 and "running" in out.stdout and kafka_bootstrap in out.stdout
+
+def test_the_suite_never_uses_make_runs_broker_or_data(kafka_bootstrap: str, suite_home: Path) -> None:
+    """make run's broker answers on 127.0.0.1:9092 with its data in .local/: the suite's is elsewhere,
+    and every process a test starts inherits a home under the session's temporary folder."""
+    import os
+
+    from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+
+    project_local = (ROOT / ".local").resolve()
+    assert kafka_bootstrap != "127.0.0.1:9092"
+    assert KafkaSettings().bootstrap_servers == kafka_bootstrap
+    assert project_local not in LocalKafkaSettings().run_dir.parents
+    assert project_local not in Path(ClickHouseSettings().resolved_dsn().removeprefix("chdb://")).parents
+    assert Path(os.environ["OCPP_HOME"]) == suite_home
 
 
 def test_every_setting_reads_from_the_environment_as_text() -> None:

@@ -266,3 +266,31 @@ def test_metrics_have_no_per_charger_labels_and_cover_what_operators_watch() -> 
     assert {"ocpp_gateway_open_connections", "ocpp_gateway_frames", "ocpp_gateway_publish_seconds",
             "ocpp_gateway_handshake_refusals", "ocpp_worker_consumer_lag", "ocpp_worker_frames", "ocpp_worker_sessions",
             "ocpp_worker_fault_events", "ocpp_worker_flush_seconds", "ocpp_worker_sink_failures"} <= names
+
+
+def test_prod_replicates_as_the_fault_tests_proved() -> None:
+    """Replication 3 and min.insync.replicas 2 on three nodes (a SIGKILLed partition leader lost no acknowledged
+    frame: tests/reliability/test_cluster_faults.py); one node, one gateway and one worker disrupted at a time."""
+    docs = rendered("prod")
+    (kafka,) = by_kind(docs, "Kafka")
+    (pool,) = by_kind(docs, "KafkaNodePool")
+    config = kafka["spec"]["kafka"]["config"]
+    assert pool["spec"]["replicas"] >= 3
+    assert (config["default.replication.factor"], config["min.insync.replicas"]) == (3, 2)
+    assert (config["offsets.topic.replication.factor"], config["transaction.state.log.min.isr"]) == (3, 2)
+    assert kafka["spec"]["kafka"]["template"]["podDisruptionBudget"]["maxUnavailable"] == 1
+    for topic in by_kind(docs, "KafkaTopic"):
+        assert topic["spec"]["replicas"] == 3 and topic["spec"]["config"]["min.insync.replicas"] == "2", topic
+    budgets = {pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]: pdb["spec"]
+               for pdb in by_kind(docs, "PodDisruptionBudget")}
+    assert budgets["ocpp-gateway"] == budgets["ocpp-worker"] | {"selector": budgets["ocpp-gateway"]["selector"]}
+    assert budgets["ocpp-worker"]["maxUnavailable"] == 1
+
+
+def test_worker_rollout_waits_for_the_group_to_settle() -> None:
+    """Each worker replaced costs a rebalance (a killed member's partitions move after its 10 s session
+    timeout, RELIABILITY.md): the StatefulSet rolls one pod at a time and waits well past it."""
+    (worker,) = by_kind(rendered("prod"), "StatefulSet")
+    assert worker["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+    assert worker["spec"]["minReadySeconds"] >= 30
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,48 @@ def test_cluster_ids_are_kafka_uuids_a_command_line_accepts() -> None:
         value = local_kafka.cluster_id()
         assert not value.startswith("-") and len(value) == 22
         assert len(base64.urlsafe_b64decode(value + "==")) == 16
+
+
+def test_a_three_node_cluster_replicates_what_the_pipeline_creates(cluster_settings: LocalKafkaSettings) -> None:
+    """`kafka start --brokers 3`: three processes, folders and pid files; topics get 3 replicas and
+    min.insync.replicas 2 without being told; `status` and `stop` (without --brokers) handle all three."""
+    from infra.local_cluster import LocalCluster
+
+    env = {**os.environ, "OCPP_HOME": str(cluster_settings.home), "OCPP_LOCAL_KAFKA_PORT": str(cluster_settings.port),
+           "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(cluster_settings.controller_port)}
+    cli = lambda *args: subprocess.run([sys.executable, "-m", "ocpp_pipeline", "kafka", *args], env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=300)
+    started = cli("start", "--brokers", "3")
+    cluster = LocalCluster(cluster_settings)
+    pids = [b.pid() for b in cluster.brokers]
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "kafka cluster of 3 nodes, 3 running" in started.stdout
+        assert len({pid for pid in pids if pid}) == 3
+        assert len({b.run_dir for b in cluster.brokers}) == 3 and all(b.pid_path.exists() for b in cluster.brokers)
+        status = cli("status")
+        assert status.returncode == 0 and status.stdout.count("running, pid") == 3, status.stdout
+
+        kafka = KafkaSettings(bootstrap_servers=cluster_settings.bootstrap_servers)
+        states = asyncio.run(ensure_topics(kafka))
+        assert {s.replication_factor for s in states} == {3}
+        assert asyncio.run(min_insync_replicas(kafka, states[0].name)) == "2"
+    finally:
+        stopped = cli("stop")
+    assert stopped.returncode == 0 and "kafka stopped (3 nodes)" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert not any(_alive(pid) for pid in pids if pid)
+    assert cli("status").returncode == 1
+
+
+async def min_insync_replicas(kafka: KafkaSettings, topic: str) -> str:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    entries = response.to_object()["resources"][0]["config_entries"]
+    return next(e["config_value"] for e in entries if e.get("config_names", e.get("config_name")) == "min.insync.replicas")
