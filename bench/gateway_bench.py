@@ -67,6 +67,30 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def pids(self) -> list[int]:
+        """The server process and its descendants (a multi-process gateway's workers)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                try:
+                    todo += [int(c) for c in children.read_text().split()]
+                except OSError:
+                    pass
+        return found
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the server's processes so far (all their threads)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -76,12 +100,12 @@ class Server:
             self.proc.wait()
 
 
-def start_server(name: str, bootstrap: str, topic_partitions: int) -> Server:
+def start_server(name: str, bootstrap: str, topic_partitions: int, gateway_env: dict[str, str] | None = None) -> Server:
     port = free_port()
     env = {**os.environ}
     if name == "gateway":
         env |= {"OCPP_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OCPP_KAFKA_PARTITIONS": str(topic_partitions),
-                "OCPP_GATEWAY_PING_INTERVAL_S": "0", "OCPP_GATEWAY_ID": "bench"}
+                "OCPP_GATEWAY_PING_INTERVAL_S": "0", "OCPP_GATEWAY_ID": "bench"} | (gateway_env or {})
         cmd = [sys.executable, "-c", "import resource as r; s,h=r.getrlimit(r.RLIMIT_NOFILE); r.setrlimit(r.RLIMIT_NOFILE,(h,h));"
                "from ocpp_pipeline.cli import main; raise SystemExit(main())",
                "gateway", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
@@ -104,6 +128,7 @@ class LoadResult:
     frames: int
     seconds: float
     latencies_ms: list[float]
+    answered: int = 0  # every CALL answered, warm-up included
 
     @property
     def rate(self) -> float:
@@ -133,6 +158,7 @@ async def drive(port: int, connections: int, seconds: float, rate: float | None,
     sockets = await open_connections(port, connections, f"{tag}-")
     latencies: list[float] = []
     counts = [0] * connections
+    answered = [0] * connections
     warmup_end = time.perf_counter() + min(2.0, seconds / 4)
     end = warmup_end + seconds
     interval = connections / rate if rate else 0.0
@@ -155,13 +181,14 @@ async def drive(port: int, connections: int, seconds: float, rate: float | None,
             await ws.send(frame)
             await ws.recv()
             done = time.perf_counter()
+            answered[i] += 1
             if sent >= warmup_end and done <= end:
                 counts[i] += 1
                 latencies.append((done - sent) * 1000)
 
     await asyncio.gather(*(run(i, ws) for i, ws in enumerate(sockets)))
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    return LoadResult(sum(counts), seconds, latencies)
+    return LoadResult(sum(counts), seconds, latencies, sum(answered))
 
 
 async def idle_memory(server: Server, count: int, tag: str) -> float:
@@ -185,6 +212,8 @@ def main() -> None:
     parser.add_argument("--idle", default="1000,5000,10000", help="idle connection counts for the memory run")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--servers", default="echo,ocpplib,gateway", help="which servers to measure")
+    parser.add_argument("--linger-ms", type=int, help="the gateway's OCPP_GATEWAY_KAFKA_LINGER_MS (default: its own)")
     args = parser.parse_args()
     raise_fd_limit()
     try:
@@ -195,14 +224,17 @@ def main() -> None:
         pass
 
     results: dict[str, dict[str, float]] = {}
-    for name in ("echo", "ocpplib", "gateway"):
-        server = start_server(name, args.bootstrap, 4)
+    gateway_env = {} if args.linger_ms is None else {"OCPP_GATEWAY_KAFKA_LINGER_MS": str(args.linger_ms)}
+    for name in args.servers.split(","):
+        server = start_server(name, args.bootstrap, 4, gateway_env)
         try:
             asyncio.run(drive(server.port, 10, 2, None, f"warm-{name}"))  # JIT of a kind: imports, topic metadata
+            cpu_before = server.cpu_s()
             flat = asyncio.run(drive(server.port, args.connections, args.seconds, None, f"max-{name}"))
+            cpu_us_per_call = (server.cpu_s() - cpu_before) / max(flat.answered, 1) * 1e6
             paced = asyncio.run(drive(server.port, args.connections, args.seconds, args.rate, f"paced-{name}"))
             results[name] = {
-                "frames_per_s": flat.rate, "p50_ms": flat.pct(50), "p99_ms": flat.pct(99),
+                "frames_per_s": flat.rate, "p50_ms": flat.pct(50), "p99_ms": flat.pct(99), "cpu_us_per_call": cpu_us_per_call,
                 "paced_rate": paced.rate, "paced_p50_ms": paced.pct(50), "paced_p99_ms": paced.pct(99),
             }
             if name == "gateway":
@@ -214,9 +246,9 @@ def main() -> None:
     echo = results["echo"]["frames_per_s"]
     print(f"\nclient load: {args.connections} connections, one CALL in flight each (a CALL and its answer = 2 frames), {args.seconds:.0f} s per run; "
           f"paced run at {args.rate:.0f} frames/s\n")
-    print(f"{'server':<10} {'CALLs/s':>10} {'x echo':>7} {'p50 ms':>8} {'p99 ms':>8} | {'paced/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'server':<10} {'CALLs/s':>10} {'x echo':>7} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/CALL':>12} | {'paced/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in results.items():
-        print(f"{name:<10} {r['frames_per_s']:>10.0f} {r['frames_per_s'] / echo:>7.2f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} | "
+        print(f"{name:<10} {r['frames_per_s']:>10.0f} {r['frames_per_s'] / echo:>7.2f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['cpu_us_per_call']:>12.1f} | "
               f"{r['paced_rate']:>8.0f} {r['paced_p50_ms']:>8.2f} {r['paced_p99_ms']:>8.2f}")
     g = results["gateway"]
     print(f"\ngateway / echo          = {g['frames_per_s'] / echo:.2f}x  (target >= 0.6)")

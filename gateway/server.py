@@ -98,7 +98,8 @@ class Gateway:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics()
         self.publisher = FramePublisher(
-            kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames, linger_ms=settings.kafka_linger_ms
+            kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames,
+            linger_ms=settings.kafka_linger_ms, max_batch_bytes=settings.kafka_max_batch_bytes,
         )
         self._credentials = Credentials.load(settings.credentials_file)
         # Compiled once per process, per accepted version: every connection of that version shares them.
@@ -228,8 +229,11 @@ class Gateway:
             assert reaction.reply_envelope is not None
             reply_stored = await self.publisher.submit(reaction.reply_envelope)
             try:
+                # One timeout over both acknowledgements (no gather, no wait_for task per CALL).
                 # Cancelling these futures on timeout is harmless: the frames stay queued for Kafka.
-                await asyncio.wait_for(asyncio.gather(inbound_stored, reply_stored), self.settings.publish_timeout_s)
+                async with asyncio.timeout(self.settings.publish_timeout_s):
+                    await inbound_stored
+                    await reply_stored
                 self.metrics.publish_seconds.observe((now_ms() - received_ms) / 1000)
             except TimeoutError:
                 self.metrics.unacknowledged.inc()
