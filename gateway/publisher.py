@@ -129,6 +129,9 @@ class FramePublisher:
     async def _run(self) -> None:
         self._producer = await self._new_producer()
         self._producer_ready.set()
+        # The producer reached the cluster: ready before the first frame (a pod nobody routes chargers
+        # to would otherwise never become ready).
+        self._set_up(True)
         failures = 0
         while True:
             if not self._retry and not self._buffer:

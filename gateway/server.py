@@ -6,7 +6,8 @@ this module moves frames between sockets and the :class:`~gateway.publisher.Fram
 - ``/<prefix>/<chargePointId>``: the OCPP endpoint (one connection per charger: a new connection
   with the same id closes the old one with 1000 "replaced by a new connection").
 - ``/healthz``: 200 while the process serves; ``/readyz``: 200 while Kafka takes frames, else 503;
-  ``/metrics``: Prometheus.
+  ``/metrics``: Prometheus. One of several processes on the port (``place``, :mod:`gateway.supervisor`):
+  all three answer for the whole host (:mod:`gateway.host_view`).
 - SIGTERM (``Gateway.stop``): stop accepting, close connections with 1001, flush Kafka.
 """
 
@@ -32,6 +33,7 @@ from gateway.answers import AnswerPolicy
 from gateway.credentials import Credentials
 from gateway.errors import HandshakeRefused
 from gateway.handler import ConnectionInfo, FrameHandler, Reaction
+from gateway.host_view import WorkerPlace
 from gateway.metrics import GatewayMetrics
 from gateway.payload_schemas import compile_validators
 from gateway.publisher import FramePublisher
@@ -94,9 +96,11 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         *,
         frames_topic: str | None = None,  # default: the contract topic, with OCPP_KAFKA_TOPIC_PREFIX
+        place: WorkerPlace | None = None,  # one of several processes on the port (SO_REUSEPORT)
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or GatewayMetrics()
+        self.place = place
+        self.metrics = metrics or GatewayMetrics(multiprocess_dir=place.multiprocess_dir if place else None)
         self.publisher = FramePublisher(
             kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames,
             linger_ms=settings.kafka_linger_ms, max_batch_bytes=settings.kafka_max_batch_bytes,
@@ -105,7 +109,9 @@ class Gateway:
         # Compiled once per process, per accepted version: every connection of that version shares them.
         self._validators = {version: compile_validators(version) for version in settings.subprotocols}
         self._policy = AnswerPolicy(settings.heartbeat_interval_s, _read_id_tags(settings.authorized_id_tags_file))
-        self._transaction_ids = TransactionIdAllocator()
+        self._transaction_ids = (
+            TransactionIdAllocator(process_index=place.index, process_count=place.count) if place else TransactionIdAllocator()
+        )
         # Handshake results waiting for their handler; weak, so an upgrade that dies midway leaks nothing.
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
         self._by_charge_point: dict[str, ServerConnection] = {}
@@ -134,6 +140,8 @@ class Gateway:
             ssl=tls_context(s),
             server_header=None,
             logger=websockets_logger(),
+            reuse_port=self.place is not None,  # the kernel spreads new connections over the processes
+            backlog=s.listen_backlog,
         )
         log.info("gateway %s listening on %s:%d%s/<chargePointId>", s.gateway_id, s.host, self.port, s.path_prefix)
 
@@ -152,10 +160,16 @@ class Gateway:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
-            return connection.respond(HTTPStatus.OK, "ok\n")
+            if self.place is None or self.place.host.healthy():
+                return connection.respond(HTTPStatus.OK, "ok\n")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, self.place.host.describe() + "\n")
         if path == "/readyz":
-            ready = self.publisher.kafka_up
-            return connection.respond(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, "ready\n" if ready else "kafka unavailable\n")
+            if self.place is None:
+                ready, reason = self.publisher.kafka_up, "kafka unavailable"
+            else:
+                self.place.host.report(self.place.index, self.publisher.kafka_up)
+                ready, reason = self.place.host.ready(), self.place.host.describe()
+            return connection.respond(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, "ready\n" if ready else reason + "\n")
         if path == "/metrics":
             response = connection.respond(HTTPStatus.OK, self.metrics.exposition().decode())
             del response.headers["Content-Type"]  # Headers is a multi-dict: replace, not add
@@ -251,28 +265,43 @@ class Gateway:
         self.metrics.count_frame("out", reaction.inbound.action, reaction.outcome)
 
 
-async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings) -> None:
-    """``ocpp-pipeline gateway``: create topics, serve until SIGTERM / SIGINT, then shut down cleanly."""
+async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: WorkerPlace | None = None) -> None:
+    """``ocpp-pipeline gateway``: create topics, serve until SIGTERM / SIGINT, then shut down cleanly.
+
+    ``place``: this is one of several processes (:mod:`gateway.supervisor` created the topics and
+    raised the limits already)."""
     import signal
 
     from infra.limits import raise_open_files_limit
     from infra.topic_admin import ensure_topics
 
-    log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
-    try:
-        await ensure_topics(kafka)
-    except Exception as exc:  # Kafka may come later; the publisher waits for it
-        log.warning("could not ensure topics now (%s); continuing", exc)
-    gateway = Gateway(settings, kafka)
-    await gateway.start()
-    # Everything allocated so far lives as long as the process: keep the collector from walking
-    # it again and again (full collections were the p99 outliers under load).
-    gc.collect()
-    gc.freeze()
+    # Signals first: a SIGTERM while the gateway starts stops it cleanly once it has started.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
+    if place is None:
+        try:
+            await ensure_topics(kafka)
+        except Exception as exc:  # Kafka may come later; the publisher waits for it
+            log.warning("could not ensure topics now (%s); continuing", exc)
+    gateway = Gateway(settings, kafka, place=place)
+    await gateway.start()
+    reporter = asyncio.create_task(_report_to_host(gateway, place)) if place is not None else None
+    # Everything allocated so far lives as long as the process: keep the collector from walking
+    # it again and again (full collections were the p99 outliers under load).
+    gc.collect()
+    gc.freeze()
     await stop.wait()
     log.info("stopping: closing connections, flushing Kafka")
+    if reporter is not None:
+        reporter.cancel()
     await gateway.stop()
+
+
+async def _report_to_host(gateway: Gateway, place: WorkerPlace, period_s: float = 0.5) -> None:
+    """Keep this process's byte of the host view current: /readyz of any process reads all of them."""
+    while True:
+        place.host.report(place.index, gateway.publisher.kafka_up)
+        await asyncio.sleep(period_s)

@@ -52,6 +52,16 @@ class GatewaySettings(BaseSettings):
         512 * 1024, ge=16 * 1024, le=1_000_000,
         description="largest Kafka batch per partition and request (below the broker's message.max.bytes, 1 MB)",
     )
+    processes: int = Field(
+        0, ge=0, le=256,
+        description="gateway processes sharing the port (SO_REUSEPORT), each with its own Kafka producer; "
+        "0 = the cores this container may use (CPU affinity and cgroup quota)",
+    )
+    listen_backlog: int = Field(
+        4096, ge=16,
+        description="pending TCP connections per listening socket (a reconnect storm after a restart); "
+        "the kernel caps it at net.core.somaxconn",
+    )
     shutdown_timeout_s: float = Field(15.0, description="on SIGTERM: time to close connections and flush Kafka")
 
     @field_validator("subprotocols", mode="before")
