@@ -40,6 +40,10 @@ class GatewayMetrics:
         self.publish_failures = Counter("ocpp_gateway_publish_failures", "Kafka sends that failed and were retried", registry=r)
         self.unacknowledged = Counter("ocpp_gateway_unacknowledged_calls", "transaction CALLs answered InternalError: Kafka did not acknowledge in time", registry=r)
         self.pending = Gauge("ocpp_gateway_pending_frames", "frames waiting for Kafka", registry=r, multiprocess_mode="livesum")
+        self.loop_lag_max = Gauge(
+            "ocpp_gateway_event_loop_lag_max_seconds", "longest event-loop stall seen (a timer that fired this late)",
+            registry=r, multiprocess_mode="max",
+        )
         self._frame_children: dict[tuple[str, str | None, str], Counter] = {}
         self.kafka_up = Gauge("ocpp_gateway_kafka_up", "1 when the last Kafka send succeeded", registry=r,
                               multiprocess_mode="livemin")

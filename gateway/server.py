@@ -293,10 +293,12 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: Wo
     # it again and again (full collections were the p99 outliers under load).
     gc.collect()
     gc.freeze()
+    lag_watch = asyncio.create_task(watch_loop_lag(gateway.metrics))  # after the start-up's own pauses
     await stop.wait()
     log.info("stopping: closing connections, flushing Kafka")
     if reporter is not None:
         reporter.cancel()
+    lag_watch.cancel()
     await gateway.stop()
 
 
@@ -305,3 +307,16 @@ async def _report_to_host(gateway: Gateway, place: WorkerPlace, period_s: float 
     while True:
         place.host.report(place.index, gateway.publisher.kafka_up)
         await asyncio.sleep(period_s)
+
+
+async def watch_loop_lag(metrics: GatewayMetrics, period_s: float = 0.1) -> None:
+    """Event-loop stalls: a timer due every ``period_s`` fires late by however long the loop was busy
+    (a burst of handshakes, a collection); the longest lateness is ``ocpp_gateway_event_loop_lag_max_seconds``."""
+    worst = 0.0
+    while True:
+        due = time.monotonic() + period_s
+        await asyncio.sleep(period_s)
+        lag = time.monotonic() - due
+        if lag > worst:
+            worst = lag
+            metrics.loop_lag_max.set(lag)
