@@ -1,8 +1,10 @@
 """Idle chargers at scale: gateway memory per connection, idle CPU and event-loop stalls at 10k / 50k / 100k.
 
-    .venv/bin/python -m bench.gateway_idle_bench --steps 10000,50000,100000 --client-processes 4
+    .venv/bin/python -m bench.gateway_idle_bench --steps 10000,50000,100000 --gateway-processes 6 --client-processes 8
 
-One gateway process (``--processes 1``: the figures are per process, i.e. per core) publishing to Kafka.
+A gateway (``--gateway-processes``, 1 by default) publishing to Kafka. A process holds at most
+RLIMIT_NOFILE connections: where the hard limit is low (20,000 in this container, not raisable without
+CAP_SYS_RESOURCE), 100k chargers need ``--gateway-processes 6``; memory is summed over the processes.
 The chargers are split over ``--client-processes`` processes, each connecting from its own loopback
 source addresses (127.0.0.2, .3, ...: one address has ~28k ephemeral ports), each charger sends one
 BootNotification, then a Heartbeat every ``--heartbeat-s`` (300 s, random phase) and answers the
@@ -31,13 +33,13 @@ from bench.gateway_bench import ROOT, Server, free_port, raise_fd_limit
 PER_SOURCE_ADDRESS = 20_000
 
 
-def start_gateway(bootstrap: str) -> Server:
+def start_gateway(bootstrap: str, processes: int) -> Server:
     import subprocess
 
     port = free_port()
     env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OCPP_GATEWAY_ID": "idle-bench"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ocpp_pipeline", "gateway", "--host", "127.0.0.1", "--port", str(port), "--processes", "1",
+        [sys.executable, "-m", "ocpp_pipeline", "gateway", "--host", "127.0.0.1", "--port", str(port), "--processes", str(processes),
          "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
@@ -49,6 +51,17 @@ def start_gateway(bootstrap: str) -> Server:
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("gateway did not start")
+
+
+def rss_kib(server: Server) -> int:
+    """RSS of the gateway: all its processes (the supervisor's included)."""
+    total = 0
+    for pid in server.pids():
+        try:
+            total += next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total
 
 
 def metric(port: int, name: str) -> float:
@@ -108,6 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="10000,50000,100000")
     parser.add_argument("--client-processes", type=int, default=4, help="charger processes per step's new chargers")
+    parser.add_argument("--gateway-processes", type=int, default=1,
+                        help="gateway processes (each holds at most RLIMIT_NOFILE connections: 20k hard here)")
     parser.add_argument("--heartbeat-s", type=float, default=300.0)
     parser.add_argument("--idle-s", type=float, default=30.0, help="idle window measured at each step")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
@@ -118,12 +133,12 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     opened = context.Value("i", 0)
     stop = context.Event()
-    gateway = start_gateway(args.bootstrap)
+    gateway = start_gateway(args.bootstrap, args.gateway_processes)
     clients = []
     rows = []
     try:
         time.sleep(2)
-        base_rss = gateway.rss_kib()
+        base_rss = rss_kib(gateway)
         have = 0
         for target in steps:
             new = target - have
@@ -146,8 +161,8 @@ def main() -> None:
             idle_cpu = (gateway.cpu_s() - cpu0) / (time.monotonic() - t0)
             row = {
                 "connections": opened.value, "target": target, "ramp_s": round(ramp_s, 1),
-                "kib_per_conn": (gateway.rss_kib() - base_rss) / max(opened.value, 1),
-                "rss_mib": gateway.rss_kib() / 1024, "idle_cpu_pct": idle_cpu * 100,
+                "kib_per_conn": (rss_kib(gateway) - base_rss) / max(opened.value, 1),
+                "rss_mib": rss_kib(gateway) / 1024, "idle_cpu_pct": idle_cpu * 100, "gateway_processes": args.gateway_processes,
                 "open_connections_metric": metric(gateway.port, "ocpp_gateway_open_connections"),
                 "loop_lag_max_ms": metric(gateway.port, "ocpp_gateway_event_loop_lag_max_seconds") * 1000,
             }
