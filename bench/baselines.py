@@ -65,4 +65,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:  # the same event loop as the gateway, so the ratios compare the servers, not the loops
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())

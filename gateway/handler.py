@@ -25,10 +25,11 @@ import fastjsonschema
 
 from gateway import answers, ocppj
 from gateway.actions import VERSIONS
+from gateway.envelope_record import EnvelopeRecord
 from gateway.errors import ActionNotImplemented, InternalError, NotSupported, OcppError, RpcFrameworkError
 from gateway.payload_schemas import Validator, violation, violation_flag
 from gateway.transaction_ids import TransactionIdAllocator
-from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope, MessageType
+from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +44,10 @@ class ConnectionInfo:
 class Reaction:
     """What to do with one received frame."""
 
-    inbound: FrameEnvelope
+    inbound: EnvelopeRecord
     durable: bool  # the answer waits for Kafka's acknowledgement of ``inbound``
     reply: str | None
-    reply_envelope: FrameEnvelope | None
+    reply_envelope: EnvelopeRecord | None
     outcome: str  # for metrics: accepted, flagged, call_error, result, error_from_charger
 
 
@@ -82,39 +83,28 @@ class FrameHandler:
         message_id: str | None = None,
         error: str | None = None,
         flags: tuple[str, ...] = (),
-    ) -> FrameEnvelope:
+    ) -> EnvelopeRecord:
+        """The envelope of one frame, numbered in this connection's sequence (both directions).
+        Every field is built here from known-good values: an :class:`EnvelopeRecord`, encoded once
+        by the publisher, not a validated ``FrameEnvelope`` (the per-frame path, see its module)."""
         c = self.connection
         seq = self._seq
         self._seq += 1
-        # model_construct: every field is built here from known-good values; validation would
-        # only cost time on the per-frame path.
-        return FrameEnvelope.model_construct(
-            v=1,
-            charge_point_id=c.charge_point_id,
-            direction=direction,
-            gateway_ts_ms=now_ms,
-            frame=frame,
-            ocpp_version=c.ocpp_version,
-            gateway_id=c.gateway_id,
-            connection_id=c.connection_id,
-            seq=seq,
-            message_type=MessageType(message_type) if message_type is not None else None,
-            action=action,
-            message_id=message_id,
-            error=error,
-            flags=flags,
+        return EnvelopeRecord(
+            1, c.charge_point_id, direction.value, now_ms, frame, c.ocpp_version, c.gateway_id, c.connection_id, seq,
+            message_type, action, message_id, error, flags,
         )
 
     def connection_event(self, event: ConnectionEvent, now_ms: int, *, close_code: int | None = None,
                          reason: str | None = None) -> FrameEnvelope:
         """The envelope saying this connection opened (the connection's first ``seq``) or closed (its last)."""
-        envelope = self.envelope(Direction.IN, "", now_ms)
+        envelope = self.envelope(Direction.IN, "", now_ms).to_model()
         if event is ConnectionEvent.CONNECTED:
             return envelope.model_copy(update={"event": event})
         return envelope.model_copy(update={"event": event, "close_code": close_code, "reason": (reason or None) and reason[:200]})
 
     def _reply(
-        self, inbound: FrameEnvelope, reply: str, now_ms: int, *, is_error: bool, durable: bool, outcome: str
+        self, inbound: EnvelopeRecord, reply: str, now_ms: int, *, is_error: bool, durable: bool, outcome: str
     ) -> Reaction:
         out = self.envelope(
             Direction.OUT,
@@ -162,7 +152,7 @@ class FrameHandler:
         )
         return self._refuse_unparsed(inbound, exc, now_ms)
 
-    def _refuse_unparsed(self, inbound: FrameEnvelope, exc: OcppError, now_ms: int) -> Reaction:
+    def _refuse_unparsed(self, inbound: EnvelopeRecord, exc: OcppError, now_ms: int) -> Reaction:
         """The CALLERROR for a frame that is not a readable CALL (message id ``-1`` if unknown)."""
         reply = ocppj.call_error(exc.message_id, self._error_code(exc), exc.description)
         out = self.envelope(Direction.OUT, reply, now_ms, message_type=ocppj.CALL_ERROR, message_id=exc.message_id)

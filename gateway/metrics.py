@@ -1,19 +1,34 @@
 """Prometheus metrics of the gateway. No per-charger labels: label values are bounded sets
 (the charger actions of every OCPP version in :mod:`gateway.actions`, outcomes, refusal kinds), so
-cardinality stays flat at any fleet size."""
+cardinality stays flat at any fleet size.
+
+Several processes on one port (``gateway --processes N``): the scrape lands on any of them, so each
+answers for the whole host. prometheus_client's multiprocess mode: every process writes its values to
+memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` (set by :mod:`gateway.supervisor` before the
+workers start), and :meth:`GatewayMetrics.exposition` reads all of them: counters and histograms
+summed; gauges by their ``multiprocess_mode`` (open connections and pending frames summed over the
+live processes, ``kafka_up`` the minimum: 1 only when every process's producer is up).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.actions import CHARGER_ACTIONS
 
 
 class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, multiprocess_dir: Path | None = None) -> None:
+        """``multiprocess_dir``: the host's ``PROMETHEUS_MULTIPROC_DIR`` when this is one of several
+        gateway processes (the values already go there: prometheus_client reads the variable at import)."""
         self.registry = registry or CollectorRegistry()
+        self._multiprocess_dir = multiprocess_dir
         r = self.registry
-        self.open_connections = Gauge("ocpp_gateway_open_connections", "open charger WebSocket connections", registry=r)
+        self.open_connections = Gauge("ocpp_gateway_open_connections", "open charger WebSocket connections", registry=r,
+                                      multiprocess_mode="livesum")
         self.connections = Counter("ocpp_gateway_connections", "accepted charger connections", registry=r)
         self.replaced = Counter("ocpp_gateway_replaced_connections", "connections closed because the same charger connected again", registry=r)
         self.refusals = Counter("ocpp_gateway_handshake_refusals", "refused WebSocket upgrades", ["reason"], registry=r)
@@ -24,9 +39,14 @@ class GatewayMetrics:
         )
         self.publish_failures = Counter("ocpp_gateway_publish_failures", "Kafka sends that failed and were retried", registry=r)
         self.unacknowledged = Counter("ocpp_gateway_unacknowledged_calls", "transaction CALLs answered InternalError: Kafka did not acknowledge in time", registry=r)
-        self.pending = Gauge("ocpp_gateway_pending_frames", "frames waiting for Kafka", registry=r)
+        self.pending = Gauge("ocpp_gateway_pending_frames", "frames waiting for Kafka", registry=r, multiprocess_mode="livesum")
+        self.loop_lag_max = Gauge(
+            "ocpp_gateway_event_loop_lag_max_seconds", "longest event-loop stall seen (a timer that fired this late)",
+            registry=r, multiprocess_mode="max",
+        )
         self._frame_children: dict[tuple[str, str | None, str], Counter] = {}
-        self.kafka_up = Gauge("ocpp_gateway_kafka_up", "1 when the last Kafka send succeeded", registry=r)
+        self.kafka_up = Gauge("ocpp_gateway_kafka_up", "1 when the last Kafka send succeeded", registry=r,
+                              multiprocess_mode="livemin")
 
     def count_frame(self, direction: str, action: str | None, outcome: str) -> None:
         key = (direction, action, outcome)
@@ -42,4 +62,8 @@ class GatewayMetrics:
         return action if action in CHARGER_ACTIONS else "other"
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        host = CollectorRegistry()
+        MultiProcessCollector(host, path=str(self._multiprocess_dir))
+        return generate_latest(host)

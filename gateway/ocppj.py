@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from gateway.errors import FormationViolation, MessageTypeNotSupported, RpcFrameworkError
 
 CALL, CALL_RESULT, CALL_ERROR = 2, 3, 4
@@ -45,21 +47,33 @@ class CallErrorMessage:
 
 Message = Call | CallResult | CallErrorMessage
 
-_json_decoder = json.JSONDecoder()
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _loads(text: str) -> Any:
+    """msgspec reads a frame ~4x faster than ``json.loads``; what it refuses (integers beyond 64 bits,
+    ``NaN``, nesting deeper than it allows) goes to ``json.loads``, so the gateway accepts exactly the
+    JSON it accepted before (a lenient StopTransaction with a 30-digit meterStop is still answered)."""
+    try:
+        return _decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 def parse(text: str) -> Message:
     """Parse one OCPP-J text frame; raises :class:`RpcFrameworkError` / :class:`FormationViolation` /
     :class:`MessageTypeNotSupported` carrying the message id whenever it could be read."""
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except (ValueError, RecursionError) as exc:
         raise RpcFrameworkError(f"not JSON: {exc}") from None
     if not isinstance(data, list) or not data:
         raise RpcFrameworkError("an OCPP-J message is a non-empty JSON array")
     message_type = data[0]
     raw_id = data[1] if len(data) > 1 else None
-    id_ok = isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_MESSAGE_ID_LENGTH
+    # An id must go back to the charger in a UTF-8 frame: a lone surrogate (a JSON escape) cannot.
+    id_ok = isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_MESSAGE_ID_LENGTH and _is_text(raw_id)
     message_id = raw_id if id_ok else "-1"
     if type(message_type) is not int:
         raise RpcFrameworkError("the message type id must be an integer", message_id)
@@ -84,8 +98,22 @@ def parse(text: str) -> Message:
     raise MessageTypeNotSupported(f"unknown message type id {message_type}", message_id)
 
 
+def _is_text(value: str) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # Compact, UTF-8 as is: the same text json.dumps(separators=(",", ":"), ensure_ascii=False) gives.
+    try:
+        return _encode(value).decode("utf-8")
+    except (UnicodeEncodeError, TypeError, OverflowError):  # a lone surrogate, an int beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
 def call_result(message_id: str, payload: dict[str, Any]) -> str:

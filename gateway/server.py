@@ -6,7 +6,8 @@ this module moves frames between sockets and the :class:`~gateway.publisher.Fram
 - ``/<prefix>/<chargePointId>``: the OCPP endpoint (one connection per charger: a new connection
   with the same id closes the old one with 1000 "replaced by a new connection").
 - ``/healthz``: 200 while the process serves; ``/readyz``: 200 while Kafka takes frames, else 503;
-  ``/metrics``: Prometheus.
+  ``/metrics``: Prometheus. One of several processes on the port (``place``, :mod:`gateway.supervisor`):
+  all three answer for the whole host (:mod:`gateway.host_view`).
 - SIGTERM (``Gateway.stop``): stop accepting, close connections with 1001, flush Kafka.
 """
 
@@ -32,6 +33,7 @@ from gateway.answers import AnswerPolicy
 from gateway.credentials import Credentials
 from gateway.errors import HandshakeRefused
 from gateway.handler import ConnectionInfo, FrameHandler, Reaction
+from gateway.host_view import WorkerPlace
 from gateway.metrics import GatewayMetrics
 from gateway.payload_schemas import compile_validators
 from gateway.publisher import FramePublisher
@@ -95,17 +97,22 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         *,
         frames_topic: str | None = None,  # default: the contract topic, with OCPP_KAFKA_TOPIC_PREFIX
+        place: WorkerPlace | None = None,  # one of several processes on the port (SO_REUSEPORT)
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or GatewayMetrics()
+        self.place = place
+        self.metrics = metrics or GatewayMetrics(multiprocess_dir=place.multiprocess_dir if place else None)
         self.publisher = FramePublisher(
-            kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames, linger_ms=settings.kafka_linger_ms
+            kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames,
+            linger_ms=settings.kafka_linger_ms, max_batch_bytes=settings.kafka_max_batch_bytes,
         )
         self._credentials = Credentials.load(settings.credentials_file)
         # Compiled once per process, per accepted version: every connection of that version shares them.
         self._validators = {version: compile_validators(version) for version in settings.subprotocols}
         self._policy = AnswerPolicy(settings.heartbeat_interval_s, _read_id_tags(settings.authorized_id_tags_file))
-        self._transaction_ids = TransactionIdAllocator()
+        self._transaction_ids = (
+            TransactionIdAllocator(process_index=place.index, process_count=place.count) if place else TransactionIdAllocator()
+        )
         # Handshake results waiting for their handler; weak, so an upgrade that dies midway leaks nothing.
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
         self._by_charge_point: dict[str, ServerConnection] = {}
@@ -134,6 +141,8 @@ class Gateway:
             ssl=tls_context(s),
             server_header=None,
             logger=websockets_logger(),
+            reuse_port=self.place is not None,  # the kernel spreads new connections over the processes
+            backlog=s.listen_backlog,
         )
         log.info("gateway %s listening on %s:%d%s/<chargePointId>", s.gateway_id, s.host, self.port, s.path_prefix)
 
@@ -152,10 +161,16 @@ class Gateway:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
-            return connection.respond(HTTPStatus.OK, "ok\n")
+            if self.place is None or self.place.host.healthy():
+                return connection.respond(HTTPStatus.OK, "ok\n")
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, self.place.host.describe() + "\n")
         if path == "/readyz":
-            ready = self.publisher.kafka_up
-            return connection.respond(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, "ready\n" if ready else "kafka unavailable\n")
+            if self.place is None:
+                ready, reason = self.publisher.kafka_up, "kafka unavailable"
+            else:
+                self.place.host.report(self.place.index, self.publisher.kafka_up)
+                ready, reason = self.place.host.ready(), self.place.host.describe()
+            return connection.respond(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, "ready\n" if ready else reason + "\n")
         if path == "/metrics":
             response = connection.respond(HTTPStatus.OK, self.metrics.exposition().decode())
             del response.headers["Content-Type"]  # Headers is a multi-dict: replace, not add
@@ -236,8 +251,11 @@ class Gateway:
             assert reaction.reply_envelope is not None
             reply_stored = await self.publisher.submit(reaction.reply_envelope)
             try:
+                # One timeout over both acknowledgements (no gather, no wait_for task per CALL).
                 # Cancelling these futures on timeout is harmless: the frames stay queued for Kafka.
-                await asyncio.wait_for(asyncio.gather(inbound_stored, reply_stored), self.settings.publish_timeout_s)
+                async with asyncio.timeout(self.settings.publish_timeout_s):
+                    await inbound_stored
+                    await reply_stored
                 self.metrics.publish_seconds.observe((now_ms() - received_ms) / 1000)
             except TimeoutError:
                 self.metrics.unacknowledged.inc()
@@ -255,22 +273,17 @@ class Gateway:
         self.metrics.count_frame("out", reaction.inbound.action, reaction.outcome)
 
 
-async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings) -> None:
-    """``ocpp-pipeline gateway``: create topics, serve until SIGTERM / SIGINT, then shut down cleanly."""
+async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: WorkerPlace | None = None) -> None:
+    """``ocpp-pipeline gateway``: create topics, serve until SIGTERM / SIGINT, then shut down cleanly.
+
+    ``place``: this is one of several processes (:mod:`gateway.supervisor` created the topics and
+    raised the limits already)."""
     import signal
 
     from infra.limits import raise_open_files_limit
     from infra.topic_admin import wait_for_topics
 
-    log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
-    # Kafka may come later (every pod at once): chargers are served meanwhile, the publisher waits.
-    topics = asyncio.create_task(wait_for_topics(kafka))
-    gateway = Gateway(settings, kafka)
-    await gateway.start()
-    # Everything allocated so far lives as long as the process: keep the collector from walking
-    # it again and again (full collections were the p99 outliers under load).
-    gc.collect()
-    gc.freeze()
+    # Signals first: a SIGTERM while the gateway starts stops it cleanly once it has started.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -281,8 +294,45 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings) -> None:
             log.error("stopping: %s", task.exception())
             stop.set()
 
-    topics.add_done_callback(topics_refused)
+    log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
+    # Kafka may come later (every pod at once): chargers are served meanwhile, the publisher waits. The
+    # host's supervisor (``place``) waits for the topics itself before it starts its processes.
+    topics = asyncio.create_task(wait_for_topics(kafka)) if place is None else None
+    if topics is not None:
+        topics.add_done_callback(topics_refused)
+    gateway = Gateway(settings, kafka, place=place)
+    await gateway.start()
+    reporter = asyncio.create_task(_report_to_host(gateway, place)) if place is not None else None
+    # Everything allocated so far lives as long as the process: keep the collector from walking
+    # it again and again (full collections were the p99 outliers under load).
+    gc.collect()
+    gc.freeze()
+    lag_watch = asyncio.create_task(watch_loop_lag(gateway.metrics))  # after the start-up's own pauses
     await stop.wait()
-    topics.cancel()
+    if topics is not None:
+        topics.cancel()
     log.info("stopping: closing connections, flushing Kafka")
+    if reporter is not None:
+        reporter.cancel()
+    lag_watch.cancel()
     await gateway.stop()
+
+
+async def _report_to_host(gateway: Gateway, place: WorkerPlace, period_s: float = 0.5) -> None:
+    """Keep this process's byte of the host view current: /readyz of any process reads all of them."""
+    while True:
+        place.host.report(place.index, gateway.publisher.kafka_up)
+        await asyncio.sleep(period_s)
+
+
+async def watch_loop_lag(metrics: GatewayMetrics, period_s: float = 0.1) -> None:
+    """Event-loop stalls: a timer due every ``period_s`` fires late by however long the loop was busy
+    (a burst of handshakes, a collection); the longest lateness is ``ocpp_gateway_event_loop_lag_max_seconds``."""
+    worst = 0.0
+    while True:
+        due = time.monotonic() + period_s
+        await asyncio.sleep(period_s)
+        lag = time.monotonic() - due
+        if lag > worst:
+            worst = lag
+            metrics.loop_lag_max.set(lag)

@@ -44,7 +44,24 @@ class GatewaySettings(BaseSettings):
     authorized_id_tags_file: Path | None = Field(None, description="one accepted idTag per line; unset = accept every idTag")
     publish_timeout_s: float = Field(10.0, gt=0, description="how long a transaction message waits for Kafka before CALLERROR InternalError")
     max_pending_frames: int = Field(100_000, ge=100, description="frames queued for Kafka before chargers are slowed down")
-    kafka_linger_ms: int = Field(2, ge=0, description="producer batching delay")
+    # The publisher already batches: everything that arrived while Kafka answered the previous request
+    # goes in the next one (aiokafka keeps one request in flight per broker). A linger only adds its
+    # delay to every transaction CALL's answer; measured in BENCHMARKS.md (gateway, batching).
+    kafka_linger_ms: int = Field(0, ge=0, description="producer batching delay (the publisher batches by itself)")
+    kafka_max_batch_bytes: int = Field(
+        512 * 1024, ge=16 * 1024, le=1_000_000,
+        description="largest Kafka batch per partition and request (below the broker's message.max.bytes, 1 MB)",
+    )
+    processes: int = Field(
+        0, ge=0, le=256,
+        description="gateway processes sharing the port (SO_REUSEPORT), each with its own Kafka producer; "
+        "0 = the cores this container may use (CPU affinity and cgroup quota)",
+    )
+    listen_backlog: int = Field(
+        4096, ge=16,
+        description="pending TCP connections per listening socket (a reconnect storm after a restart); "
+        "the kernel caps it at net.core.somaxconn",
+    )
     shutdown_timeout_s: float = Field(15.0, description="on SIGTERM: time to close connections and flush Kafka")
 
     @field_validator("subprotocols", mode="before")

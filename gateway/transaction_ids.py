@@ -13,6 +13,14 @@ increasing. Between processes (a restart, another replica after a reconnect) the
 a reconnect plus a new StartTransaction takes well over a second, so the new process's clock is
 already past every id the old one gave.
 
+Several processes on one host (``ocpp-pipeline gateway --processes N``): the kernel spreads
+connections over them (SO_REUSEPORT), so a charger that reconnects may land on another process of the
+same host at once, sooner than the clock argument allows. Each process therefore owns one residue
+class: process ``i`` of ``N`` gives only ids ``≡ i (mod N)`` (the floor above, raised to the next id of
+its class). Two processes of one host can never give the same id, whatever the timing; within a
+process ids still increase strictly; between hosts the clock argument holds, with ids up to ``N - 1``
+seconds ahead of the clock (the rounding up to the class).
+
 Limits (documented, tested):
 - ids run out on 2093-01-19 (2^31 - 1 seconds after the epoch); :class:`TransactionIdExhausted` then;
 - replica clocks must agree to better than the time a charger needs to reconnect and start again
@@ -38,10 +46,17 @@ class TransactionIdExhausted(RuntimeError):
 
 
 class TransactionIdAllocator:
-    """Gives out transactionIds; one per gateway process, shared by all its connections."""
+    """Gives out transactionIds; one per gateway process, shared by all its connections.
 
-    def __init__(self, epoch_ms: int = EPOCH_MS) -> None:
+    ``process_index`` / ``process_count``: this process's place among the gateway processes of its
+    host (0 / 1 for a single process); its ids are those ``≡ process_index (mod process_count)``."""
+
+    def __init__(self, epoch_ms: int = EPOCH_MS, *, process_index: int = 0, process_count: int = 1) -> None:
+        if not 0 <= process_index < process_count:
+            raise ValueError(f"process index {process_index} is not one of {process_count} processes")
         self._epoch_ms = epoch_ms
+        self._index = process_index
+        self._count = process_count
         self._last: dict[str, int] = {}
         self._recent: dict[str, OrderedDict[Hashable, int]] = {}
 
@@ -56,6 +71,7 @@ class TransactionIdAllocator:
             return recent[start_key]
         candidate = max((now_ms - self._epoch_ms) // 1000 + 1, 1)
         transaction_id = max(candidate, self._last.get(charge_point_id, 0) + 1)
+        transaction_id += (self._index - transaction_id) % self._count  # up to this process's class
         if transaction_id > MAX_TRANSACTION_ID:
             raise TransactionIdExhausted(f"transactionId {transaction_id} does not fit OCPP 1.6's int32")
         self._last[charge_point_id] = transaction_id

@@ -85,13 +85,21 @@ def _configure_logging(level: str) -> None:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.cores import available_cores
     from gateway.server import run_gateway
     from gateway.settings import GatewaySettings
+    from infra.logs import LogSettings
 
     _configure_logging(args.log_level)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    _run_async(run_gateway(GatewaySettings(**overrides), KafkaSettings()))
-    return 0
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("processes", args.processes)) if v is not None}
+    settings = GatewaySettings(**overrides)
+    processes = settings.processes or available_cores()
+    if processes == 1:
+        _run_async(run_gateway(settings, KafkaSettings()))
+        return 0
+    from gateway.supervisor import run_supervisor
+
+    return run_supervisor(settings, KafkaSettings(), processes, log_level=args.log_level, log_format=LogSettings().format)
 
 
 def _run_async(coro) -> object:
@@ -236,9 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--cluster", help="render or apply the cluster variant (ON CLUSTER, Replicated engines)")
     db.set_defaults(func=cmd_db)
 
-    gateway = sub.add_parser("gateway", help="the OCPP 1.6J WebSocket gateway (frames to Kafka)")
+    gateway = sub.add_parser("gateway", help="the OCPP 1.6J / 2.0.1 WebSocket gateway (frames to Kafka), one process per core")
     gateway.add_argument("--host", help="overrides OCPP_GATEWAY_HOST")
     gateway.add_argument("--port", type=int, help="overrides OCPP_GATEWAY_PORT")
+    gateway.add_argument("--processes", type=int, metavar="N",
+                         help="processes sharing the port, one per core (overrides OCPP_GATEWAY_PROCESSES; "
+                              "default: the cores this container may use)")
     gateway.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     gateway.set_defaults(func=cmd_gateway)
 

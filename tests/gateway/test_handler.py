@@ -181,11 +181,14 @@ frames = st.one_of(
 @given(frames)
 def test_the_handler_never_raises_and_always_answers_a_call(frame: str | bytes) -> None:
     reaction = make_handler().receive(frame, NOW)
-    # Every frame is kept exactly (bytes as base64).
-    assert isinstance(reaction.inbound, FrameEnvelope)
+    # Every frame is kept exactly (bytes as base64), in an envelope the contract's model reads back.
+    model = reaction.inbound.to_model()
+    assert isinstance(model, FrameEnvelope)
     if isinstance(frame, str):
-        assert reaction.inbound.frame == frame
-    json.loads(reaction.inbound.model_dump_json())
+        assert reaction.inbound.frame == frame == model.frame
+    if reaction.reply_envelope is not None:
+        reaction.reply_envelope.to_model()
+        reaction.reply.encode("utf-8")  # sendable as a WebSocket text frame
     if reaction.reply is None:
         assert reaction.inbound.message_type in (MessageType.CALL_RESULT, MessageType.CALL_ERROR)
         return

@@ -173,7 +173,7 @@ actions = st.sampled_from(["TransactionEvent", "MeterValues", "StatusNotificatio
 def test_the_handler_never_raises_and_never_refuses_a_transaction_event(action: str, payload: dict, tags) -> None:
     frame = json.dumps([2, "m1", action, payload])
     reaction = handler(AnswerPolicy(authorized_id_tags=tags)).receive(frame, NOW)
-    assert isinstance(reaction.inbound, FrameEnvelope) and reaction.inbound.frame == frame
+    assert isinstance(reaction.inbound.to_model(), FrameEnvelope) and reaction.inbound.frame == frame
     reply = json.loads(reaction.reply)
     assert reply[1] == "m1"
     if action in {"TransactionEvent", "MeterValues", "StatusNotification"}:

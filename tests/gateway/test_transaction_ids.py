@@ -75,3 +75,49 @@ def test_ids_are_unique_across_restarts_and_replicas(life: list[tuple[int, bool,
         issued.append(process.allocate("CP", (n,), clock + skew))
     assert len(set(issued)) == len(issued)
     assert all(0 < i <= MAX_TRANSACTION_ID for i in issued)
+
+
+# --- several processes on one host (gateway --processes N) ---------------------------------------------
+
+# A charger hopping between the processes of one host at any moment (SO_REUSEPORT picks the process of
+# each new connection), at any clock reading the host gives, even the same millisecond or a step back.
+hops = st.integers(min_value=1, max_value=16).flatmap(lambda n: st.tuples(
+    st.just(n),
+    st.lists(st.tuples(st.integers(0, n - 1), st.integers(-5_000, 5_000)), min_size=1, max_size=80),
+))
+
+
+@settings(max_examples=300)
+@given(hops)
+def test_processes_of_one_host_never_give_the_same_id(hop: tuple[int, list[tuple[int, int]]]) -> None:
+    count, starts = hop
+    processes = [TransactionIdAllocator(process_index=i, process_count=count) for i in range(count)]
+    issued: list[int] = []
+    by_process: dict[int, list[int]] = {}
+    clock = NOW
+    for n, (index, step_ms) in enumerate(starts):
+        clock += step_ms
+        transaction_id = processes[index].allocate("CP", (n,), clock)
+        issued.append(transaction_id)
+        by_process.setdefault(index, []).append(transaction_id)
+        assert transaction_id % count == index
+    assert len(set(issued)) == len(issued)
+    assert all(ids == sorted(set(ids)) for ids in by_process.values())  # strictly increasing per process
+    assert all(0 < i <= MAX_TRANSACTION_ID for i in issued)
+
+
+@pytest.mark.parametrize(("index", "count", "expected"), [
+    (0, 1, 1 + (NOW - EPOCH_MS) // 1000),
+    (0, 2, 2 + (NOW - EPOCH_MS) // 1000),  # the clock's id is odd: rounded up to the class of 0
+    (1, 2, 1 + (NOW - EPOCH_MS) // 1000),
+    (3, 4, 1 + (NOW - EPOCH_MS) // 1000 + 2),
+])
+def test_a_process_rounds_the_clock_up_to_its_class(index: int, count: int, expected: int) -> None:
+    assert (1 + (NOW - EPOCH_MS) // 1000) % 4 == 1  # the table's premise
+    assert TransactionIdAllocator(process_index=index, process_count=count).allocate("CP", ("x",), NOW) == expected
+
+
+@pytest.mark.parametrize(("index", "count"), [(1, 1), (-1, 2), (0, 0)])
+def test_a_process_index_outside_the_count_is_refused(index: int, count: int) -> None:
+    with pytest.raises(ValueError):
+        TransactionIdAllocator(process_index=index, process_count=count)
