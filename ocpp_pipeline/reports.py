@@ -103,8 +103,9 @@ def run_report(args: argparse.Namespace, ch: ClickHouseSettings) -> None:
         from kpi.ev_chart import Quarter, export
         from kpi.stations import load_stations
 
+        quarter = Quarter.parse(args.quarter)
         stations = load_stations(args.stations)
-        print(export(source, ch.database, Quarter.parse(args.quarter), args.out, stations, now_ms).describe())
+        print(export(source, ch.database, quarter, args.out, stations, now_ms).describe())
         return
     period = period_of_dates(parse_date(args.from_date, "--from"), parse_date(args.to_date, "--to"))
     if args.report == "uptime":
