@@ -21,6 +21,7 @@ from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "csv", "json")
 
@@ -54,12 +55,12 @@ def _numeric(values: Sequence[Any]) -> bool:
 
 
 def render_table(result: Rows) -> str:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+    table = Table(box=box.SQUARE, pad_edge=False, show_edge=False, header_style="bold")
     for i, name in enumerate(result.columns):
         numeric = _numeric([row[i] for row in result.rows])
         table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for row in result.rows:
-        table.add_row(*(cell(v) for v in row))
+        table.add_row(*(Text(cell(v)) for v in row))  # Text: values are never read as rich markup
     buffer = io.StringIO()
     # A wide virtual terminal: rows are never wrapped or cut, whatever the real one's width.
     Console(file=buffer, width=10_000, color_system=None, legacy_windows=False).print(table)

@@ -135,10 +135,10 @@ def test_exclude_then_report_uptime_in_every_format(kpi_env: str, chdb_client, c
     assert out.splitlines() == ["charge_point_id,connector_id,period_minutes,outage_minutes,excluded_minutes,uptime_pct",
                                 "CP-1,1,1440,144,24,91.667"]
     code, out, _ = run_cli(capsys, "report", "uptime", "--from", "2026-07-01", "--to", "2026-07-02")
-    lines = out.splitlines()
-    assert lines[0].split() == ["charge_point_id", "connector_id", "period_minutes", "outage_minutes",
-                                "excluded_minutes", "uptime_pct"]
-    assert lines[2].split() == ["CP-1", "1", "1440", "144", "24", "91.667"] and lines[-1] == "(1 row)"
+    lines = [[cell.strip() for cell in line.split("│")] for line in out.splitlines()]
+    assert lines[0] == ["charge_point_id", "connector_id", "period_minutes", "outage_minutes", "excluded_minutes",
+                        "uptime_pct"]
+    assert lines[2] == ["CP-1", "1", "1440", "144", "24", "91.667"] and lines[-1] == ["(1 row)"]
 
 
 def test_report_success_by_charger(kpi_env: str, chdb_client, capsys) -> None:
