@@ -9,14 +9,19 @@ few); :func:`fetch_exclusions` is the only I/O here.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from pydantic import ValidationError
 
 from kpi.errors import InvalidExclusion
 from schemas.records import ExclusionReason, OutageExclusion
 from schemas.tables import OUTAGE_EXCLUSIONS
+
+log = logging.getLogger(__name__)
 
 EVERY_PORT = 0
 """``connector_id`` of an exclusion that covers every port of its charger."""
@@ -117,6 +122,18 @@ def fetch_exclusions(client: Client, database: str, charge_point_ids: Collection
     )
     found: dict[str, list[OutageExclusion]] = {}
     for row in result.result_rows:
-        exclusion = OutageExclusion(**dict(zip(OUTAGE_EXCLUSIONS.column_names, row)))
-        found.setdefault(exclusion.charge_point_id, []).append(exclusion)
+        exclusion = exclusion_from_row(dict(zip(OUTAGE_EXCLUSIONS.column_names, row)))
+        if exclusion is not None:
+            found.setdefault(exclusion.charge_point_id, []).append(exclusion)
     return found
+
+
+def exclusion_from_row(values: dict[str, Any]) -> OutageExclusion | None:
+    """A row of ``outage_exclusions`` as a model; None (and a warning) for a row no command could have
+    written (a reason EV-ChART does not know, typed in by hand): it must not stop the worker or a report."""
+    try:
+        return OutageExclusion(**values)
+    except ValidationError as exc:
+        log.warning("outage_exclusions row %s skipped: %s", values.get("exclusion_id"),
+                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return None

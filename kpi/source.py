@@ -8,11 +8,15 @@ only way in while a worker holds the embedded chDB folder (DESIGN.md, Components
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
 from schemas import ddl
+
+if TYPE_CHECKING:
+    from infra.settings import ClickHouseSettings
+    from processors.settings import WorkerSettings
 
 
 class RowSource(Protocol):
@@ -34,7 +38,7 @@ class ClientSource:
 class ReadPathSource:
     """Rows through ``ocpp-pipeline sql``'s read path: the running worker's ``/sql``, else direct."""
 
-    def __init__(self, ch: Any, worker: Any) -> None:  # ClickHouseSettings, WorkerSettings
+    def __init__(self, ch: ClickHouseSettings, worker: WorkerSettings) -> None:
         self._ch, self._worker = ch, worker
 
     def rows(self, sql: str) -> list[Sequence[Any]]:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from kpi.exclusions import covers_port, from_ms, to_ms
+from kpi.exclusions import covers_port, exclusion_from_row, from_ms, to_ms
 from kpi.intervals import MS_PER_MINUTE, Span, UptimeFigures, uptime_figures
 from kpi.source import RowSource, table
 from schemas.records import OutageExclusion
@@ -148,10 +148,10 @@ def fetch_inputs(source: RowSource, database: str, period: Span) -> UptimeInputs
         ports=[Port(str(r[0]), int(r[1]), int(r[2])) for r in source.rows(ports_sql)],
         outages=[OutageSpan(str(r[0]), int(r[1]), int(r[2]), None if r[3] is None else int(r[3]), str(r[4]), str(r[5]))
                  for r in source.rows(outages_sql)],
-        exclusions=[OutageExclusion(exclusion_id=str(r[0]), charge_point_id=str(r[1]), connector_id=int(r[2]),
-                                    from_at=from_ms(int(r[3])), to_at=from_ms(int(r[4])), reason=str(r[5]),
-                                    note=str(r[6]), recorded_at=from_ms(int(r[7])))
-                    for r in source.rows(exclusions_sql)],
+        exclusions=[e for r in source.rows(exclusions_sql) if (e := exclusion_from_row({
+            "exclusion_id": str(r[0]), "charge_point_id": str(r[1]), "connector_id": int(r[2]),
+            "from_at": from_ms(int(r[3])), "to_at": from_ms(int(r[4])), "reason": str(r[5]), "note": str(r[6]),
+            "recorded_at": from_ms(int(r[7]))})) is not None],
     )
 
 

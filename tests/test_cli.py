@@ -192,3 +192,33 @@ def test_an_unknown_exclusion_reason_is_refused_by_the_parser(capsys) -> None:
         run_cli(capsys, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01", "--to", "2026-07-02",
                 "--reason", "bad_weather")
     assert "invalid choice: 'bad_weather'" in capsys.readouterr().err
+
+
+def test_exclude_refuses_while_a_worker_holds_the_embedded_database(kpi_env: str, capsys, monkeypatch) -> None:
+    """A stand-in for the worker's read endpoint answers: the command explains instead of failing on a lock."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Worker(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"columns": ["1"], "types": ["UInt8"], "rows": [[1]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Worker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OCPP_WORKER_WEB_PORT", str(server.server_address[1]))
+    try:
+        code, _, err = run_cli(capsys, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01",
+                               "--to", "2026-07-02", "--reason", "vandalism")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2 and "stop the worker" in err

@@ -107,3 +107,19 @@ def test_an_exclusion_of_every_port_covers_each_port_and_the_earliest_names_it(c
     rows = newest(chdb_client, database)
     assert (rows["a"].excluded_reason, rows["b"].excluded_reason) == ("utility_interruption", "utility_interruption")
     assert fetch_exclusions(chdb_client, database, []) == {}
+
+
+def test_a_row_no_command_could_write_is_skipped_not_fatal(chdb_client, database: str, caplog) -> None:
+    from kpi.intervals import Span
+    from kpi.source import ClientSource
+    from kpi.uptime import fetch_inputs
+    from schemas.tables import OUTAGE_EXCLUSIONS
+
+    good = excl(1, 0, 10)
+    bad = good.model_dump() | {"exclusion_id": "typed-by-hand", "reason": "bad_weather"}
+    chdb_client.insert(OUTAGE_EXCLUSIONS.name, [good.row(), [bad[c] for c in OUTAGE_EXCLUSIONS.column_names]],
+                       column_names=list(OUTAGE_EXCLUSIONS.column_names), database=database)
+    assert [e.exclusion_id for e in fetch_exclusions(chdb_client, database, ["CP-1"])["CP-1"]] == [good.exclusion_id]
+    assert "typed-by-hand skipped" in caplog.text
+    inputs = fetch_inputs(ClientSource(chdb_client), database, Span(ms(0), ms(100)))
+    assert [e.exclusion_id for e in inputs.exclusions] == [good.exclusion_id]
