@@ -3,7 +3,8 @@
     KpiError                  a report or an exclusion cannot be made from what was given
     ├── InvalidExclusion      an exclusion's fields are wrong (window, reason, port)
     ├── InvalidPeriod         a report period cannot be read (dates, quarter)
-    └── StationsFileError     the EV-ChART stations file is missing, malformed, or lacks ports or fields
+    ├── StationsFileError     the EV-ChART stations file is missing, malformed, or lacks ports or fields
+    └── ExportFailed          the EV-ChART files could not be written
 
 None is retriable: the input has to change.
 """
@@ -24,4 +25,8 @@ class InvalidPeriod(KpiError):
 
 
 class StationsFileError(KpiError):
+    pass
+
+
+class ExportFailed(KpiError):
     pass

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from kpi.errors import ExportFailed
 from kpi.exclusions import first_exclusion, from_ms
 from kpi.intervals import MS_PER_MINUTE, Span
 from kpi.period import day_start_ms, quarter_dates, years_before
@@ -195,14 +196,17 @@ def export(source: RowSource, database: str, quarter: Quarter, out_dir: Path, st
         f"module4_outages_{quarter.label}.csv": (MODULE4_COLUMNS, module4_rows(
             inputs.outages, inputs.exclusions, quarter.span, now_ms, stations)),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, (columns, rows) in modules.items():
-        path = out_dir / name
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
-            writer.writerows(rows)
-        files.append(path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, (columns, rows) in modules.items():
+            path = out_dir / name
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(columns)
+                writer.writerows(rows)
+            files.append(path)
+    except OSError as exc:
+        raise ExportFailed(f"cannot write the EV-ChART files in {out_dir}: {exc.strerror or exc}") from None
     return Export(tuple(files), len(modules[f"module2_sessions_{quarter.label}.csv"][1]),
                   len(uptimes), len(modules[f"module4_outages_{quarter.label}.csv"][1]))

@@ -135,3 +135,12 @@ def test_a_port_missing_from_the_stations_file_stops_the_export_before_writing(c
         export(ClientSource(chdb_client), database, Quarter.parse("2026Q3"), tmp_path / "out",
                parse_stations(STATIONS), ms(100))
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_folder_is_a_clear_error(chdb_client, database: str, tmp_path: Path) -> None:
+    from kpi.errors import ExportFailed
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ExportFailed, match="cannot write the EV-ChART files"):
+        export(ClientSource(chdb_client), database, Quarter.parse("2026Q3"), tmp_path / "file" / "out",
+               parse_stations(STATIONS), ms(100))
