@@ -17,6 +17,7 @@ from infra import clickhouse, local_kafka
 from infra.errors import InfraError
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
+from kpi.errors import KpiError
 from schemas import ddl
 from schemas.migrations import MIGRATIONS
 
@@ -124,28 +125,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from processors.read_path import render, run_query
+    from ocpp_pipeline.output import Rows, print_rows
+    from processors.read_path import run_query
     from processors.settings import WorkerSettings
 
     result = run_query(ClickHouseSettings(), WorkerSettings(), args.query)
-    _say(render(result, args.format))
+    print_rows(Rows(result.columns, result.rows), args.format)
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from processors.replay import replay, stderr_progress
+    from contextlib import ExitStack
+
+    from ocpp_pipeline.output import progress
+    from processors.replay import replay
     from processors.settings import WorkerSettings
 
     ch = ClickHouseSettings()
     if args.database:
         ch = ch.model_copy(update={"database": args.database})
     since = datetime.fromisoformat(args.from_time).replace(tzinfo=timezone.utc) if args.from_time else None
-    summary = asyncio.run(replay(WorkerSettings(), KafkaSettings(), ch, from_time=since, settle=not args.no_settle,
-                                 force=args.force, report=None if args.quiet else stderr_progress))
-    if not args.quiet:
-        print(file=sys.stderr)
+    with ExitStack() as stack:
+        report = None if args.quiet else stack.enter_context(progress("replay: frames"))
+        summary = asyncio.run(replay(WorkerSettings(), KafkaSettings(), ch, from_time=since, settle=not args.no_settle,
+                                     force=args.force, report=report))
     _say(summary.describe() + f" into database {ch.database}")
     return 0
 
@@ -223,6 +228,20 @@ def cmd_dev(args: argparse.Namespace) -> int:
                    expected=args.expected)
 
 
+def cmd_outages(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.reports import record_exclusion_from_args
+
+    _say(record_exclusion_from_args(args, ClickHouseSettings()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.reports import run_report
+
+    run_report(args, ClickHouseSettings())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocpp-pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -276,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     credentials.add_argument("--file", required=True, help="the credentials file (OCPP_GATEWAY_CREDENTIALS_FILE)")
     credentials.set_defaults(func=cmd_credentials)
 
+    from ocpp_pipeline.reports import add_outages_parser, add_report_parser
+
+    add_outages_parser(sub).set_defaults(func=cmd_outages)
+    add_report_parser(sub).set_defaults(func=cmd_report)
+
     settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
     settings.set_defaults(func=cmd_settings)
 
@@ -313,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (InfraError, RuntimeError) as exc:
+    except (InfraError, RuntimeError, KpiError) as exc:
         print(f"ocpp-pipeline {args.command}: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:  # a setting from the environment is wrong

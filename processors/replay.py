@@ -14,7 +14,6 @@ non-zero and says why).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,12 +51,6 @@ class ReplaySummary:
         return text
 
 
-def progress_bar(done: int, total: int, width: int = 30) -> str:
-    share = done / total if total else 1.0
-    filled = int(share * width)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {share:6.1%}"
-
-
 async def replay(
     worker: WorkerSettings,
     kafka: KafkaSettings,
@@ -66,7 +59,7 @@ async def replay(
     from_time: datetime | None = None,
     settle: bool = True,
     force: bool = False,
-    report: Callable[[str], None] | None = None,
+    report: Callable[[int, int], None] | None = None,  # (frames done, frames in all): ocpp_pipeline.output.progress
 ) -> ReplaySummary:
     started = time.monotonic()
     topic = kafka.topic(FRAMES.name)
@@ -128,14 +121,9 @@ async def replay(
                     bad += out.bad_envelopes
                     failures += out.processing_failures
                     if report:
-                        report(progress_bar(done, total))
+                        report(done, total)
         finally:
             await consumer.stop()
     finally:
         client.close()
     return ReplaySummary(done, sessions, faults, time.monotonic() - started, bad, failures)
-
-
-def stderr_progress(line: str) -> None:
-    sys.stderr.write("\r" + line)
-    sys.stderr.flush()

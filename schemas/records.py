@@ -158,6 +158,19 @@ class ExclusionReason(StrEnum):
     OUTSIDE_OPERATING_HOURS = "outside_operating_hours"
 
 
+EV_CHART_CODES: dict[ExclusionReason, int] = {
+    ExclusionReason.UTILITY_INTERRUPTION: 1,
+    ExclusionReason.VEHICLE_CAUSED: 2,
+    ExclusionReason.SCHEDULED_MAINTENANCE: 3,
+    ExclusionReason.VANDALISM: 4,
+    ExclusionReason.NATURAL_DISASTER: 5,
+    ExclusionReason.OUTSIDE_OPERATING_HOURS: 6,
+}
+"""EV-ChART module 4 ``excluded_outage_reason`` (an integer 1-6): the reasons in the order 23 CFR 680.116(b)
+lists them (utility service interruption, vehicle-caused, scheduled maintenance, vandalism, natural
+disasters, hours outside the station's hours of operation)."""
+
+
 class AttemptKind(StrEnum):
     """What a charge attempt was (KPIS.md, Attempts)."""
 

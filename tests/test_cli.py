@@ -102,3 +102,135 @@ def test_the_simulated_fleet_speaks_the_protocols_asked_for(argv: list[str], ocp
 
     settings = simulator_settings(build_parser().parse_args(argv), DEV_SIMULATOR_DEFAULTS if argv[0] == "dev" else None)
     assert (settings.ocpp, settings.ocpp_mix) == (ocpp, mix)
+
+
+# --- reliability reports (KPIS.md): outages exclude, report uptime | success | ev-chart ---------------------
+
+
+@pytest.fixture
+def kpi_env(monkeypatch: pytest.MonkeyPatch, chdb_settings, database: str) -> str:
+    """The commands, run in this process, on the test's migrated database in the session's chDB folder;
+    no worker answers on the read endpoint, so they read ClickHouse directly."""
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("OCPP_HOME", str(chdb_settings.home))
+    monkeypatch.setenv("OCPP_CLICKHOUSE_DATABASE", database)
+    monkeypatch.setenv("OCPP_WORKER_WEB_PORT", str(free_port()))
+    return database
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from ocpp_pipeline.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_exclude_then_report_uptime_in_every_format(kpi_env: str, chdb_client, capsys) -> None:
+    import json
+
+    from tests.kpi.helpers import insert_outages, insert_status, outage
+
+    insert_status(chdb_client, kpi_env, "CP-1", 1, -60)
+    insert_outages(chdb_client, kpi_env, [outage("CP-1", 1, 60, 204, outage_id="a")])  # 01:00-03:24 on 2026-07-01
+    code, out, _ = run_cli(capsys, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01T03:00",
+                           "--to", "2026-07-01T06:00+02:00", "--reason", "utility_interruption", "--note", "grid")
+    assert code == 0 and "CP-1 every port, 2026-07-01T03:00:00+00:00 to 2026-07-01T04:00:00+00:00" in out
+    assert "1 outage row re-emitted" in out
+    code, out, _ = run_cli(capsys, "report", "uptime", "--from", "2026-07-01", "--to", "2026-07-02", "--format", "json")
+    assert code == 0
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"charge_point_id": "CP-1", "connector_id": 1, "period_minutes": 1440.0, "outage_minutes": 144.0,
+         "excluded_minutes": 24.0, "uptime_pct": 91.667}]
+    code, out, _ = run_cli(capsys, "report", "uptime", "--from", "2026-07-01", "--to", "2026-07-02", "--format", "csv")
+    assert out.splitlines() == ["charge_point_id,connector_id,period_minutes,outage_minutes,excluded_minutes,uptime_pct",
+                                "CP-1,1,1440,144,24,91.667"]
+    code, out, _ = run_cli(capsys, "report", "uptime", "--from", "2026-07-01", "--to", "2026-07-02")
+    lines = [[cell.strip() for cell in line.split("│")] for line in out.splitlines()]
+    assert lines[0] == ["charge_point_id", "connector_id", "period_minutes", "outage_minutes", "excluded_minutes",
+                        "uptime_pct"]
+    assert lines[2] == ["CP-1", "1", "1440", "144", "24", "91.667"] and lines[-1] == ["(1 row)"]
+
+
+def test_report_success_by_charger(kpi_env: str, chdb_client, capsys) -> None:
+    import json
+
+    from tests.kpi.helpers import attempt, insert_attempts
+
+    insert_attempts(chdb_client, kpi_env, [attempt("CP-1", 1, 10, delivered=True, ended_ok=True, delay_s=12.0),
+                                           attempt("CP-1", 2, 20, delivered=False, ended_ok=False)])
+    code, out, _ = run_cli(capsys, "report", "success", "--from", "2026-07-01", "--to", "2026-07-02", "--by", "charger",
+                           "--format", "json")
+    assert code == 0 and json.loads(out) == {
+        "charge_point_id": "CP-1", "attempts": 2, "deliveries": 1, "ok_stops": 1, "charge_start_success_pct": 50.0,
+        "charge_end_success_pct": 100.0, "session_success_pct": 50.0, "start_delay_p50_s": 12.0,
+        "start_delay_p90_s": 12.0}
+
+
+def test_report_ev_chart_writes_csv_files(kpi_env: str, chdb_client, capsys, tmp_path: Path) -> None:
+    from tests.kpi.helpers import insert_status
+
+    insert_status(chdb_client, kpi_env, "CP-1", 1, 0)
+    stations = tmp_path / "stations.csv"
+    stations.write_text("charge_point_id,connector_id,station_id,port_id,network_provider\nCP-1,1,ST-1,ST-1-A,acme\n")
+    code, out, _ = run_cli(capsys, "report", "ev-chart", "--quarter", "2026Q3", "--out", str(tmp_path / "q3"),
+                           "--stations", str(stations))
+    assert code == 0 and "0 sessions (module 2), 1 ports (module 3), 0 outages (module 4)" in out
+    assert sorted(p.name for p in (tmp_path / "q3").iterdir()) == [
+        "module2_sessions_2026Q3.csv", "module3_uptime_2026Q3.csv", "module4_outages_2026Q3.csv"]
+    code, _, err = run_cli(capsys, "report", "ev-chart", "--quarter", "2026Q3", "--out", str(tmp_path / "q3"))
+    assert code == 2 and "--stations FILE" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-02", "--to", "2026-07-01",
+      "--reason", "vandalism"], "window is empty"),
+    (["outages", "exclude", "--charge-point", "CP-1", "--from", "yesterday", "--to", "2026-07-01",
+      "--reason", "vandalism"], "--from 'yesterday' is not an ISO 8601 time"),
+    (["outages", "exclude", "--charge-point", "CP-1", "--connector", "-2", "--from", "2026-07-01", "--to",
+      "2026-07-02", "--reason", "vandalism"], "numbered from 1"),
+    (["report", "uptime", "--from", "2026-07-02", "--to", "2026-07-01"], "must be after --from"),
+    (["report", "success", "--from", "2026-13-01", "--to", "2026-07-01"], "is not a date"),
+    (["report", "ev-chart", "--quarter", "2026Q9", "--out", "x", "--stations", "x"], "not like 2026Q3"),
+])
+def test_bad_report_and_exclusion_arguments_are_clear_errors(kpi_env: str, capsys, argv: list[str], message: str) -> None:
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err
+
+
+def test_an_unknown_exclusion_reason_is_refused_by_the_parser(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01", "--to", "2026-07-02",
+                "--reason", "bad_weather")
+    assert "invalid choice: 'bad_weather'" in capsys.readouterr().err
+
+
+def test_exclude_refuses_while_a_worker_holds_the_embedded_database(kpi_env: str, capsys, monkeypatch) -> None:
+    """A stand-in for the worker's read endpoint answers: the command explains instead of failing on a lock."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Worker(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"columns": ["1"], "types": ["UInt8"], "rows": [[1]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Worker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OCPP_WORKER_WEB_PORT", str(server.server_address[1]))
+    try:
+        code, _, err = run_cli(capsys, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01",
+                               "--to", "2026-07-02", "--reason", "vandalism")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2 and "stop the worker" in err

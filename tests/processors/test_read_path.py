@@ -1,35 +1,16 @@
-"""``ocpp-pipeline sql``: rendering, and read-only through both paths (direct and via the worker)."""
+"""``ocpp-pipeline sql``: read-only through both paths (direct and via the worker)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from processors.read_path import QueryResult, render
 from tests.processors.test_worker_live import WorkerProcess, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_render_table_aligns_and_counts() -> None:
-    result = QueryResult(["charge_point_id", "kwh", "flags"], [["CP-1", 12.5, ["a", "b"]], ["CP-22", None, []]], "direct")
-    assert render(result).splitlines() == [
-        "charge_point_id │  kwh │ flags",
-        "────────────────┼──────┼───────",
-        "CP-1            │ 12.5 │ [a, b]",
-        "CP-22           │ NULL │ []",
-        "(2 rows)",
-    ]
-
-
-def test_render_csv_and_json() -> None:
-    result = QueryResult(["a", "t"], [[1, datetime(2025, 1, 2, 3, 4, 5)]], "direct")
-    assert render(result, "csv") == "a,t\n1,2025-01-02 03:04:05"
-    assert render(result, "json") == '{"a": 1, "t": "2025-01-02 03:04:05"}'
 
 
 def sql(env: dict[str, str], query: str, *extra: str) -> subprocess.CompletedProcess[str]:
