@@ -153,13 +153,14 @@ def cmd_credentials(args: argparse.Namespace) -> int:
 
 def simulator_settings(args: argparse.Namespace, defaults: dict[str, object] | None = None):  # -> SimulatorSettings
     """Flags over ``OCPP_SIMULATOR_*`` over ``defaults`` (``dev``'s) over the class defaults."""
-    from simulator.settings import SimulatorSettings
+    from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
 
     from_env = SimulatorSettings()
     chosen = {k: v for k, v in (defaults or {}).items() if k not in from_env.model_fields_set}
     flags = {"url": getattr(args, "url", None), "chargers": args.chargers, "connectors": args.connectors,
              "duration_s": args.duration, "time_scale": args.time_scale, "rate": args.rate, "seed": args.seed,
              "quirky_share": args.quirky, "ocpp": args.ocpp, "ocpp_mix": args.ocpp_mix}
+    flags |= {field: getattr(args, field) for field in BEHAVIOUR_FLAGS.values()}
     chosen |= {k: v for k, v in flags.items() if v is not None}
     if args.ocpp is not None and args.ocpp_mix is None:
         chosen["ocpp_mix"] = None  # --ocpp names the version of the whole fleet: no mix from elsewhere
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False) -> None:
     """Flags of the simulator; unset ones fall back to ``OCPP_SIMULATOR_*`` (``dev`` has its own defaults)."""
+    from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
+
     parser.add_argument("--url", help="gateway URL (OCPP_SIMULATOR_URL)" if not dev_defaults else argparse.SUPPRESS)
     parser.add_argument("--chargers", type=int, help="number of chargers (OCPP_SIMULATOR_CHARGERS)")
     parser.add_argument("--connectors", help="connectors per charger: N or LOW-HIGH within 1-4")
@@ -288,6 +291,9 @@ def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False
     parser.add_argument("--quirky", type=float, help="share of quirky chargers, 0-1")
     parser.add_argument("--ocpp", help="OCPP version of every charger: 1.6 or 2.0.1 (OCPP_SIMULATOR_OCPP)")
     parser.add_argument("--ocpp-mix", help="share per version, e.g. 1.6:0.5,2.0.1:0.5 (OCPP_SIMULATOR_OCPP_MIX)")
+    for flag, field in BEHAVIOUR_FLAGS.items():
+        about = SimulatorSettings.model_fields[field].description or ""
+        parser.add_argument(flag, type=float, dest=field, help=f"{about} (OCPP_SIMULATOR_{field.upper()})".replace("%", "%%"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
