@@ -22,6 +22,7 @@ answer latency):
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -160,8 +161,8 @@ def transaction_failure(*, delivered: bool, stopped: bool, reason: str, into_fau
 
 
 def snake(name: str) -> str:
-    """``EmergencyStop`` → ``emergency_stop``."""
-    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+    """``EmergencyStop`` → ``emergency_stop``; ``EVDisconnected`` → ``ev_disconnected``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 # --- ground truth --------------------------------------------------------------------------------
