@@ -123,7 +123,8 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
 
         # Replay == live for the mixed fleet: the topic rebuilt into another ClickHouse folder (the worker
         # holds its own) gives the same sessions, revision by revision.
-        replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}"}
+        replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}",
+                      "OCPP_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}"}  # dev's broker, not the default one
         replayed = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "replay", "--quiet"], cwd=ROOT, env=replay_env,
                                   capture_output=True, text=True, timeout=300)
         assert replayed.returncode == 0, replayed.stderr

@@ -120,7 +120,8 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
         check_reports(truth, want, env)
 
         # Replay == live: the topic rebuilt into another ClickHouse folder gives the same rows.
-        replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}"}
+        replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}",
+                      "OCPP_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}"}  # dev's broker, not the default one
         replayed = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "replay", "--quiet"], cwd=ROOT, env=replay_env,
                                   capture_output=True, text=True, timeout=300)
         assert replayed.returncode == 0, replayed.stderr

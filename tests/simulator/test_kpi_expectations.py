@@ -163,6 +163,16 @@ def test_transaction_failures_in_the_contracts_order(delivered: bool, stopped: b
     assert incidents.transaction_failure(delivered=delivered, stopped=stopped, reason=reason, into_faulted=faulted) == failure
 
 
+@given(st.booleans(), st.booleans(), st.sampled_from(["", "Local", "Remote", "EVDisconnected", "StoppedByEV", "EmergencyStop",
+                                                       "PowerLoss", "Other", "DeAuthorized", "SOCLimitReached"]), st.booleans())
+def test_a_transaction_ends_ok_only_when_it_delivered_stopped_well_and_did_not_fault(delivered, stopped, reason, faulted) -> None:
+    failure = incidents.transaction_failure(delivered=delivered, stopped=stopped, reason=reason, into_faulted=faulted)
+    ok = delivered and stopped and not faulted and (reason or "Local") in incidents.OK_STOP_REASONS
+    assert (failure == "") == ok
+    assert failure in ("", "no_energy", "faulted", "stop_missing") or (failure.startswith("stop_") and stopped)
+    assert failure == failure.lower() and " " not in failure
+
+
 def attempt(kind=AttemptKind.START_TRANSACTION, at=0, **fields) -> ExpectedAttempt:
     base = dict(connector_id=1, transaction_id="7" if kind == AttemptKind.START_TRANSACTION else "", delivered=True,
                 ended_ok=True, first_charging_ms=T + at + 10 * S, stopped_ms=T + at + 60 * S, available_ms=T + at + 90 * S,
