@@ -134,8 +134,10 @@ class Charger:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
         finally:
-            await self.link.close()
-            self.ledger.connections += self.link.connections
+            try:
+                await self.link.close()
+            finally:
+                self.ledger.connections += self.link.connections  # even when the run gave up waiting for it
 
     async def _boot_notification(self) -> None:
         """BootNotification until the central system answers it (firmware retries a refused boot)."""
