@@ -20,6 +20,7 @@ from pathlib import Path
 
 from infra import local_kafka
 from infra.settings import LocalKafkaSettings
+from simulator import expectations
 from simulator import kpi_expectations as kpi
 from simulator.incidents import AttemptKind, OfflineHow
 from tests.conftest import free_port
@@ -101,6 +102,12 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
         while time.time() < decided_after:
             time.sleep(0.5)
         sim = "charge_point_id LIKE 'SIM-%'"
+
+        # Sessions stay exact when their charger goes offline mid-transaction (messages queued, 2.0.1 ``offline``).
+        sessions, _ = expectations.load(expected_path)
+        problems = poll(lambda: expectations.session_mismatches(
+            sessions, sql_json(f"SELECT * FROM ocpp.sessions FINAL WHERE {sim}", env)))
+        assert problems == [], "\n".join(problems)
 
         problems = poll(lambda: kpi.outage_mismatches(truth, sql_json(f"SELECT * FROM ocpp.port_outages FINAL WHERE {sim}", env)))
         assert problems == [], "\n".join(map(str, problems))
