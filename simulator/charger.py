@@ -33,7 +33,7 @@ from typing import Any
 
 from simulator import incidents, lives
 from simulator.incidents import (AttemptKind, Behaviours, ExpectedAttempt, ExpectedConnection, ExpectedDown, ExpectedPort,
-                                 IdleEnd, OfflineHow)
+                                 IdleEnd)
 from simulator.lives import ENDINGS, Ending, ExpectedFault, ExpectedSession, Profile, Quirk, SessionPlan
 from simulator.link import Link
 
@@ -109,7 +109,7 @@ class Charger:
         self.behaviours = behaviours
         # The charger-wide incidents draw from their own source: their timing must not shift the lives.
         self.incident_rng = random.Random(rng.getrandbits(64))
-        self.downs: dict[int, ExpectedDown] = {}  # connector (0 = station) -> the open down interval
+        self.open_downs: dict[int, ExpectedDown] = {}  # connector (0 = station) -> its Faulted / Unavailable interval
         self.ports_seen: set[int] = set()
         self._station_up = asyncio.Event()
         self._station_up.set()
@@ -477,18 +477,18 @@ class Charger:
             self.ports_seen.add(connector)
             self.ledger.ports.append(ExpectedPort(self.profile.charge_point_id, connector, at, self.OCPP_VERSION))
         down = status if status in ("Faulted", "Unavailable") else ""
-        current = self.downs.get(connector)
-        if current is not None and current.status != down:
+        current = self.open_downs.get(connector)
+        if current is not None and current.status != down:  # Faulted -> Faulted (another code) goes on
             current.ended_ms = at
-            del self.downs[connector]
+            del self.open_downs[connector]
             current = None
         if down and current is None:
-            error_code, vendor_code, _ = fault or ("", "", "")
-            self.downs[connector] = ExpectedDown(self.profile.charge_point_id, connector, down, at, None,
-                                                 self._down_error_code(fault) if down == "Faulted" else "",
-                                                 vendor_code if down == "Faulted" and self.OCPP_VERSION == "ocpp1.6" else "",
-                                                 self.OCPP_VERSION)
-            self.ledger.downs.append(self.downs[connector])
+            faulted = down == "Faulted"
+            vendor_code = (fault or ("", "", ""))[1] if faulted and self.OCPP_VERSION == "ocpp1.6" else ""
+            self.open_downs[connector] = ExpectedDown(self.profile.charge_point_id, connector, down, at, None,
+                                                      self._down_error_code(fault) if faulted else "", vendor_code,
+                                                      self.OCPP_VERSION)
+            self.ledger.downs.append(self.open_downs[connector])
         if conn is None:
             return
         if status == "Preparing" and conn.plugged_ms is None and conn.attempt is None:
@@ -523,12 +523,8 @@ class Charger:
         card = lives.driver_card(self.rng)
         accepted = await self._authorize(card)
         self.ledger.attempts.append(ExpectedAttempt(
-            self.profile.charge_point_id, 0, AttemptKind.AUTHORIZE_WITHOUT_START, now_ms(), id_tag=self._card_tag(card),
+            self.profile.charge_point_id, 0, AttemptKind.AUTHORIZE_WITHOUT_START, now_ms(), id_tag=card,
             failure="authorize_no_start" if accepted else "authorize_rejected", closed=True, ocpp_version=self.OCPP_VERSION))
-
-    def _card_tag(self, card: str) -> str:
-        """The ``id_tag`` a card is recorded under."""
-        return card
 
     async def _offline_life(self) -> None:
         """The charger's network goes now and then; the connector lives go on (their messages queue)."""
