@@ -195,7 +195,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _say(run.summary())
         if args.expected:
             lines = run.write_expected(Path(args.expected))
-            _say(f"  expected  {len(run.ledger.sessions)} sessions, {len(run.ledger.faults)} faults ({lines} lines) in {args.expected}")
+            ledger = run.ledger
+            _say(f"  expected  {len(ledger.sessions)} sessions, {len(ledger.faults)} faults, {len(ledger.attempts)} attempts, "
+                 f"{len(ledger.connections)} connections, {len(ledger.downs)} down intervals ({lines} lines) in {args.expected}")
         if run.refused or run.stats.connects == 0:
             return 1
         return 1 if run.unfinished else 0
@@ -263,14 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a fleet of simulated OCPP 1.6J / 2.0.1 chargers living realistic lives")
     _simulator_flags(simulate)
-    simulate.add_argument("--expected", metavar="FILE", help="write the sessions and faults the pipeline should produce (JSON lines)")
+    simulate.add_argument("--expected", metavar="FILE", help="write the sessions, faults and KPI ground truth (connections, down intervals, "
+                          "ports, attempts) the pipeline should produce (JSON lines)")
     simulate.add_argument("--quiet", action="store_true", help="no progress line")
     simulate.set_defaults(func=cmd_simulate)
 
     dev = sub.add_parser("dev", help="everything on this machine: broker, topics, gateway, worker, embedded ClickHouse, simulated chargers")
     dev.add_argument("--no-wait", action="store_true", help="set up and return instead of running until Ctrl-C")
     dev.add_argument("--no-simulator", action="store_true", help="no simulated chargers (connect your own)")
-    dev.add_argument("--expected", metavar="FILE", help="the simulator writes the sessions and faults it caused here when it ends")
+    dev.add_argument("--expected", metavar="FILE", help="the simulator writes the sessions, faults and KPI ground truth it caused here when it ends")
     _simulator_flags(dev, dev_defaults=True)
     dev.set_defaults(func=cmd_dev)
 

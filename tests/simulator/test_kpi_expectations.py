@@ -300,3 +300,17 @@ def test_settings_carry_the_behaviours_and_refuse_impossible_shares(monkeypatch)
                                         ("EVDisconnected", "ev_disconnected"), ("SOCLimitReached", "soc_limit_reached")])
 def test_reason_codes(name: str, snake: str) -> None:
     assert incidents.snake(name) == snake
+
+
+def test_make_run_shows_some_of_each_misbehaviour_within_three_minutes() -> None:
+    """``dev``'s defaults (so ``make run``): the expected count of each kind in three real minutes."""
+    from ocpp_pipeline.dev import DEV_SIMULATOR_DEFAULTS
+
+    settings = SimulatorSettings(**DEV_SIMULATOR_DEFAULTS)
+    b, simulated_s = settings.behaviours(), 180 * settings.time_scale
+    connectors = settings.chargers * sum(settings.connector_range()) / 2
+    idle_periods = connectors * simulated_s / (settings.idle_mean_s + 4000)  # a session takes ~4000 simulated s
+    assert settings.chargers * simulated_s / b.offline_every_s >= 10  # offline periods
+    assert settings.chargers / 2 * simulated_s / b.station_every_s >= 3  # station outages (the 1.6 half)
+    for share in (b.idle_fault_share, b.maintenance_share, b.authorize_only_share, b.plugin_only_share, b.blocked_share):
+        assert idle_periods * share >= 2
