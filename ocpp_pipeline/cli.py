@@ -171,13 +171,14 @@ def cmd_credentials(args: argparse.Namespace) -> int:
 
 def simulator_settings(args: argparse.Namespace, defaults: dict[str, object] | None = None):  # -> SimulatorSettings
     """Flags over ``OCPP_SIMULATOR_*`` over ``defaults`` (``dev``'s) over the class defaults."""
-    from simulator.settings import SimulatorSettings
+    from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
 
     from_env = SimulatorSettings()
     chosen = {k: v for k, v in (defaults or {}).items() if k not in from_env.model_fields_set}
     flags = {"url": getattr(args, "url", None), "chargers": args.chargers, "connectors": args.connectors,
              "duration_s": args.duration, "time_scale": args.time_scale, "rate": args.rate, "seed": args.seed,
              "quirky_share": args.quirky, "ocpp": args.ocpp, "ocpp_mix": args.ocpp_mix}
+    flags |= {field: getattr(args, field) for field in BEHAVIOUR_FLAGS.values()}
     chosen |= {k: v for k, v in flags.items() if v is not None}
     if args.ocpp is not None and args.ocpp_mix is None:
         chosen["ocpp_mix"] = None  # --ocpp names the version of the whole fleet: no mix from elsewhere
@@ -212,7 +213,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _say(run.summary())
         if args.expected:
             lines = run.write_expected(Path(args.expected))
-            _say(f"  expected  {len(run.ledger.sessions)} sessions, {len(run.ledger.faults)} faults ({lines} lines) in {args.expected}")
+            ledger = run.ledger
+            _say(f"  expected  {len(ledger.sessions)} sessions, {len(ledger.faults)} faults, {len(ledger.attempts)} attempts, "
+                 f"{len(ledger.connections)} connections, {len(ledger.downs)} down intervals ({lines} lines) in {args.expected}")
         if run.refused or run.stats.connects == 0:
             return 1
         return 1 if run.unfinished else 0
@@ -305,14 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a fleet of simulated OCPP 1.6J / 2.0.1 chargers living realistic lives")
     _simulator_flags(simulate)
-    simulate.add_argument("--expected", metavar="FILE", help="write the sessions and faults the pipeline should produce (JSON lines)")
+    simulate.add_argument("--expected", metavar="FILE", help="write the sessions, faults and KPI ground truth (connections, down intervals, "
+                          "ports, attempts) the pipeline should produce (JSON lines)")
     simulate.add_argument("--quiet", action="store_true", help="no progress line")
     simulate.set_defaults(func=cmd_simulate)
 
     dev = sub.add_parser("dev", help="everything on this machine: broker, topics, gateway, worker, embedded ClickHouse, simulated chargers")
     dev.add_argument("--no-wait", action="store_true", help="set up and return instead of running until Ctrl-C")
     dev.add_argument("--no-simulator", action="store_true", help="no simulated chargers (connect your own)")
-    dev.add_argument("--expected", metavar="FILE", help="the simulator writes the sessions and faults it caused here when it ends")
+    dev.add_argument("--expected", metavar="FILE", help="the simulator writes the sessions, faults and KPI ground truth it caused here when it ends")
     _simulator_flags(dev, dev_defaults=True)
     dev.set_defaults(func=cmd_dev)
 
@@ -321,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False) -> None:
     """Flags of the simulator; unset ones fall back to ``OCPP_SIMULATOR_*`` (``dev`` has its own defaults)."""
+    from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
+
     parser.add_argument("--url", help="gateway URL (OCPP_SIMULATOR_URL)" if not dev_defaults else argparse.SUPPRESS)
     parser.add_argument("--chargers", type=int, help="number of chargers (OCPP_SIMULATOR_CHARGERS)")
     parser.add_argument("--connectors", help="connectors per charger: N or LOW-HIGH within 1-4")
@@ -331,6 +337,9 @@ def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False
     parser.add_argument("--quirky", type=float, help="share of quirky chargers, 0-1")
     parser.add_argument("--ocpp", help="OCPP version of every charger: 1.6 or 2.0.1 (OCPP_SIMULATOR_OCPP)")
     parser.add_argument("--ocpp-mix", help="share per version, e.g. 1.6:0.5,2.0.1:0.5 (OCPP_SIMULATOR_OCPP_MIX)")
+    for flag, field in BEHAVIOUR_FLAGS.items():
+        about = SimulatorSettings.model_fields[field].description or ""
+        parser.add_argument(flag, type=float, dest=field, help=f"{about} (OCPP_SIMULATOR_{field.upper()})".replace("%", "%%"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

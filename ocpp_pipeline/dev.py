@@ -26,11 +26,16 @@ from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from processors.app import STALLED_EXIT_CODE
 from processors.settings import WorkerSettings
-from simulator.settings import SimulatorSettings
+from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
 
 # ``dev`` shows the pipeline at work: a small fleet, half of it speaking OCPP 2.0.1 (a network migrating
 # its chargers), two minutes of simulated time per real second, so sessions land within the first minute.
-DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0, "ocpp_mix": "1.6:0.5,2.0.1:0.5"}
+# It misbehaves too, so the reliability KPIs have something to show within minutes: with 20 chargers, three
+# minutes (six simulated hours) hold about 20 offline periods, 5 station outages, and a few maintenance
+# windows, failed attempts and long post-stop occupancies.
+DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0, "ocpp_mix": "1.6:0.5,2.0.1:0.5",
+                          "offline_every_s": 21_600.0, "station_every_s": 43_200.0, "maintenance_share": 0.03,
+                          "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1}
 
 
 class Child:
@@ -125,6 +130,8 @@ def simulator_args(settings: SimulatorSettings) -> list[str]:
     args += ["--ocpp", settings.ocpp]
     if settings.ocpp_mix:
         args += ["--ocpp-mix", settings.ocpp_mix]
+    for flag, field in BEHAVIOUR_FLAGS.items():
+        args += [flag, repr(getattr(settings, field))]
     return args
 
 

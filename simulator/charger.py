@@ -6,9 +6,16 @@ Available → Preparing → StartTransaction → Charging → periodic MeterValu
 does it. A power loss cuts the connection of the whole charger: every running session ends with
 ``PowerLoss`` after the reboot, with the register value of the moment the power went.
 
+Besides sessions it misbehaves as :class:`~simulator.incidents.Behaviours` say: a free connector
+may fault, go Unavailable for maintenance, see a driver who only presents a card (Authorize, no
+start) or only plugs in (Preparing, then Available); the whole charger goes offline now and then
+(closing its socket or dropping it without a close, then reconnecting), and an OCPP 1.6 station
+reports connector 0 Unavailable or Faulted; a session's car may stay in the bay long after the stop.
+
 What happened is recorded as :class:`~simulator.lives.ExpectedSession` /
-:class:`~simulator.lives.ExpectedFault` in the :class:`Ledger` the moment it happens, so the
-expectations describe this run, timing included, not a prediction of it.
+:class:`~simulator.lives.ExpectedFault` and the KPI ground truth of :mod:`simulator.incidents`
+(connections, down intervals, ports, attempts) in the :class:`Ledger` the moment it happens, by
+this process's clock, so the expectations describe this run, timing included, not a prediction of it.
 
 :class:`Charger` speaks OCPP 1.6J; :class:`simulator.charger_v201.Charger201` lives the same life in
 OCPP 2.0.1 by overriding the moments whose messages differ (boot, status, the start, the move out of
@@ -21,10 +28,12 @@ import asyncio
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from simulator import lives
+from simulator import incidents, lives
+from simulator.incidents import (AttemptKind, Behaviours, ExpectedAttempt, ExpectedConnection, ExpectedDown, ExpectedPort,
+                                 IdleEnd)
 from simulator.lives import ENDINGS, Ending, ExpectedFault, ExpectedSession, Profile, Quirk, SessionPlan
 from simulator.link import Link
 
@@ -60,6 +69,19 @@ class Ledger:
     endings: Counter[str] = field(default_factory=Counter)
     start_refused: int = 0
     power_losses: int = 0
+    # KPI ground truth (simulator.incidents)
+    connections: list[ExpectedConnection] = field(default_factory=list)
+    downs: list[ExpectedDown] = field(default_factory=list)
+    ports: list[ExpectedPort] = field(default_factory=list)
+    attempts: list[ExpectedAttempt] = field(default_factory=list)
+    offline_periods: int = 0
+    maintenance_windows: int = 0
+    station_outages: int = 0
+
+    def expectation_rows(self) -> list[dict[str, Any]]:
+        """Everything the pipeline must make of this run, one JSON object per fact (``--expected``)."""
+        facts: list[Any] = [*self.sessions, *self.faults, *self.connections, *self.downs, *self.ports, *self.attempts]
+        return [f.to_json() for f in facts]
 
 
 def now_ms() -> int:
@@ -73,15 +95,24 @@ class _Connector:
     status: str = ""
     fault: ExpectedFault | None = None
     energy_f: float = 0.0  # Wh not yet on the whole-Wh register
+    plugged_ms: int | None = None  # Preparing reported at (a plug-in not yet followed by a start)
+    attempt: ExpectedAttempt | None = None  # the transaction's attempt, until the stop and the next Available
 
 
 class Charger:
     OCPP_VERSION = "ocpp1.6"  # the subprotocol it speaks, recorded on every expectation
 
     def __init__(self, profile: Profile, link: Link, timing: Timing, ledger: Ledger, rng: random.Random,
-                 closing: asyncio.Event) -> None:
+                 closing: asyncio.Event, behaviours: Behaviours = Behaviours()) -> None:
         self.profile, self.link, self.timing, self.ledger, self.rng = profile, link, timing, ledger, rng
         self.closing = closing
+        self.behaviours = behaviours
+        # The charger-wide incidents draw from their own source: their timing must not shift the lives.
+        self.incident_rng = random.Random(rng.getrandbits(64))
+        self.open_downs: dict[int, ExpectedDown] = {}  # connector (0 = station) -> its Faulted / Unavailable interval
+        self.ports_seen: set[int] = set()
+        self._station_up = asyncio.Event()
+        self._station_up.set()
         self.connectors = [_Connector(c, lives.first_register_wh(rng, profile)) for c in range(1, profile.connectors + 1)]
         self.epoch = 0  # grows with each power cut
         self.cut_ms = 0
@@ -94,14 +125,19 @@ class Charger:
     async def live(self) -> None:
         try:
             await self._boot()
-            heartbeat = asyncio.create_task(self._heartbeats())
+            background = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._offline_life()),
+                          asyncio.create_task(self._station_life())]
             try:
                 await asyncio.gather(*(self._connector_life(c) for c in self.connectors))
             finally:
-                heartbeat.cancel()
-                await asyncio.gather(heartbeat, return_exceptions=True)
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
         finally:
-            await self.link.close()
+            try:
+                await self.link.close()
+            finally:
+                self.ledger.connections += self.link.connections  # even when the run gave up waiting for it
 
     async def _boot_notification(self) -> None:
         """BootNotification until the central system answers it (firmware retries a refused boot)."""
@@ -131,13 +167,28 @@ class Charger:
         while not self.closing.is_set():
             try:
                 await self._wait(gap)
-                fault = lives.idle_fault(self.rng, self.profile)
-                if fault is not None:
-                    await self._status(conn.number, "Faulted", fault, conn=conn)
-                    await self._wait(self.rng.uniform(120, 1800))
+                while not self._station_up.is_set():  # no driver is served while the station is down
+                    await self._wait(60)
+                end = incidents.plan_idle(self.rng, self.behaviours)
+                if end is IdleEnd.FAULT:
+                    await self._status(conn.number, "Faulted", lives.idle_fault(self.rng, self.profile), conn=conn)
+                    await self._wait(self.rng.uniform(*self.behaviours.fault_s))
+                    await self._status(conn.number, "Available", conn=conn)
+                elif end is IdleEnd.MAINTENANCE:
+                    self.ledger.maintenance_windows += 1
+                    await self._status(conn.number, "Unavailable", conn=conn)
+                    await self._wait(incidents.maintenance_s(self.rng, self.behaviours), closing_ok=True)
+                    await self._status(conn.number, "Available", conn=conn)
+                elif end is IdleEnd.AUTHORIZE_ONLY:
+                    await self._authorize_only()
+                elif end is IdleEnd.PLUGIN_ONLY:
+                    await self._status(conn.number, "Preparing", conn=conn)
+                    await self._wait(self.rng.uniform(20, 180), closing_ok=True)  # the driver gives up and unplugs
                     await self._status(conn.number, "Available", conn=conn)
                 else:
-                    await self._session(conn, lives.plan_session(self.rng, self.profile))
+                    plan = lives.plan_session(self.rng, self.profile)
+                    hold_s = incidents.blocked_s(self.incident_rng, self.behaviours)
+                    await self._session(conn, plan if hold_s is None else replace(plan, unplug_s=hold_s))
             except PowerCut:
                 await self._rebooted.wait()
                 await self._status(conn.number, "Available", conn=conn)
@@ -156,8 +207,16 @@ class Charger:
             await self._status(conn.number, "Available", conn=conn)
             return
         self.ledger.started += 1
+        conn.attempt = ExpectedAttempt(
+            self.profile.charge_point_id, conn.number, AttemptKind.START_TRANSACTION,
+            started_ms=conn.plugged_ms or session.start_ms, transaction_id=str(session.tx), id_tag=self._id_tag(session),
+            ocpp_version=self.OCPP_VERSION)
+        conn.plugged_ms = None  # the plug-in belongs to this transaction's attempt
+        self.ledger.attempts.append(conn.attempt)
         try:
             await self._charging_started(session)
+            if conn.attempt.first_charging_ms is None:
+                conn.attempt.first_charging_ms = now_ms()
             self._check_power(session.epoch)
             await self._charge(session, plan.charge_s, plan.power_w)
             await self._end(session)
@@ -170,6 +229,10 @@ class Charger:
         """Plug-in to an open transaction (None: the central system gave no transaction)."""
         await self._status(conn.number, "Preparing", conn=conn)
         await self._wait(self.rng.uniform(5, 40))  # authorisation, cable locked
+        epoch = self.epoch
+        if not await self._authorize(plan.id_tag):
+            return None
+        self._check_power(epoch)
         meter_start, start_ms = conn.register_wh, now_ms()
         answer = await self.link.call("StartTransaction", lives.start_payload(self.profile, conn.number, plan, meter_start, start_ms))
         if not answer or not isinstance(answer.get("transactionId"), int):
@@ -270,6 +333,7 @@ class Charger:
         payload = lives.stop_payload(self.profile, s.plan, s.tx, s.meter_start, s.conn.register_wh, s.start_ms,
                                      at_ms or now_ms(), reason)
         await self.link.call("StopTransaction", payload)
+        s.stopped_ms = now_ms()
         s.stop_reason = reason
         if self.profile.has(Quirk.RESENT_STOP):
             await self.link.call("StopTransaction", payload)
@@ -316,6 +380,18 @@ class Charger:
         s.expected = True
         kind = ending or s.plan.ending
         self.ledger.endings[kind.value] += 1
+        attempt = s.conn.attempt
+        if attempt is not None and attempt.transaction_id == str(s.tx):
+            energy = s.conn.register_wh - s.meter_start
+            attempt.delivered = attempt.first_charging_ms is not None or energy > 0
+            stopped = closed_by == "stop_transaction"
+            attempt.failure = incidents.transaction_failure(delivered=attempt.delivered, stopped=stopped, reason=reason,
+                                                            into_faulted=stop_status == "Faulted")
+            attempt.ended_ok = attempt.failure == ""
+            attempt.stopped_ms = s.stopped_ms if stopped else None
+            attempt.closed = True
+            if attempt.available_ms is not None or not stopped:
+                s.conn.attempt = None  # Available came first (the cable pulled): nothing blocks the bay
         self.ledger.sessions.append(ExpectedSession(
             charge_point_id=self.profile.charge_point_id, connector_id=s.conn.number, transaction_id=str(s.tx),
             id_tag=self._id_tag(s), energy_wh=float(s.conn.register_wh - s.meter_start), stop_reason=reason,
@@ -379,7 +455,10 @@ class Charger:
 
     async def _status(self, connector: int, status: str, fault: tuple[str, str, str] | None = None, *,
                       conn: _Connector | None = None, at_ms: int | None = None) -> None:
-        await self.link.call("StatusNotification", lives.status_payload(self.profile, connector, status, at_ms or now_ms(), fault))
+        answer = await self.link.call("StatusNotification",
+                                      lives.status_payload(self.profile, connector, status, at_ms or now_ms(), fault))
+        if answer is not None:
+            self._reported(connector, status, fault, conn)
         if conn is None:
             return
         conn.status = status
@@ -389,6 +468,111 @@ class Charger:
             conn.fault = None
         if faulty and conn.fault is None:
             conn.fault = self._record_fault(connector, (fault or ("NoError", "", ""))[0])
+
+    def _reported(self, connector: int, status: str, fault: tuple[str, str, str] | None, conn: _Connector | None) -> None:
+        """Ground truth of a status the central system received just now (``status`` in 1.6 terms): the port
+        is known from now, a Faulted / Unavailable interval begins or ends, a plug-in begins or ends an attempt."""
+        at = now_ms()
+        if connector >= 1 and connector not in self.ports_seen:
+            self.ports_seen.add(connector)
+            self.ledger.ports.append(ExpectedPort(self.profile.charge_point_id, connector, at, self.OCPP_VERSION))
+        down = status if status in ("Faulted", "Unavailable") else ""
+        current = self.open_downs.get(connector)
+        if current is not None and current.status != down:  # Faulted -> Faulted (another code) goes on
+            current.ended_ms = at
+            del self.open_downs[connector]
+            current = None
+        if down and current is None:
+            faulted = down == "Faulted"
+            vendor_code = (fault or ("", "", ""))[1] if faulted and self.OCPP_VERSION == "ocpp1.6" else ""
+            self.open_downs[connector] = ExpectedDown(self.profile.charge_point_id, connector, down, at, None,
+                                                      self._down_error_code(fault) if faulted else "", vendor_code,
+                                                      self.OCPP_VERSION)
+            self.ledger.downs.append(self.open_downs[connector])
+        if conn is None:
+            return
+        if status == "Preparing" and conn.plugged_ms is None and conn.attempt is None:
+            conn.plugged_ms = at
+        elif status == "Available":
+            if conn.plugged_ms is not None:  # plugged in and out without a start
+                self.ledger.attempts.append(ExpectedAttempt(
+                    self.profile.charge_point_id, connector, AttemptKind.PLUGIN_WITHOUT_START, conn.plugged_ms,
+                    failure="plugin_no_start", closed=True, ocpp_version=self.OCPP_VERSION))
+                conn.plugged_ms = None
+            attempt = conn.attempt
+            if attempt is not None:
+                if attempt.available_ms is None:
+                    attempt.available_ms = at
+                if attempt.closed:
+                    conn.attempt = None
+
+    def _down_error_code(self, fault: tuple[str, str, str] | None) -> str:
+        """The ``error_code`` a fault status gives its outage (1.6: the errorCode)."""
+        return (fault or ("NoError", "", ""))[0]
+
+    # --- incidents --------------------------------------------------------------------------------
+
+    async def _authorize(self, id_tag: str) -> bool:
+        """Authorize the driver's card; True when accepted."""
+        answer = await self.link.call("Authorize", lives.authorize_payload(id_tag))
+        info = answer.get("idTagInfo") if isinstance(answer, dict) else None
+        return isinstance(info, dict) and info.get("status") == "Accepted"
+
+    async def _authorize_only(self) -> None:
+        """A driver presents a card at the charger and leaves without plugging in (accepted or not)."""
+        card = lives.driver_card(self.rng)
+        accepted = await self._authorize(card)
+        self.ledger.attempts.append(ExpectedAttempt(
+            self.profile.charge_point_id, 0, AttemptKind.AUTHORIZE_WITHOUT_START, now_ms(), id_tag=card,
+            failure="authorize_no_start" if accepted else "authorize_rejected", closed=True, ocpp_version=self.OCPP_VERSION))
+
+    async def _offline_life(self) -> None:
+        """The charger's network goes now and then; the connector lives go on (their messages queue)."""
+        while not self.closing.is_set():
+            plan = incidents.plan_offline(self.incident_rng, self.behaviours)
+            if plan is None:
+                return
+            try:
+                await self._wait(plan.after_s)
+            except PowerCut:
+                await self._rebooted.wait()
+                continue
+            except Closing:
+                return
+            self.ledger.offline_periods += 1
+            await self.link.go_offline(plan.how)
+            try:
+                await self._wait(plan.lasts_s, closing_ok=True)
+            except PowerCut:
+                pass  # the network comes back whatever the power does (the reboot needs it)
+            finally:
+                await self.link.go_online()
+
+    async def _station_life(self) -> None:
+        """Now and then the whole station (connector 0) is Unavailable for maintenance or Faulted (OCPP 1.6)."""
+        while not self.closing.is_set():
+            plan = incidents.plan_station_outage(self.incident_rng, self.behaviours)
+            if plan is None or not self._has_station_status():
+                return
+            try:
+                await self._wait(plan.after_s)
+                self.ledger.station_outages += 1
+                self._station_up.clear()
+                fault = incidents.STATION_FAULT if plan.status == "Faulted" else None
+                await self._status(0, plan.status, fault)
+                if fault is not None:
+                    self._record_fault(0, fault[0])  # connector 0 faults clear with its next status
+                await self._wait(plan.lasts_s, closing_ok=True)
+                await self._status(0, "Available")
+            except PowerCut:
+                await self._rebooted.wait()  # the boot reported connector 0 Available
+            except Closing:
+                return
+            finally:
+                self._station_up.set()
+
+    def _has_station_status(self) -> bool:
+        return True
 
     def _record_fault(self, connector: int, error_code: str, *, cleared: bool | None = None) -> ExpectedFault:
         fault = ExpectedFault(self.profile.charge_point_id, connector, error_code,
@@ -409,6 +593,7 @@ class _Session:
     power_now: float = 0.0
     transition: str = ""  # the status the connector went to from Charging
     stop_reason: str = ""  # set once StopTransaction was answered
+    stopped_ms: int | None = None  # when the stop was answered (this side's clock)
     expected: bool = False
     # OCPP 2.0.1 only
     token: dict[str, str] | None = None  # the idToken the transaction started with

@@ -62,7 +62,10 @@ class Charger201(Charger):
             await self.link.call("NotifyEvent", self._notify(connector, self.faults.pop(connector), active=False))
             conn.fault.cleared = True
             conn.fault = None
-        await self.link.call("StatusNotification", v201.status_payload(self.profile, connector, v201.CONNECTOR_STATUS[status], ms))
+        answer = await self.link.call("StatusNotification",
+                                      v201.status_payload(self.profile, connector, v201.CONNECTOR_STATUS[status], ms))
+        if answer is not None:
+            self._reported(connector, status, fault, conn)
         if conn is None:
             return
         conn.status = status
@@ -70,6 +73,17 @@ class Charger201(Charger):
             self.faults[connector] = fault
             await self.link.call("NotifyEvent", self._notify(connector, fault, active=True, ms=ms))
             conn.fault = self._record_fault(connector, v201.fault_error_code(fault), cleared=False)
+
+    def _down_error_code(self, fault: tuple[str, str, str] | None) -> str:
+        return v201.fault_error_code(fault) if fault is not None else ""
+
+    def _has_station_status(self) -> bool:
+        return False  # 2.0.1 has no connector 0 status
+
+    async def _authorize(self, id_tag: str) -> bool:
+        answer = await self.link.call("Authorize", v201.authorize_payload({"idToken": id_tag, "type": "ISO14443"}))
+        info = answer.get("idTokenInfo") if isinstance(answer, dict) else None
+        return isinstance(info, dict) and info.get("status") == "Accepted"
 
     def _notify(self, evse: int, fault: tuple[str, str, str], *, active: bool, ms: int | None = None) -> dict[str, Any]:
         self.event_id += 1
@@ -140,6 +154,7 @@ class Charger201(Charger):
         meter = v201.meter_value(self.profile, ms, s.conn.register_wh, None, None, "Transaction.End")
         await self._send(s, "Ended", v201.ENDED_TRIGGER[reason], ms=ms, state=v201.charging_state(s.transition or "Finishing"),
                          stopped_reason=reason, meter=meter, offline=offline)
+        s.stopped_ms = now_ms()
         s.stop_reason = reason
         if self.profile.has(Quirk.UPDATED_AFTER_ENDED) and s.last_update is not None:
             # lbbrhzn/ocpp #2141: an Updated still in the offline queue goes out after the Ended.

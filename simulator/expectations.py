@@ -1,6 +1,7 @@
 """Hold what the pipeline produced against what the simulator did (``simulate --expected``).
 
-Pure functions over plain rows, used by the end-to-end and fault-injection tests: the sessions in
+Pure functions over plain rows, used by the end-to-end and fault-injection tests (the reliability
+tables: :mod:`simulator.kpi_expectations`): the sessions in
 ClickHouse must be exactly the expected ones (same keys, connector, idTag, energy within 1 Wh,
 stop reason, the status out of Charging, how the session closed, the OCPP version), and every
 expected fault must have begun — and cleared, when the simulator cleared it — on ``ocpp.faults.v1``.
@@ -23,12 +24,9 @@ ENERGY_TOLERANCE_WH = 1.0  # kWh registers carry three decimals: whole Wh surviv
 
 
 def load(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(sessions, faults) from an expectations file."""
-    sessions, faults = [], []
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        (sessions if row["kind"] == "session" else faults).append(row)
-    return sessions, faults
+    """(sessions, faults) from an expectations file (the KPI ground truth: :func:`load_truth`)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in rows if r["kind"] == "session"], [r for r in rows if r["kind"] == "fault"]
 
 
 def session_mismatches(expected: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -4,7 +4,8 @@ The run lasts ``duration_s`` real seconds (or until Ctrl-C / SIGTERM); then ever
 what is open the way a driver would (a Local stop; a charger that never sends StopTransaction
 just goes Available) and the fleet waits for the answers before it closes. What each charger did
 is written as JSON lines (``--expected``): one ``session`` line per session, one ``fault`` line per
-fault, so a test can hold ClickHouse and ``ocpp.faults.v1`` against them.
+fault, and the KPI ground truth (``connection``, ``down``, ``port``, ``attempt`` lines, see
+:mod:`simulator.incidents`), so a test can hold ClickHouse and ``ocpp.faults.v1`` against them.
 
 Each charger speaks OCPP 1.6J or 2.0.1 (``ocpp`` / ``ocpp_mix``); which one depends only on the seed and
 its number, and its profile and plans are those its 1.6 twin would have.
@@ -18,6 +19,7 @@ import json
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,7 @@ class FleetRun:
         v201 = sum(1 for p in self.profiles if p.ocpp == "2.0.1")
         endings = ", ".join(f"{k} {v}" for k, v in sorted(ledger.endings.items(), key=lambda kv: -kv[1])) or "none"
         errors = ", ".join(f"{k} {v}" for k, v in sorted(stats.call_errors.items())) or "none"
+        failures = Counter(a.failure or "ok" for a in ledger.attempts)
         lat = sorted(stats.latencies_ms)
         pct = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: float("nan"))
         lines = [
@@ -78,6 +81,10 @@ class FleetRun:
             f"at time scale {s.time_scale:g} (seed {s.seed})",
             f"  sessions  {ledger.started} started, {len(ledger.sessions)} ended: {endings}",
             f"  faults    {len(ledger.faults)} ({sum(f.cleared for f in ledger.faults)} cleared); power losses {ledger.power_losses}",
+            f"  outages   {ledger.offline_periods} offline periods, {ledger.maintenance_windows} maintenance windows, "
+            f"{ledger.station_outages} station outages",
+            f"  attempts  {len(ledger.attempts)}: " + (", ".join(f"{k} {v}" for k, v in sorted(failures.items(), key=lambda kv: -kv[1]))
+                                                       or "none"),
             f"  calls     {stats.calls_sent:,} sent, {stats.calls_answered:,} answered, {stats.resends} resent; CALLERRORs: {errors}",
             f"  links     {stats.connects} connects, {stats.reconnects} reconnects, {stats.connect_failures} failed attempts",
             f"  answers   p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms",
@@ -92,7 +99,7 @@ class FleetRun:
 
     def write_expected(self, path: Path) -> int:
         """Write the expectations as JSON lines; returns the number of lines."""
-        rows = [x.to_json() for x in self.ledger.sessions] + [f.to_json() for f in self.ledger.faults]
+        rows = self.ledger.expectation_rows()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
@@ -136,7 +143,7 @@ def make_charger(settings: SimulatorSettings, profile: lives.Profile, timing: Ti
     link = Link(settings.url, profile.charge_point_id, stats, subprotocols=protocols,
                 answer_timeout_s=settings.answer_timeout_s, rng=rng, local_addr=local_addr, speaks=profile.subprotocol,
                 empty_first_subprotocol=profile.has(lives.Quirk.EMPTY_FIRST_SUBPROTOCOL))
-    return cls(profile, link, timing, ledger, rng, closing)
+    return cls(profile, link, timing, ledger, rng, closing, settings.behaviours())
 
 
 def timing_for(settings: SimulatorSettings, profiles: list[lives.Profile]) -> Timing:

@@ -23,6 +23,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from simulator.incidents import ExpectedConnection, OfflineHow
+
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"})
 
@@ -104,14 +106,21 @@ class Link:
         self._send_lock = asyncio.Lock()
         self._power_on = asyncio.Event()
         self._power_on.set()
+        self._network_up = asyncio.Event()  # cleared during an offline period (go_offline)
+        self._network_up.set()
+        self._close_how = ""  # why the current connection is being closed (OfflineHow), '' = not by us
         self._ever_connected = False
+        # Every connection, opened and closed by this side's clock (ground truth of offline periods).
+        self.connections: list[ExpectedConnection] = []
 
     # --- connection -------------------------------------------------------------------------
 
     async def _connection(self) -> ClientConnection:
         backoff = 0.5
         while self._ws is None:
-            await self._power_on.wait()  # a charger without power sends nothing; its queue waits
+            while not (self._power_on.is_set() and self._network_up.is_set()):
+                await self._power_on.wait()  # a charger without power sends nothing; its queue waits
+                await self._network_up.wait()  # nor does one without a network
             try:
                 options: dict[str, Any] = {"subprotocols": self.subprotocols, "open_timeout": 30,
                                            "ping_interval": None, "max_size": 2**20, "compression": None}
@@ -132,6 +141,8 @@ class Link:
                     raise Refused(f"{self.charge_point_id}: gateway chose subprotocol {ws.subprotocol!r}; "
                                   f"this charger speaks {self.speaks}")
                 self._ws = ws
+                self._close_how = ""
+                self.connections.append(ExpectedConnection(self.charge_point_id, _now_ms()))
                 self.stats.connected += 1
                 self.stats.connects += 1
                 if self._ever_connected:
@@ -169,6 +180,9 @@ class Link:
         if self._ws is ws:
             self._ws = None
             self.stats.connected -= 1
+            if self.connections and self.connections[-1].closed_ms is None:
+                self.connections[-1].closed_ms = _now_ms()
+                self.connections[-1].how = self._close_how or "lost"
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ConnectionError("connection lost"))
@@ -177,6 +191,7 @@ class Link:
     async def close(self) -> None:
         ws = self._ws
         if ws is not None:
+            self._close_how = OfflineHow.RUN_END
             await ws.close()
             if self._reader is not None:
                 await asyncio.gather(self._reader, return_exceptions=True)
@@ -186,7 +201,32 @@ class Link:
         self._power_on.clear()
         ws = self._ws
         if ws is not None:
+            self._close_how = OfflineHow.POWER_LOSS
             ws.transport.abort()
+
+    async def go_offline(self, how: OfflineHow) -> None:
+        """The network goes: the connection ends between two CALLs (none in flight is lost), with a close
+        frame (``CLOSED``) or without one (``DROPPED``: the TCP connection just dies); calls made meanwhile
+        wait for :meth:`go_online`, as a charger's offline queue does."""
+        async with self._send_lock:
+            self._network_up.clear()
+            ws = self._ws
+            if ws is None:
+                return
+            self._close_how = how
+            if how is OfflineHow.CLOSED:
+                await ws.close()
+            else:
+                ws.transport.abort()
+            if self._reader is not None:
+                await asyncio.gather(self._reader, return_exceptions=True)
+            self._lost(ws)
+
+    async def go_online(self) -> None:
+        """The network is back: reconnect at once (firmware does not wait for its next message)."""
+        self._network_up.set()
+        async with self._send_lock:
+            await self._connection()
 
     def restore_power(self) -> None:
         self._power_on.set()
@@ -194,11 +234,12 @@ class Link:
     @property
     def online(self) -> bool:
         """Connected and powered: what the charger's firmware believes when it makes an event (2.0.1 ``offline``)."""
-        return self._ws is not None and self._power_on.is_set()
+        return self._ws is not None and self._power_on.is_set() and self._network_up.is_set()
 
     # --- calls ------------------------------------------------------------------------------
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Send a CALL and await its answer (see the class); reconnects as needed."""
         durable = action in TRANSACTION_ACTIONS
         async with self._send_lock:  # OCPP-J: one CALL in flight per direction
             attempt = 0
@@ -242,3 +283,7 @@ class Link:
                     await asyncio.sleep(min(2.0 * attempt, 10.0))
                     continue
                 return None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

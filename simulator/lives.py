@@ -32,6 +32,7 @@ class Ending(StrEnum):
     CABLE_PULLED = "cable_pulled"
     POWER_LOSS = "power_loss"
     FAULT = "fault"
+    EMERGENCY_STOP = "emergency_stop"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ ENDINGS: dict[Ending, EndingSpec] = {
     Ending.CABLE_PULLED: EndingSpec("Available", "EVDisconnected", 12),
     Ending.POWER_LOSS: EndingSpec("Available", "PowerLoss", 4),
     Ending.FAULT: EndingSpec("Faulted", "Other", 6),
+    Ending.EMERGENCY_STOP: EndingSpec("Finishing", "EmergencyStop", 3),  # the driver hit the emergency button
 }
 
 
@@ -191,7 +193,7 @@ def plan_session(rng: random.Random, profile: Profile) -> SessionPlan:
     # Real sessions: DC 15-60 min, AC 30 min - 4 h (log-uniform-ish).
     lo, hi = (900, 3600) if profile.dc else (1800, 14_400)
     return SessionPlan(
-        id_tag=f"TAG{rng.randrange(16**6):06X}",
+        id_tag=driver_card(rng),
         power_w=round(profile.max_power_w * rng.uniform(0.55, 0.98)),
         ending=ending,
         charge_s=lo * (hi / lo) ** rng.random(),
@@ -210,10 +212,8 @@ def idle_gap_s(rng: random.Random, mean_s: float) -> float:
     return rng.expovariate(1 / mean_s) if mean_s > 0 else 0.0
 
 
-def idle_fault(rng: random.Random, profile: Profile) -> tuple[str, str, str] | None:
-    """Now and then a free connector faults (about one idle period in 40)."""
-    if rng.random() >= 0.025:
-        return None
+def idle_fault(rng: random.Random, profile: Profile) -> tuple[str, str, str]:
+    """The fault of a free connector (how often: :attr:`simulator.incidents.Behaviours.idle_fault_share`)."""
     return ("Error", "", "") if profile.has(Quirk.NON_ENUM_ERROR_CODE) else rng.choice(FAULT_CODES)
 
 
@@ -274,6 +274,15 @@ def status_payload(profile: Profile, connector: int, status: str, ms: int, fault
     if info:
         payload["info"] = info
     return payload
+
+
+def authorize_payload(id_tag: str) -> dict[str, Any]:
+    return {"idTag": id_tag}
+
+
+def driver_card(rng: random.Random) -> str:
+    """A driver's RFID card."""
+    return f"TAG{rng.randrange(16**6):06X}"
 
 
 def start_payload(profile: Profile, connector: int, plan: SessionPlan, meter_start: int, ms: int) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from simulator.incidents import Behaviours
 
 
 class SimulatorSettings(BaseSettings):
@@ -25,6 +27,19 @@ class SimulatorSettings(BaseSettings):
     ocpp: str = Field("1.6", description="OCPP version every charger speaks: 1.6 or 2.0.1 (OCPP_SIMULATOR_OCPP_MIX, when set, wins)")
     ocpp_mix: str | None = Field(None, description="share of the fleet per OCPP version, e.g. 1.6:0.5,2.0.1:0.5 (shares are "
                                  "normalized; a charger's version depends only on the seed and its number); unset = all OCPP_SIMULATOR_OCPP")
+    # Misbehaviour (simulator.incidents.Behaviours; durations in simulated seconds). Off by default but the
+    # rare idle fault; `ocpp-pipeline dev` turns every kind on (DEV_SIMULATOR_DEFAULTS).
+    idle_fault_share: float = Field(0.025, ge=0, le=1, description="chance an idle period of a connector ends in a fault (Faulted with an errorCode, then Available)")
+    maintenance_share: float = Field(0.0, ge=0, le=1, description="chance an idle period ends in a maintenance window (the connector Unavailable)")
+    maintenance_s: float = Field(1800.0, ge=0, description="mean simulated length of a maintenance window or station outage")
+    authorize_only_share: float = Field(0.0, ge=0, le=1, description="chance an idle period ends with a card presented (Authorize) and no start")
+    plugin_only_share: float = Field(0.0, ge=0, le=1, description="chance an idle period ends with a plug-in (Preparing) and unplug without a start")
+    offline_every_s: float = Field(0.0, ge=0, description="mean simulated time between a charger's offline periods (socket closed or dropped, then a reconnect); 0 = never")
+    offline_s: float = Field(600.0, ge=0, description="mean simulated length of an offline period")
+    offline_drop_share: float = Field(0.5, ge=0, le=1, description="share of offline periods whose socket dies without a close frame (else a clean close)")
+    station_every_s: float = Field(0.0, ge=0, description="mean simulated time between whole-station outages (OCPP 1.6 connector 0 Unavailable or Faulted); 0 = never")
+    blocked_share: float = Field(0.0, ge=0, le=1, description="share of sessions whose car stays in the bay long after the stop (Finishing held)")
+    blocked_s: float = Field(3600.0, ge=0, description="mean simulated post-stop occupancy of those sessions")
 
     @field_validator("connectors")
     @classmethod
@@ -45,12 +60,34 @@ class SimulatorSettings(BaseSettings):
         ocpp_mix(value)
         return value.strip()
 
+    @model_validator(mode="after")
+    def _behaviours(self) -> "SimulatorSettings":
+        self.behaviours()  # the idle-period shares must add up to 1 at most
+        return self
+
     def connector_range(self) -> tuple[int, int]:
         return connector_range(self.connectors)
+
+    def behaviours(self) -> Behaviours:
+        """How the fleet misbehaves (what :class:`~simulator.charger.Charger` is given)."""
+        return Behaviours(
+            idle_fault_share=self.idle_fault_share, maintenance_share=self.maintenance_share, maintenance_s=self.maintenance_s,
+            authorize_only_share=self.authorize_only_share, plugin_only_share=self.plugin_only_share,
+            offline_every_s=self.offline_every_s, offline_s=self.offline_s, offline_drop_share=self.offline_drop_share,
+            station_every_s=self.station_every_s, blocked_share=self.blocked_share, blocked_s=self.blocked_s)
 
     def ocpp_shares(self) -> tuple[tuple[str, float], ...]:
         """(version, share) of the fleet, shares summing to 1: the mix if set, else all ``ocpp``."""
         return ocpp_mix(self.ocpp_mix or "") or ((self.ocpp, 1.0),)
+
+
+# The misbehaviour flags of `simulate` / `dev` -> SimulatorSettings fields (durations in simulated seconds).
+BEHAVIOUR_FLAGS: dict[str, str] = {
+    "--idle-fault-share": "idle_fault_share", "--maintenance-share": "maintenance_share", "--maintenance-for": "maintenance_s",
+    "--authorize-only-share": "authorize_only_share", "--plugin-only-share": "plugin_only_share",
+    "--offline-every": "offline_every_s", "--offline-for": "offline_s", "--offline-drop-share": "offline_drop_share",
+    "--station-every": "station_every_s", "--blocked-share": "blocked_share", "--blocked-for": "blocked_s",
+}
 
 
 OCPP_VERSIONS = ("1.6", "2.0.1")

@@ -60,6 +60,7 @@ ENDED_TRIGGER: dict[str, str] = {
     "EVDisconnected": "EVCommunicationLost",  # the cable pulled
     "PowerLoss": "AbnormalCondition",
     "Other": "AbnormalCondition",  # the fault
+    "EmergencyStop": "AbnormalCondition",  # 2.0.1 has no trigger of its own for the button
 }
 
 # The 1.6 fault of a plan (errorCode, vendorErrorCode, info) -> the 2.0.1 component that has the Problem

@@ -147,7 +147,8 @@ def test_a_fault_is_a_component_problem_that_begins_and_clears() -> None:
 def test_every_1_6_transition_out_of_charging_has_its_charging_state() -> None:
     assert {e: v201.charging_state(s.transition) for e, s in ENDINGS.items()} == {
         Ending.USER_STOP: "EVConnected", Ending.EV_FULL: "SuspendedEV", Ending.EVSE_LIMIT: "SuspendedEVSE",
-        Ending.REMOTE_STOP: "EVConnected", Ending.CABLE_PULLED: "Idle", Ending.POWER_LOSS: "Idle", Ending.FAULT: "EVConnected"}
+        Ending.REMOTE_STOP: "EVConnected", Ending.CABLE_PULLED: "Idle", Ending.POWER_LOSS: "Idle", Ending.FAULT: "EVConnected",
+        Ending.EMERGENCY_STOP: "EVConnected"}
     assert {s.reason for s in ENDINGS.values()} <= set(v201.ENDED_TRIGGER)
 
 
@@ -330,7 +331,7 @@ def check_wire(link: RecordingLink, quirks: frozenset[Quirk]) -> None:
         assert started["transactionInfo"]["chargingState"] == "EVConnected" and started["evse"]["connectorId"] == 1
         assert started["meterValue"][0]["sampledValue"][0]["context"] == "Transaction.Begin"
         assert ended["meterValue"][0]["sampledValue"][0]["context"] == "Transaction.End"
-        assert ended["transactionInfo"]["stoppedReason"] in {"Local", "Remote", "EVDisconnected", "PowerLoss", "Other"}
+        assert ended["transactionInfo"]["stoppedReason"] in {"Local", "Remote", "EVDisconnected", "PowerLoss", "Other", "EmergencyStop"}
 
 
 CASES: list[tuple[Ending | None, frozenset[Quirk], bool]] = (

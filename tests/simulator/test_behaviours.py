@@ -1,0 +1,223 @@
+"""Simulated chargers misbehaving on purpose, in OCPP 1.6 and 2.0.1, over a recording link: each
+behaviour goes on the wire as the KPIs expect to read it, and the ground truth the charger records
+says what went on the wire, when."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from dataclasses import replace
+
+import pytest
+
+from simulator import lives
+from simulator.charger import Charger, Ledger, Timing, now_ms
+from simulator.charger_v201 import Charger201
+from simulator.incidents import AttemptKind, Behaviours, ExpectedConnection, OfflineHow
+from simulator.lives import Ending
+
+TIMING = Timing(time_scale=3000, meter_interval_s=300, heartbeat_interval_s=300, idle_mean_s=300)
+QUIET = dict(idle_fault_share=0.0)
+
+
+class FakeLink:
+    """Stands in for :class:`simulator.link.Link`: records each CALL with the time it was answered, answers
+    as the gateway does (Authorize: ``reject`` tags refused), keeps the connection log of offline periods."""
+
+    def __init__(self, charge_point_id: str, reject: bool = False) -> None:
+        self.charge_point_id = charge_point_id
+        self.calls: list[tuple[int, str, dict]] = []
+        self.reject = reject
+        self._lock = asyncio.Lock()
+        self._up = asyncio.Event()
+        self._up.set()
+        self.connections = [ExpectedConnection(charge_point_id, now_ms())]
+        self.next_tx = 100
+
+    async def call(self, action: str, payload: dict) -> dict | None:
+        async with self._lock:
+            await self._up.wait()
+            await asyncio.sleep(0)
+            self.calls.append((now_ms(), action, copy.deepcopy(payload)))
+            if action == "BootNotification":
+                return {"status": "Accepted", "currentTime": "2026-01-01T00:00:00Z", "interval": 300}
+            if action == "StartTransaction":
+                self.next_tx += 1
+                return {"transactionId": self.next_tx, "idTagInfo": {"status": "Accepted"}}
+            status = {"status": "Invalid" if self.reject else "Accepted"}
+            if action == "Authorize":
+                return {"idTokenInfo": status} if "idToken" in payload else {"idTagInfo": status}
+            if action == "TransactionEvent" and "idToken" in payload:
+                return {"idTokenInfo": status}
+            return {}
+
+    @property
+    def online(self) -> bool:
+        return self._up.is_set()
+
+    def cut_power(self) -> None:
+        self._drop(OfflineHow.POWER_LOSS)
+
+    def restore_power(self) -> None:
+        self._reconnect()
+
+    async def go_offline(self, how: OfflineHow) -> None:
+        async with self._lock:
+            self._drop(how)
+
+    async def go_online(self) -> None:
+        self._reconnect()
+
+    def _drop(self, how: str) -> None:
+        if self._up.is_set():
+            self._up.clear()
+            self.connections[-1].closed_ms, self.connections[-1].how = now_ms(), how
+
+    def _reconnect(self) -> None:
+        if not self._up.is_set():
+            self.connections.append(ExpectedConnection(self.charge_point_id, now_ms()))
+            self._up.set()
+
+    async def close(self) -> None:
+        self._drop(OfflineHow.RUN_END)
+
+    def statuses(self, connector: int) -> list[tuple[int, str]]:
+        """(answered at, status) of a connector's StatusNotifications (2.0.1: the connectorStatus of the EVSE)."""
+        return [(at, p.get("status") or p["connectorStatus"]) for at, a, p in self.calls if a == "StatusNotification"
+                and p.get("connectorId" if "status" in p else "evseId") == connector]
+
+
+def charger(version: str, behaviours: Behaviours, *, connectors: int = 1, reject: bool = False, seed: int = 1,
+            **profile_changes) -> tuple[Charger, FakeLink, Ledger, asyncio.Event]:
+    base = lives.make_profile(random.Random(3), seed, id_prefix="SIM-", connectors=(connectors, connectors), quirky_share=0,
+                              ocpp=version)
+    profile = replace(base, **profile_changes)
+    link, ledger, closing = FakeLink(profile.charge_point_id, reject), Ledger(), asyncio.Event()
+    cls = Charger201 if version == "2.0.1" else Charger
+    return cls(profile, link, TIMING, ledger, random.Random(seed), closing, behaviours), link, ledger, closing  # type: ignore[arg-type]
+
+
+async def live_for(c: Charger, closing: asyncio.Event, real_s: float) -> None:
+    life = asyncio.create_task(c.live())
+    await asyncio.sleep(real_s)
+    closing.set()
+    await asyncio.wait_for(life, 30)
+
+
+VERSIONS = ("1.6", "2.0.1")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_driver_who_plugs_in_and_leaves_is_a_failed_attempt(version: str) -> None:
+    c, link, ledger, closing = charger(version, Behaviours(plugin_only_share=1.0, **QUIET))
+    asyncio.run(live_for(c, closing, 1.0))
+    plugins = [a for a in ledger.attempts if a.kind == AttemptKind.PLUGIN_WITHOUT_START]
+    assert plugins and all(a.failure == "plugin_no_start" and not a.delivered and a.connector_id == 1 for a in plugins)
+    assert not [a for _, a, _ in link.calls if a in ("StartTransaction", "TransactionEvent", "Authorize")]
+    plugged = "Preparing" if version == "1.6" else "Occupied"
+    assert [a.started_ms for a in plugins] == [at for at, s in link.statuses(1) if s == plugged][:len(plugins)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("reject", [False, True])
+def test_a_card_presented_without_a_start_is_a_failed_attempt(version: str, reject: bool) -> None:
+    c, link, ledger, closing = charger(version, Behaviours(authorize_only_share=1.0, **QUIET), reject=reject)
+    asyncio.run(live_for(c, closing, 0.5))
+    authorizes = [(at, p) for at, a, p in link.calls if a == "Authorize"]
+    assert authorizes and len(ledger.attempts) == len(authorizes)
+    for attempt, (at, payload) in zip(ledger.attempts, authorizes):
+        assert attempt.kind == AttemptKind.AUTHORIZE_WITHOUT_START and attempt.connector_id == 0
+        assert attempt.failure == ("authorize_rejected" if reject else "authorize_no_start")
+        assert attempt.id_tag == (payload.get("idTag") or payload["idToken"]["idToken"])
+        assert 0 <= attempt.started_ms - at < 100
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_maintenance_windows_and_faults_are_down_intervals_from_status_to_status(version: str) -> None:
+    c, link, ledger, closing = charger(version, Behaviours(idle_fault_share=0.5, maintenance_share=0.5), connectors=2)
+    asyncio.run(live_for(c, closing, 1.5))
+    assert {d.status for d in ledger.downs} == {"Faulted", "Unavailable"}
+    for d in ledger.downs:
+        statuses = link.statuses(d.connector_id)
+        began = next(i for i, (at, s) in enumerate(statuses) if abs(at - d.started_ms) < 50 and s == d.status)
+        after = statuses[began + 1:]
+        if d.ended_ms is None:
+            assert all(s == d.status for _, s in after)
+        else:
+            assert after[0][1] != d.status and abs(after[0][0] - d.ended_ms) < 50
+        if d.status == "Faulted" and version == "2.0.1":
+            assert d.error_code.endswith("/Problem")
+
+
+def test_a_16_station_goes_unavailable_or_faulted_on_connector_0_and_serves_nobody_meanwhile() -> None:
+    b = Behaviours(station_every_s=600, maintenance_s=1200, **QUIET)
+    c, link, ledger, closing = charger("1.6", b, seed=2)
+    asyncio.run(live_for(c, closing, 2.0))
+    station = [d for d in ledger.downs if d.connector_id == 0]
+    assert station and {d.status for d in station} <= {"Unavailable", "Faulted"}
+    for d in station:
+        if d.ended_ms is not None:  # no transaction starts while the station is down
+            assert not [at for at, a, _ in link.calls if a == "StartTransaction" and d.started_ms < at < d.ended_ms]
+    faults = [f for f in ledger.faults if f.connector_id == 0]
+    assert len(faults) == sum(d.status == "Faulted" for d in station) and all(f.cleared for f in faults)
+    c201, link201, ledger201, closing201 = charger("2.0.1", b, seed=2)
+    asyncio.run(live_for(c201, closing201, 0.5))
+    assert not [d for d in ledger201.downs if d.connector_id == 0]  # 2.0.1 has no connector 0 status
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_offline_periods_close_the_connection_and_queue_what_happens_meanwhile(version: str) -> None:
+    b = Behaviours(offline_every_s=300, offline_s=600, offline_drop_share=0.5, **QUIET)
+    c, link, ledger, closing = charger(version, b, connectors=2)
+    asyncio.run(live_for(c, closing, 2.0))
+    closed = [x for x in ledger.connections if x.closed_ms is not None]
+    assert {x.how for x in closed} >= {OfflineHow.CLOSED, OfflineHow.DROPPED} and closed[-1].how == OfflineHow.RUN_END
+    assert ledger.offline_periods >= 2
+    gaps = [(a.closed_ms, b.opened_ms) for a, b in zip(ledger.connections, ledger.connections[1:])]
+    for start, end in gaps:  # nothing reaches the central system while offline
+        assert start <= end and not [at for at, _, _ in link.calls if start < at < end]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_long_post_stop_occupancy_holds_finishing_before_available(version: str) -> None:
+    b = Behaviours(blocked_share=1.0, blocked_s=1500, **QUIET)
+    c, link, ledger, closing = charger(version, b, status_after_stop=False)
+    conn = c.connectors[0]
+    plan = replace(lives.plan_session(random.Random(1), c.profile), ending=Ending.USER_STOP, charge_s=600, status_gap_s=10,
+                   unplug_s=1500)
+
+    async def one() -> None:
+        await c._boot()
+        await c._session(conn, plan)
+
+    asyncio.run(one())
+    (attempt,) = ledger.attempts
+    assert attempt.ended_ok and attempt.failure == "" and attempt.stopped_ms and attempt.available_ms
+    assert 0.4 < (attempt.available_ms - attempt.stopped_ms) / 1000 < 0.8  # 1500 simulated s at 3000x
+    assert attempt.started_ms == next(at for at, s in link.statuses(1) if s in ("Preparing", "Occupied"))
+    assert attempt.start_delay_s is not None and attempt.start_delay_s > 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("ending,failure,reason", [(Ending.EMERGENCY_STOP, "stop_emergency_stop", "EmergencyStop"),
+                                                   (Ending.FAULT, "faulted", "Other"),
+                                                   (Ending.POWER_LOSS, "stop_power_loss", "PowerLoss"),
+                                                   (Ending.CABLE_PULLED, "", "EVDisconnected")])
+def test_sessions_that_end_badly_are_failed_attempts(version: str, ending: Ending, failure: str, reason: str) -> None:
+    c, link, ledger, closing = charger(version, Behaviours(**QUIET))
+    conn = c.connectors[0]
+    plan = replace(lives.plan_session(random.Random(1), c.profile), ending=ending, charge_s=600, status_gap_s=10,
+                   unplug_s=60, fault_s=300, reboot_s=60)
+
+    async def one() -> None:
+        await c._boot()
+        await c._session(conn, plan)
+        await asyncio.sleep(0.2)  # the reboot after a power loss
+
+    asyncio.run(one())
+    (attempt,) = ledger.attempts
+    assert (attempt.delivered, attempt.ended_ok, attempt.failure) == (True, failure == "", failure)
+    assert ledger.sessions[0].stop_reason == reason and attempt.transaction_id == ledger.sessions[0].transaction_id
+    if ending is Ending.POWER_LOSS:
+        assert [x.how for x in link.connections if x.closed_ms] == [OfflineHow.POWER_LOSS]
