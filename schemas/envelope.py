@@ -39,7 +39,7 @@ class ConnectionEvent(StrEnum):
 
 
 # Written only on connection events, so a frame's JSON is what it was before they existed.
-_CONNECTION_FIELDS = frozenset({"event", "close_code", "reason"})
+CONNECTION_EVENT_FIELDS = frozenset({"event", "close_code", "reason"})
 
 
 class FrameEnvelope(BaseModel):
@@ -74,7 +74,7 @@ class FrameEnvelope(BaseModel):
 
     def to_bytes(self) -> bytes:
         """The JSON value on the topic. The connection-event fields appear only on connection events."""
-        return self.model_dump_json(exclude=None if self.event is not None else _CONNECTION_FIELDS).encode()
+        return self.model_dump_json(exclude=None if self.event is not None else CONNECTION_EVENT_FIELDS).encode()
 
     def event_id(self) -> str:
         """Names the frame: connection id / sequence number, stable across replays."""

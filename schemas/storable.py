@@ -170,6 +170,17 @@ def _string_coercer(nullable: bool) -> Coercer:
     return coerce
 
 
+def _bool_coercer(nullable: bool) -> Coercer:
+    def coerce(value: Any) -> Any:
+        if type(value) is bool:
+            return value
+        if value is None:
+            return None if nullable else False
+        return bool(value)
+
+    return coerce
+
+
 def _array_coercer(element: Coercer) -> Coercer:
     def coerce(value: Any) -> Any:
         if value is None:
@@ -212,6 +223,8 @@ def column_coercer(type_name: str, *, nullable: bool = False) -> Coercer:
         return _string_coercer(nullable)
     if type_name == "Date":
         return _date_coercer(nullable)
+    if type_name == "Bool":
+        return _bool_coercer(nullable)
     if type_name.startswith("DateTime64(") or type_name.startswith("DateTime("):
         return _datetime_coercer(nullable)
     raise UnsupportedColumnType(f"no coercer for column type {type_name!r}")

@@ -12,11 +12,24 @@ import pytest
 
 from schemas import ddl
 from schemas.envelope import Direction, FrameEnvelope, MessageType
-from schemas.records import EnergySource, FaultEvent, FaultEventKind, FrameRow, Session, StatusChange
-from schemas.tables import ALL_TABLES, CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS
+from schemas.migrations import LATEST_VERSION
+from schemas.records import (
+    AttemptKind,
+    ChargeAttempt,
+    EnergySource,
+    FaultEvent,
+    FaultEventKind,
+    FrameRow,
+    OutageCause,
+    PortOutage,
+    Session,
+    StatusChange,
+)
+from schemas.tables import ALL_TABLES, CHARGE_ATTEMPTS, CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, PORT_OUTAGES, SESSIONS
 from schemas.topics import ALL_TOPICS, FRAMES as FRAMES_TOPIC
 
-MODEL_OF_TABLE = {SESSIONS.name: Session, FAULT_EVENTS.name: FaultEvent, CONNECTOR_STATUS.name: StatusChange, FRAMES.name: FrameRow}
+MODEL_OF_TABLE = {SESSIONS.name: Session, FAULT_EVENTS.name: FaultEvent, CONNECTOR_STATUS.name: StatusChange, FRAMES.name: FrameRow,
+                  PORT_OUTAGES.name: PortOutage, CHARGE_ATTEMPTS.name: ChargeAttempt}
 
 
 def clickhouse_types_for(annotation: object) -> set[str]:
@@ -31,6 +44,7 @@ def clickhouse_types_for(annotation: object) -> set[str]:
         return {"LowCardinality(String)"}
     return {
         str: {"String", "LowCardinality(String)"},
+        bool: {"Bool"},
         int: {"UInt8", "UInt32", "UInt64", "Int32", "Int64"},
         float: {"Float64"},
         datetime: {"DateTime64(3, 'UTC')"},
@@ -79,6 +93,16 @@ SAMPLES = {
         raw='[2,"1","Heartbeat",{}', ocpp_version="ocpp1.6", gateway_id="gw-0", connection_id="c1", seq=0,
         error="unterminated JSON", flags=[],
     ),
+    PORT_OUTAGES.name: PortOutage(
+        charge_point_id="CP-1", connector_id=2, outage_id="0f3c9a1b2d4e5f60", started_at=T0, ended_at=T1,
+        duration_s=5405.333, cause=OutageCause.STATION_FAULTED, error_code="GroundFailure", vendor_error_code="E12",
+        excluded_reason="utility_interruption", version=7,
+    ),
+    CHARGE_ATTEMPTS.name: ChargeAttempt(
+        charge_point_id="CP-1", connector_id=1, attempt_id="a1b2c3d4e5f60718", started_at=T0,
+        kind=AttemptKind.START_TRANSACTION, transaction_id="568161113", id_tag="TAG1", delivered=True, ended_ok=False,
+        failure="stop_emergency_stop", start_delay_s=12.5, version=2, ocpp_version="ocpp2.0.1",
+    ),
 }
 
 
@@ -124,11 +148,11 @@ def test_topic_configs_never_ask_more_insync_replicas_than_replicas() -> None:
 def test_cluster_ddl_is_replicated_and_distributed() -> None:
     dialect = ddl.Cluster(name="prod")
     for table in ALL_TABLES:
-        local, distributed = ddl.create_table(table, "ocpp", dialect, at_version=1)
+        local, distributed = ddl.create_table(table, "ocpp", dialect, at_version=LATEST_VERSION)
         assert f"`ocpp`.`{table.name}_local` ON CLUSTER 'prod'" in local
         assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}'" in local
         assert "non_replicated_deduplication_window" not in local
         assert f"Distributed('prod', 'ocpp', '{table.name}_local', cityHash64(charge_point_id))" in distributed
         # Same columns as the embedded variant: both come from one definition.
-        (embedded,) = ddl.create_table(table, "ocpp", ddl.Embedded(), at_version=1)
+        (embedded,) = ddl.create_table(table, "ocpp", ddl.Embedded(), at_version=LATEST_VERSION)
         assert embedded.split("(", 1)[1].split("ENGINE")[0] == local.split("(", 1)[1].split("ENGINE")[0]
