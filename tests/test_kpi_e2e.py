@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
