@@ -86,14 +86,8 @@ def outage(kafka_settings: KafkaSettings, unique: str, tmp_path: Path, *, batche
         worker.stop()
 
 
-# Found by this test (2026-12-01), left to the owner of processors/app.py: after the outage the worker's stall
-# watchdog misreads the sink's backoff as a stalled consumer and "nudges" it with app.flow_control.resume(); Faust
-# clears the agents' flow-control queues on resume (faust/streams.py: clear_on_resume=True), so up to
-# stream_buffer_maxsize frames already fetched are dropped, the consumer's position is past them, and the worker
-# idles with the backlog unwritten (5,844 of 37,331 frames; a SIGUSR1 task dump shows the agent waiting on an empty
-# queue while the fetcher sits at the end offsets). Nothing is lost on Kafka (uncommitted), a restart reads them.
-@pytest.mark.xfail(strict=True, reason="stall watchdog's flow_control.resume() drops fetched frames after a ClickHouse "
-                                       "outage (processors/app.py _check_stall); see RELIABILITY.md")
+# Found by this test (2026-12-01): the stall watchdog once "nudged" a consumer waiting on the sink with
+# flow_control.resume(), which drops fetched frames; the batch path (issue 14) seeks instead, and this passes.
 def test_clickhouse_down_under_load_bounds_memory_loses_nothing_and_drains(
         kafka_settings: KafkaSettings, unique: str, tmp_path: Path) -> None:
     figures = outage(kafka_settings, unique, tmp_path, batches=4, chargers_per_batch=300, down_s=15, drain_timeout_s=60)
