@@ -295,11 +295,10 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: Wo
             stop.set()
 
     log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
-    # Kafka may come later (every pod at once): chargers are served meanwhile, the publisher waits. The
-    # host's supervisor (``place``) waits for the topics itself before it starts its processes.
-    topics = asyncio.create_task(wait_for_topics(kafka)) if place is None else None
-    if topics is not None:
-        topics.add_done_callback(topics_refused)
+    # Kafka may come later (every pod at once): chargers are served meanwhile, the publisher waits. Every
+    # process of a host waits (creating a topic another process just created is not an error).
+    topics = asyncio.create_task(wait_for_topics(kafka))
+    topics.add_done_callback(topics_refused)
     gateway = Gateway(settings, kafka, place=place)
     await gateway.start()
     reporter = asyncio.create_task(_report_to_host(gateway, place)) if place is not None else None
@@ -309,8 +308,7 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: Wo
     gc.freeze()
     lag_watch = asyncio.create_task(watch_loop_lag(gateway.metrics))  # after the start-up's own pauses
     await stop.wait()
-    if topics is not None:
-        topics.cancel()
+    topics.cancel()
     log.info("stopping: closing connections, flushing Kafka")
     if reporter is not None:
         reporter.cancel()

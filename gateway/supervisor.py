@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import socket
 import tempfile
 import time
@@ -54,10 +55,24 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _die_with_the_supervisor() -> None:
+    """Linux: a SIGTERM (drain, then exit) when the supervisor dies, even by SIGKILL: a process left serving
+    on the port after its host's supervisor is gone would hold chargers no supervisor watches."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker_main(settings: GatewaySettings, kafka: KafkaSettings, place: WorkerPlace, log_level: str, log_format: str) -> None:
     """One gateway process (the target of a spawned process)."""
     # Stopped before its event loop runs (a SIGTERM right after the start): nothing to drain yet.
     signal.signal(signal.SIGTERM, lambda signum, frame: _exit_before_serving())
+    _die_with_the_supervisor()
     from infra.logs import configure
 
     configure(log_level, log_format)
@@ -117,13 +132,9 @@ class Supervisor:
         from prometheus_client import multiprocess
 
         from infra.limits import raise_open_files_limit
-        from infra.topic_admin import ensure_topics
 
+        # Topics: each process waits for (or creates) them in the background, serving chargers meanwhile.
         log.info("open files limit %d (one per charger connection, inherited by the processes)", raise_open_files_limit())
-        try:
-            asyncio.run(ensure_topics(self.kafka))
-        except Exception as exc:  # Kafka may come later; the publishers wait for it
-            log.warning("could not ensure topics now (%s); continuing", exc)
         reserved = reserve_port(self.settings.host, self.settings.port)
         settings = self.settings.model_copy(update={"port": reserved.getsockname()[1]})
         self._metrics_dir = Path(tempfile.mkdtemp(prefix="ocpp-gateway-metrics-"))

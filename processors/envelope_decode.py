@@ -14,7 +14,7 @@ from typing import Annotated
 
 import msgspec
 
-from schemas.envelope import Direction, FrameEnvelope, MessageType
+from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope, MessageType
 
 
 class Envelope(msgspec.Struct, frozen=True, gc=False):
@@ -34,6 +34,9 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
     message_id: str | None = None
     error: str | None = None
     flags: tuple[str, ...] = ()
+    event: ConnectionEvent | None = None  # connection events (KPIS.md): frame "", no message
+    close_code: int | None = None
+    reason: str | None = None
 
     # The envelope's derived facts, defined once on FrameEnvelope (they read fields only).
     event_id = FrameEnvelope.event_id

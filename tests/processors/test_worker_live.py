@@ -267,7 +267,7 @@ def test_replay_rebuilds_the_same_rows_as_the_live_run(kafka_settings: KafkaSett
     replay = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "replay", "--database", "rebuilt"],
                             cwd=ROOT, env=env, capture_output=True, text=True)
     assert replay.returncode == 0, replay.stderr
-    assert f"replayed {len(records)} frames" in replay.stdout and "100.0%" in replay.stderr
+    assert f"replayed {len(records)} frames" in replay.stdout and f"{len(records)}/{len(records)}" in replay.stderr
     orders = {"sessions": "charge_point_id, transaction_id", "fault_events": "charge_point_id, connector_id, received_at, event_id, event",
               "connector_status": "charge_point_id, connector_id, received_at, event_id", "frames": "charge_point_id, received_at, connection_id, seq, raw"}
     for table, order in orders.items():

@@ -173,7 +173,7 @@ def gateway_kill(kafka: KafkaSettings, logs: Path, settings: SimulatorSettings, 
     gateways = []
     for n, port in enumerate(ports):
         with open(logs / f"gateway-{n}.log", "wb") as log:
-            gateways.append(subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "gateway", "--port", str(port)], cwd=ROOT,
+            gateways.append(subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "gateway", "--processes", "1", "--port", str(port)], cwd=ROOT,
                                              env={**env, "OCPP_GATEWAY_ID": f"gw-{n}"}, stdout=log, stderr=subprocess.STDOUT))
     try:
         async def scenario() -> tuple[FleetRun, dict[int, int], list[FrameEnvelope]]:
