@@ -50,13 +50,15 @@ def chargers(count: int, prefix: str = "GRP-") -> list[Script]:
 
 
 def split(scripts: list[Script]) -> tuple[list[Script], list[Script]]:
-    # The two halves are cut at one gateway time and each is sent in gateway-time order, as gateways write a
-    # partition (sent charger by charger, one charger's minute-60 frames came after another's minute 121,
-    # and the partition's clock, reset in a restarted worker but not in the replay, closed windows early).
+    # The halves are each sent in gateway-time order, as gateways write a partition, and cut at minute 100,
+    # between every charger's two sessions. A pause cut inside a status window would let the live workers'
+    # wall-clock advance of idle partitions close that window before the rest arrives: by design (a quiet
+    # charger's window must close), and something a replay, which has no pauses, cannot reproduce.
     envelopes = sorted((e for s in scripts for e in s.envelopes), key=lambda e: e.gateway_ts_ms)
-    cut = len(envelopes) // 2
+    cut_ms = envelopes[0].gateway_ts_ms + 100_000
     first, second = Script("first half"), Script("second half")
-    first.envelopes, second.envelopes = envelopes[:cut], envelopes[cut:]
+    first.envelopes = [e for e in envelopes if e.gateway_ts_ms < cut_ms]
+    second.envelopes = [e for e in envelopes if e.gateway_ts_ms >= cut_ms]
     return [first], [second]
 
 
