@@ -31,14 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from processors import ocpp16, ocpp201
+from processors.attempts import AttemptTracker, transaction_attempt
 from processors.energy import DEFAULT_MAX_POWER_W
 from processors.faults import track_fault
-from processors.session_record import STOP_TRANSACTION, codes, session_record
+from processors.outages import STATION, OutageTracker, PortCondition
+from processors.session_record import PHASES, STOP_TRANSACTION, codes, session_record
 from processors.flags import Flag
 from processors.inputs import (
     IN_TRANSACTION,
     OUT_OF_CHARGING,
     NO_ERROR,
+    AuthorizeAnswered,
+    AuthorizeRequested,
     Booted,
     ChargingStateChanged,
     DomainInput,
@@ -65,10 +69,11 @@ from processors.state import (
     session_id,
 )
 from schemas.base import ms_to_datetime
-from schemas.envelope import FrameEnvelope
-from schemas.records import FaultEvent, Session, StatusChange
+from schemas.envelope import ConnectionEvent, FrameEnvelope
+from schemas.records import ChargeAttempt, FaultEvent, PortOutage, Session, StatusChange
 
 TIMEOUT, NEXT_TRANSACTION, AVAILABLE = "timeout", "next_transaction", "available"
+AUTHORIZE = "authorize"  # the deadline of a pending Authorize (charge attempts)
 PENDING_STARTS_KEPT = 16  # answers that never came (a gateway crash): do not grow forever
 METER_HINTS_KEPT = 16
 TRANSACTION_DATA_KEPT = 500  # register samples of one StopTransaction kept in the state
@@ -90,9 +95,11 @@ class CorrelatorConfig:
     # How long an emitted session is remembered (a late stop or a resend still finds it): the longest a
     # session can stay open, plus a day of offline backlog.
     closed_retention_ms: int = 72 * 3600 * 1000 + DAY_MS
+    # An Authorize followed by no start with its idTag within this is an attempt of its own (KPIS.md).
+    authorize_window_ms: int = 300_000
 
 
-Event = Session | FaultEvent | StatusChange
+Event = Session | FaultEvent | StatusChange | PortOutage | ChargeAttempt
 
 
 class Correlator:
@@ -103,12 +110,20 @@ class Correlator:
         self.config = config
         self.state = state if state is not None else CorrelatorState()
         self.ocpp_version = ocpp16.VERSION  # of the frame being applied: recorded on what it opens
+        self.outages = OutageTracker(charge_point_id, self.state.outages, self._port_condition)
+        self.attempts = AttemptTracker(charge_point_id, self.state.attempts, config.authorize_window_ms)
+        # A transaction's attempt row, made beside each session row it follows: handed out with the events of
+        # the public call that made it.
+        self._attempt_rows: list[Event] = []
 
     # --- time ------------------------------------------------------------------------------------
 
     def next_deadline(self) -> int | None:
         """The earliest gateway time at which :meth:`advance` has something to do."""
         deadlines = [d for s in self.state.sessions.values() for d, _ in _deadlines(s)]
+        authorize = self.attempts.next_deadline()
+        if authorize is not None:
+            deadlines.append(authorize)
         return min(deadlines) if deadlines else None
 
     def advance(self, now_ms: int) -> list[Event]:
@@ -116,9 +131,15 @@ class Correlator:
         events: list[Event] = []
         while True:
             due = [(d, kind, key) for key, s in self.state.sessions.items() for d, kind in _deadlines(s) if d < now_ms]
+            authorize = self.attempts.next_deadline()
+            if authorize is not None and authorize < now_ms:
+                due.append((authorize, AUTHORIZE, ""))
             if not due:
                 break
             deadline, kind, key = min(due)
+            if kind == AUTHORIZE:
+                events.extend(self.attempts.expire(deadline + 1))  # the Authorizes due at this deadline
+                continue
             session = self.state.sessions[key]
             if kind == "emit":
                 if not session.stop_status_known:
@@ -127,21 +148,39 @@ class Correlator:
             else:
                 events.append(self._close_unstopped(session, AVAILABLE if kind == AVAILABLE else TIMEOUT, deadline))
         self._forget_closed(now_ms)
-        return events
+        return self._with_attempts(events)
 
     # --- inputs ----------------------------------------------------------------------------------
 
     def feed(self, envelope: FrameEnvelope) -> list[Event]:
         """One envelope, in Kafka order. Never raises for any content."""
-        events = self.advance(envelope.gateway_ts_ms)
-        normalize = NORMALIZERS.get(envelope.ocpp_version, ocpp16.normalize)
+        now_ms = envelope.gateway_ts_ms
+        events = self.advance(now_ms)
         self.ocpp_version = envelope.ocpp_version if envelope.ocpp_version in NORMALIZERS else ocpp16.VERSION
+        self.attempts.ocpp_version = self.ocpp_version
+        if envelope.event is not None:  # a connection opened or closed (KPIS.md): no frame to read
+            if envelope.event == ConnectionEvent.CONNECTED:
+                events.extend(self.outages.connected(envelope.connection_id, now_ms))
+            else:
+                events.extend(self.outages.disconnected(envelope.connection_id, now_ms))
+            return events
+        events.extend(self.outages.frame_on(envelope.connection_id, now_ms))
+        normalize = NORMALIZERS.get(envelope.ocpp_version, ocpp16.normalize)
         for item in normalize(envelope):
             events.extend(self.apply(item))
         return events
 
     def apply(self, item: DomainInput) -> list[Event]:
         """One domain input (its time already reached by :meth:`advance`)."""
+        return self._with_attempts(self._apply(item))
+
+    def _with_attempts(self, events: list[Event]) -> list[Event]:
+        if self._attempt_rows:
+            events.extend(self._attempt_rows)
+            self._attempt_rows = []
+        return events
+
+    def _apply(self, item: DomainInput) -> list[Event]:
         if isinstance(item, StartRequested):
             return self._on_start_requested(item)
         if isinstance(item, StartAnswered):
@@ -160,6 +199,12 @@ class Correlator:
             return self._on_problem(item)
         if isinstance(item, EventSequenced):
             self._on_sequenced(item)
+            return []
+        if isinstance(item, AuthorizeRequested):
+            self.attempts.authorize_requested(item.gw_ms, item.event_id, item.message_id, item.id_tag)
+            return []
+        if isinstance(item, AuthorizeAnswered):
+            self.attempts.authorize_answered(item.message_id, item.accepted)
             return []
         if isinstance(item, Booted):
             for session in self.state.sessions.values():
@@ -217,10 +262,16 @@ class Correlator:
             start_ms=start.started_ms, start_gw_ms=item.gw_ms, meter_start=start.meter_start,
             start_fingerprint=start.fingerprint, flags=sorted(set(flags)),
             age_deadline=item.gw_ms + self.config.max_session_age_ms, ocpp_version=self.ocpp_version,
+            attempt_ms=self.attempts.claim(start.connector_id, start.id_tag, item.gw_ms),
         )
         self.state.sessions[session.session_id] = session
         if start.connector_id is not None:
-            self.state.connector(start.connector_id).tx = session.session_id
+            state = self.state.connector(start.connector_id)
+            state.tx = session.session_id
+            state.blocked_by = None  # the bay is taken again: how long the last car stayed is not known
+            if state.status or state.charging:  # what the connector is doing is known from the start on
+                _set_phase(session, state.charging or state.status, item.gw_ms)
+            events.extend(self.outages.port_seen(start.connector_id, item.gw_ms))
         return events
 
     def _close_before_next(self, session: SessionState, now_ms: int) -> Session:
@@ -326,6 +377,10 @@ class Correlator:
                 session.stop_status_known = True
             if state.tx == session.session_id:
                 state.tx = None
+            if state.status == Status.available:
+                session.blocked_ms = 0  # the car had left before the stop went out (ev-server #4082)
+            else:
+                state.blocked_by = session.session_id  # the bay is occupied until the connector is Available
         else:
             session.flag(Flag.CONNECTOR_UNKNOWN)
             session.stop_status_known = True
@@ -335,6 +390,8 @@ class Correlator:
         return []
 
     def _apply_stop(self, session: SessionState, item: TransactionStopped) -> None:
+        if session.phase_ms is not None:
+            _set_phase(session, "", item.gw_ms)  # the phase times end at the stop
         session.flag(*sorted(item.flags))
         # Only ahead of the gateway: a stop from an offline backlog is rightly hours or days old.
         if item.stopped_ms is not None and item.stopped_ms - item.gw_ms > self.config.clock_skew_ms:
@@ -364,6 +421,12 @@ class Correlator:
 
     def _on_samples(self, item: MeterSamples) -> list[Event]:
         connector = item.connector_id if item.connector_id is not None and item.connector_id > 0 else None
+        port_rows: list[Event] = []
+        if connector is not None and connector not in self.state.outages.ports:
+            port_rows.extend(self.outages.port_seen(connector, item.gw_ms))  # meter values name a port too
+        return port_rows + self._samples(item, connector)
+
+    def _samples(self, item: MeterSamples, connector: int | None) -> list[Event]:
         session: SessionState | None = None
         if item.transaction_id is not None:
             tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
@@ -476,8 +539,19 @@ class Correlator:
                                               self.ocpp_version)
             events.extend(faults)
         state.status = item.status
-        if item.connector_id == 0:
+        if item.connector_id == STATION:
+            events.extend(self.outages.station_changed(item.gw_ms))
             return events
+        port = item.connector_id
+        events.extend(self.outages.port_seen(port, item.gw_ms) if port not in self.state.outages.ports
+                      else self.outages.refresh(port, item.gw_ms))
+        held = self.state.sessions.get(state.tx) if state.tx else None
+        if held is not None and not held.stopped and held.ocpp_version != ocpp201.VERSION:
+            _set_phase(held, item.status, item.gw_ms)  # (2.0.1 says it in chargingState, not in its status)
+        events.extend(self.attempts.status(port, item.status, item.gw_ms, item.event_id,
+                                           free=state.tx is None and state.blocked_by is None, version_ms=item.gw_ms))
+        if item.status == Status.available and state.blocked_by is not None:
+            events.extend(self._bay_freed(state, item.gw_ms))
         if previous == Status.charging and item.status in OUT_OF_CHARGING:
             left = state.left_charging = LeftCharging(item.status, item.error_code, item.gw_ms, occurred_ms)
             events.extend(self._transition_after_stop(item.connector_id, left, item.gw_ms))
@@ -502,6 +576,9 @@ class Correlator:
             return []
         state = self.state.connector(connector)
         previous, state.charging = state.charging, item.state
+        held = session if session is not None else (self.state.sessions.get(state.tx) if state.tx else None)
+        if held is not None and not held.stopped:
+            _set_phase(held, item.state, item.gw_ms)
         events: list[Event] = []
         if previous == Status.charging and item.state != Status.charging:
             occurred_ms = item.occurred_ms if item.occurred_ms is not None else item.gw_ms
@@ -545,7 +622,13 @@ class Correlator:
         occurred_ms = item.occurred_ms if item.occurred_ms is not None else item.gw_ms
         state.fault, faults = track_fault(self.charge_point_id, open_fault, report, occurred_ms, codes(item.flags),
                                           self._transaction_on(item.connector_id), self.ocpp_version)
-        return list(faults)
+        events: list[Event] = list(faults)
+        # The problem's code names an outage it joins (a Faulted status came, or comes, with it).
+        if item.connector_id == STATION:
+            events.extend(self.outages.station_changed(item.gw_ms))
+        else:
+            events.extend(self.outages.refresh(item.connector_id, item.gw_ms))
+        return events
 
     def _transition_after_stop(self, connector: int, left: LeftCharging, now_ms: int) -> list[Event]:
         for session in list(self.state.sessions.values()):
@@ -587,6 +670,7 @@ class Correlator:
                                 version=version_ms, received_ms=received_ms, previous=last)
         session.emitted = Emitted(revision, version_ms, received_ms, closed_by, record.energy_wh, record.duration_s,
                                   record_digest(record))
+        self._attempt_rows.append(transaction_attempt(session, record))
         closed = self.state.closed
         closed[session.session_id or f"legacy:{session.transaction_id}"] = session
         while len(closed) > CLOSED_KEPT:
@@ -606,6 +690,7 @@ class Correlator:
             return []
         session.emitted = Emitted(last.revision + 1, version, last.received_ms, closed_by, record.energy_wh,
                                   record.duration_s, digest)
+        self._attempt_rows.append(transaction_attempt(session, record))
         return [record]
 
     def _forget_closed(self, now_ms: int) -> None:
@@ -616,6 +701,30 @@ class Correlator:
             if (closed[key].closed_gw_ms or 0) >= horizon:
                 break
             del closed[key]
+
+    # --- KPIs ------------------------------------------------------------------------------------
+
+    def _port_condition(self, port: int) -> PortCondition:
+        """What a port's outage depends on, read from the connector states (the outage tracker's view)."""
+        connectors = self.state.connectors
+        own, station = connectors.get(port), connectors.get(STATION)
+        return PortCondition(
+            status=own.status if own is not None else "", fault=_fault_codes(own),
+            station_status=station.status if station is not None else "", station_fault=_fault_codes(station),
+        )
+
+    def _bay_freed(self, state: ConnectorState, now_ms: int) -> list[Event]:
+        """The connector is Available after a stop: the session's ``blocked_after_stop_s`` is known (a new
+        revision when its row was already written)."""
+        key, state.blocked_by = state.blocked_by, None
+        session = self.state.sessions.get(key) if key else None
+        emitted = session is None
+        if session is None:
+            session = self.state.closed.get(key) if key else None
+        if session is None or session.stop is None or session.blocked_ms is not None:
+            return []
+        session.blocked_ms = max(0, now_ms - session.stop.gw_ms)
+        return self._reemit(session, now_ms) if emitted and session.emitted is not None else []
 
     # --- lookups ---------------------------------------------------------------------------------
 
@@ -654,6 +763,22 @@ def _deadlines(session: SessionState) -> list[tuple[int, str]]:
     if session.age_deadline is not None:
         out.append((session.age_deadline, TIMEOUT))
     return out
+
+
+def _fault_codes(state: ConnectorState | None) -> tuple[str, str]:
+    fault = state.fault if state is not None else None
+    return (fault.error_code, fault.vendor_error_code) if fault is not None else ("", "")
+
+
+def _set_phase(session: SessionState, phase: str, now_ms: int) -> None:
+    """The connector of an unstopped session now does ``phase`` (a status or a 2.0.1 chargingState): the
+    time since the last change goes to the phase it ends (KPIS.md, Blocked and idle time)."""
+    if session.phase_ms is not None and session.phase in PHASES and now_ms > session.phase_ms:
+        session.phase_totals[PHASES.index(session.phase)] += now_ms - session.phase_ms
+    session.phase = phase if phase in PHASES else ""
+    session.phase_ms = now_ms if session.phase_ms is None else max(now_ms, session.phase_ms)
+    if phase == Status.charging and session.first_charging_ms is None:
+        session.first_charging_ms = now_ms
 
 
 def _charging(state: ConnectorState) -> bool:

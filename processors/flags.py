@@ -90,3 +90,6 @@ class Flag(StrEnum):
     TOMBSTONE = "tombstone"  # a record without a value on the frames topic
     PROCESSING_FAILED = "processing_failed"  # the correlator raised on this frame: skipped, state rolled back
     VALUE_NOT_STORABLE = "value_not_storable"  # a value outside its column's range: stored as null or clamped
+    # A connection event's frames row (KPIS.md): which event, and ``close_code:<n>`` beside a disconnect.
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"

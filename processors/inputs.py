@@ -155,6 +155,23 @@ class ProblemReported(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class AuthorizeRequested(Input):
+    """A driver presented an id (OCPP 1.6 Authorize.req ``idTag``, 2.0.1 ``idToken.idToken``)."""
+
+    message_id: str
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeAnswered(Input):
+    """The central system's answer to an :class:`AuthorizeRequested`: ``accepted`` ``None`` when it
+    said nothing readable (a CALLERROR)."""
+
+    message_id: str
+    accepted: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class Booted(Input):
     """The charger (re)booted (BootNotification)."""
 
@@ -163,4 +180,5 @@ class Booted(Input):
 
 
 DomainInput = (StartRequested | StartAnswered | TransactionStarted | TransactionStopped | MeterSamples | StatusReported
-               | ChargingStateChanged | EventSequenced | ProblemReported | Booted)
+               | ChargingStateChanged | EventSequenced | ProblemReported | AuthorizeRequested | AuthorizeAnswered
+               | Booted)

@@ -6,7 +6,8 @@ Which frames matter (OCPP 1.6 edition 2, section numbers of the spec):
 - StopTransaction.req (6.47) → :class:`TransactionStopped` (transactionData read as meter samples);
 - MeterValues.req (6.31) → :class:`MeterSamples`;
 - StatusNotification.req (6.48) → :class:`StatusReported` (a missing errorCode reads as NoError, flagged);
-- BootNotification.req (6.3) → :class:`Booted`.
+- BootNotification.req (6.3) → :class:`Booted`;
+- Authorize.req (6.2) → :class:`AuthorizeRequested`; its answer → :class:`AuthorizeAnswered` (charge attempts).
 Everything else yields nothing (it is kept in the frames table all the same).
 
 Gateway flags that concern the content (``schema_violation``, ``schema:<field>:<rule>``) travel on.
@@ -18,13 +19,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ocpp.v16.enums import Action
+from ocpp.v16.enums import Action, AuthorizationStatus
 
 from processors import frame_json, values
 from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
     NO_ERROR,
+    AuthorizeAnswered,
+    AuthorizeRequested,
     Booted,
     DomainInput,
     MeterSamples,
@@ -48,7 +51,8 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     action = envelope.action or ""
     call_in = envelope.direction == Direction.IN and envelope.message_type == MessageType.CALL
     reader = _CALLS.get(action) if call_in else None
-    if reader is None and not (envelope.direction == Direction.OUT and action == Action.start_transaction):
+    answer = _ANSWERS.get(action) if envelope.direction == Direction.OUT else None
+    if reader is None and answer is None:
         return []  # nothing the sessions need (a Heartbeat, most answers, an unparseable frame): not parsed
     try:
         message = frame_json.loads(envelope.frame)
@@ -59,14 +63,25 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     if reader is not None:
         payload = message[3] if len(message) > 3 and isinstance(message[3], dict) else {}
         return [reader(envelope, payload)]
-    # The answer to a StartTransaction: the transactionId it gave, or none (CALLERROR).
-    message_id = values.text(envelope.message_id)
-    if envelope.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict):
-        tx = transaction_id(message[2].get("transactionId"))
-        return [StartAnswered(envelope.gateway_ts_ms, envelope.event_id(), message_id, tx)]
-    if envelope.message_type == MessageType.CALL_ERROR:
-        return [StartAnswered(envelope.gateway_ts_ms, envelope.event_id(), message_id, None)]
-    return []
+    assert answer is not None
+    result = message[2] if envelope.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict) else None
+    if result is None and envelope.message_type != MessageType.CALL_ERROR:
+        return []
+    return [answer(envelope, values.text(envelope.message_id), result)]
+
+
+def _start_answer(env: FrameEnvelope, message_id: str, result: dict[str, Any] | None) -> DomainInput:
+    """The transactionId the answer to a StartTransaction gave, or none (CALLERROR)."""
+    tx = transaction_id(result.get("transactionId")) if result is not None else None
+    return StartAnswered(env.gateway_ts_ms, env.event_id(), message_id, tx)
+
+
+def _authorize_answer(env: FrameEnvelope, message_id: str, result: dict[str, Any] | None) -> DomainInput:
+    """Whether the answer to an Authorize accepted the idTag (None: a CALLERROR or no readable status)."""
+    info = result.get("idTagInfo") if result is not None else None
+    status = info.get("status") if isinstance(info, dict) else None
+    accepted = None if not isinstance(status, str) else status == AuthorizationStatus.accepted
+    return AuthorizeAnswered(env.gateway_ts_ms, env.event_id(), message_id, accepted)
 
 
 def transaction_id(raw: Any) -> str | None:
@@ -154,6 +169,11 @@ def _status(env: FrameEnvelope, payload: dict[str, Any]) -> StatusReported:
     )
 
 
+def _authorize(env: FrameEnvelope, payload: dict[str, Any]) -> AuthorizeRequested:
+    return AuthorizeRequested(env.gateway_ts_ms, env.event_id(), values.text(env.message_id),
+                              values.text(payload.get("idTag")))
+
+
 def _boot(env: FrameEnvelope, payload: dict[str, Any]) -> Booted:
     return Booted(env.gateway_ts_ms, env.event_id(), values.text(payload.get("firmwareVersion")))
 
@@ -164,4 +184,10 @@ _CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], DomainInput]] = {
     Action.meter_values: _meter_values,
     Action.status_notification: _status,
     Action.boot_notification: _boot,
+    Action.authorize: _authorize,
+}
+# Answers (the gateway's CALLRESULT / CALLERROR, direction out) that carry what the correlator needs.
+_ANSWERS: dict[str, Callable[[FrameEnvelope, str, dict[str, Any] | None], DomainInput]] = {
+    Action.start_transaction: _start_answer,
+    Action.authorize: _authorize_answer,
 }

@@ -9,7 +9,9 @@ The mapping, field by field, is the table in SESSIONS.md ("OCPP 2.0.1"). In shor
   connector was: one transaction at a time); later events may omit ``evse`` (EVerest #1835).
 - StatusNotification (``connectorStatus`` on ``evseId``) → :class:`StatusReported` without faults;
   NotifyEvent ``Problem``-like variables → :class:`ProblemReported` (the faults of 2.0.1).
-- MeterValues (``evseId``, 0 = the station) → :class:`MeterSamples`; BootNotification → :class:`Booted`.
+- MeterValues (``evseId``, 0 = the station) → :class:`MeterSamples`; BootNotification → :class:`Booted`;
+  Authorize (``idToken.idToken``) and its answer (``idTokenInfo.status``) → :class:`AuthorizeRequested` /
+  :class:`AuthorizeAnswered` (charge attempts).
 Sampled values are numbers with ``unitOfMeasure {unit, multiplier}``; they are read by the same meter
 reader as 1.6 (:mod:`processors.meter`) after the unit and multiplier are applied.
 """
@@ -21,13 +23,15 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ocpp.v201.enums import Action, ReadingContextEnumType, TransactionEventEnumType
+from ocpp.v201.enums import Action, AuthorizationStatusEnumType, ReadingContextEnumType, TransactionEventEnumType
 
 from processors import frame_json, values
 from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
     NO_ERROR,
+    AuthorizeAnswered,
+    AuthorizeRequested,
     Booted,
     ChargingStateChanged,
     DomainInput,
@@ -52,11 +56,13 @@ _TRUE = frozenset({"true", "1"})
 
 def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     """The domain inputs one envelope carries (none for most frames)."""
+    if envelope.direction == Direction.OUT and envelope.action == Action.authorize:
+        return _authorize_answer(envelope)  # the only 2.0.1 answer the correlator reads (charge attempts)
     if envelope.message_type != MessageType.CALL or envelope.direction != Direction.IN:
-        return []  # in 2.0.1 no answer carries anything the sessions need
+        return []
     reader = _CALLS.get(envelope.action or "")
     if reader is None:
-        return []  # nothing the sessions need (a Heartbeat, an Authorize): not parsed
+        return []  # nothing the sessions need (a Heartbeat, a certificate request): not parsed
     try:
         message = frame_json.loads(envelope.frame)
     except ValueError:
@@ -64,6 +70,30 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     if not isinstance(message, list) or len(message) < 4 or not isinstance(message[3], dict):
         return []
     return reader(envelope, message[3])
+
+
+def _authorize(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+    token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+    return [AuthorizeRequested(env.gateway_ts_ms, env.event_id(), values.text(env.message_id),
+                               values.text(token.get("idToken")))]
+
+
+def _authorize_answer(env: FrameEnvelope) -> list[DomainInput]:
+    """Accepted or not (``None``: a CALLERROR, or no readable ``idTokenInfo.status``)."""
+    try:
+        message = frame_json.loads(env.frame)
+    except ValueError:
+        return []
+    if not isinstance(message, list) or len(message) < 3:
+        return []
+    accepted = None
+    if env.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict):
+        info = message[2].get("idTokenInfo")
+        status = info.get("status") if isinstance(info, dict) else None
+        accepted = status == AuthorizationStatusEnumType.accepted if isinstance(status, str) else None
+    elif env.message_type != MessageType.CALL_ERROR:
+        return []
+    return [AuthorizeAnswered(env.gateway_ts_ms, env.event_id(), values.text(env.message_id), accepted)]
 
 
 def _evse_id(raw: Any) -> int | None:
@@ -227,4 +257,5 @@ _CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], list[DomainInput]]] 
     Action.notify_event: _notify_event,
     Action.meter_values: _meter_values,
     Action.boot_notification: _boot,
+    Action.authorize: _authorize,
 }

@@ -47,9 +47,9 @@ from processors.flags import Flag
 from processors.state import CorrelatorState
 from schemas.base import ms_to_datetime
 from schemas.envelope import FrameEnvelope
-from schemas.records import FaultEvent, Session, StatusChange
+from schemas.records import ChargeAttempt, FaultEvent, PortOutage, Session, StatusChange
 from schemas.storable import row_coercer
-from schemas.tables import CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, SESSIONS
+from schemas.tables import ALL_TABLES, CHARGE_ATTEMPTS, CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, PORT_OUTAGES, SESSIONS
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,10 @@ _ERROR, _FLAGS = _FRAMES_COLUMNS.index("error"), _FRAMES_COLUMNS.index("flags")
 _FEED, _ADVANCE, _SKIP = 0, 1, 2  # journal operations
 # Resolved once: ``row_coercer`` is cached on the (frozen, deep) Table, and hashing it per row cost more
 # than the check itself.
-_COERCE = {t.name: row_coercer(t) for t in (FRAMES, SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS)}
+_COERCE = {t.name: row_coercer(t) for t in ALL_TABLES}
+# The table each kind of correlator event is a row of.
+_EVENT_TABLES = {StatusChange: CONNECTOR_STATUS, FaultEvent: FAULT_EVENTS, Session: SESSIONS, PortOutage: PORT_OUTAGES,
+                 ChargeAttempt: CHARGE_ATTEMPTS}
 
 
 def _partition_hint(snapshot: bytes) -> int | None:
@@ -88,7 +91,7 @@ def _dump_state(correlator: Correlator) -> bytes:
 class Outputs:
     """Everything one flush writes."""
 
-    rows: dict[str, list[list[Any]]] = field(default_factory=lambda: {t.name: [] for t in (FRAMES, SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS)})
+    rows: dict[str, list[list[Any]]] = field(default_factory=lambda: {t.name: [] for t in ALL_TABLES})
     sessions: list[Session] = field(default_factory=list)
     faults: list[FaultEvent] = field(default_factory=list)
     states: dict[str, bytes] = field(default_factory=dict)  # charge point id -> JSON snapshot
@@ -126,11 +129,17 @@ def _received_at(ms: int) -> datetime:
 
 
 def frame_row(env: FrameEnvelope | Envelope) -> list[Any]:
-    """The ``frames`` row of an envelope, in column order (see :class:`schemas.records.FrameRow`)."""
+    """The ``frames`` row of an envelope, in column order (see :class:`schemas.records.FrameRow`). A
+    connection event's row is flagged with the event (``connected`` / ``disconnected``, ``close_code:<n>``)."""
+    flags = list(env.flags)
+    if env.event is not None:
+        flags.append(Flag(env.event.value))
+        if env.close_code is not None:
+            flags.append(f"close_code:{env.close_code}")
     return [
         env.charge_point_id, _received_at(env.gateway_ts_ms), str(env.direction),
         int(env.message_type) if env.message_type is not None else None, env.action or "", env.message_id or "",
-        env.frame, env.ocpp_version, env.gateway_id, env.connection_id, env.seq, env.error or "", list(env.flags),
+        env.frame, env.ocpp_version, env.gateway_id, env.connection_id, env.seq, env.error or "", flags,
     ]
 
 
@@ -428,12 +437,7 @@ class FrameProcessor:
     def _emit(self, events: list[Event]) -> None:
         rows, out = self._out.rows, self._out
         for event in events:
-            if isinstance(event, StatusChange):
-                table = CONNECTOR_STATUS
-            elif isinstance(event, FaultEvent):
-                table = FAULT_EVENTS
-            else:
-                table = SESSIONS
+            table = _EVENT_TABLES[type(event)]
             # The record published on a topic is the storable one too: the same values as its row
             # (schemas.storable.storable_record, with the table's coercer resolved once).
             record, row = event, event.row()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from processors.energy import EnergyInputs, session_energy
 from processors.flags import Flag
+from processors.inputs import Status
 from processors.state import Emitted, SessionState
 from schemas.base import ms_to_datetime
 from schemas.records import Session
@@ -18,6 +19,21 @@ if TYPE_CHECKING:
     from processors.correlator import CorrelatorConfig
 
 STOP_TRANSACTION = "stop_transaction"
+PHASES = (Status.charging, Status.suspended_ev, Status.suspended_evse)
+"""What the connector did during a session that ``charging_s`` / ``suspended_ev_s`` / ``suspended_evse_s``
+count (1.6 status; 2.0.1 chargingState), in :attr:`SessionState.phase_totals`' order."""
+
+
+def phase_times(s: SessionState) -> tuple[float | None, float | None, float | None]:
+    """Seconds in each of :data:`PHASES` between the start and the stop (or the guess that closed it),
+    gateway clock; ``None`` when no status was known during the session (or it never started)."""
+    if s.phase_ms is None or s.start_gw_ms is None:
+        return None, None, None
+    totals = list(s.phase_totals)
+    end = s.stop.gw_ms if s.stop is not None else s.closed_gw_ms
+    if s.phase in PHASES and end is not None and end > s.phase_ms:
+        totals[PHASES.index(s.phase)] += end - s.phase_ms
+    return totals[0] / 1000, totals[1] / 1000, totals[2] / 1000
 
 
 def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionState, closed_by: str, *, revision: int,
@@ -52,6 +68,7 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
     flags |= energy.flags
     if closed_by != STOP_TRANSACTION and s.start_ms is None:
         flags.add(Flag.STOP_WITHOUT_START)
+    charging_s, suspended_ev_s, suspended_evse_s = phase_times(s)
     return Session(
         charge_point_id=charge_point_id,
         connector_id=s.connector,
@@ -81,6 +98,10 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
         ocpp_version=s.ocpp_version,
         previous_energy_wh=previous.energy_wh if previous is not None else None,
         previous_duration_s=previous.duration_s if previous is not None else None,
+        charging_s=charging_s,
+        suspended_ev_s=suspended_ev_s,
+        suspended_evse_s=suspended_evse_s,
+        blocked_after_stop_s=s.blocked_ms / 1000 if s.blocked_ms is not None else None,
     )
 
 

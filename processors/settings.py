@@ -19,6 +19,7 @@ class WorkerSettings(BaseSettings):
     clock_skew_s: float = Field(300.0, gt=0, description="charger clock further off than this is flagged")
     max_power_kw: float = Field(1000.0, gt=0, description="energy meaning more than this average power is not billed (energy_implausible)")
     closed_retention_h: float = Field(96.0, gt=0, description="how long an emitted session is remembered: a late stop or a resend still finds it")
+    authorize_window_s: float = Field(300.0, gt=0, description="an Authorize followed by no start with its idTag within this is a charge attempt of its own (KPIS.md)")
     flush_rows: int = Field(5000, ge=1, description="rows buffered before a ClickHouse insert")
     flush_interval_s: float = Field(1.0, gt=0, description="longest time rows wait for an insert")
     idle_advance_s: float = Field(5.0, gt=0, description="wall time after which an idle partition's clock moves on")
@@ -31,4 +32,5 @@ class WorkerSettings(BaseSettings):
             clock_skew_ms=int(self.clock_skew_s * 1000),
             max_power_w=self.max_power_kw * 1000,
             closed_retention_ms=int(self.closed_retention_h * 3600 * 1000),
+            authorize_window_ms=int(self.authorize_window_s * 1000),
         )

@@ -13,8 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.attempts import AttemptState
 from processors.energy import RegisterReducer
 from processors.inputs import StartDetails
+from processors.outages import OutageState
 from schemas.records import Session
 
 STATE_FORMAT = 2
@@ -63,6 +65,7 @@ class ConnectorState:
     charging: str = ""  # OCPP 2.0.1 chargingState of its transaction (1.6 says it in ``status``)
     left_charging: LeftCharging | None = None
     fault: OpenFault | None = None
+    blocked_by: str | None = None  # session_id of a stopped session waiting for this connector's Available
 
 
 @dataclass(slots=True)
@@ -125,6 +128,14 @@ class SessionState:
     closed_gw_ms: int | None = None  # when it closed (stop, or a guess)
     ocpp_version: str = "ocpp1.6"  # of the frame that opened it
     seq_no: int | None = None  # OCPP 2.0.1: the highest TransactionEvent seqNo of this transaction
+    # KPIs (KPIS.md), gateway clock: the attempt's start (its Authorize or plug-in, when earlier than the
+    # start), the first Charging, the charging phase and the time spent in each, the bay blocked after the stop.
+    attempt_ms: int | None = None
+    first_charging_ms: int | None = None
+    phase: str = ""  # Charging, SuspendedEV, SuspendedEVSE, or '' (another state, or none known)
+    phase_ms: int | None = None  # since when; None: no status known since the start
+    phase_totals: list[int] = field(default_factory=lambda: [0, 0, 0])  # ms in each of PHASES, up to phase_ms
+    blocked_ms: int | None = None  # from the stop until Available; None until known
     emitted: Emitted | None = None
 
     def flag(self, *flags: str) -> None:
@@ -150,6 +161,8 @@ class CorrelatorState:
     aliases: dict[str, str] = field(default_factory=dict)  # transaction id -> the one it duplicates
     meter_hints: dict[str, int] = field(default_factory=dict)  # unknown transaction id -> connector of its MeterValues
     seq_no: int | None = None  # OCPP 2.0.1: the last TransactionEvent seqNo of any transaction
+    outages: OutageState = field(default_factory=OutageState)
+    attempts: AttemptState = field(default_factory=AttemptState)
     offset: int = -1  # Kafka offset of the last frame applied (pipeline: frames are never applied twice)
     partition: int | None = None
 
@@ -178,6 +191,9 @@ class CorrelatorState:
             "aliases": self.aliases,
             "meter_hints": self.meter_hints,
             "seq_no": self.seq_no,
+            # Written only when they hold something, so a state without KPIs costs what it did before.
+            **({"outages": self.outages.to_dict()} if not self.outages.is_empty() else {}),
+            **({"attempts": self.attempts.to_dict()} if not self.attempts.is_empty() else {}),
             "offset": self.offset,
             "p": self.partition,
         }
@@ -196,6 +212,8 @@ class CorrelatorState:
             aliases=dict(data.get("aliases", {})),
             meter_hints=dict(data.get("meter_hints", {})),
             seq_no=data.get("seq_no"),
+            outages=OutageState.from_dict(data["outages"]) if "outages" in data else OutageState(),
+            attempts=AttemptState.from_dict(data["attempts"]) if "attempts" in data else AttemptState(),
             offset=data.get("offset", -1),
             partition=data.get("p"),
         )
@@ -211,6 +229,8 @@ def _connector_out(c: ConnectorState) -> dict[str, Any]:
     if c.fault is not None:
         f = c.fault
         out["fault"] = [f.error_code, f.ms, f.gw_ms, f.tx, f.vendor_error_code, f.info, f.stale]
+    if c.blocked_by is not None:
+        out["blocked_by"] = c.blocked_by
     return out
 
 
@@ -220,7 +240,7 @@ def _connector_in(data: dict[str, Any]) -> ConnectorState:
     return ConnectorState(
         status=data.get("status", ""), tx=data.get("tx"), charging=data.get("charging", ""),
         left_charging=LeftCharging(*left) if left else None,
-        fault=OpenFault(*fault) if fault else None,
+        fault=OpenFault(*fault) if fault else None, blocked_by=data.get("blocked_by"),
     )
 
 
@@ -235,7 +255,8 @@ def _start_in(data: list[Any]) -> StartDetails:
 _SESSION_SCALARS = ("transaction_id", "session_id", "connector", "id_tag", "start_ms", "start_gw_ms", "meter_start",
                     "start_fingerprint", "flags", "td", "peak_w", "soc", "age_deadline", "available_deadline",
                     "emit_deadline", "stop_status", "stop_error_code", "stop_status_ms", "stop_status_known",
-                    "closed_gw_ms", "ocpp_version", "seq_no")
+                    "closed_gw_ms", "ocpp_version", "seq_no", "attempt_ms", "first_charging_ms", "phase", "phase_ms",
+                    "phase_totals", "blocked_ms")
 
 
 def _session_out(s: SessionState) -> dict[str, Any]:

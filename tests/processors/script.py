@@ -9,8 +9,8 @@ from typing import Any
 
 from processors.correlator import Correlator, CorrelatorConfig, Event
 from processors.state import CorrelatorState
-from schemas.envelope import Direction, FrameEnvelope, MessageType
-from schemas.records import FaultEvent, Session, StatusChange
+from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope, MessageType
+from schemas.records import ChargeAttempt, FaultEvent, PortOutage, Session, StatusChange
 
 T0 = datetime(2025, 11, 24, 16, 0, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)
@@ -35,6 +35,7 @@ class Script:
         self.envelopes: list[FrameEnvelope] = []
         self.now = 0.0  # gateway time, seconds after T0
         self._ids = 0
+        self.connection = "conn"  # the connection frames come on (``connected`` opens another)
 
     def at(self, seconds: float) -> "Script":
         self.now = seconds
@@ -44,9 +45,35 @@ class Script:
              flags: tuple[str, ...] = ()) -> None:
         self.envelopes.append(FrameEnvelope(
             charge_point_id=self.charge_point_id, direction=direction, gateway_ts_ms=T0_MS + int(self.now * 1000),
-            frame=json.dumps(frame), ocpp_version="ocpp1.6", gateway_id="gw", connection_id="conn",
+            frame=json.dumps(frame), ocpp_version="ocpp1.6", gateway_id="gw", connection_id=self.connection,
             seq=len(self.envelopes), message_type=message_type, action=action, message_id=message_id, flags=flags,
         ))
+
+    def _event(self, event: ConnectionEvent, connection_id: str, close_code: int | None = None) -> None:
+        self.envelopes.append(FrameEnvelope(
+            charge_point_id=self.charge_point_id, direction=Direction.IN, gateway_ts_ms=T0_MS + int(self.now * 1000),
+            frame="", ocpp_version="ocpp1.6", gateway_id="gw", connection_id=connection_id, seq=len(self.envelopes),
+            event=event, close_code=close_code,
+        ))
+
+    def connected(self, connection_id: str) -> "Script":
+        """The gateway's ``connected`` event; later frames come on this connection."""
+        self.connection = connection_id
+        self._event(ConnectionEvent.CONNECTED, connection_id)
+        return self
+
+    def disconnected(self, connection_id: str | None = None, close_code: int = 1006) -> "Script":
+        """The gateway's ``disconnected`` event (of the current connection unless named)."""
+        self._event(ConnectionEvent.DISCONNECTED, connection_id or self.connection, close_code)
+        return self
+
+    def authorize(self, id_tag: str, status: str | None = "Accepted") -> "Script":
+        """An Authorize and, unless ``status`` is None (no answer seen), its answer."""
+        message_id = self.call("Authorize", {"idTag": id_tag})
+        if status is not None:
+            self._env(Direction.OUT, [3, message_id, {"idTagInfo": {"status": status}}], MessageType.CALL_RESULT,
+                      "Authorize", message_id)
+        return self
 
     def call(self, action: str, payload: dict[str, Any], flags: tuple[str, ...] = ()) -> str:
         self._ids += 1
@@ -104,7 +131,7 @@ class Script:
         self.envelopes.append(FrameEnvelope(
             charge_point_id=self.charge_point_id, direction=direction, gateway_ts_ms=T0_MS + int(self.now * 1000),
             frame=frame if isinstance(frame, str) else json.dumps(frame), ocpp_version="ocpp1.6", gateway_id="gw",
-            connection_id="conn", seq=len(self.envelopes), message_type=message_type, action=action, message_id=message_id,
+            connection_id=self.connection, seq=len(self.envelopes), message_type=message_type, action=action, message_id=message_id,
         ))
         return self
 
@@ -136,10 +163,30 @@ def statuses(events: list[Event]) -> list[StatusChange]:
     return [e for e in events if isinstance(e, StatusChange)]
 
 
+def outages(events: list[Event]) -> dict[str, PortOutage]:
+    """The newest row of each outage, by ``outage_id`` (what ``port_outages FINAL`` keeps)."""
+    out: dict[str, PortOutage] = {}
+    for e in events:
+        if isinstance(e, PortOutage) and (e.outage_id not in out or e.version >= out[e.outage_id].version):
+            out[e.outage_id] = e
+    return out
+
+
+def attempts(events: list[Event]) -> dict[str, ChargeAttempt]:
+    """The newest row of each attempt, by ``attempt_id`` (what ``charge_attempts FINAL`` keeps)."""
+    out: dict[str, ChargeAttempt] = {}
+    for e in events:
+        if isinstance(e, ChargeAttempt) and (e.attempt_id not in out or e.version >= out[e.attempt_id].version):
+            out[e.attempt_id] = e
+    return out
+
+
 def only_session(events: list[Event]) -> Session:
-    found = sessions(events)
+    """The newest row of the one session the events hold (a revision that only learnt how long the bay
+    stayed blocked after the stop follows many first rows: KPIS.md)."""
+    found = newest(events)
     assert len(found) == 1, found
-    return found[0]
+    return next(iter(found.values()))
 
 
 def revisions(events: list[Event]) -> dict[str, list[Session]]:

@@ -29,6 +29,7 @@ from infra.topic_admin import ensure_topics
 from tests.processors.script import Script
 from tests.processors.test_worker_live import (  # noqa: F401 (fixture)
     ROOT,
+    expected_outputs,
     expected_session_rows,
     fleet,
     produce,
@@ -85,19 +86,6 @@ async def produce_paced(kafka: KafkaSettings, scripts: list[Script], seconds: fl
 WINDOW_S = 20.0
 
 
-def settled(records: list[tuple[int, int, bytes, bytes]]):
-    """What the pure processor makes of the records, settled one window past the end."""
-    from processors.correlator import CorrelatorConfig
-    from processors.pipeline import FrameProcessor
-
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=int(WINDOW_S * 1000)), {}.get)
-    for record in sorted(records):
-        processor.process(*record)
-    for partition in {r[0] for r in records}:
-        processor.advance(partition, processor.watermark(partition) + int(WINDOW_S * 1000) + 1)
-    return processor.take()
-
-
 def sql(env: dict[str, str], query: str) -> list[list[Any]]:
     """A query on a stopped worker's database (the ``sql`` command opens its chDB folder)."""
     out = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "sql", query, "--format", "json"],
@@ -133,7 +121,7 @@ def test_partitions_moving_between_two_workers_lose_and_double_nothing(
         records += rest.result()
     assert b.proc.returncode == 0, b.log_path.read_text()[-3000:]
 
-    expected = settled(records)
+    expected = expected_outputs(records, WINDOW_S)
     frames_b = {tuple(r) for r in sql(env_b, FRAME_KEYS)}
     deadline = time.monotonic() + 180
     while True:

@@ -1,0 +1,237 @@
+"""Charge attempts (KPIS.md, Attempts): a driver's try at charging, pure, one charger at a time.
+
+Three kinds (:class:`~schemas.records.AttemptKind`):
+
+- ``start_transaction``: every transaction, one attempt even when an Authorize or a plug-in came first.
+  Its row is built from the session's (:func:`transaction_attempt`) each time the session's row is written,
+  with the same version, so it follows the session's revisions;
+- ``authorize_without_start``: an Authorize (accepted or rejected) followed by no start with that idTag on
+  that charger within the authorize window (300 s of gateway time). Decided when the window passes
+  (:meth:`AttemptTracker.expire`, driven by the correlator's deadlines);
+- ``plugin_without_start``: a connector going Preparing (2.0.1: Occupied) and back to Available without a
+  start. An Authorize made during such a plug-in, or up to the window before it, is the same driver: it joins
+  the plug-in's attempt (its idTag; ``authorize_rejected`` when it was refused) instead of being one of its own.
+
+``started_at`` is the earliest of the attempt's Authorize, its plug-in and its start; the tracker hands the
+earliest of the first two to the start that claims them (:meth:`AttemptTracker.claim`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from processors.inputs import Status
+from schemas.base import ms_to_datetime
+from schemas.records import AttemptKind, ChargeAttempt, Session
+
+if TYPE_CHECKING:
+    from processors.state import SessionState
+
+OK_STOP_REASONS = frozenset({"Local", "Remote", "EVDisconnected", "StoppedByEV"})
+"""Stop reasons of a charge that ended as the driver meant (1.6 ``Reason``; 2.0.1 ``stoppedReason`` adds
+StoppedByEV); a missing reason is Local (OCPP 1.6, 6.46)."""
+PLUGGED_IN = frozenset({Status.preparing, "Occupied"})  # 1.6 Preparing; 2.0.1 connectorStatus Occupied
+AUTHORIZES_KEPT = 32  # pending Authorizes of one charger: a charger flooding them must not grow its state forever
+AUTHORIZE_REJECTED, AUTHORIZE_NO_START, PLUGIN_NO_START = "authorize_rejected", "authorize_no_start", "plugin_no_start"
+NO_ENERGY, FAULTED, STOP_MISSING = "no_energy", "faulted", "stop_missing"
+
+
+def attempt_id(charge_point_id: str, event_id: str) -> str:
+    """An attempt without a transaction: the charger and the frame that began it (stable across replays)."""
+    return hashlib.sha256(f"{charge_point_id}|{event_id}".encode()).hexdigest()[:16]
+
+
+def snake(name: str) -> str:
+    """``EmergencyStop`` → ``emergency_stop``, ``EVDisconnected`` → ``ev_disconnected``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def transaction_failure(*, delivered: bool, into_faulted: bool, stopped: bool, reason: str) -> str:
+    """``failure`` of a transaction's attempt, '' when it ended ok; the first that holds: it never delivered
+    (``no_energy``), it stopped into Faulted (``faulted``), it was never stopped (``stop_missing``: closed on a
+    guess), its stop reason was not one of :data:`OK_STOP_REASONS` (``stop_<reason>``)."""
+    if not delivered:
+        return NO_ENERGY
+    if into_faulted:
+        return FAULTED
+    if not stopped:
+        return STOP_MISSING
+    reason = reason or "Local"
+    return "" if reason in OK_STOP_REASONS else "stop_" + snake(reason)[:48]
+
+
+def transaction_attempt(session: "SessionState", record: Session) -> ChargeAttempt:
+    """The attempt of a transaction, as its session's row (``record``) says it now."""
+    from processors.session_record import STOP_TRANSACTION  # the session module imports this one
+
+    known = [ms for ms in (session.attempt_ms, session.start_gw_ms, session.closed_gw_ms) if ms is not None]
+    started_ms = min(known) if known else 0  # a stop-only session: its plug-in, or its stop
+    delivered = (record.energy_wh or 0) > 0 or session.first_charging_ms is not None
+    failure = transaction_failure(delivered=delivered, into_faulted=record.stop_status == Status.faulted,
+                                  stopped=record.closed_by == STOP_TRANSACTION, reason=record.stop_reason)
+    delay = None
+    if session.first_charging_ms is not None:
+        delay = max(0, session.first_charging_ms - started_ms) / 1000
+    return ChargeAttempt(
+        charge_point_id=record.charge_point_id, connector_id=record.connector_id or 0, attempt_id=record.session_id,
+        started_at=ms_to_datetime(started_ms), kind=AttemptKind.START_TRANSACTION, transaction_id=record.transaction_id,
+        id_tag=record.id_tag, delivered=delivered, ended_ok=failure == "", failure=failure, start_delay_s=delay,
+        version=record.version, ocpp_version=record.ocpp_version,
+    )
+
+
+@dataclass(slots=True)
+class PendingAuthorize:
+    gw_ms: int
+    event_id: str
+    message_id: str
+    id_tag: str
+    accepted: bool | None = None  # None until answered (or when the answer said nothing readable)
+
+
+@dataclass(slots=True)
+class PlugIn:
+    """A connector plugged in (Preparing / Occupied) with no transaction yet."""
+
+    gw_ms: int
+    event_id: str
+    id_tag: str = ""  # of an Authorize that joined it
+    rejected: bool = False  # that Authorize was refused
+
+
+@dataclass(slots=True)
+class AttemptState:
+    authorizes: list[PendingAuthorize] = field(default_factory=list)  # oldest first
+    plugins: dict[int, PlugIn] = field(default_factory=dict)  # connector -> its open plug-in
+
+    def is_empty(self) -> bool:
+        return not (self.authorizes or self.plugins)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": [[a.gw_ms, a.event_id, a.message_id, a.id_tag, a.accepted] for a in self.authorizes],
+                "p": {str(k): [p.gw_ms, p.event_id, p.id_tag, p.rejected] for k, p in self.plugins.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AttemptState":
+        return cls(authorizes=[PendingAuthorize(*a) for a in data.get("a", [])],
+                   plugins={int(k): PlugIn(*p) for k, p in data.get("p", {}).items()})
+
+
+class AttemptTracker:
+    """One charger's attempts without a transaction, and what a start claims of them."""
+
+    def __init__(self, charge_point_id: str, state: AttemptState, window_ms: int) -> None:
+        self.charge_point_id = charge_point_id
+        self.state = state
+        self.window_ms = window_ms
+        self.ocpp_version = "ocpp1.6"  # of the frame being applied (the correlator sets it)
+
+    # --- inputs ----------------------------------------------------------------------------------
+
+    def authorize_requested(self, gw_ms: int, event_id: str, message_id: str, id_tag: str) -> None:
+        pending = self.state.authorizes
+        pending.append(PendingAuthorize(gw_ms, event_id, message_id, id_tag))
+        del pending[:-AUTHORIZES_KEPT]
+
+    def authorize_answered(self, message_id: str, accepted: bool | None) -> None:
+        for pending in reversed(self.state.authorizes):
+            if pending.message_id == message_id:
+                pending.accepted = accepted
+                return
+
+    def status(self, connector: int, status: str, gw_ms: int, event_id: str, *, free: bool, version_ms: int
+               ) -> list[ChargeAttempt]:
+        """A connector's status. ``free``: no transaction holds the connector and none stopped on it waits for
+        Available (a plug-in then is a new driver's)."""
+        plugins = self.state.plugins
+        if status in PLUGGED_IN:
+            if connector not in plugins and free:
+                plugins[connector] = PlugIn(gw_ms, event_id)
+            return []
+        if status == Status.available and connector in plugins:
+            return [self._plugin_attempt(connector, plugins.pop(connector), gw_ms, version_ms)]
+        return []
+
+    def claim(self, connector: int | None, id_tag: str, gw_ms: int) -> int | None:
+        """A transaction started (``gw_ms``) with ``id_tag`` on ``connector``: the Authorizes of that idTag
+        within the window before it and the connector's plug-in are its attempt. The earliest of their times,
+        ``None`` when it claimed none."""
+        times: list[int] = []
+        if connector is not None:
+            plugin = self.state.plugins.pop(connector, None)
+            if plugin is not None:
+                times.append(plugin.gw_ms)
+        if id_tag:
+            kept = []
+            for pending in self.state.authorizes:
+                if pending.id_tag == id_tag and gw_ms - self.window_ms <= pending.gw_ms <= gw_ms:
+                    times.append(pending.gw_ms)
+                else:
+                    kept.append(pending)
+            self.state.authorizes = kept
+        return min(times) if times else None
+
+    # --- time ------------------------------------------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        """When the oldest pending Authorize is decided."""
+        pending = self.state.authorizes
+        return min(a.gw_ms for a in pending) + self.window_ms if pending else None
+
+    def expire(self, now_ms: int) -> list[ChargeAttempt]:
+        """Authorizes whose window passed before ``now_ms`` without a start: each joins an open plug-in it
+        belongs to (made while the car was plugged in, or up to the window before), or is an attempt of
+        its own, decided at the end of its window (its version)."""
+        attempts: list[ChargeAttempt] = []
+        kept = []
+        for pending in self.state.authorizes:
+            deadline = pending.gw_ms + self.window_ms
+            if deadline >= now_ms:
+                kept.append(pending)
+                continue
+            plugin = self._plugin_for(pending)
+            if plugin is not None:
+                if not plugin.id_tag or pending.accepted is False:
+                    plugin.id_tag, plugin.rejected = pending.id_tag, pending.accepted is False
+                continue
+            attempts.append(self._authorize_attempt(pending, deadline))
+        self.state.authorizes = kept
+        return attempts
+
+    # --- rows ------------------------------------------------------------------------------------
+
+    def _plugin_for(self, pending: PendingAuthorize) -> PlugIn | None:
+        """The open plug-in an Authorize belongs to: the earliest one begun no later than the window after it."""
+        candidates = [p for p in self.state.plugins.values() if p.gw_ms - self.window_ms <= pending.gw_ms]
+        return min(candidates, key=lambda p: p.gw_ms) if candidates else None
+
+    def _plugin_attempt(self, connector: int, plugin: PlugIn, now_ms: int, version_ms: int) -> ChargeAttempt:
+        started_ms = plugin.gw_ms
+        # Authorizes of this driver still pending (the window not passed yet): they belong to this plug-in.
+        kept = []
+        for pending in self.state.authorizes:
+            if plugin.gw_ms - self.window_ms <= pending.gw_ms <= now_ms:
+                started_ms = min(started_ms, pending.gw_ms)
+                if not plugin.id_tag or pending.accepted is False:
+                    plugin.id_tag, plugin.rejected = pending.id_tag, pending.accepted is False
+            else:
+                kept.append(pending)
+        self.state.authorizes = kept
+        return self._row(AttemptKind.PLUGIN_WITHOUT_START, connector, plugin.event_id, started_ms, plugin.id_tag,
+                         AUTHORIZE_REJECTED if plugin.rejected else PLUGIN_NO_START, version_ms)
+
+    def _authorize_attempt(self, pending: PendingAuthorize, version_ms: int) -> ChargeAttempt:
+        failure = AUTHORIZE_REJECTED if pending.accepted is False else AUTHORIZE_NO_START
+        return self._row(AttemptKind.AUTHORIZE_WITHOUT_START, 0, pending.event_id, pending.gw_ms, pending.id_tag,
+                         failure, version_ms)
+
+    def _row(self, kind: AttemptKind, connector: int, event_id: str, started_ms: int, id_tag: str, failure: str,
+             version_ms: int) -> ChargeAttempt:
+        return ChargeAttempt(
+            charge_point_id=self.charge_point_id, connector_id=connector, attempt_id=attempt_id(self.charge_point_id, event_id),
+            started_at=ms_to_datetime(started_ms), kind=kind, transaction_id="", id_tag=id_tag, delivered=False,
+            ended_ok=False, failure=failure, start_delay_s=None, version=version_ms, ocpp_version=self.ocpp_version,
+        )
