@@ -90,6 +90,7 @@ class PendingAuthorize:
     message_id: str
     id_tag: str
     accepted: bool | None = None  # None until answered (or when the answer said nothing readable)
+    ocpp_version: str = "ocpp1.6"  # of its frame
 
 
 @dataclass(slots=True)
@@ -100,6 +101,7 @@ class PlugIn:
     event_id: str
     id_tag: str = ""  # of an Authorize that joined it
     rejected: bool = False  # that Authorize was refused
+    ocpp_version: str = "ocpp1.6"  # of its frame
 
 
 @dataclass(slots=True)
@@ -111,8 +113,8 @@ class AttemptState:
         return not (self.authorizes or self.plugins)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": [[a.gw_ms, a.event_id, a.message_id, a.id_tag, a.accepted] for a in self.authorizes],
-                "p": {str(k): [p.gw_ms, p.event_id, p.id_tag, p.rejected] for k, p in self.plugins.items()}}
+        return {"a": [[a.gw_ms, a.event_id, a.message_id, a.id_tag, a.accepted, a.ocpp_version] for a in self.authorizes],
+                "p": {str(k): [p.gw_ms, p.event_id, p.id_tag, p.rejected, p.ocpp_version] for k, p in self.plugins.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AttemptState":
@@ -127,13 +129,12 @@ class AttemptTracker:
         self.charge_point_id = charge_point_id
         self.state = state
         self.window_ms = window_ms
-        self.ocpp_version = "ocpp1.6"  # of the frame being applied (the correlator sets it)
 
     # --- inputs ----------------------------------------------------------------------------------
 
-    def authorize_requested(self, gw_ms: int, event_id: str, message_id: str, id_tag: str) -> None:
+    def authorize_requested(self, gw_ms: int, event_id: str, message_id: str, id_tag: str, ocpp_version: str) -> None:
         pending = self.state.authorizes
-        pending.append(PendingAuthorize(gw_ms, event_id, message_id, id_tag))
+        pending.append(PendingAuthorize(gw_ms, event_id, message_id, id_tag, None, ocpp_version))
         del pending[:-AUTHORIZES_KEPT]
 
     def authorize_answered(self, message_id: str, accepted: bool | None) -> None:
@@ -142,17 +143,17 @@ class AttemptTracker:
                 pending.accepted = accepted
                 return
 
-    def status(self, connector: int, status: str, gw_ms: int, event_id: str, *, free: bool, version_ms: int
+    def status(self, connector: int, status: str, gw_ms: int, event_id: str, *, free: bool, ocpp_version: str
                ) -> list[ChargeAttempt]:
         """A connector's status. ``free``: no transaction holds the connector and none stopped on it waits for
         Available (a plug-in then is a new driver's)."""
         plugins = self.state.plugins
         if status in PLUGGED_IN:
             if connector not in plugins and free:
-                plugins[connector] = PlugIn(gw_ms, event_id)
+                plugins[connector] = PlugIn(gw_ms, event_id, ocpp_version=ocpp_version)
             return []
         if status == Status.available and connector in plugins:
-            return [self._plugin_attempt(connector, plugins.pop(connector), gw_ms, version_ms)]
+            return [self._plugin_attempt(connector, plugins.pop(connector), gw_ms)]
         return []
 
     def claim(self, connector: int | None, id_tag: str, gw_ms: int) -> int | None:
@@ -208,7 +209,7 @@ class AttemptTracker:
         candidates = [p for p in self.state.plugins.values() if p.gw_ms - self.window_ms <= pending.gw_ms]
         return min(candidates, key=lambda p: p.gw_ms) if candidates else None
 
-    def _plugin_attempt(self, connector: int, plugin: PlugIn, now_ms: int, version_ms: int) -> ChargeAttempt:
+    def _plugin_attempt(self, connector: int, plugin: PlugIn, now_ms: int) -> ChargeAttempt:
         started_ms = plugin.gw_ms
         # Authorizes of this driver still pending (the window not passed yet): they belong to this plug-in.
         kept = []
@@ -221,17 +222,17 @@ class AttemptTracker:
                 kept.append(pending)
         self.state.authorizes = kept
         return self._row(AttemptKind.PLUGIN_WITHOUT_START, connector, plugin.event_id, started_ms, plugin.id_tag,
-                         AUTHORIZE_REJECTED if plugin.rejected else PLUGIN_NO_START, version_ms)
+                         AUTHORIZE_REJECTED if plugin.rejected else PLUGIN_NO_START, now_ms, plugin.ocpp_version)
 
     def _authorize_attempt(self, pending: PendingAuthorize, version_ms: int) -> ChargeAttempt:
         failure = AUTHORIZE_REJECTED if pending.accepted is False else AUTHORIZE_NO_START
         return self._row(AttemptKind.AUTHORIZE_WITHOUT_START, 0, pending.event_id, pending.gw_ms, pending.id_tag,
-                         failure, version_ms)
+                         failure, version_ms, pending.ocpp_version)
 
     def _row(self, kind: AttemptKind, connector: int, event_id: str, started_ms: int, id_tag: str, failure: str,
-             version_ms: int) -> ChargeAttempt:
+             version_ms: int, ocpp_version: str) -> ChargeAttempt:
         return ChargeAttempt(
             charge_point_id=self.charge_point_id, connector_id=connector, attempt_id=attempt_id(self.charge_point_id, event_id),
             started_at=ms_to_datetime(started_ms), kind=kind, transaction_id="", id_tag=id_tag, delivered=False,
-            ended_ok=False, failure=failure, start_delay_s=None, version=version_ms, ocpp_version=self.ocpp_version,
+            ended_ok=False, failure=failure, start_delay_s=None, version=version_ms, ocpp_version=ocpp_version,
         )

@@ -157,7 +157,6 @@ class Correlator:
         now_ms = envelope.gateway_ts_ms
         events = self.advance(now_ms)
         self.ocpp_version = envelope.ocpp_version if envelope.ocpp_version in NORMALIZERS else ocpp16.VERSION
-        self.attempts.ocpp_version = self.ocpp_version
         if envelope.event is not None:  # a connection opened or closed (KPIS.md): no frame to read
             if envelope.event == ConnectionEvent.CONNECTED:
                 events.extend(self.outages.connected(envelope.connection_id, now_ms))
@@ -201,7 +200,7 @@ class Correlator:
             self._on_sequenced(item)
             return []
         if isinstance(item, AuthorizeRequested):
-            self.attempts.authorize_requested(item.gw_ms, item.event_id, item.message_id, item.id_tag)
+            self.attempts.authorize_requested(item.gw_ms, item.event_id, item.message_id, item.id_tag, self.ocpp_version)
             return []
         if isinstance(item, AuthorizeAnswered):
             self.attempts.authorize_answered(item.message_id, item.accepted)
@@ -549,7 +548,8 @@ class Correlator:
         if held is not None and not held.stopped and held.ocpp_version != ocpp201.VERSION:
             _set_phase(held, item.status, item.gw_ms)  # (2.0.1 says it in chargingState, not in its status)
         events.extend(self.attempts.status(port, item.status, item.gw_ms, item.event_id,
-                                           free=state.tx is None and state.blocked_by is None, version_ms=item.gw_ms))
+                                           free=state.tx is None and state.blocked_by is None,
+                                           ocpp_version=self.ocpp_version))
         if item.status == Status.available and state.blocked_by is not None:
             events.extend(self._bay_freed(state, item.gw_ms))
         if previous == Status.charging and item.status in OUT_OF_CHARGING:

@@ -68,7 +68,6 @@ def report(kind: str, env: dict[str, str], *args: str) -> list[dict] | None:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.skip(reason="issue 15 is open: the worker does not fill port_outages / charge_attempts / the sessions' time columns yet (KPIS.md); the simulator side and the checker are ready")
 def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
         tmp_path: Path, local_kafka_settings: LocalKafkaSettings, unique: str) -> None:
     home = tmp_path / "home"

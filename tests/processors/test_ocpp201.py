@@ -12,7 +12,8 @@ from processors.correlator import Correlator, CorrelatorConfig, Event
 from processors.flags import Flag
 from processors.state import CorrelatorState
 from schemas.envelope import Direction, FrameEnvelope, MessageType
-from schemas.records import EnergySource, FaultEvent, FaultEventKind, Session, StatusChange
+from schemas.records import (AttemptKind, ChargeAttempt, EnergySource, FaultEvent, FaultEventKind, PortOutage, Session,
+                             StatusChange)
 from tests.processors.script import T0_MS, iso
 
 WINDOW = 60
@@ -314,3 +315,59 @@ def test_a_station_wide_seq_no_over_two_evses_is_no_gap() -> None:
     station.at(601).event("Ended", "B", state="EVConnected", evse=2, meter=[register(3000, "Transaction.End")])
     rows = newest(station.run(until=700)).values()
     assert len(rows) == 2 and all(Flag.SEQ_NO_GAP not in row.flags for row in rows)
+
+
+# --- reliability KPIs (KPIS.md): attempts, phase times, outages ------------------------------------
+
+def answer_authorize(station: Station, status: str | None) -> Station:
+    """The gateway's answer to the last Authorize (``None``: a CALLERROR)."""
+    call = station.envelopes[-1]
+    frame = [3, call.message_id, {"idTokenInfo": {"status": status}}] if status else [4, call.message_id, "InternalError", "", {}]
+    station.envelopes.append(call.model_copy(update={
+        "direction": Direction.OUT, "frame": json.dumps(frame), "seq": len(station.envelopes),
+        "message_type": MessageType.CALL_RESULT if status else MessageType.CALL_ERROR}))
+    return station
+
+
+def kpi_rows(events: list[Event], kind: type) -> list[Any]:
+    rows: dict[str, Any] = {}
+    for e in events:
+        if isinstance(e, kind):
+            key = getattr(e, "attempt_id", None) or getattr(e, "outage_id")
+            if key not in rows or e.version >= rows[key].version:
+                rows[key] = e
+    return list(rows.values())
+
+
+@pytest.mark.parametrize(("status", "failure"), [("Accepted", "authorize_no_start"), ("Invalid", "authorize_rejected"),
+                                                 ("Unknown", "authorize_rejected"), (None, "authorize_no_start")])
+def test_an_authorize_without_a_transaction_is_an_attempt(status: str | None, failure: str) -> None:
+    station = Station().at(10).call("Authorize", {"idToken": {"idToken": "CARD-9", "type": "ISO14443"}})
+    (attempt,) = kpi_rows(answer_authorize(station, status).run(until=400), ChargeAttempt)
+    assert (attempt.kind, attempt.id_tag, attempt.failure, attempt.ocpp_version) == (
+        AttemptKind.AUTHORIZE_WITHOUT_START, "CARD-9", failure, "ocpp2.0.1")
+
+
+def test_a_transaction_is_one_attempt_from_its_plug_in_with_charging_time_from_its_charging_state() -> None:
+    station = Station().charge(start=0, end=3600, id_token="TOKEN-1")
+    station.at(3700).status(1, "Available")
+    events = station.run(until=5000)
+    (attempt,) = kpi_rows(events, ChargeAttempt)
+    session = only(events)
+    assert (attempt.kind, attempt.failure, attempt.delivered, attempt.start_delay_s) == (
+        AttemptKind.START_TRANSACTION, "", True, 2.0)
+    assert (session.charging_s, session.suspended_ev_s, session.blocked_after_stop_s) == (3598.0, 0.0, 100.0)
+
+
+def test_occupied_and_back_to_available_without_a_transaction_is_a_plug_in_attempt() -> None:
+    station = Station().at(0).status(1, "Available").at(5).status(1, "Occupied").at(40).status(1, "Available")
+    (attempt,) = kpi_rows(station.run(until=1000), ChargeAttempt)
+    assert (attempt.kind, attempt.connector_id, attempt.failure) == (AttemptKind.PLUGIN_WITHOUT_START, 1, "plugin_no_start")
+
+
+def test_a_faulted_evse_is_an_outage_with_its_problems_code() -> None:
+    station = Station().at(0).status(1, "Available").at(10).problem(1, "ChargingCable", True, "E42")
+    station.at(11).status(1, "Faulted").at(100).problem(1, "ChargingCable", False).at(101).status(1, "Available")
+    (outage,) = kpi_rows(station.run(), PortOutage)
+    assert (outage.cause, outage.error_code, outage.vendor_error_code, outage.duration_s) == (
+        "faulted", "ChargingCable/Problem", "E42", 90.0)

@@ -168,8 +168,9 @@ def expected_outputs(records: list[tuple[int, int, bytes, bytes]], window_s: flo
     out = processor.take()
     newest = {}
     for session in out.sessions:
-        if session.session_id not in newest or session.version > newest[session.session_id].version:
-            newest[session.session_id] = session
+        key = (session.charge_point_id, session.session_id)
+        if key not in newest or session.version > newest[key].version:
+            newest[key] = session
     out.sessions = list(newest.values())
     return out
 
