@@ -121,9 +121,8 @@ class Correlator:
     def next_deadline(self) -> int | None:
         """The earliest gateway time at which :meth:`advance` has something to do."""
         deadlines = [d for s in self.state.sessions.values() for d, _ in _deadlines(s)]
-        authorize = self.attempts.next_deadline()
-        if authorize is not None:
-            deadlines.append(authorize)
+        if self.state.attempts.authorizes:
+            deadlines.append(self.attempts.next_deadline())
         return min(deadlines) if deadlines else None
 
     def advance(self, now_ms: int) -> list[Event]:
@@ -131,7 +130,7 @@ class Correlator:
         events: list[Event] = []
         while True:
             due = [(d, kind, key) for key, s in self.state.sessions.items() for d, kind in _deadlines(s) if d < now_ms]
-            authorize = self.attempts.next_deadline()
+            authorize = self.attempts.next_deadline() if self.state.attempts.authorizes else None
             if authorize is not None and authorize < now_ms:
                 due.append((authorize, AUTHORIZE, ""))
             if not due:
@@ -148,7 +147,9 @@ class Correlator:
             else:
                 events.append(self._close_unstopped(session, AVAILABLE if kind == AVAILABLE else TIMEOUT, deadline))
         self._forget_closed(now_ms)
-        return self._with_attempts(events)
+        if self._attempt_rows:
+            events += self._take_attempt_rows()
+        return events
 
     # --- inputs ----------------------------------------------------------------------------------
 
@@ -163,7 +164,8 @@ class Correlator:
             else:
                 events.extend(self.outages.disconnected(envelope.connection_id, now_ms))
             return events
-        events.extend(self.outages.frame_on(envelope.connection_id, now_ms))
+        if envelope.connection_id != self.state.outages.newest:  # (nearly every frame comes on the newest)
+            events.extend(self.outages.frame_on(envelope.connection_id, now_ms))
         normalize = NORMALIZERS.get(envelope.ocpp_version, ocpp16.normalize)
         for item in normalize(envelope):
             events.extend(self.apply(item))
@@ -171,13 +173,14 @@ class Correlator:
 
     def apply(self, item: DomainInput) -> list[Event]:
         """One domain input (its time already reached by :meth:`advance`)."""
-        return self._with_attempts(self._apply(item))
-
-    def _with_attempts(self, events: list[Event]) -> list[Event]:
+        events = self._apply(item)
         if self._attempt_rows:
-            events.extend(self._attempt_rows)
-            self._attempt_rows = []
+            events += self._take_attempt_rows()
         return events
+
+    def _take_attempt_rows(self) -> list[Event]:
+        rows, self._attempt_rows = self._attempt_rows, []
+        return rows
 
     def _apply(self, item: DomainInput) -> list[Event]:
         if isinstance(item, StartRequested):

@@ -240,7 +240,8 @@ class OutageTracker:
 
     def _row(self, port: int, outage: OpenOutage) -> PortOutage:
         ended_ms = outage.ended_ms
-        return PortOutage(
+        # Every value is typed here: no validation (the sink's storable check still guards the row).
+        return PortOutage.model_construct(
             charge_point_id=self.charge_point_id, connector_id=port, outage_id=outage.outage_id,
             started_at=ms_to_datetime(outage.started_ms),
             ended_at=ms_to_datetime(ended_ms) if ended_ms is not None else None,
