@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from processors.flags import Flag
 from processors.inputs import Status
 from schemas.base import ms_to_datetime
 from schemas.records import AttemptKind, ChargeAttempt, Session
@@ -70,7 +71,8 @@ def transaction_attempt(session: "SessionState", record: Session) -> ChargeAttem
     known = [ms for ms in (session.attempt_ms, session.start_gw_ms, session.closed_gw_ms) if ms is not None]
     started_ms = min(known) if known else 0  # a stop-only session: its plug-in, or its stop
     delivered = (record.energy_wh or 0) > 0 or session.first_charging_ms is not None
-    failure = transaction_failure(delivered=delivered, into_faulted=record.stop_status == Status.faulted,
+    into_faulted = record.stop_status == Status.faulted or Flag.FAULTED_AT_STOP in record.flags
+    failure = transaction_failure(delivered=delivered, into_faulted=into_faulted,
                                   stopped=record.closed_by == STOP_TRANSACTION, reason=record.stop_reason)
     delay = None
     if session.first_charging_ms is not None:

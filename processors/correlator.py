@@ -383,6 +383,8 @@ class Correlator:
                 session.blocked_ms = 0  # the car had left before the stop went out (ev-server #4082)
             else:
                 state.blocked_by = session.session_id  # the bay is occupied until the connector is Available
+            if state.status == Status.faulted:
+                session.flag(Flag.FAULTED_AT_STOP)
         else:
             session.flag(Flag.CONNECTOR_UNKNOWN)
             session.stop_status_known = True
@@ -555,6 +557,8 @@ class Correlator:
                                            ocpp_version=self.ocpp_version))
         if item.status == Status.available and state.blocked_by is not None:
             events.extend(self._bay_freed(state, item.gw_ms))
+        elif item.status == Status.faulted and state.blocked_by is not None:
+            events.extend(self._faulted_after_stop(state.blocked_by, item.gw_ms))
         if previous == Status.charging and item.status in OUT_OF_CHARGING:
             left = state.left_charging = LeftCharging(item.status, item.error_code, item.gw_ms, occurred_ms)
             events.extend(self._transition_after_stop(item.connector_id, left, item.gw_ms))
@@ -728,6 +732,17 @@ class Correlator:
             return []
         session.blocked_ms = max(0, now_ms - session.stop.gw_ms)
         return self._reemit(session, now_ms) if emitted and session.emitted is not None else []
+
+    def _faulted_after_stop(self, key: str, now_ms: int) -> list[Event]:
+        """The connector went Faulted after a stop, before it was Available again: within the status window,
+        the stop went into a fault (a 2.0.1 EVSE says so in its StatusNotification, after the Ended)."""
+        session = self.state.sessions.get(key) or self.state.closed.get(key)
+        if session is None or session.stop is None or Flag.FAULTED_AT_STOP in session.flags:
+            return []
+        if now_ms - session.stop.gw_ms > self.config.status_window_ms:
+            return []
+        session.flag(Flag.FAULTED_AT_STOP)
+        return self._reemit(session, now_ms) if key not in self.state.sessions and session.emitted is not None else []
 
     # --- lookups ---------------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ class Flag(StrEnum):
     AVAILABLE_THEN_RESUMED = "available_then_resumed"  # Available mid-session, then the transaction went on
     CHARGER_REBOOTED = "charger_rebooted"  # a BootNotification came while the session was open
     METER_VALUES_AFTER_STOP = "meter_values_after_stop"  # samples after StopTransaction, within the window
+    FAULTED_AT_STOP = "faulted_at_stop"  # the connector reported Faulted at the stop, or within the window after it (before Available)
     LATE_METER_VALUES = "late_meter_values"  # samples for the transaction after it was emitted (a revision)
     TRANSACTION_DATA_TRUNCATED = "transaction_data_truncated"  # over 500 register samples in a stop: the middle ones dropped
 

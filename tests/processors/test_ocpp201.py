@@ -371,3 +371,21 @@ def test_a_faulted_evse_is_an_outage_with_its_problems_code() -> None:
     (outage,) = kpi_rows(station.run(), PortOutage)
     assert (outage.cause, outage.error_code, outage.vendor_error_code, outage.duration_s) == (
         "faulted", "ChargingCable/Problem", "E42", 90.0)
+
+
+@pytest.mark.parametrize("after_ended", [False, True], ids=["faulted_then_ended", "ended_then_faulted"])
+def test_a_transaction_that_ends_in_a_fault_is_a_failed_attempt(after_ended: bool) -> None:
+    """2.0.1 says the fault in the EVSE's StatusNotification (its chargingState has no Faulted), before the
+    Ended or a few seconds after it: the attempt fails with ``faulted`` either way."""
+    station = Station().at(0).status(1, "Occupied")
+    station.at(1).event("Started", state="Charging", trigger="CablePluggedIn", id_token="T",
+                        meter=[register(1000, "Transaction.Begin")])
+    if not after_ended:
+        station.at(99).status(1, "Faulted")
+    station.at(100).event("Ended", state="EVConnected", reason="Other", meter=[register(5000, "Transaction.End")])
+    if after_ended:
+        station.at(103).status(1, "Faulted")
+    events = station.run(until=1000)
+    (attempt,) = kpi_rows(events, ChargeAttempt)
+    assert (attempt.failure, attempt.ended_ok, attempt.delivered) == ("faulted", False, True)
+    assert Flag.FAULTED_AT_STOP in only(events).flags
