@@ -123,3 +123,18 @@ def test_a_row_no_command_could_write_is_skipped_not_fatal(chdb_client, database
     assert "typed-by-hand skipped" in caplog.text
     inputs = fetch_inputs(ClientSource(chdb_client), database, Span(ms(0), ms(100)))
     assert [e.exclusion_id for e in inputs.exclusions] == [good.exclusion_id]
+
+
+def test_the_worker_writes_outages_with_the_exclusions_recorded_so_far(chdb_client, database: str) -> None:
+    """The sink fills ``excluded_reason`` when it writes an outage row (open or ended), from what
+    ``outages exclude`` recorded before; a charger without exclusions keeps ''."""
+    import asyncio
+
+    from processors.clickhouse_sink import ClickHouseSink
+
+    record_exclusion(chdb_client, database, excl(0, 5, 15, UTIL, note="storm"))
+    rows = [outage("CP-1", 1, 10, None).row(), outage("CP-1", 2, 30, 40).row(), outage("CP-2", 1, 10, 20).row()]
+    asyncio.run(ClickHouseSink(chdb_client, database).write({PORT_OUTAGES.name: rows}, token="t"))
+    written = chdb_client.query(f"SELECT charge_point_id, connector_id, excluded_reason FROM `{database}`.port_outages "
+                                "FINAL ORDER BY ALL").result_rows
+    assert written == [("CP-1", 1, "utility_interruption"), ("CP-1", 2, ""), ("CP-2", 1, "")]

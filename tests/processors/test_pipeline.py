@@ -20,6 +20,7 @@ from processors.state import CorrelatorState
 from schemas.base import ms_to_datetime
 from schemas.envelope import FrameEnvelope
 from schemas.records import FrameRow, Session
+from schemas.tables import PORT_OUTAGES
 from tests.processors.script import T0_MS, Script, energy
 
 
@@ -477,3 +478,16 @@ def good_session_records(tx: int, at: float) -> list[tuple[bytes, bytes | None]]
     good.at(at + 2).status(1, "Charging").at(at + 60).status(1, "Finishing")
     good.at(at + 61).stop(tx, 3500, reason="EVDisconnected")
     return [(e.key(), e.model_dump_json().encode()) for e in good.envelopes]
+
+
+def test_connection_events_are_frames_rows_flagged_and_outage_rows() -> None:
+    """A connection event is kept in ``frames`` (flagged with what it was) and feeds ``port_outages``."""
+    script = Script("CP-1").at(0).connected("c1").status(1, "Available").at(60).disconnected("c1", close_code=1001)
+    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    feed(processor, script)  # the envelopes' JSON as the gateway writes it (the event fields only on events)
+    out = processor.take()
+    flags = [row[-1] for row in out.rows["frames"]]
+    assert flags[0] == ["connected"] and flags[-1] == ["disconnected", "close_code:1001"] and flags[1] == []
+    (outage,) = out.rows["port_outages"]
+    columns = dict(zip(PORT_OUTAGES.column_names, outage))
+    assert (columns["connector_id"], columns["cause"], columns["ended_at"]) == (1, "offline", None)
