@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -93,8 +94,14 @@ def render(result: Rows, fmt: str = "table") -> str:
 
 def print_rows(result: Rows, fmt: str = "table", file: TextIO | None = None) -> None:
     text = render(result, fmt)
-    if text:
+    if not text:
+        return
+    try:
         print(text, file=file or sys.stdout, flush=True)
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error. Point stdout at /dev/null so that the interpreter's
+        # own flush at exit does not fail the same way.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @contextmanager
