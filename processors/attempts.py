@@ -101,11 +101,18 @@ class PendingAuthorize:
 class PlugIn:
     """A connector plugged in (Preparing / Occupied) with no transaction yet."""
 
-    gw_ms: int
-    event_id: str
+    gw_ms: int  # when the attempt began: the plug-in, or an Authorize of its driver before it
+    event_id: str  # the plug-in's frame (the attempt's identity)
     id_tag: str = ""  # of an Authorize that joined it
     rejected: bool = False  # that Authorize was refused
     ocpp_version: str = "ocpp1.6"  # of its frame
+
+    def join(self, pending: "PendingAuthorize") -> None:
+        """An Authorize of this plug-in's driver: its idTag names the attempt (a refused one wins: it says why
+        the driver left), and the attempt began with it if it came first."""
+        if not self.id_tag or pending.accepted is False:
+            self.id_tag, self.rejected = pending.id_tag, pending.accepted is False
+        self.gw_ms = min(self.gw_ms, pending.gw_ms)
 
 
 @dataclass(slots=True)
@@ -199,8 +206,7 @@ class AttemptTracker:
                 continue
             plugin = self._plugin_for(pending)
             if plugin is not None:
-                if not plugin.id_tag or pending.accepted is False:
-                    plugin.id_tag, plugin.rejected = pending.id_tag, pending.accepted is False
+                plugin.join(pending)
                 continue
             attempts.append(self._authorize_attempt(pending, deadline))
         self.state.authorizes = kept
@@ -214,18 +220,15 @@ class AttemptTracker:
         return min(candidates, key=lambda p: p.gw_ms) if candidates else None
 
     def _plugin_attempt(self, connector: int, plugin: PlugIn, now_ms: int) -> ChargeAttempt:
-        started_ms = plugin.gw_ms
         # Authorizes of this driver still pending (the window not passed yet): they belong to this plug-in.
         kept = []
         for pending in self.state.authorizes:
             if plugin.gw_ms - self.window_ms <= pending.gw_ms <= now_ms:
-                started_ms = min(started_ms, pending.gw_ms)
-                if not plugin.id_tag or pending.accepted is False:
-                    plugin.id_tag, plugin.rejected = pending.id_tag, pending.accepted is False
+                plugin.join(pending)
             else:
                 kept.append(pending)
         self.state.authorizes = kept
-        return self._row(AttemptKind.PLUGIN_WITHOUT_START, connector, plugin.event_id, started_ms, plugin.id_tag,
+        return self._row(AttemptKind.PLUGIN_WITHOUT_START, connector, plugin.event_id, plugin.gw_ms, plugin.id_tag,
                          AUTHORIZE_REJECTED if plugin.rejected else PLUGIN_NO_START, now_ms, plugin.ocpp_version)
 
     def _authorize_attempt(self, pending: PendingAuthorize, version_ms: int) -> ChargeAttempt:

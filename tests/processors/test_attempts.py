@@ -224,3 +224,9 @@ def test_any_conversation_gives_attempts_that_hold_together(steps: list[tuple[in
 def test_stop_reasons_become_snake_case_codes(name: str, code: str) -> None:
     assert snake(name) == code
     assert transaction_failure(delivered=True, into_faulted=False, stopped=True, reason=name) in ("", "stop_" + code)
+
+
+def test_a_card_shown_before_the_plug_in_starts_the_plug_ins_attempt() -> None:
+    script = Script().at(0).authorize("CARD").at(100).status(1, "Preparing").at(600).status(1, "Available")
+    attempt = only_attempt(script.run(until=2000))
+    assert (attempt.kind, attempt.id_tag, started_s(attempt)) == (AttemptKind.PLUGIN_WITHOUT_START, "CARD", 0)
