@@ -86,7 +86,7 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
         log_dir.mkdir(parents=True, exist_ok=True)
         gateway, worker = GatewaySettings(), WorkerSettings()
         children.append(Child("gateway", ["gateway"], env, log_dir))
-        children.append(Child("worker", ["worker"], env, log_dir))
+        children.append(Child("worker", ["worker"], {**env, **simulated_clock_env(worker, simulator)}, log_dir))
         host = "127.0.0.1" if gateway.host in ("0.0.0.0", "") else gateway.host
         _wait_for_port(host, gateway.port, children[0])
         _wait_for_port(worker.web_host, worker.web_port, children[1])
@@ -118,6 +118,16 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             print("kafka stopped", flush=True)
         print("stopped", flush=True)
     return 0
+
+
+def simulated_clock_env(worker: WorkerSettings, simulator: SimulatorSettings | None) -> dict[str, str]:
+    """Worker settings that are spans of a driver's time, in the simulated chargers' clock: they live
+    ``time_scale`` times faster than the gateway's, so the Authorize window (300 s: KPIS.md) is 300 simulated
+    seconds, or every badge-only driver would be joined to a plug-in hours of their time away. Left alone when
+    set explicitly (``OCPP_WORKER_AUTHORIZE_WINDOW_S``)."""
+    if simulator is None or simulator.time_scale <= 1 or "OCPP_WORKER_AUTHORIZE_WINDOW_S" in os.environ:
+        return {}
+    return {"OCPP_WORKER_AUTHORIZE_WINDOW_S": repr(worker.authorize_window_s / simulator.time_scale)}
 
 
 def simulator_args(settings: SimulatorSettings) -> list[str]:

@@ -25,7 +25,10 @@ from websockets.asyncio.client import connect
 
 from infra import local_kafka
 from infra.settings import KafkaSettings, LocalKafkaSettings
+from ocpp_pipeline.dev import simulated_clock_env
+from processors.settings import WorkerSettings
 from simulator import expectations
+from simulator.settings import SimulatorSettings
 from tests.conftest import free_port
 from tests.processors.test_worker_live import read_topic
 
@@ -138,3 +141,12 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
     assert "simulator finished" in rest and "kafka stopped" in rest and "stopped" in rest
     for pid in pids + [broker_pid]:
         assert not _alive(pid)
+
+
+def test_dev_gives_the_worker_the_authorize_window_in_the_simulated_clock(monkeypatch) -> None:
+    monkeypatch.delenv("OCPP_WORKER_AUTHORIZE_WINDOW_S", raising=False)
+    fast = SimulatorSettings(time_scale=120)
+    assert simulated_clock_env(WorkerSettings(), fast) == {"OCPP_WORKER_AUTHORIZE_WINDOW_S": "2.5"}
+    assert simulated_clock_env(WorkerSettings(), None) == {}  # no simulator: real chargers, real clock
+    monkeypatch.setenv("OCPP_WORKER_AUTHORIZE_WINDOW_S", "30")
+    assert simulated_clock_env(WorkerSettings(), fast) == {}  # said explicitly: left alone
