@@ -93,7 +93,10 @@ def test_the_correlator_never_raises_and_never_goes_negative_or_doubles(plan) ->
         for before, after in zip(emitted, emitted[1:]):
             assert after.version > before.version and after.received_at == before.received_at
             assert after.previous_energy_wh == before.energy_wh
-            assert {"duplicate_stop_conflict", "late_stop", "late_meter_values"} & set(after.flags)
+            # ... and says why: an amendment's flag, the bay time now known, or the stop now known to be a fault.
+            learnt_bay_time = before.blocked_after_stop_s is None and after.blocked_after_stop_s is not None
+            assert {"duplicate_stop_conflict", "late_stop", "late_meter_values", "faulted_at_stop"} & set(after.flags) \
+                or learnt_bay_time, (before, after)
     # After all deadlines passed, nothing is left waiting.
     final = Correlator("CP", config, state)
     final.advance(T0_MS + 10**9)
