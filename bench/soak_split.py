@@ -7,7 +7,13 @@ ClickHouse equal to what the chargers did.
 
 Everything runs in a temporary folder on free ports (its own broker, gateway, worker and embedded
 ClickHouse); nothing of ``make run`` is touched. Each fleet process reports its own window p50 / p99; a
-window's p99 here is the worst of the processes' (an upper bound of the fleet-wide p99).
+window's p99 here is the worst of the processes' (an upper bound of the fleet-wide p99). Gateway RSS is its
+whole process tree (the supervisor and its one process per core).
+
+After the fleet ends, the gateway is stopped and the worker group's lag (committed offsets against the
+topic's end, :mod:`bench.drain`) is awaited until it is 0 and stays 0; only then are frames counted (topic
+against ClickHouse) and sessions compared, mismatches sorted by kind (:mod:`bench.soak_check`). Exit 0
+when drained, 0 frames lost and 0 session mismatches.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.drain import topic_records, wait_drained
-from bench.soak import open_connections, pct, rss_mib
+from bench.soak import open_connections, pct, rss_mib, tree_rss_mib
 from bench.soak_check import breakdown, frames_verdict, query, transaction_frames_sql
 from infra.local_kafka import LocalBroker
 from infra.settings import KafkaSettings
@@ -136,7 +142,7 @@ def main() -> int:
                 break
             calls = sum(r["calls"] for r in reports)
             p50 = sum(r["p50"] * r["calls"] for r in reports) / max(1, calls)
-            print(f"{reports[0]['t']:6.0f} s  open {open_connections(gateway_port):6d}  gateway rss {rss_mib(gateway.pid):7.1f} MiB  "
+            print(f"{reports[0]['t']:6.0f} s  open {open_connections(gateway_port):6d}  gateway rss {tree_rss_mib(gateway.pid):7.1f} MiB  "
                   f"worker rss {rss_mib(worker.pid):7.1f} MiB  answers {calls / args.window:7.0f}/s  "
                   f"p50 {p50:7.1f} ms  p99 (worst process) {max(r['p99'] for r in reports):7.1f} ms  load {_load()}", flush=True)
         for f in fleets:
