@@ -199,7 +199,8 @@ def _check(args: argparse.Namespace, kafka: KafkaSettings, env: dict[str, str], 
     previous, settled_at, problems = None, time.monotonic() + SESSIONS_SETTLE_S, []
     while True:
         time.sleep(10)
-        problems = expectations.session_differences(expected, query(env, "SELECT * FROM ocpp.sessions FINAL"))
+        problems = expectations.session_differences(expected, query(env, "SELECT * FROM ocpp.sessions FINAL"),
+                                                    status_window_s=STATUS_WINDOW_S)
         summary = Counter(m.kind.value for m in problems)
         print(f"  sessions: {dict(summary) or 'all match'}", flush=True)
         if not problems or (summary == previous and time.monotonic() > settled_at) \

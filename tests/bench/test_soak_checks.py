@@ -78,3 +78,25 @@ def test_breakdown_counts_each_kind_with_examples() -> None:
     assert "unexpected: 1" in lines
     assert "differs: 1 (energy_wh 1)" in lines
     assert breakdown([], expected) == []
+
+
+@pytest.mark.parametrize(("closed_by", "replugged_after_s", "window_s", "want"), [
+    ("available", 33.0, 60.0, "next_transaction"),  # plugged in again within the window: read as resumed
+    ("available", 61.0, 60.0, "available"),
+    ("available", None, 60.0, "available"),  # never plugged in again
+    ("available", 33.0, None, "available"),  # the window unknown: the simulator's word
+    ("stop_transaction", 1.0, 60.0, "stop_transaction"),  # only sessions closed by Available
+])
+def test_expected_closed_by_follows_the_status_window(closed_by: str, replugged_after_s: float | None,
+                                                      window_s: float | None, want: str) -> None:
+    from simulator.expectations import expected_closed_by
+
+    assert expected_closed_by(session(closed_by=closed_by, replugged_after_s=replugged_after_s), window_s) == want
+
+
+def test_a_quick_replug_is_no_mismatch_once_the_window_is_known() -> None:
+    expected = [session(closed_by="available", replugged_after_s=12.5)]
+    rows = [session(closed_by="next_transaction")]
+    assert [m.fields for m in session_differences(expected, rows)] == [("closed_by",)]
+    assert session_differences(expected, rows, status_window_s=60) == []
+    assert [m.fields for m in session_differences(expected, rows, status_window_s=5)] == [("closed_by",)]
