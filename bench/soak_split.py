@@ -7,7 +7,13 @@ ClickHouse equal to what the chargers did.
 
 Everything runs in a temporary folder on free ports (its own broker, gateway, worker and embedded
 ClickHouse); nothing of ``make run`` is touched. Each fleet process reports its own window p50 / p99; a
-window's p99 here is the worst of the processes' (an upper bound of the fleet-wide p99).
+window's p99 here is the worst of the processes' (an upper bound of the fleet-wide p99). Gateway RSS is its
+whole process tree (the supervisor and its one process per core).
+
+After the fleet ends, the gateway is stopped and the worker group's lag (committed offsets against the
+topic's end, :mod:`bench.drain`) is awaited until it is 0 and stays 0; only then are frames counted (topic
+against ClickHouse) and sessions compared, mismatches sorted by kind (:mod:`bench.soak_check`). Exit 0
+when drained, 0 frames lost and 0 session mismatches.
 """
 
 from __future__ import annotations
@@ -21,16 +27,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
-from bench.soak import open_connections, pct, rss_mib
+from bench.drain import topic_records, wait_drained
+from bench.soak import open_connections, pct, rss_mib, tree_rss_mib
+from bench.soak_check import breakdown, frames_verdict, query, transaction_frames_sql
 from infra.local_kafka import LocalBroker
 from infra.settings import KafkaSettings
-from infra.topic_admin import ensure_topics
+from infra.topic_admin import ensure_topics, wait_for_topics
+from schemas.topics import FRAMES
+from simulator.expectations import MismatchKind
 # Imported before OCPP_HOME is replaced: the jars are found in the project's `.local/`.
 from tests.conftest import broker_settings_in, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+APP_ID = "ocpp-soak"  # the worker's Faust app id: its consumer group, whose lag says when it has drained
+# The worker's production default. A 5 s window (enough in the short e2e tests) missed 62 of 17,654
+# transitions in the 10k soak: the simulator's status gap (up to 3 s at time scale 10) plus the
+# StopTransaction's answer latency under this load (p99 seconds) plus the partition clock running ahead
+# of a frame its gateway published late put the transition 5-8 s (gateway clock) after the stop.
+STATUS_WINDOW_S = 60
+SESSIONS_SETTLE_S = STATUS_WINDOW_S + 30  # after the drain: the last stops' windows close on wall time
+SESSIONS_SETTLE_CAP_S = 600  # ... and a comparison that keeps changing is final after this
 
 
 async def fleet_process(args: argparse.Namespace) -> None:
@@ -60,13 +79,8 @@ def _env(home: Path, kafka: KafkaSettings, gateway_port: int, web_port: int) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_")}
     return env | {"OCPP_HOME": str(home), "OCPP_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                   "OCPP_KAFKA_PARTITIONS": "8", "OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": str(gateway_port),
-                  "OCPP_GATEWAY_ID": "soak", "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_STATUS_WINDOW_S": "5"}
-
-
-def _sessions(env: dict[str, str]) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "sql", "SELECT * FROM ocpp.sessions FINAL", "--format", "json"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+                  "OCPP_GATEWAY_ID": "soak", "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S),
+                  "OCPP_WORKER_APP_ID": APP_ID}
 
 
 def main() -> int:
@@ -78,6 +92,9 @@ def main() -> int:
     parser.add_argument("--time-scale", type=float, default=10)
     parser.add_argument("--ramp", type=float, default=125, help="chargers connecting per second, per fleet process")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--drain-cap", type=float, default=1800,
+                        help="longest wait, in seconds, for the worker to drain the topic after the run")
+    parser.add_argument("--explain", type=int, default=3, help="missing sessions whose frames are printed")
     parser.add_argument("--as-fleet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--id-prefix", default="SOAK-", help=argparse.SUPPRESS)
@@ -130,9 +147,9 @@ def main() -> int:
                 break
             calls = sum(r["calls"] for r in reports)
             p50 = sum(r["p50"] * r["calls"] for r in reports) / max(1, calls)
-            print(f"{reports[0]['t']:6.0f} s  open {open_connections(gateway_port):6d}  gateway rss {rss_mib(gateway.pid):7.1f} MiB  "
+            print(f"{reports[0]['t']:6.0f} s  open {open_connections(gateway_port):6d}  gateway rss {tree_rss_mib(gateway.pid):7.1f} MiB  "
                   f"worker rss {rss_mib(worker.pid):7.1f} MiB  answers {calls / args.window:7.0f}/s  "
-                  f"p50 {p50:7.1f} ms  p99 (worst process) {max(r['p99'] for r in reports):7.1f} ms", flush=True)
+                  f"p50 {p50:7.1f} ms  p99 (worst process) {max(r['p99'] for r in reports):7.1f} ms  load {_load()}", flush=True)
         for f in fleets:
             rest = [json.loads(line) for line in f.stdout if line.startswith("{")]
             summaries += [r for r in rest if "summary" in r]
@@ -147,18 +164,10 @@ def main() -> int:
         expected = []
         for n in range(args.fleets):
             expected += expectations.load(home / f"expected-{n}.jsonl")[0]
+        # The gateway is stopped first: its last records (connection events) are on the topic before it is counted.
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(120)
-        deadline, problems = time.monotonic() + 300, ["not compared"]
-        worker_env = env
-        while problems and time.monotonic() < deadline:
-            time.sleep(10)
-            problems = expectations.session_mismatches(expected, _sessions(worker_env))
-        print(f"sessions: {len(expected)} by the chargers, {len(problems)} mismatches in ClickHouse"
-              + ("" if not problems else "\n  " + "\n  ".join(problems[:10])))
-        # Calls in flight when a simulated power loss drops a socket stay unanswered by design (the charger
-        # resends after reconnecting): the loss criterion is the sessions, not sent == answered.
-        return 0 if not problems else 1
+        return _check(args, kafka, env, expected, worker)
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -168,6 +177,52 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
         broker.stop()
+
+
+def _check(args: argparse.Namespace, kafka: KafkaSettings, env: dict[str, str], expected: list[dict],
+           worker: subprocess.Popen) -> int:
+    """After the fleet: wait until the worker group's committed offsets reach the topic's end (lag 0, for
+    a while), then count frames (topic against ClickHouse) and compare sessions; 0 when nothing is lost."""
+    from simulator import expectations
+
+    topic = kafka.topic(FRAMES.name)
+    partitions = asyncio.run(wait_for_topics(kafka)).partitions(topic)
+    on_topic = asyncio.run(topic_records(kafka, topic, partitions))
+    print(f"after the run: {on_topic:,} records on {topic}; waiting for the worker to drain them "
+          f"(load average {_load()}; cap {args.drain_cap:g} s)", flush=True)
+    drain = asyncio.run(wait_drained(kafka, APP_ID, topic, partitions, cap_s=args.drain_cap,
+                                     say=lambda line: print(f"{line}  worker rss {rss_mib(worker.pid):.0f} MiB  "
+                                                            f"load {_load()}", flush=True)))
+    print(f"drained: {drain.drained} after {drain.seconds:.0f} s (lag {drain.last.total:,})", flush=True)
+    # Sessions stopped at the run's end close once their status window passes (wall time moves an idle
+    # partition's clock on): poll until the comparison stops changing.
+    previous, settled_at, problems = None, time.monotonic() + SESSIONS_SETTLE_S, []
+    while True:
+        time.sleep(10)
+        problems = expectations.session_differences(expected, query(env, "SELECT * FROM ocpp.sessions FINAL"),
+                                                    status_window_s=STATUS_WINDOW_S)
+        summary = Counter(m.kind.value for m in problems)
+        print(f"  sessions: {dict(summary) or 'all match'}", flush=True)
+        if not problems or (summary == previous and time.monotonic() > settled_at) \
+                or time.monotonic() > settled_at + SESSIONS_SETTLE_CAP_S:
+            break
+        previous = summary
+    in_clickhouse = int(query(env, "SELECT count() AS n FROM ocpp.frames FINAL")[0]["n"])
+    lost_frames = on_topic - in_clickhouse
+    print(frames_verdict(on_topic, in_clickhouse))
+    print(f"sessions: {len(expected):,} by the chargers, {len(problems):,} mismatches in ClickHouse")
+    for line in breakdown(problems, expected):
+        print("  " + line)
+    missing = [m for m in problems if m.kind is MismatchKind.MISSING]
+    for m in missing[:args.explain]:
+        print(f"  frames of missing {m.charge_point_id}/{m.transaction_id} (transaction CALLs, their results, errors):")
+        for row in query(env, transaction_frames_sql(m.charge_point_id)):
+            print(f"    {row['received_at']} {row['direction']:3s} {row['message_type']} {row['action'] or '-':16s} {row['raw']}")
+    return 0 if drain.drained and lost_frames == 0 and not problems else 1
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ class _Connector:
     energy_f: float = 0.0  # Wh not yet on the whole-Wh register
     plugged_ms: int | None = None  # Preparing reported at (a plug-in not yet followed by a start)
     attempt: ExpectedAttempt | None = None  # the transaction's attempt, until the stop and the next Available
+    # A session closed by its Available (a charger that never stops) and when that Available went out, until
+    # the connector's next plug-in: how soon it came decides how the worker closes the session.
+    closed_by_available: tuple[ExpectedSession, int] | None = None
 
 
 class Charger:
@@ -182,6 +185,7 @@ class Charger:
                 elif end is IdleEnd.AUTHORIZE_ONLY:
                     await self._authorize_only()
                 elif end is IdleEnd.PLUGIN_ONLY:
+                    conn.closed_by_available = None  # no start follows this plug-in: the Available's rule stands
                     await self._status(conn.number, "Preparing", conn=conn)
                     await self._wait(self.rng.uniform(20, 180), closing_ok=True)  # the driver gives up and unplugs
                     await self._status(conn.number, "Available", conn=conn)
@@ -227,6 +231,7 @@ class Charger:
 
     async def _start(self, conn: _Connector, plan: SessionPlan) -> "_Session | None":
         """Plug-in to an open transaction (None: the central system gave no transaction)."""
+        self._replugged(conn)
         await self._status(conn.number, "Preparing", conn=conn)
         await self._wait(self.rng.uniform(5, 40))  # authorisation, cable locked
         epoch = self.epoch
@@ -392,12 +397,22 @@ class Charger:
             attempt.closed = True
             if attempt.available_ms is not None or not stopped:
                 s.conn.attempt = None  # Available came first (the cable pulled): nothing blocks the bay
-        self.ledger.sessions.append(ExpectedSession(
+        expected = ExpectedSession(
             charge_point_id=self.profile.charge_point_id, connector_id=s.conn.number, transaction_id=str(s.tx),
             id_tag=self._id_tag(s), energy_wh=float(s.conn.register_wh - s.meter_start), stop_reason=reason,
             stop_status=self._stop_status(stop_status), closed_by=closed_by, ending=kind.value,
             quirks=sorted(self.profile.quirks), ocpp_version=self.OCPP_VERSION,
-        ))
+        )
+        self.ledger.sessions.append(expected)
+        s.conn.closed_by_available = (expected, now_ms()) if closed_by == "available" else None
+
+    @staticmethod
+    def _replugged(conn: _Connector) -> None:
+        """A plug-in that leads to a start: note on the session its Available closed how soon it came."""
+        if conn.closed_by_available is not None:
+            expected, available_ms = conn.closed_by_available
+            expected.replugged_after_s = (now_ms() - available_ms) / 1000
+            conn.closed_by_available = None
 
     def _id_tag(self, s: "_Session") -> str:
         return s.plan.id_tag

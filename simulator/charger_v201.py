@@ -93,6 +93,7 @@ class Charger201(Charger):
 
     async def _start(self, conn: _Connector, plan: SessionPlan) -> _Session | None:
         epoch = self.epoch
+        self._replugged(conn)
         await self._status(conn.number, "Preparing", conn=conn)  # Occupied: the cable is in
         await self._wait(self.rng.uniform(5, 40))  # the driver's card, the cable locked
         token = v201.id_token(self.profile, plan)

@@ -324,6 +324,10 @@ class ExpectedSession:
     ending: str
     quirks: list[str] = field(default_factory=list)
     ocpp_version: str = "ocpp1.6"  # the subprotocol the charger spoke (the ``ocpp_version`` of the row)
+    # closed_by "available" only: real seconds from that Available to the connector's next plug-in that led to
+    # a start (None: none came). A plug-in within the worker's status window reads as the transaction going on,
+    # and the next start closes it (:func:`simulator.expectations.expected_closed_by`).
+    replugged_after_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "session"} | asdict(self)

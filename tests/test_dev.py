@@ -34,6 +34,8 @@ from tests.processors.test_worker_live import read_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 
+STATUS_WINDOW_S = 5  # the worker's, short for a short run (the expectations need it: expected_closed_by)
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -79,7 +81,7 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
     env = {**os.environ, "OCPP_HOME": str(home), "OCPP_LOCAL_KAFKA_PORT": str(kafka_port),
            "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()), "OCPP_GATEWAY_HOST": "127.0.0.1",
            "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(web_port),
-           "OCPP_WORKER_APP_ID": f"dev{unique}", "OCPP_WORKER_STATUS_WINDOW_S": "5", "OCPP_KAFKA_PARTITIONS": "2"}
+           "OCPP_WORKER_APP_ID": f"dev{unique}", "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S), "OCPP_KAFKA_PARTITIONS": "2"}
     # Half the fleet speaks OCPP 2.0.1, half of it quirky; 300x time: sessions of real minutes take seconds.
     dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", "--chargers", "12", "--duration", "25",
                             "--time-scale", "300", "--quirky", "0.5", "--seed", "7", "--ocpp-mix", "1.6:0.5,2.0.1:0.5",
@@ -110,7 +112,7 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         deadline, problems = time.monotonic() + 90, ["not queried"]
         while problems and time.monotonic() < deadline:
             rows = sql_json("SELECT * FROM ocpp.sessions FINAL WHERE charge_point_id LIKE 'SIM-%'", env)
-            problems = expectations.session_mismatches(sessions, rows)
+            problems = expectations.session_mismatches(sessions, rows, status_window_s=STATUS_WINDOW_S)
             if problems:
                 time.sleep(1)
         assert problems == [], "\n".join(problems)

@@ -36,7 +36,8 @@ FLEET = ["--chargers", "16", "--duration", "25", "--time-scale", "400", "--quirk
          "--plugin-only-share", "0.12", "--idle-fault-share", "0.15", "--blocked-share", "0.4", "--blocked-for", "2400"]
 # The worker settings a short run needs: the status window after a stop, and (when the worker has one)
 # the window after which an Authorize without a start is an attempt (KPIS.md: 300 s of gateway time).
-WORKER_ENV = {"OCPP_WORKER_STATUS_WINDOW_S": "5", "OCPP_WORKER_AUTHORIZE_WINDOW_S": "5", "OCPP_SIMULATOR_IDLE_MEAN_S": "1200"}
+STATUS_WINDOW_S = 5.0
+WORKER_ENV = {"OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S), "OCPP_WORKER_AUTHORIZE_WINDOW_S": "5", "OCPP_SIMULATOR_IDLE_MEAN_S": "1200"}
 AUTHORIZE_WINDOW_S = 5.0
 
 
@@ -108,7 +109,7 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
         # Sessions stay exact when their charger goes offline mid-transaction (messages queued, 2.0.1 ``offline``).
         sessions, _ = expectations.load(expected_path)
         problems = poll(lambda: expectations.session_mismatches(
-            sessions, sql_json(f"SELECT * FROM ocpp.sessions FINAL WHERE {sim}", env)))
+            sessions, sql_json(f"SELECT * FROM ocpp.sessions FINAL WHERE {sim}", env), status_window_s=STATUS_WINDOW_S))
         assert problems == [], "\n".join(problems)
 
         problems = poll(lambda: kpi.outage_mismatches(truth, sql_json(f"SELECT * FROM ocpp.port_outages FINAL WHERE {sim}", env)))

@@ -221,3 +221,28 @@ def test_sessions_that_end_badly_are_failed_attempts(version: str, ending: Endin
     assert ledger.sessions[0].stop_reason == reason and attempt.transaction_id == ledger.sessions[0].transaction_id
     if ending is Ending.POWER_LOSS:
         assert [x.how for x in link.connections if x.closed_ms] == [OfflineHow.POWER_LOSS]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_session_closed_by_available_notes_how_soon_the_connector_was_plugged_in_again(version: str) -> None:
+    c, link, ledger, closing = charger(version, Behaviours(**QUIET), quirks=frozenset({lives.Quirk.NEVER_STOPS}))
+    conn = c.connectors[0]
+    plan = replace(lives.plan_session(random.Random(1), c.profile), ending=Ending.USER_STOP, charge_s=300)
+
+    async def two_sessions() -> None:
+        await c._boot()
+        await c._session(conn, plan)
+        await asyncio.sleep(0.3)
+        await c._session(conn, plan)
+
+    asyncio.run(two_sessions())
+    first, second = ledger.sessions
+    assert (first.closed_by, second.closed_by) == ("available", "available")
+    plugged = "Preparing" if version == "1.6" else "Occupied"
+    statuses = link.statuses(1)
+    available_at = max(at for at, s in statuses if s == "Available" and at < [t for t, x in statuses if x == plugged][1])
+    replugged_at = [at for at, s in statuses if s == plugged][1]
+    assert first.replugged_after_s is not None and 0.3 <= first.replugged_after_s
+    assert abs(first.replugged_after_s - (replugged_at - available_at) / 1000) < 0.05
+    assert second.replugged_after_s is None  # not plugged in again
+    assert first.to_json()["replugged_after_s"] == first.replugged_after_s
