@@ -250,6 +250,10 @@ class Worker:
                 records = [r for r in records if r.offset >= decision.from_offset]
             intake.taken(partition, processor.process_batch(partition, records))
             count += len(records)
+            if app.monitor is not None:
+                # What Faust's per-event stream records for its health check: this batch path is the frames'
+                # stream. Without it Faust logs "Stream has not started processing" for every partition.
+                app.monitor.stream_inbound_time[tp] = now
             watermark = processor.watermark(partition)
             if watermark is not None:
                 self._arrivals[partition] = (now, watermark)
