@@ -36,6 +36,7 @@ OK_STOP_REASONS = frozenset({"Local", "Remote", "EVDisconnected", "StoppedByEV"}
 StoppedByEV); a missing reason is Local (OCPP 1.6, 6.46)."""
 PLUGGED_IN = frozenset({Status.preparing, "Occupied"})  # 1.6 Preparing; 2.0.1 connectorStatus Occupied
 AUTHORIZES_KEPT = 32  # pending Authorizes of one charger: a charger flooding them must not grow its state forever
+PLUGINS_KEPT = 64  # open plug-ins of one charger (one per connector): nor inventing connector ids
 AUTHORIZE_REJECTED, AUTHORIZE_NO_START, PLUGIN_NO_START = "authorize_rejected", "authorize_no_start", "plugin_no_start"
 NO_ENERGY, FAULTED, STOP_MISSING = "no_energy", "faulted", "stop_missing"
 
@@ -160,7 +161,7 @@ class AttemptTracker:
         Available (a plug-in then is a new driver's)."""
         plugins = self.state.plugins
         if status in PLUGGED_IN:
-            if connector not in plugins and free:
+            if connector not in plugins and free and len(plugins) < PLUGINS_KEPT:
                 plugins[connector] = PlugIn(gw_ms, event_id, ocpp_version=ocpp_version)
             return []
         if status == Status.available and connector in plugins:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.attempts import snake, transaction_failure
-from processors.correlator import CorrelatorConfig
+from processors.attempts import AUTHORIZES_KEPT, PLUGINS_KEPT, snake, transaction_failure
+from processors.correlator import Correlator, CorrelatorConfig
 from schemas.records import AttemptKind, ChargeAttempt
 from tests.processors.script import T0, Script, attempts, newest, only_session, revisions
 
@@ -230,3 +230,16 @@ def test_a_card_shown_before_the_plug_in_starts_the_plug_ins_attempt() -> None:
     script = Script().at(0).authorize("CARD").at(100).status(1, "Preparing").at(600).status(1, "Available")
     attempt = only_attempt(script.run(until=2000))
     assert (attempt.kind, attempt.id_tag, started_s(attempt)) == (AttemptKind.PLUGIN_WITHOUT_START, "CARD", 0)
+
+
+def test_a_charger_inventing_connector_ids_does_not_grow_its_state_forever() -> None:
+    script = Script()
+    for n in range(1, 500):
+        script.at(n).status(n, "Preparing")
+    for n in range(100):
+        script.at(600 + n).authorize(f"CARD-{n}", None)
+    correlator = Correlator("CP-1", CorrelatorConfig())
+    for envelope in script.envelopes:
+        correlator.feed(envelope)
+    assert len(correlator.state.attempts.plugins) == PLUGINS_KEPT
+    assert len(correlator.state.attempts.authorizes) == AUTHORIZES_KEPT
