@@ -129,6 +129,9 @@ class Worker:
         changelog = app.topic(
             f"{settings.app_id}-correlator-state-changelog", key_serializer="raw", value_serializer="raw",
             partitions=frames_partitions, compacting=True, deleting=False, internal=True,
+            # As Faust's own changelogs (tables/base.py): nothing acks a changelog record, and with acks on
+            # its stream health check logged "Stream has not started processing" for every partition.
+            acks=False,
         )
         self.table = app.Table("correlator-state", default=None, partitions=frames_partitions, use_partitioner=True,
                                changelog_topic=changelog)
