@@ -4,7 +4,7 @@ Three kinds (:class:`~schemas.records.AttemptKind`):
 
 - ``start_transaction``: every transaction, one attempt even when an Authorize or a plug-in came first.
   Its row is built from the session's (:func:`transaction_attempt`) each time the session's row is written,
-  with the same version, so it follows the session's revisions;
+  and written, with that row's version, when it differs from the last one (:func:`attempt_key`);
 - ``authorize_without_start``: an Authorize (accepted or rejected) followed by no start with that idTag on
   that charger within the authorize window (300 s of gateway time). Decided when the window passes
   (:meth:`AttemptTracker.expire`, driven by the correlator's deadlines);
@@ -86,6 +86,13 @@ def transaction_attempt(session: "SessionState", record: Session) -> ChargeAttem
         id_tag=record.id_tag, delivered=delivered, ended_ok=failure == "", failure=failure, start_delay_s=delay,
         version=record.version, ocpp_version=record.ocpp_version,
     )
+
+
+def attempt_key(attempt: ChargeAttempt) -> str:
+    """What an attempt's row says besides its version, short: a new row only when it changes."""
+    content = (attempt.connector_id, attempt.started_at.timestamp(), attempt.id_tag, attempt.delivered,
+               attempt.failure, attempt.start_delay_s, attempt.transaction_id, attempt.ocpp_version)
+    return hashlib.sha256(repr(content).encode()).hexdigest()[:12]
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from processors import ocpp16, ocpp201
-from processors.attempts import AttemptTracker, transaction_attempt
+from processors.attempts import AttemptTracker, attempt_key, transaction_attempt
 from processors.energy import DEFAULT_MAX_POWER_W
 from processors.faults import track_fault
 from processors.outages import STATION, OutageTracker, PortCondition
@@ -677,7 +677,7 @@ class Correlator:
                                 version=version_ms, received_ms=received_ms, previous=last)
         session.emitted = Emitted(revision, version_ms, received_ms, closed_by, record.energy_wh, record.duration_s,
                                   record_digest(record))
-        self._attempt_rows.append(transaction_attempt(session, record))
+        self._attempt_row(session, record)
         closed = self.state.closed
         closed[session.session_id or f"legacy:{session.transaction_id}"] = session
         while len(closed) > CLOSED_KEPT:
@@ -697,7 +697,7 @@ class Correlator:
             return []
         session.emitted = Emitted(last.revision + 1, version, last.received_ms, closed_by, record.energy_wh,
                                   record.duration_s, digest)
-        self._attempt_rows.append(transaction_attempt(session, record))
+        self._attempt_row(session, record)
         return [record]
 
     def _forget_closed(self, now_ms: int) -> None:
@@ -710,6 +710,15 @@ class Correlator:
             del closed[key]
 
     # --- KPIs ------------------------------------------------------------------------------------
+
+    def _attempt_row(self, session: SessionState, record: Session) -> None:
+        """The transaction's attempt beside a row of its session, when it says something new: a revision that
+        only learnt the bay time leaves the attempt as it was (its row stands, at the version it was written)."""
+        attempt = transaction_attempt(session, record)
+        key = attempt_key(attempt)
+        if key != session.attempt_key:
+            session.attempt_key = key
+            self._attempt_rows.append(attempt)
 
     def _port_condition(self, port: int) -> PortCondition:
         """What a port's outage depends on, read from the connector states (the outage tracker's view)."""

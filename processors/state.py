@@ -136,6 +136,7 @@ class SessionState:
     phase_ms: int | None = None  # since when; None: no status known since the start
     phase_totals: list[int] = field(default_factory=lambda: [0, 0, 0])  # ms in each of PHASES, up to phase_ms
     blocked_ms: int | None = None  # from the stop until Available; None until known
+    attempt_key: str = ""  # of the attempt row last written for it (processors.attempts.attempt_key)
     emitted: Emitted | None = None
 
     def flag(self, *flags: str) -> None:
@@ -256,7 +257,7 @@ _SESSION_SCALARS = ("transaction_id", "session_id", "connector", "id_tag", "star
                     "start_fingerprint", "flags", "td", "peak_w", "soc", "age_deadline", "available_deadline",
                     "emit_deadline", "stop_status", "stop_error_code", "stop_status_ms", "stop_status_known",
                     "closed_gw_ms", "ocpp_version", "seq_no", "attempt_ms", "first_charging_ms", "phase", "phase_ms",
-                    "phase_totals", "blocked_ms")
+                    "phase_totals", "blocked_ms", "attempt_key")
 
 
 def _session_out(s: SessionState) -> dict[str, Any]:

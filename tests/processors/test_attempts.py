@@ -126,11 +126,18 @@ def test_preparing_after_a_stop_before_the_car_left_is_no_new_plug_in() -> None:
     assert len(attempts(script.run(until=2000))) == 1
 
 
-def test_the_attempt_follows_its_sessions_revisions() -> None:
+def test_the_attempt_is_written_with_its_session_and_again_only_when_it_changes() -> None:
     events = driver_session(Script()).run(until=2000)
-    session = only_session(events)
-    attempt = only_attempt(events)
-    assert (attempt.attempt_id, attempt.version) == (session.session_id, session.version)
+    rows = next(iter(revisions(events).values()))
+    (attempt,) = [e for e in events if isinstance(e, ChargeAttempt)]  # the bay-time revision changes no attempt
+    assert (attempt.attempt_id, attempt.version) == (rows[0].session_id, rows[0].version) and len(rows) == 2
+    # A revision that changes it (the stop went into a fault after the first row): rewritten at its version.
+    script = Script().at(0).status(1, "Preparing").at(20).start(1, 77).at(25).status(1, "Charging")
+    script.at(100).status(1, "Finishing").at(101).stop(77, 5000).at(104).status(1, "Faulted", "GroundFailure")
+    events = script.run(until=2000)
+    written = [e for e in events if isinstance(e, ChargeAttempt)]
+    assert [a.failure for a in written] == ["", "faulted"]
+    assert written[-1].version == newest(events)[written[-1].attempt_id].version
 
 
 # --- the sessions' time columns ----------------------------------------------------------------------
