@@ -141,6 +141,8 @@ def check_rows(events: list, plan: Plan | None = None) -> None:
         if row.started_at is not None and row.stopped_at is not None:
             charger_s = max(0.0, (row.stopped_at - row.started_at).total_seconds())
         gateway_s = max(0.0, row.received_at.timestamp() - (T0_MS / 1000 + plan.starts[row.transaction_id]))
+        # A late stop's revision keeps its first row's received_at; its duration runs to the stop's arrival.
+        gateway_s = max(gateway_s, row.duration_s or 0.0)
         bound = MAX_POWER_W * max(charger_s, gateway_s) / 3600 + TOLERANCE_WH
         assert row.energy_wh <= bound, (row.energy_wh, bound, charger_s, gateway_s, row)
 
@@ -375,3 +377,17 @@ def test_a_replay_gives_the_same_rows(plan: Plan) -> None:
     assert first == in_memory
     for row in (r for r in first if "session_id" in r):
         assert Session.model_validate(row).session_id == row["session_id"] and len(row["session_id"]) == 16
+
+
+def test_a_late_stop_whose_clock_says_before_the_start_keeps_its_energy_over_the_gateway_duration() -> None:
+    """Found by the energy property: closed by Available, then the real stop 4 minutes later stamped 2 hours
+    before the start. The revision takes meterStop; its duration (and so the energy bound) is the gateway's
+    until the stop arrived, not until the first row."""
+    script = Script("CP-P")
+    script.at(0).status(1, "Preparing").at(1).start(1, 100, id_tag="TAG-A", meter_start=0.0).at(2).status(1, "Charging")
+    script.at(30).status(1, "Available").at(35).status(1, "Available")
+    script.at(253).stop(100, 1544.0, ts="2025-11-24T14:00:30Z")
+    rows = [e for e in play(script, CONFIG, until=253 + 7 * HOUR) if isinstance(e, Session)]
+    assert [(r.revision, r.closed_by, r.energy_wh, r.duration_s) for r in rows] == [
+        (0, "available", None, 89.0), (1, "stop_transaction", 1544.0, 252.0)]
+    assert {"late_stop", "stop_before_start", "duration_from_gateway_clock"} <= set(rows[1].flags)
