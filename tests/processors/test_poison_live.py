@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def metric(worker: WorkerProcess, name: str) -> float:
     return float(found.group(1))
 
 
+def metric_reaches(worker: WorkerProcess, name: str, value: float, timeout_s: float = 30) -> float:
+    """The metric once it reached ``value`` (or its last value when the time is up): a flush counts its
+    records after its rows are written, so rows can be visible a moment before the counters move."""
+    deadline = time.monotonic() + timeout_s
+    while (current := metric(worker, name)) < value and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return current
+
+
 def good_session(worker: WorkerProcess, tx: int) -> None:
     worker.wait_for(f"SELECT energy_wh, stop_reason, stop_status FROM ocpp.sessions FINAL "
                     f"WHERE charge_point_id = 'GOOD-1' AND transaction_id = '{tx}'", [[2500.0, "EVDisconnected", "Finishing"]])
@@ -65,10 +75,10 @@ def test_poison_records_stop_no_partition_and_no_restart(kafka_settings: KafkaSe
         [8, 1, len(poison)]]
     assert worker.query("SELECT countIf(has(flags, 'timestamp_unreadable')) > 0, countIf(has(flags, 'transaction_id_invalid')) > 0 "
                         "FROM ocpp.sessions FINAL WHERE charge_point_id = 'POISON-1'") == [[True, True]]
-    assert metric(worker, "ocpp_worker_invalid_envelopes_total") == 9
-    failures = metric(worker, "ocpp_worker_processing_failures_total")  # exposed; the rows flag each one
+    assert metric_reaches(worker, "ocpp_worker_invalid_envelopes_total", 9) == 9
     flagged = worker.query("SELECT countIf(has(flags, 'processing_failed')) FROM ocpp.frames FINAL")[0][0]
-    assert flagged == failures
+    # Exposed; the rows flag each one.
+    assert metric_reaches(worker, "ocpp_worker_processing_failures_total", flagged) == flagged
 
     worker.stop(signal.SIGTERM)
     assert worker.proc.returncode == 0, worker.log_path.read_text()[-3000:]
