@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,12 @@ def load(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return [r for r in rows if r["kind"] == "session"], [r for r in rows if r["kind"] == "fault"]
 
 
-class MismatchKind(str, Enum):
-    """How an expected session and the session rows disagree."""
+class MismatchKind(StrEnum):
+    """How what the simulated chargers did and the pipeline's rows disagree (sessions here, the KPI tables in
+    :mod:`simulator.kpi_expectations`)."""
 
-    MISSING = "missing"  # the chargers ended it; no row
-    UNEXPECTED = "unexpected"  # a row no charger ended (e.g. a charger cancelled mid-stop at the run's end)
+    MISSING = "missing"  # the chargers did it; no row (e.g. they ended a session)
+    UNEXPECTED = "unexpected"  # a row for something no charger did (e.g. a charger cancelled mid-stop at the run's end)
     DIFFERS = "differs"  # both there, some field differs
 
 

@@ -26,10 +26,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from simulator.expectations import MismatchKind
 from simulator.incidents import (AUTHORIZE_WINDOW_S, AttemptKind, ExpectedAttempt, ExpectedConnection, ExpectedDown,
                                  ExpectedPort)
 
@@ -47,12 +47,6 @@ class Tolerance:
     @property
     def time_ms(self) -> int:
         return int(self.time_s * 1000)
-
-
-class MismatchKind(StrEnum):
-    MISSING = "missing"  # the simulator did it; no row says so
-    UNEXPECTED = "unexpected"  # a row for something the simulator did not do
-    DIFFERS = "differs"  # both, but a value disagrees
 
 
 @dataclass(frozen=True)

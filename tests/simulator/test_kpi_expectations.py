@@ -15,7 +15,8 @@ from simulator import incidents
 from simulator import kpi_expectations as kpi
 from simulator.incidents import (AttemptKind, Behaviours, ExpectedAttempt, ExpectedConnection, ExpectedDown, ExpectedPort,
                                  IdleEnd)
-from simulator.kpi_expectations import MismatchKind, Tolerance, Truth
+from simulator.expectations import MismatchKind
+from simulator.kpi_expectations import Tolerance, Truth
 from simulator.settings import SimulatorSettings
 
 T = 1_764_000_000_000  # ms
