@@ -163,22 +163,23 @@ def statuses(events: list[Event]) -> list[StatusChange]:
     return [e for e in events if isinstance(e, StatusChange)]
 
 
-def outages(events: list[Event]) -> dict[str, PortOutage]:
-    """The newest row of each outage, by ``outage_id`` (what ``port_outages FINAL`` keeps)."""
-    out: dict[str, PortOutage] = {}
+def newest_rows(events: list[Event], kind: type, key: str) -> dict[str, Any]:
+    """The newest row of each ``kind`` of event by its ``key`` field (what the table keeps, FINAL)."""
+    out: dict[str, Any] = {}
     for e in events:
-        if isinstance(e, PortOutage) and (e.outage_id not in out or e.version >= out[e.outage_id].version):
-            out[e.outage_id] = e
+        if isinstance(e, kind) and (getattr(e, key) not in out or e.version >= out[getattr(e, key)].version):
+            out[getattr(e, key)] = e
     return out
+
+
+def outages(events: list[Event]) -> dict[str, PortOutage]:
+    """``port_outages FINAL``: the newest row of each outage."""
+    return newest_rows(events, PortOutage, "outage_id")
 
 
 def attempts(events: list[Event]) -> dict[str, ChargeAttempt]:
-    """The newest row of each attempt, by ``attempt_id`` (what ``charge_attempts FINAL`` keeps)."""
-    out: dict[str, ChargeAttempt] = {}
-    for e in events:
-        if isinstance(e, ChargeAttempt) and (e.attempt_id not in out or e.version >= out[e.attempt_id].version):
-            out[e.attempt_id] = e
-    return out
+    """``charge_attempts FINAL``: the newest row of each attempt."""
+    return newest_rows(events, ChargeAttempt, "attempt_id")
 
 
 def only_session(events: list[Event]) -> Session:

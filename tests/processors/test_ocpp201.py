@@ -12,9 +12,8 @@ from processors.correlator import Correlator, CorrelatorConfig, Event
 from processors.flags import Flag
 from processors.state import CorrelatorState
 from schemas.envelope import Direction, FrameEnvelope, MessageType
-from schemas.records import (AttemptKind, ChargeAttempt, EnergySource, FaultEvent, FaultEventKind, PortOutage, Session,
-                             StatusChange)
-from tests.processors.script import T0_MS, iso
+from schemas.records import AttemptKind, EnergySource, FaultEvent, FaultEventKind, Session, StatusChange
+from tests.processors.script import T0_MS, attempts, iso, outages
 
 WINDOW = 60
 TX = "4c1d3b8e-8f4a-4a55-9d0e-3a1f7f2b6c01"
@@ -329,21 +328,11 @@ def answer_authorize(station: Station, status: str | None) -> Station:
     return station
 
 
-def kpi_rows(events: list[Event], kind: type) -> list[Any]:
-    rows: dict[str, Any] = {}
-    for e in events:
-        if isinstance(e, kind):
-            key = getattr(e, "attempt_id", None) or getattr(e, "outage_id")
-            if key not in rows or e.version >= rows[key].version:
-                rows[key] = e
-    return list(rows.values())
-
-
 @pytest.mark.parametrize(("status", "failure"), [("Accepted", "authorize_no_start"), ("Invalid", "authorize_rejected"),
                                                  ("Unknown", "authorize_rejected"), (None, "authorize_no_start")])
 def test_an_authorize_without_a_transaction_is_an_attempt(status: str | None, failure: str) -> None:
     station = Station().at(10).call("Authorize", {"idToken": {"idToken": "CARD-9", "type": "ISO14443"}})
-    (attempt,) = kpi_rows(answer_authorize(station, status).run(until=400), ChargeAttempt)
+    (attempt,) = attempts(answer_authorize(station, status).run(until=400)).values()
     assert (attempt.kind, attempt.id_tag, attempt.failure, attempt.ocpp_version) == (
         AttemptKind.AUTHORIZE_WITHOUT_START, "CARD-9", failure, "ocpp2.0.1")
 
@@ -352,7 +341,7 @@ def test_a_transaction_is_one_attempt_from_its_plug_in_with_charging_time_from_i
     station = Station().charge(start=0, end=3600, id_token="TOKEN-1")
     station.at(3700).status(1, "Available")
     events = station.run(until=5000)
-    (attempt,) = kpi_rows(events, ChargeAttempt)
+    (attempt,) = attempts(events).values()
     session = only(events)
     assert (attempt.kind, attempt.failure, attempt.delivered, attempt.start_delay_s) == (
         AttemptKind.START_TRANSACTION, "", True, 2.0)
@@ -361,14 +350,14 @@ def test_a_transaction_is_one_attempt_from_its_plug_in_with_charging_time_from_i
 
 def test_occupied_and_back_to_available_without_a_transaction_is_a_plug_in_attempt() -> None:
     station = Station().at(0).status(1, "Available").at(5).status(1, "Occupied").at(40).status(1, "Available")
-    (attempt,) = kpi_rows(station.run(until=1000), ChargeAttempt)
+    (attempt,) = attempts(station.run(until=1000)).values()
     assert (attempt.kind, attempt.connector_id, attempt.failure) == (AttemptKind.PLUGIN_WITHOUT_START, 1, "plugin_no_start")
 
 
 def test_a_faulted_evse_is_an_outage_with_its_problems_code() -> None:
     station = Station().at(0).status(1, "Available").at(10).problem(1, "ChargingCable", True, "E42")
     station.at(11).status(1, "Faulted").at(100).problem(1, "ChargingCable", False).at(101).status(1, "Available")
-    (outage,) = kpi_rows(station.run(), PortOutage)
+    (outage,) = outages(station.run()).values()
     assert (outage.cause, outage.error_code, outage.vendor_error_code, outage.duration_s) == (
         "faulted", "ChargingCable/Problem", "E42", 90.0)
 
@@ -386,6 +375,6 @@ def test_a_transaction_that_ends_in_a_fault_is_a_failed_attempt(after_ended: boo
     if after_ended:
         station.at(103).status(1, "Faulted")
     events = station.run(until=1000)
-    (attempt,) = kpi_rows(events, ChargeAttempt)
+    (attempt,) = attempts(events).values()
     assert (attempt.failure, attempt.ended_ok, attempt.delivered) == ("faulted", False, True)
     assert Flag.FAULTED_AT_STOP in only(events).flags
