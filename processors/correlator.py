@@ -730,28 +730,36 @@ class Correlator:
         )
 
     def _bay_freed(self, state: ConnectorState, now_ms: int) -> list[Event]:
-        """The connector is Available after a stop: the session's ``blocked_after_stop_s`` is known (a new
-        revision when its row was already written)."""
+        """The connector is Available after a stop: the session's ``blocked_after_stop_s`` is known."""
         key, state.blocked_by = state.blocked_by, None
-        session = self.state.sessions.get(key) if key else None
-        emitted = session is None
-        if session is None:
-            session = self.state.closed.get(key) if key else None
-        if session is None or session.stop is None or session.blocked_ms is not None:
+        session = self._stopped(key)
+        if session is None or session.blocked_ms is not None:
             return []
         session.blocked_ms = max(0, now_ms - session.stop.gw_ms)
-        return self._reemit(session, now_ms) if emitted and session.emitted is not None else []
+        return self._amend(session, now_ms)
 
     def _faulted_after_stop(self, key: str, now_ms: int) -> list[Event]:
         """The connector went Faulted after a stop, before it was Available again: within the status window,
         the stop went into a fault (a 2.0.1 EVSE says so in its StatusNotification, after the Ended)."""
-        session = self.state.sessions.get(key) or self.state.closed.get(key)
-        if session is None or session.stop is None or Flag.FAULTED_AT_STOP in session.flags:
+        session = self._stopped(key)
+        if session is None or Flag.FAULTED_AT_STOP in session.flags:
             return []
         if now_ms - session.stop.gw_ms > self.config.status_window_ms:
             return []
         session.flag(Flag.FAULTED_AT_STOP)
-        return self._reemit(session, now_ms) if key not in self.state.sessions and session.emitted is not None else []
+        return self._amend(session, now_ms)
+
+    def _stopped(self, key: str | None) -> SessionState | None:
+        """The stopped session a connector waits on (``blocked_by``), written yet or not; None if forgotten."""
+        session = (self.state.sessions.get(key) or self.state.closed.get(key)) if key else None
+        return session if session is not None and session.stop is not None else None
+
+    def _amend(self, session: SessionState, now_ms: int) -> list[Event]:
+        """A change to a stopped session: a new revision when its row was already written (else its first
+        row, when it is written, says it)."""
+        if session.session_id in self.state.sessions or session.emitted is None:
+            return []
+        return self._reemit(session, now_ms)
 
     # --- lookups ---------------------------------------------------------------------------------
 
