@@ -106,6 +106,24 @@ async def group_lag(kafka: KafkaSettings, group: str) -> int:
     return sum(end - committed.get(tp, 0) for tp, end in ends.items())
 
 
+async def group_state(kafka: KafkaSettings, group: str) -> tuple[str, int]:
+    """The consumer group's state (``Stable`` once a rebalance is over) and its number of members (("", 0)
+    while the broker has no coordinator for it yet)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    except KafkaError:
+        return "", 0
+    finally:
+        await admin.close()
+    (described,) = response.groups
+    return described[2], len(described[5])
+
+
 def test_three_workers_one_killed_one_added_write_what_a_single_replay_writes(
         kafka_settings: KafkaSettings, unique: str, tmp_path: Path, workers) -> None:  # noqa: F811
     kafka = kafka_settings.model_copy(update={"topic_prefix": f"t{unique}.", "partitions": PARTITIONS})
@@ -113,8 +131,15 @@ def test_three_workers_one_killed_one_added_write_what_a_single_replay_writes(
     envs = [worker_env(kafka_settings, tmp_path / f"home-{n}", unique, OCPP_KAFKA_PARTITIONS=str(PARTITIONS),
                        OCPP_WORKER_FLUSH_ROWS="20") for n in range(4)]
     first, second = split(chargers(24))
-    records = asyncio.run(produce(kafka, first))
+    began = time.monotonic()
     group = [workers(envs[n], tmp_path / f"worker-{n}.log") for n in range(3)]
+    # The first half is sent once all three share the partitions: sent earlier, the first member to join takes
+    # it all and the others, given partitions already read, write nothing before one of them is killed.
+    deadline, state = time.monotonic() + 120, ("", 0)
+    while time.monotonic() < deadline and (state := asyncio.run(group_state(kafka, envs[0]["OCPP_WORKER_APP_ID"]))) != ("Stable", 3):
+        time.sleep(0.5)
+    assert state == ("Stable", 3), f"the group is {state}"
+    records = asyncio.run(produce(kafka, first))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # every member took a share of the partitions and wrote rows
         try:
@@ -123,7 +148,10 @@ def test_three_workers_one_killed_one_added_write_what_a_single_replay_writes(
         except OSError:
             pass
         time.sleep(0.5)
+    else:
+        raise AssertionError("a member of the group wrote no rows")
     killed_at = time.monotonic()
+    all_wrote_s = killed_at - began
     group[1].stop(signal.SIGKILL)  # mid-stream: no flush, no commit, no goodbye
     group.append(workers(envs[3], tmp_path / "worker-3.log"))
     records += asyncio.run(produce(kafka, second))
@@ -142,9 +170,11 @@ def test_three_workers_one_killed_one_added_write_what_a_single_replay_writes(
     live_faults = distinct([dump(env, "fault_events") for env in envs])
 
     replay_env = {**envs[0], "OCPP_HOME": str(tmp_path / "replayed")}
+    replay_began = time.monotonic()
     replay = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "replay", "--quiet"], cwd=ROOT, env=replay_env,
                             capture_output=True, text=True, timeout=300)
     assert replay.returncode == 0, replay.stderr
+    replay_s = time.monotonic() - replay_began
     replayed_sessions = dump(replay_env, "sessions")
     assert len(replayed_sessions) == len(expected.sessions) == 48
     keys = lambda rows: {(r["charge_point_id"], r["transaction_id"]) for r in rows}  # noqa: E731
@@ -153,4 +183,5 @@ def test_three_workers_one_killed_one_added_write_what_a_single_replay_writes(
         assert live == replayed
     assert live_faults == distinct([dump(replay_env, "fault_events")])
     print(f"\nworker group: 3 workers, 1 SIGKILLed, 1 added: {len(live_sessions)} sessions, field by field equal to a "
-          f"single fresh replay of {len(records)} frames; the group had committed every frame {caught_up_s:.0f} s after the kill")
+          f"single fresh replay of {len(records)} frames; every member wrote rows {all_wrote_s:.0f} s after the start, the "
+          f"group had committed every frame {caught_up_s:.0f} s after the kill, the replay took {replay_s:.0f} s")
