@@ -56,6 +56,7 @@ from processors.intake import Ignore, Intake, Seek
 from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
+from processors.stall import StallAction, StallWatch
 from schemas import tables
 from schemas.base import Record
 from schemas.storable import storable_record
@@ -145,8 +146,7 @@ class Worker:
         self._arrivals: dict[int, tuple[float, int]] = {}  # partition -> (monotonic s, watermark)
         self.intake = Intake()  # per partition: the offset that comes next, and where to seek
         self._taken: dict[int, int] = {}  # partition -> offset after the last frame handed to a flush
-        self._last_event = time.monotonic()
-        self._nudged = False
+        self.stall = StallWatch(settings.stall_s, time.monotonic())
         self.recovery_seconds = 0.0
         # The frames topic is subscribed (so Faust assigns its partitions and co-partitions the table
         # with it) but read by _drain, not by an agent.
@@ -205,6 +205,8 @@ class Worker:
                     message = to_message(tp, record)
                     await callback(message)
                     read_offset[tp] = message.offset
+                if batch:
+                    self.stall.changelog_read(time.monotonic(), recovering=app.rebalancing)
             if frames:
                 await self._take_frames(frames, poll)
             if not consumer.flow_active:
@@ -261,8 +263,7 @@ class Worker:
             if watermark is not None:
                 self._arrivals[partition] = (now, watermark)
         if count:
-            self._last_event = now
-            self._nudged = False
+            self.stall.progressed(now)
             self.metrics.frames.inc(count)
         if processor.pending_frames >= self.settings.flush_rows:
             await self.flush(wait=False)
@@ -285,6 +286,7 @@ class Worker:
         self.recovery_seconds = time.perf_counter() - started
         self.metrics.recovery_seconds.set(self.recovery_seconds)
         log.info("partitions %s: deadlines of %d states indexed in %.2f s", sorted(partitions), read, self.recovery_seconds)
+        self.stall.progressed(time.monotonic())
 
     async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
         """Before partitions go: everything processed is written and committed, so the next owner
@@ -292,6 +294,7 @@ class Worker:
         await self.flush(wait=True)
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        self.stall.progressed(time.monotonic())  # the recovery of this assignment starts now
         owned = {tp.partition for tp in assigned if tp.topic == self.frames.get_topic_name()}
         lost = self._owned - owned
         if lost:
@@ -392,8 +395,9 @@ class Worker:
         for ``stall_s`` is nudged once (each partition behind is sought to the offset that comes next,
         which is always safe), and if it stays stuck the process exits with 70 so Kubernetes (or ``dev``)
         restarts it; offsets and states make the restart lose nothing. It does not resume partitions:
-        Faust pauses them while it recovers the table, and frames read then would miss their states."""
-        if time.monotonic() - self._last_event < self.settings.stall_s:
+        Faust pauses them while it recovers the table, and frames read then would miss their states.
+        What counts as progress: :mod:`processors.stall`."""
+        if self.stall.due(time.monotonic()) is StallAction.NONE:
             return
         consumer = self.app.consumer
         tps = [tp for tp in consumer.assignment() if tp.topic == self.frames.get_topic_name()]
@@ -407,14 +411,12 @@ class Worker:
             if ends.get(tp, 0) > done:
                 behind[tp] = done
         if not behind:
-            self._last_event = time.monotonic()  # idle because there is nothing to read
+            self.stall.quiet(time.monotonic())
             return
         described = ", ".join(f"{tp.partition}: {done}/{ends.get(tp, 0)}" for tp, done in behind.items())
-        if not self._nudged:
+        if self.stall.stuck(time.monotonic()) is StallAction.NUDGE:
             log.warning("no frames for %.0f s while partitions have some (partition: next/end %s): seeking them to the "
                         "next offsets", self.settings.stall_s, described)
-            self._nudged = True
-            self._last_event = time.monotonic()
             if not self.app.rebalancing:
                 for tp, done in behind.items():
                     await self._seek(tp, done)
