@@ -22,6 +22,7 @@ Rules, per ``MeterValue`` and measurand:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -60,8 +61,23 @@ class MeterReport:
     flags: frozenset[str]
 
 
+# What nearly every charger sends ("14300", "12345.6"): read without Decimal (half the time); the same
+# result as the general path below, which a property test holds it to.
+_PLAIN_DECIMAL = re.compile(r"-?\d{1,15}(?:\.(\d{1,15}))?", re.ASCII)
+
+
 def _number(raw: Any) -> tuple[float, float] | None:
     """``(value, step of its last digit)`` in the unit as sent, or ``None`` if it is not a finite number."""
+    if type(raw) is str:
+        plain = _PLAIN_DECIMAL.fullmatch(raw)
+        if plain is not None:
+            decimals = plain.group(1)
+            return float(raw), 10.0 ** -len(decimals) if decimals else 1.0
+    return _any_number(raw)
+
+
+def _any_number(raw: Any) -> tuple[float, float] | None:
+    """:func:`_number` for whatever a charger sends: JSON numbers of any size, exponents, spaces, NaN."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):

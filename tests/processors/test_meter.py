@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processors.energy import EnergyInputs, session_energy
 from processors.flags import Flag
-from processors.meter import ENERGY_REGISTER, POWER, Reading, read_meter_values
+from processors.meter import ENERGY_REGISTER, POWER, Reading, _any_number, _number, read_meter_values
 from schemas.records import EnergySource
 
 AT = "2024-05-01T10:00:00Z"
@@ -81,3 +83,17 @@ def test_a_single_phase_charger_bills_from_its_l1_register() -> None:
                for r in read_meter_values(at(register(value, "kWh", phase="L1"), timestamp=ts)).readings]
     result = session_energy(EnergyInputs(None, -1, True, transaction_data=[(r.at_ms, r.value, r.resolution) for r in samples]))
     assert (result.energy_wh, result.source) == (pytest.approx(3500.0), EnergySource.TRANSACTION_DATA)
+
+
+_NUMBERISH = st.one_of(
+    st.from_regex(r"\A-?[0-9]{1,18}(\.[0-9]{0,18})?\Z"),
+    st.text(alphabet="0123456789.-+eE \u0663", max_size=12),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.floats().map(str),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NUMBERISH)
+def test_the_plain_decimal_shortcut_reads_every_string_as_the_general_path(raw: str) -> None:
+    assert _number(raw) == _any_number(raw)
