@@ -153,6 +153,8 @@ class AttemptTracker:
 
     def authorize_requested(self, gw_ms: int, event_id: str, message_id: str, id_tag: str, ocpp_version: str) -> None:
         pending = self.state.authorizes
+        if any(a.message_id == message_id and a.id_tag == id_tag for a in pending):
+            return  # resent after its answer was lost (a reconnect): one tap of the card
         pending.append(PendingAuthorize(gw_ms, event_id, message_id, id_tag, None, ocpp_version))
         del pending[:-AUTHORIZES_KEPT]
 
@@ -180,18 +182,20 @@ class AttemptTracker:
         within the window before it and the connector's plug-in are its attempt. The earliest of their times,
         ``None`` when it claimed none."""
         times: list[int] = []
-        if connector is not None:
-            plugin = self.state.plugins.pop(connector, None)
-            if plugin is not None:
-                times.append(plugin.gw_ms)
-        if id_tag:
-            kept = []
-            for pending in self.state.authorizes:
-                if pending.id_tag == id_tag and gw_ms - self.window_ms <= pending.gw_ms <= gw_ms:
-                    times.append(pending.gw_ms)
-                else:
-                    kept.append(pending)
-            self.state.authorizes = kept
+        plugin = self.state.plugins.get(connector) if connector is not None else None
+        if plugin is not None:
+            times.append(plugin.gw_ms)
+        kept = []
+        for pending in self.state.authorizes:
+            if id_tag and pending.id_tag == id_tag and gw_ms - self.window_ms <= pending.gw_ms <= gw_ms:
+                times.append(pending.gw_ms)
+            elif plugin is not None and pending.gw_ms <= gw_ms and self._plugin_for(pending) is plugin:
+                pass  # another card of the plug-in's driver (one refused, say): one driver, one attempt
+            else:
+                kept.append(pending)
+        self.state.authorizes = kept
+        if plugin is not None:
+            del self.state.plugins[connector]  # type: ignore[arg-type]
         return min(times) if times else None
 
     # --- time ------------------------------------------------------------------------------------

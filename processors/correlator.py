@@ -50,6 +50,7 @@ from processors.inputs import (
     MeterSamples,
     ProblemReported,
     StartAnswered,
+    StartDetails,
     StartRequested,
     Status,
     StatusReported,
@@ -69,10 +70,13 @@ from processors.state import (
     session_id,
 )
 from schemas.base import ms_to_datetime
-from schemas.envelope import ConnectionEvent, FrameEnvelope
+from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope
 from schemas.records import ChargeAttempt, FaultEvent, PortOutage, Session, StatusChange
 
 TIMEOUT, NEXT_TRANSACTION, AVAILABLE = "timeout", "next_transaction", "available"
+# A charger flushes its offline queue right after it reconnects: a start older than the skew limit that comes
+# this soon after a reconnect is one made offline, not a wrong clock.
+QUEUE_FLUSH_MS = 10 * 60_000
 AUTHORIZE = "authorize"  # the deadline of a pending Authorize (charge attempts)
 PENDING_STARTS_KEPT = 16  # answers that never came (a gateway crash): do not grow forever
 METER_HINTS_KEPT = 16
@@ -164,7 +168,9 @@ class Correlator:
             else:
                 events.extend(self.outages.disconnected(envelope.connection_id, now_ms))
             return events
-        if envelope.connection_id != self.state.outages.newest:  # (nearly every frame comes on the newest)
+        if envelope.connection_id != self.state.outages.newest and envelope.direction == Direction.IN:
+            # What the charger sent shows its socket alive; what a gateway sent on it does not (a replica
+            # writes to a socket it has not yet noticed dead). Nearly every frame comes on the newest.
             events.extend(self.outages.frame_on(envelope.connection_id, now_ms))
         normalize = NORMALIZERS.get(envelope.ocpp_version, ocpp16.normalize)
         for item in normalize(envelope):
@@ -203,7 +209,8 @@ class Correlator:
             self._on_sequenced(item)
             return []
         if isinstance(item, AuthorizeRequested):
-            self.attempts.authorize_requested(item.gw_ms, item.event_id, item.message_id, item.id_tag, self.ocpp_version)
+            if not self._tap_of_a_transaction(item.id_tag):
+                self.attempts.authorize_requested(item.gw_ms, item.event_id, item.message_id, item.id_tag, self.ocpp_version)
             return []
         if isinstance(item, AuthorizeAnswered):
             self.attempts.authorize_answered(item.message_id, item.accepted)
@@ -257,7 +264,7 @@ class Correlator:
             # A new transaction on this connector ends whatever the previous one left open.
             for other in [s for s in self.state.sessions.values() if s.connector == start.connector_id]:
                 events.append(self._close_before_next(other, item.gw_ms))
-        if start.started_ms is not None and abs(start.started_ms - item.gw_ms) > self.config.clock_skew_ms:
+        if self._start_clock_off(start, item.gw_ms):
             flags.append(Flag.CLOCK_SKEW)
         session = SessionState(
             transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=start.connector_id, id_tag=start.id_tag,
@@ -275,6 +282,23 @@ class Correlator:
                 _set_phase(session, state.charging or state.status, item.gw_ms)
             events.extend(self.outages.port_seen(start.connector_id, item.gw_ms))
         return events
+
+    def _start_clock_off(self, start: StartDetails, gw_ms: int) -> bool:
+        """A start time further than the skew limit from the gateway's, unless it is the past of a start made
+        offline and sent from the charger's queue: a 2.0.1 event says ``offline``; a 1.6 start is taken as one
+        when the charger reconnected (a connection of it closed before) after that time, and the start came
+        within :data:`QUEUE_FLUSH_MS` of the reconnect, as a queue is flushed."""
+        if start.started_ms is None:
+            return False
+        behind = gw_ms - start.started_ms
+        if -behind > self.config.clock_skew_ms:
+            return True  # ahead: never an offline start
+        if behind <= self.config.clock_skew_ms:
+            return False
+        connections = self.state.outages
+        queued = Flag.OFFLINE_EVENT in start.flags or (
+            bool(connections.closed) and start.started_ms < connections.newest_ms <= gw_ms <= connections.newest_ms + QUEUE_FLUSH_MS)
+        return not queued
 
     def _close_before_next(self, session: SessionState, now_ms: int) -> Session:
         if session.stopped:
@@ -385,6 +409,8 @@ class Correlator:
                 state.blocked_by = session.session_id  # the bay is occupied until the connector is Available
             if state.status == Status.faulted:
                 session.flag(Flag.FAULTED_AT_STOP)
+            if session.ocpp_version == ocpp201.VERSION and state.tx is None:
+                state.charging = ""  # 2.0.1 chargingState belongs to its transaction: the next one starts unknown
         else:
             session.flag(Flag.CONNECTOR_UNKNOWN)
             session.stop_status_known = True
@@ -416,7 +442,14 @@ class Correlator:
             session.flag(Flag.DUPLICATE_STOP_CONFLICT)  # a second, different stop: the first stands
             return self._reemit(session, item.gw_ms)
         # Closed on a guess (Available, the next start, age): the real stop settles it (an offline backlog).
+        guessed_by = session.emitted.closed_by if session.emitted is not None else ""
         self._apply_stop(session, item)
+        if guessed_by == AVAILABLE:
+            session.blocked_ms = 0  # Available came before the stop: the car had left
+        elif session.connector is not None and session.blocked_ms is None:
+            state = self.state.connector(session.connector)
+            if state.tx is None and state.status != Status.available:
+                state.blocked_by = session.session_id  # still occupied: the bay time ends at the next Available
         session.unflag(Flag.STOP_MISSING)
         session.flag(Flag.LATE_STOP)
         return self._reemit(session, item.gw_ms, closed_by=STOP_TRANSACTION)
@@ -719,6 +752,11 @@ class Correlator:
         if key != session.attempt_key:
             session.attempt_key = key
             self._attempt_rows.append(attempt)
+
+    def _tap_of_a_transaction(self, id_tag: str) -> bool:
+        """An Authorize that belongs to a transaction held now, not a new driver's try: its card stopping the
+        transaction or unlocking the cable (the transaction's idTag)."""
+        return bool(id_tag) and any(s.id_tag == id_tag for s in self.state.sessions.values())
 
     def _port_condition(self, port: int) -> PortCondition:
         """What a port's outage depends on, read from the connector states (the outage tracker's view)."""

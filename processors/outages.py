@@ -216,7 +216,9 @@ class OutageTracker:
             return [self._row(port, current)]
         if not causes:
             del self.state.open[port]
-            current.version, current.ended_ms = max(now_ms, current.version + 1), now_ms
+            # Gateway replicas' clocks interleave on a partition (one replica's `disconnected` can be written
+            # after another's `connected` and still read before it): an outage never ends before it began.
+            current.version, current.ended_ms = max(now_ms, current.version + 1), max(now_ms, current.started_ms)
             self.state.last[port] = current
             return [self._row(port, current)]
         if self._join_fault(current, causes, condition):  # a fault joined the outage: the row says which

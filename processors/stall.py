@@ -40,8 +40,8 @@ class StallWatch:
         return StallAction.LOOK if now - self.last_progress >= self.stall_s else StallAction.NONE
 
     def quiet(self, now: float) -> None:
-        """Nothing to read: idle, not stalled."""
-        self.last_progress = now
+        """Nothing to read: idle, not stalled (and whatever was nudged has caught up)."""
+        self.progressed(now)
 
     def stuck(self, now: float) -> StallAction:
         """Frames wait and none were taken for ``stall_s``: a nudge first, the exit if that did not help."""
