@@ -373,7 +373,14 @@ class Worker:
 
             topic = self.frames.get_topic_name()
             # Faust's own commit: offsets of partitions still assigned (a revoked one is the next owner's).
-            await self.app.consumer._commit_offsets({TP(topic, p): n for p, n in commits.items()})
+            committed = await self.app.consumer._commit_offsets({TP(topic, p): n for p, n in commits.items()})
+            if not committed:
+                # Refused without an error (the group is rebalancing: "already rebalanced"): the next flush, the
+                # one before the partitions go among them, commits them again. Marked committed, they never
+                # were, and the next owner read again frames this worker had written.
+                for partition, offset in commits.items():
+                    if self._taken.get(partition) == offset:
+                        del self._taken[partition]
         self.metrics.sessions.inc(len(out.sessions))
         self.metrics.faults.inc(len(out.faults))
         self.metrics.bad_envelopes.inc(out.bad_envelopes)
