@@ -200,20 +200,31 @@ class AttemptTracker:
 
     # --- time ------------------------------------------------------------------------------------
 
-    def next_deadline(self) -> int | None:
-        """When the oldest pending Authorize is decided."""
-        pending = self.state.authorizes
-        return min(a.gw_ms for a in pending) + self.window_ms if pending else None
+    def take(self, id_tag: str, gw_ms: int) -> list[int]:
+        """A transaction learnt its idTag at ``gw_ms`` (after its start): the Authorizes of that idTag within the
+        window before are its driver's, no attempts of their own. Their times."""
+        taken, kept = [], []
+        for pending in self.state.authorizes:
+            mine = pending.id_tag == id_tag and gw_ms - self.window_ms <= pending.gw_ms <= gw_ms
+            (taken if mine else kept).append(pending)
+        self.state.authorizes = kept
+        return [a.gw_ms for a in taken]
 
-    def expire(self, now_ms: int) -> list[ChargeAttempt]:
+    def next_deadline(self, held: frozenset[str] = frozenset()) -> int | None:
+        """When the oldest pending Authorize is decided; ``held``: idTags of starts waiting for their answer
+        (requested within the window, they claim their Authorizes when the answer comes, however late)."""
+        times = [a.gw_ms for a in self.state.authorizes if a.id_tag not in held]
+        return min(times) + self.window_ms if times else None
+
+    def expire(self, now_ms: int, held: frozenset[str] = frozenset()) -> list[ChargeAttempt]:
         """Authorizes whose window passed before ``now_ms`` without a start: each joins an open plug-in it
         belongs to (made while the car was plugged in, or up to the window before), or is an attempt of
-        its own, decided at the end of its window (its version)."""
+        its own, decided at the end of its window (its version). Those of a ``held`` idTag wait."""
         attempts: list[ChargeAttempt] = []
         kept = []
         for pending in self.state.authorizes:
             deadline = pending.gw_ms + self.window_ms
-            if deadline >= now_ms:
+            if deadline >= now_ms or pending.id_tag in held:
                 kept.append(pending)
                 continue
             plugin = self._plugin_for(pending)

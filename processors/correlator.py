@@ -54,6 +54,7 @@ from processors.inputs import (
     StartRequested,
     Status,
     StatusReported,
+    TokenPresented,
     TransactionStarted,
     TransactionStopped,
 )
@@ -125,23 +126,25 @@ class Correlator:
     def next_deadline(self) -> int | None:
         """The earliest gateway time at which :meth:`advance` has something to do."""
         deadlines = [d for s in self.state.sessions.values() for d, _ in _deadlines(s)]
-        if self.state.attempts.authorizes:
-            deadlines.append(self.attempts.next_deadline())
+        authorize = self.attempts.next_deadline(self._starting_tags()) if self.state.attempts.authorizes else None
+        if authorize is not None:
+            deadlines.append(authorize)
         return min(deadlines) if deadlines else None
 
     def advance(self, now_ms: int) -> list[Event]:
         """Let gateway time reach ``now_ms``: close what waited for a deadline before it."""
         events: list[Event] = []
+        held = self._starting_tags() if self.state.attempts.authorizes else frozenset()
         while True:
             due = [(d, kind, key) for key, s in self.state.sessions.items() for d, kind in _deadlines(s) if d < now_ms]
-            authorize = self.attempts.next_deadline() if self.state.attempts.authorizes else None
+            authorize = self.attempts.next_deadline(held) if self.state.attempts.authorizes else None
             if authorize is not None and authorize < now_ms:
                 due.append((authorize, AUTHORIZE, ""))
             if not due:
                 break
             deadline, kind, key = min(due)
             if kind == AUTHORIZE:
-                events.extend(self.attempts.expire(deadline + 1))  # the Authorizes due at this deadline
+                events.extend(self.attempts.expire(deadline + 1, held))  # the Authorizes due at this deadline
                 continue
             session = self.state.sessions[key]
             if kind == "emit":
@@ -214,6 +217,9 @@ class Correlator:
             return []
         if isinstance(item, AuthorizeAnswered):
             self.attempts.authorize_answered(item.message_id, item.accepted)
+            return []
+        if isinstance(item, TokenPresented):
+            self._on_token(item)
             return []
         if isinstance(item, Booted):
             for session in self.state.sessions.values():
@@ -752,6 +758,19 @@ class Correlator:
         if key != session.attempt_key:
             session.attempt_key = key
             self._attempt_rows.append(attempt)
+
+    def _starting_tags(self) -> frozenset[str]:
+        """idTags of 1.6 starts waiting for their answer: their Authorizes wait too (claimed at the answer)."""
+        return frozenset(p.start.id_tag for p in self.state.pending_starts.values() if p.start.id_tag)
+
+    def _on_token(self, item: TokenPresented) -> None:
+        """A 2.0.1 transaction started without an idToken names it now: the session has its driver's id,
+        and that driver's Authorize is this transaction's, no attempt of its own."""
+        tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
+        for session in self._open_with(tx):
+            if not session.id_tag:
+                session.id_tag = item.id_tag
+                self.attempts.take(item.id_tag, item.gw_ms)
 
     def _tap_of_a_transaction(self, id_tag: str) -> bool:
         """An Authorize that belongs to a transaction held now, not a new driver's try: its card stopping the

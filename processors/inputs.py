@@ -172,6 +172,15 @@ class AuthorizeAnswered(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class TokenPresented(Input):
+    """A 2.0.1 transaction learnt its driver's idToken after it started (an Updated naming it: a station that
+    starts transactions at plug-in, TxStartPoint EVConnected, gets the card after the Started)."""
+
+    transaction_id: str
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
 class Booted(Input):
     """The charger (re)booted (BootNotification)."""
 
@@ -181,4 +190,4 @@ class Booted(Input):
 
 DomainInput = (StartRequested | StartAnswered | TransactionStarted | TransactionStopped | MeterSamples | StatusReported
                | ChargingStateChanged | EventSequenced | ProblemReported | AuthorizeRequested | AuthorizeAnswered
-               | Booted)
+               | TokenPresented | Booted)

@@ -40,6 +40,7 @@ from processors.inputs import (
     ProblemReported,
     StartDetails,
     StatusReported,
+    TokenPresented,
     TransactionStarted,
     TransactionStopped,
 )
@@ -192,8 +193,13 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
             values.text(info.get("stoppedReason")) or DEFAULT_STOP_REASON, others, fingerprint, frozenset(flags),
             connector,
         ))
-    elif report.readings:
-        out.append(MeterSamples(gw, event_id, connector, tx, report.readings, frozenset(flags)))
+    else:
+        id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+        token = values.text(id_token.get("idToken"))
+        if token:
+            out.append(TokenPresented(gw, event_id, tx, token))
+        if report.readings:
+            out.append(MeterSamples(gw, event_id, connector, tx, report.readings, frozenset(flags)))
     seq_no = values.integer(payload.get("seqNo"))
     if seq_no is not None:
         # After the start (the session must exist to carry it), before everything else of the event.

@@ -1,8 +1,7 @@
 """Reliability KPIs (KPIS.md: outages, attempts, blocked / phase times) under adversarial yet realistic OCPP
 sequences: resends after reconnects, offline backlogs, reboots, replica switches, odd Authorize flows, 2.0.1.
 
-Each test states what KPIS.md says the rows must be. Most were written failing and the code fixed; the two
-marked ``xfail(strict=True)`` are known gaps, each with its reason: they must start passing once it is fixed."""
+Each test states what KPIS.md says the rows must be; most were written failing, and the code fixed."""
 
 from __future__ import annotations
 
@@ -354,9 +353,6 @@ def test_two_authorizes_for_the_same_tag_then_its_start_is_one_attempt() -> None
     assert s_of(next(iter(attempts(events).values()))) == 10
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the Authorize window is checked at the StartTransaction *answer's* "
-                   "time: Correlator.feed advances (expiring the Authorize) before the start is applied at its "
-                   "request time (correlator.py:159 then 230; claim at 267)")
 def test_a_start_requested_within_the_window_but_answered_after_it_claims_the_authorize() -> None:
     """Authorize A at 0; StartTransaction(A) requested at 299 (within 300 s), answered at 301 (a slow
     backend). KPIS.md: the Authorize was followed by a start with that idTag within 300 s: one attempt."""
@@ -457,10 +453,6 @@ def test_201_a_resent_ended_and_a_replayed_updated_are_one_attempt() -> None:
     assert session.blocked_after_stop_s == 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="GAP (KPIS.md, known): 2.0.1 TxStartPoint EVConnected, the Authorize comes "
-                   "after the Started and nothing claims it: a second, failed authorize_no_start attempt. Absorbing "
-                   "every Authorize while an idToken-less transaction is open would also swallow other drivers' taps "
-                   "beside a NoAuthorization transaction; claiming it when an Updated names the token is the fix")
 def test_201_an_authorize_after_a_started_at_plug_in_is_the_same_attempt() -> None:
     station = Station().at(0).status(1, "Occupied")
     station.at(1).event("Started", state="EVConnected", trigger="CablePluggedIn", meter=[register(1000, "Transaction.Begin")])
