@@ -2,7 +2,8 @@
 
 The mapping, field by field, is the table in SESSIONS.md ("OCPP 2.0.1"). In short:
 - TransactionEvent (2.0.1 part 2, E01-E15): ``Started`` → :class:`TransactionStarted` (the charger names
-  the transaction: ``transactionInfo.transactionId``); ``Updated`` → :class:`MeterSamples`; ``Ended`` →
+  the transaction: ``transactionInfo.transactionId``); ``Updated`` → :class:`MeterSamples`, and
+  :class:`TokenPresented` when it names an ``idToken`` (a transaction started at plug-in); ``Ended`` →
   :class:`TransactionStopped` (``stoppedReason``, the Transaction.End register as meterStop). Every event's
   ``transactionInfo.chargingState`` → :class:`ChargingStateChanged` (before the stop, so the move out of
   Charging is known when the stop is). ``evse.id`` is the domain connector (an EVSE is what a 1.6
