@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from processors.flags import Flag
@@ -37,6 +39,7 @@ StoppedByEV); a missing reason is Local (OCPP 1.6, 6.46)."""
 PLUGGED_IN = frozenset({Status.preparing, "Occupied"})  # 1.6 Preparing; 2.0.1 connectorStatus Occupied
 AUTHORIZES_KEPT = 32  # pending Authorizes of one charger: a charger flooding them must not grow its state forever
 PLUGINS_KEPT = 64  # open plug-ins of one charger (one per connector): nor inventing connector ids
+_NOTHING_HELD: Mapping[str, int] = MappingProxyType({})
 AUTHORIZE_REJECTED, AUTHORIZE_NO_START, PLUGIN_NO_START = "authorize_rejected", "authorize_no_start", "plugin_no_start"
 NO_ENERGY, FAULTED, STOP_MISSING = "no_energy", "faulted", "stop_missing"
 
@@ -210,21 +213,25 @@ class AttemptTracker:
         self.state.authorizes = kept
         return [a.gw_ms for a in taken]
 
-    def next_deadline(self, held: frozenset[str] = frozenset()) -> int | None:
-        """When the oldest pending Authorize is decided; ``held``: idTags of starts waiting for their answer
-        (requested within the window, they claim their Authorizes when the answer comes, however late)."""
-        times = [a.gw_ms for a in self.state.authorizes if a.id_tag not in held]
-        return min(times) + self.window_ms if times else None
+    def _deadline(self, pending: PendingAuthorize, held: Mapping[str, int]) -> int:
+        """When an Authorize is decided: its window's end, or later while a start with its idTag, requested
+        within that window, waits for its answer (``held``: idTag -> until when; the start claims it then)."""
+        return max(pending.gw_ms + self.window_ms, held.get(pending.id_tag, 0))
 
-    def expire(self, now_ms: int, held: frozenset[str] = frozenset()) -> list[ChargeAttempt]:
-        """Authorizes whose window passed before ``now_ms`` without a start: each joins an open plug-in it
-        belongs to (made while the car was plugged in, or up to the window before), or is an attempt of
-        its own, decided at the end of its window (its version). Those of a ``held`` idTag wait."""
+    def next_deadline(self, held: Mapping[str, int] = _NOTHING_HELD) -> int | None:
+        """When the next pending Authorize is decided."""
+        pending = self.state.authorizes
+        return min(self._deadline(a, held) for a in pending) if pending else None
+
+    def expire(self, now_ms: int, held: Mapping[str, int] = _NOTHING_HELD) -> list[ChargeAttempt]:
+        """Authorizes decided before ``now_ms`` without a start: each joins an open plug-in it belongs to (made
+        while the car was plugged in, or up to the window before), or is an attempt of its own, decided when
+        its deadline passed (its version)."""
         attempts: list[ChargeAttempt] = []
         kept = []
         for pending in self.state.authorizes:
-            deadline = pending.gw_ms + self.window_ms
-            if deadline >= now_ms or pending.id_tag in held:
+            deadline = self._deadline(pending, held)
+            if deadline >= now_ms:
                 kept.append(pending)
                 continue
             plugin = self._plugin_for(pending)

@@ -134,7 +134,7 @@ class Correlator:
     def advance(self, now_ms: int) -> list[Event]:
         """Let gateway time reach ``now_ms``: close what waited for a deadline before it."""
         events: list[Event] = []
-        held = self._starting_tags() if self.state.attempts.authorizes else frozenset()
+        held = self._starting_tags() if self.state.attempts.authorizes else {}
         while True:
             due = [(d, kind, key) for key, s in self.state.sessions.items() for d, kind in _deadlines(s) if d < now_ms]
             authorize = self.attempts.next_deadline(held) if self.state.attempts.authorizes else None
@@ -759,9 +759,16 @@ class Correlator:
             session.attempt_key = key
             self._attempt_rows.append(attempt)
 
-    def _starting_tags(self) -> frozenset[str]:
-        """idTags of 1.6 starts waiting for their answer: their Authorizes wait too (claimed at the answer)."""
-        return frozenset(p.start.id_tag for p in self.state.pending_starts.values() if p.start.id_tag)
+    def _starting_tags(self) -> dict[str, int]:
+        """idTags of 1.6 starts waiting for their answer, each with the end of the window from its request: their
+        Authorizes wait until then (the answer claims them). A start whose answer never came (a gateway crash)
+        holds nothing past its window."""
+        held: dict[str, int] = {}
+        for pending in self.state.pending_starts.values():
+            if pending.start.id_tag:
+                until = pending.gw_ms + self.config.authorize_window_ms
+                held[pending.start.id_tag] = max(held.get(pending.start.id_tag, 0), until)
+        return held
 
     def _on_token(self, item: TokenPresented) -> None:
         """A 2.0.1 transaction started without an idToken names it now: the session has its driver's id,

@@ -364,6 +364,17 @@ def test_a_start_requested_within_the_window_but_answered_after_it_claims_the_au
     assert s_of(next(iter(attempts(events).values()))) == 0
 
 
+def test_a_start_never_answered_holds_its_authorize_only_for_its_own_window() -> None:
+    """A gateway crash loses the StartTransaction's answer (requested at 100): the Authorize of that card (0)
+    waits for it until 100 + 300 s, then is an attempt of its own; a later tap of the same card is not held."""
+    script = Script().at(0).connected("c1").authorize("A").at(100).start(1, 77, id_tag="A", answer="none")
+    script.at(1000).authorize("A")
+    events = script.run(until=5000)
+    rows = sorted(attempts(events).values(), key=s_of)
+    assert [(str(a.kind), s_of(a), a.version) for a in rows] == [
+        ("authorize_without_start", 0.0, T0_MS + 400_000), ("authorize_without_start", 1000.0, T0_MS + 1_300_000)]
+
+
 def test_a_card_shown_to_stop_the_transaction_is_no_failed_attempt() -> None:
     script = Script().at(0).connected("c1").status(1, "Preparing").at(10).authorize("A").at(11).start(1, 77, id_tag="A")
     script.at(15).status(1, "Charging").at(500).authorize("A").at(501).stop(77, 5000, reason="Local")
