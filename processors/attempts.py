@@ -190,7 +190,7 @@ class AttemptTracker:
             times.append(plugin.gw_ms)
         kept = []
         for pending in self.state.authorizes:
-            if id_tag and pending.id_tag == id_tag and gw_ms - self.window_ms <= pending.gw_ms <= gw_ms:
+            if self._card_before(pending, id_tag, gw_ms):
                 times.append(pending.gw_ms)
             elif plugin is not None and pending.gw_ms <= gw_ms and self._plugin_for(pending) is plugin:
                 pass  # another card of the plug-in's driver (one refused, say): one driver, one attempt
@@ -203,15 +203,14 @@ class AttemptTracker:
 
     # --- time ------------------------------------------------------------------------------------
 
-    def take(self, id_tag: str, gw_ms: int) -> list[int]:
+    def take(self, id_tag: str, gw_ms: int) -> None:
         """A transaction learnt its idTag at ``gw_ms`` (after its start): the Authorizes of that idTag within the
-        window before are its driver's, no attempts of their own. Their times."""
-        taken, kept = [], []
-        for pending in self.state.authorizes:
-            mine = pending.id_tag == id_tag and gw_ms - self.window_ms <= pending.gw_ms <= gw_ms
-            (taken if mine else kept).append(pending)
-        self.state.authorizes = kept
-        return [a.gw_ms for a in taken]
+        window before are its driver's, no attempts of their own."""
+        self.state.authorizes = [a for a in self.state.authorizes if not self._card_before(a, id_tag, gw_ms)]
+
+    def _card_before(self, pending: PendingAuthorize, id_tag: str, gw_ms: int) -> bool:
+        """``pending`` is the card ``id_tag`` shown within the window before ``gw_ms``."""
+        return bool(id_tag) and pending.id_tag == id_tag and gw_ms - self.window_ms <= pending.gw_ms <= gw_ms
 
     def _deadline(self, pending: PendingAuthorize, held: Mapping[str, int]) -> int:
         """When an Authorize is decided: its window's end, or later while a start with its idTag, requested

@@ -126,7 +126,7 @@ class Correlator:
     def next_deadline(self) -> int | None:
         """The earliest gateway time at which :meth:`advance` has something to do."""
         deadlines = [d for s in self.state.sessions.values() for d, _ in _deadlines(s)]
-        authorize = self.attempts.next_deadline(self._starting_tags()) if self.state.attempts.authorizes else None
+        authorize = self.attempts.next_deadline(self._held_cards()) if self.state.attempts.authorizes else None
         if authorize is not None:
             deadlines.append(authorize)
         return min(deadlines) if deadlines else None
@@ -134,7 +134,7 @@ class Correlator:
     def advance(self, now_ms: int) -> list[Event]:
         """Let gateway time reach ``now_ms``: close what waited for a deadline before it."""
         events: list[Event] = []
-        held = self._starting_tags() if self.state.attempts.authorizes else {}
+        held = self._held_cards() if self.state.attempts.authorizes else {}
         while True:
             due = [(d, kind, key) for key, s in self.state.sessions.items() for d, kind in _deadlines(s) if d < now_ms]
             authorize = self.attempts.next_deadline(held) if self.state.attempts.authorizes else None
@@ -759,7 +759,7 @@ class Correlator:
             session.attempt_key = key
             self._attempt_rows.append(attempt)
 
-    def _starting_tags(self) -> dict[str, int]:
+    def _held_cards(self) -> dict[str, int]:
         """idTags of 1.6 starts waiting for their answer, each with the end of the window from its request: their
         Authorizes wait until then (the answer claims them). A start whose answer never came (a gateway crash)
         holds nothing past its window."""

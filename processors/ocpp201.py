@@ -177,26 +177,24 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
     if isinstance(state, str) and state:
         out.append(ChargingStateChanged(gw, event_id, connector, tx, values.text(state), at_ms, frozenset(flags)))
     fingerprint = json.dumps([event_type, tx, payload.get("seqNo"), payload.get("timestamp")], sort_keys=True)
+    id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+    token = values.text(id_token.get("idToken"))
     if event_type == TransactionEventEnumType.started:
         meter_start, others = _register(report, ReadingContextEnumType.transaction_begin)
-        id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
         if connector is None:
             flags.add(Flag.CONNECTOR_ID_INVALID)
-        start = StartDetails(connector, values.text(id_token.get("idToken")), meter_start, at_ms, fingerprint, frozenset(flags))
+        start = StartDetails(connector, token, meter_start, at_ms, fingerprint, frozenset(flags))
         out.insert(0, TransactionStarted(gw, event_id, tx, start))  # the session exists before its state moves
         if others:
             out.append(MeterSamples(gw, event_id, connector, tx, others, frozenset(flags)))
     elif event_type == TransactionEventEnumType.ended:
         meter_stop, others = _register(report, ReadingContextEnumType.transaction_end)
-        id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
         out.append(TransactionStopped(
-            gw, event_id, tx, tx, values.text(id_token.get("idToken")), meter_stop, meter_stop is not None, at_ms,
+            gw, event_id, tx, tx, token, meter_stop, meter_stop is not None, at_ms,
             values.text(info.get("stoppedReason")) or DEFAULT_STOP_REASON, others, fingerprint, frozenset(flags),
             connector,
         ))
     else:
-        id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
-        token = values.text(id_token.get("idToken"))
         if token:
             out.append(TokenPresented(gw, event_id, tx, token))
         if report.readings:

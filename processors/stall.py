@@ -14,8 +14,6 @@ from enum import StrEnum
 
 
 class StallAction(StrEnum):
-    NONE = "none"  # moving, or waiting less than the limit
-    LOOK = "look"  # quiet for the limit: find out whether Kafka holds frames for it (then ``quiet`` or ``stuck``)
     NUDGE = "nudge"  # stuck for the limit: seek each partition behind to the offset that comes next
     EXIT = "exit"  # still stuck a limit after the nudge: exit so that the process is restarted
 
@@ -35,9 +33,9 @@ class StallWatch:
         if recovering:
             self.progressed(now)
 
-    def due(self, now: float) -> StallAction:
-        """``LOOK`` when quiet for ``stall_s``: the caller looks at Kafka and says ``quiet`` or ``stuck``."""
-        return StallAction.LOOK if now - self.last_progress >= self.stall_s else StallAction.NONE
+    def due(self, now: float) -> bool:
+        """Quiet for ``stall_s``: the caller looks at Kafka and says :meth:`quiet` or :meth:`stuck`."""
+        return now - self.last_progress >= self.stall_s
 
     def quiet(self, now: float) -> None:
         """Nothing to read: idle, not stalled (and whatever was nudged has caught up)."""

@@ -11,13 +11,13 @@ from processors.stall import StallAction, StallWatch
 STALL_S = 60.0
 
 
-def tick(watch: StallWatch, now: float, *, behind: bool) -> StallAction:
-    """One timer tick of the worker: NONE, NUDGE or EXIT."""
-    if watch.due(now) is StallAction.NONE:
-        return StallAction.NONE
+def tick(watch: StallWatch, now: float, *, behind: bool) -> StallAction | None:
+    """One timer tick of the worker: None, NUDGE or EXIT."""
+    if not watch.due(now):
+        return None
     if not behind:
         watch.quiet(now)
-        return StallAction.NONE
+        return None
     return watch.stuck(now)
 
 
@@ -26,7 +26,7 @@ def ticks(watch: StallWatch, start: float, end: float, *, behind: bool = True, e
     out, now = [], start
     while now <= end:
         action = tick(watch, now, behind=behind)
-        if action is not StallAction.NONE:
+        if action is not None:
             out.append((now, action))
         if action is StallAction.EXIT:
             break
@@ -50,7 +50,7 @@ def test_a_long_restore_that_keeps_reading_the_changelog_is_not_a_stall() -> Non
     watch.progressed(0.0)  # assigned: the recovery starts
     for second in range(1, 900):  # fifteen minutes of changelog, frames waiting all along
         watch.changelog_read(float(second), recovering=True)
-        assert tick(watch, second + 0.5, behind=True) is StallAction.NONE
+        assert tick(watch, second + 0.5, behind=True) is None
     assert ticks(watch, 900.0, 1000.0) == [(959.0, StallAction.NUDGE)]  # the restore stopped moving at 899
 
 
@@ -60,7 +60,7 @@ def test_standby_records_while_running_are_not_progress_of_the_frames() -> None:
     for second in range(1, 200):
         watch.changelog_read(float(second), recovering=False)
         action = tick(watch, float(second), behind=True)
-        if action is not StallAction.NONE:
+        if action is not None:
             actions.append((second, action))
         if action is StallAction.EXIT:
             break
@@ -99,12 +99,12 @@ def test_it_exits_only_after_two_limits_without_progress_with_frames_waiting_at_
         elif kind == "standby":
             watch.changelog_read(now, recovering=False)
         else:
-            looked = watch.due(now) is StallAction.LOOK
+            looked = watch.due(now)
             action = tick(watch, now, behind=kind == "stuck")
             if action is StallAction.EXIT:
                 assert now - moved >= 2 * STALL_S
                 return
-            if action is not StallAction.NONE:
+            if action is not None:
                 assert not (steady and now - moved < STALL_S)
             if kind == "quiet" and looked:
                 moved = now
