@@ -20,7 +20,8 @@ the revocation completes (the new owner starts exactly where this one stopped, f
 it has written). Records fetched while the group rebalances are not taken, and their partition is sought
 back to them (:mod:`processors.intake`): Faust's own seek to the committed offsets can come before the
 rebalance ends, and it does not move a partition that has no committed offset, so relying on it once
-stalled a restarted worker with frames on Kafka.
+stalled a restarted worker with frames on Kafka. A stop (SIGTERM) is handed over the same way, before the
+consumer leaves the group (:meth:`Worker._before_stop`): Faust sends no revocation then.
 A partition that came back (or came new) is read only after Faust recovered its part of the table and
 the processor indexed its states' deadlines (:meth:`Worker._recover`): the worker is ready before it
 reads frames. Several workers share the partitions; the table (``use_partitioner``: the producer's
@@ -43,6 +44,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -66,6 +68,9 @@ log = logging.getLogger(__name__)
 
 STALLED_EXIT_CODE = 70  # EX_SOFTWARE: restart me
 INSERT_REFUSED_EXIT_CODE = 65  # EX_DATAERR: a restart alone would fail the same way
+# The stop's last flush waits this long for ClickHouse and Kafka; what it could not write stays uncommitted and
+# is read again by the next owner. Below the worker pod's terminationGracePeriodSeconds (90, infra/k8s/base/worker.yaml).
+STOP_FLUSH_S = 60.0
 
 
 def _broker_credentials(kafka: KafkaSettings) -> Any:
@@ -79,6 +84,19 @@ def _broker_credentials(kafka: KafkaSettings) -> Any:
     if kafka.security_protocol == "SSL":
         return kafka.client_options()["ssl_context"]
     return None
+
+
+class _App(faust.App):
+    """Faust's app, with a hook that runs when the worker stops, before the consumer lets its partitions go
+    (Faust's own signals come after: ``on_before_shutdown`` once the consumer stopped, and its revocation
+    signal is not sent at all on a stop)."""
+
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
 
 
 class Worker:
@@ -100,7 +118,7 @@ class Worker:
         datadir = ch.home / "faust" / settings.app_id
         datadir.parent.mkdir(parents=True, exist_ok=True)
         self.sink = ClickHouseSink(self.client, ch.database, on_failure=lambda exc: self.metrics.sink_failures.inc())
-        self.app = app = faust.App(
+        self.app = app = _App(
             settings.app_id,
             broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
             broker_credentials=_broker_credentials(kafka),
@@ -146,6 +164,8 @@ class Worker:
         self._arrivals: dict[int, tuple[float, int]] = {}  # partition -> (monotonic s, watermark)
         self.intake = Intake()  # per partition: the offset that comes next, and where to seek
         self._taken: dict[int, int] = {}  # partition -> offset after the last frame handed to a flush
+        self._stopping = False  # set on SIGTERM: no frame is taken any more
+        self._handed_over = False  # ... and, once the last flush is done, nothing is written any more
         self.stall = StallWatch(settings.stall_s, time.monotonic())
         self.recovery_seconds = 0.0
         # The frames topic is subscribed (so Faust assigns its partitions and co-partitions the table
@@ -153,6 +173,7 @@ class Worker:
         app.topics.add(self.frames)
         app.consumer._drain_messages = self._drain
         app.on_partitions_revoked.connect(self._on_revoked)
+        app.before_stop = self._before_stop
         app.on_partitions_assigned.connect(self._on_assigned)
         app.timer(settings.flush_interval_s)(self._on_timer)
         worker = self
@@ -226,6 +247,8 @@ class Worker:
         committed offsets may already have happened (it comes before the rebalance ends) or may not
         move the position at all (a partition without a committed offset)."""
         app, consumer, intake = self.app, self.app.consumer, self.intake
+        if self._stopping:
+            return  # the worker leaves: whoever is assigned these partitions next starts from the committed offsets
         processor, now = self.processor, time.monotonic()
         count = 0
         for tp, records in frames.items():
@@ -293,6 +316,19 @@ class Worker:
         starts exactly where this worker stopped (and this worker writes nothing of them later)."""
         await self.flush(wait=True)
 
+    async def _before_stop(self) -> None:
+        """On SIGTERM (a rolling deploy, a scale-in), while the partitions are still this worker's: everything
+        processed is written and committed, and then nothing more. The next owner starts exactly where this
+        worker stopped; a write still in flight when the consumer left used to be read and written again there."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self.flush(wait=True), STOP_FLUSH_S)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the stop must go on (Faust stops the consumer next)
+            log.warning("stopping: the last flush failed (%r); its frames stay uncommitted and the next owner "
+                        "reads them again", exc)
+        finally:
+            self._handed_over = True
+
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         self.stall.progressed(time.monotonic())  # the recovery of this assignment starts now
         owned = {tp.partition for tp in assigned if tp.topic == self.frames.get_topic_name()}
@@ -311,8 +347,10 @@ class Worker:
         # stopped session's status window closes even when its charger goes quiet.
         # Only a partition with nothing left to read: a lagging one must not let wall time close
         # windows whose frames are still waiting in Kafka.
+        # Not while the group rebalances: a partition being revoked is the next owner's to move on, and what
+        # this worker decided of it after its last flush would not reach that owner's states.
         now = time.monotonic()
-        for partition, (arrived, watermark) in list(self._arrivals.items()):
+        for partition, (arrived, watermark) in [] if self.app.rebalancing else list(self._arrivals.items()):
             idle = now - arrived
             if idle >= self.settings.idle_advance_s and self._caught_up(partition):
                 self.processor.advance(partition, watermark + int(idle * 1000))
@@ -330,6 +368,8 @@ class Worker:
         two overlap, and at most two batches are in memory. ``wait=True`` returns once everything
         handed over so far is stored and committed."""
         async with self._lock:
+            if self._handed_over:
+                return  # stopped: a write now could not be committed (the timer may fire once more)
             if self._writing is not None and not self._writing.done():
                 await self._writing  # one batch in flight at a time keeps order and bounds memory
             if self._writing is not None:

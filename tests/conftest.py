@@ -12,6 +12,7 @@ topic names and a fresh database.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
@@ -34,31 +35,52 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os
 PROJECT_KAFKA = LocalKafkaSettings()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_ports() -> range:
+    """The ports the kernel gives outgoing connections (``ip_local_port_range``)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+_EPHEMERAL = _ephemeral_ports()
+_handed_out: set[int] = set()
+_pick = random.Random()
 
 
 def free_port_run(length: int) -> int:
-    """The first of ``length`` consecutive free ports (a cluster's nodes use port + 2i, controller + 2i)."""
-    for _ in range(200):
-        base = free_port()
-        if base + length >= 65536:
+    """The first of ``length`` consecutive ports free now (a cluster's nodes use port + 2i, controller + 2i).
+
+    Taken below the kernel's ephemeral range: a port from there may be given to any outgoing connection
+    (a fleet opens thousands) between this check and the server's bind, which once failed a 3-node cluster's
+    start ("Address already in use", and a raft client that reached another process on a node's port).
+    Never the same port twice in one run."""
+    spans = [(lo, hi - length) for lo, hi in ((10_000, _EPHEMERAL.start), (_EPHEMERAL.stop, 65536)) if hi - length > lo]
+    for _ in range(1000):
+        base = _pick.randrange(*_pick.choice(spans))
+        ports = range(base, base + length)
+        if _handed_out.intersection(ports):
             continue
         sockets = []
         try:
-            for port in range(base, base + length):
+            for port in ports:
                 s = socket.socket()
                 sockets.append(s)
                 s.bind(("127.0.0.1", port))
-            return base
         except OSError:
             continue
         finally:
             for s in sockets:
                 s.close()
-    raise RuntimeError(f"no {length} consecutive free ports")
+        _handed_out.update(ports)
+        return base
+    raise RuntimeError(f"no {length} consecutive free ports outside the ephemeral range {_EPHEMERAL}")
+
+
+def free_port() -> int:
+    """A port free now, outside the kernel's ephemeral range (see :func:`free_port_run`)."""
+    return free_port_run(1)
 
 
 def broker_settings_in(home: Path, brokers: int = 1, **overrides: object) -> LocalKafkaSettings:

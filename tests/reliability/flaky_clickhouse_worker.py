@@ -1,6 +1,11 @@
-"""``ocpp-pipeline worker`` with a fault injected at the ClickHouse client boundary: every insert fails
-as an unreachable server would (``ConnectionRefusedError``) while the file named by
-``FLAKY_CLICKHOUSE_DOWN`` exists. Reads still work (the test asks the worker how far it got).
+"""``ocpp-pipeline worker`` with faults injected at the ClickHouse client boundary:
+
+- while the file named by ``FLAKY_CLICKHOUSE_DOWN`` exists, every insert fails as an unreachable server
+  would (``ConnectionRefusedError``);
+- while the file named by ``FLAKY_CLICKHOUSE_HOLD`` exists, an insert of frame rows is done and then does not
+  return (a slow server's answer): the file ``<HOLD>.held`` says one is held.
+
+Reads still work (the test asks the worker how far it got).
 
     python -m tests.reliability.flaky_clickhouse_worker   # same settings as the worker
 """
@@ -10,12 +15,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from infra import clickhouse
+from schemas.tables import FRAMES
 
-DOWN = Path(os.environ["FLAKY_CLICKHOUSE_DOWN"])
+DOWN = Path(os.environ.get("FLAKY_CLICKHOUSE_DOWN", "/nonexistent/down"))
+HOLD = Path(os.environ.get("FLAKY_CLICKHOUSE_HOLD", "/nonexistent/hold"))
 _connect = clickhouse.connect
 
 
@@ -26,7 +34,12 @@ class FlakyClient:
     def insert(self, *args: Any, **kwargs: Any) -> Any:
         if DOWN.exists():
             raise ConnectionRefusedError("injected: ClickHouse unreachable")
-        return self._client.insert(*args, **kwargs)
+        done = self._client.insert(*args, **kwargs)
+        if args[0] == FRAMES.name and HOLD.exists():
+            HOLD.with_name(HOLD.name + ".held").touch()
+            while HOLD.exists():  # the sink inserts in a thread: the worker's event loop goes on
+                time.sleep(0.05)
+        return done
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +158,7 @@ class GatewayKill:
     acknowledged: int
     missing: int
     transaction_ids: int
-    repeated: dict[str, list[int]]  # per charger, transaction ids issued more than once
+    repeated: dict[str, dict[int, list[str]]]  # per charger, transaction ids given to different starts
     unfinished: int
     summary: str
 
@@ -203,13 +203,26 @@ def gateway_kill(kafka: KafkaSettings, logs: Path, settings: SimulatorSettings, 
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(60)
     acknowledged = {(cp, mid) for cp, mid, _ in run.stats.acknowledged}
-    issued: dict[str, Counter[int]] = defaultdict(Counter)
+    # A start resent after its answer was lost (the gateway killed first) may get its id again: the same
+    # transaction. Repeated means one id for two different starts of one charger.
+    starts = {(e.charge_point_id, e.connection_id, e.message_id): e.frame for e in envelopes
+              if e.direction == "in" and e.action == "StartTransaction" and e.message_type == 2}
+
+    def start_of(answer: FrameEnvelope) -> str:
+        """The start's content (a resend has the same), or its message id when its CALL is not on the topic."""
+        frame = starts.get((answer.charge_point_id, answer.connection_id, answer.message_id))
+        return json.dumps(json.loads(frame)[3], sort_keys=True) if frame else f"message {answer.message_id}"
+
+    issued: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    answers = 0
     for e in envelopes:
         if e.direction == "out" and e.action == "StartTransaction" and e.message_type == 3:
-            issued[e.charge_point_id][json.loads(e.frame)[2]["transactionId"]] += 1
-    repeated = {cp: [tx for tx, n in ids.items() if n > 1] for cp, ids in issued.items() if max(ids.values()) > 1}
+            answers += 1
+            issued[e.charge_point_id][json.loads(e.frame)[2]["transactionId"]].add(start_of(e))
+    repeated = {cp: {tx: sorted(s) for tx, s in ids.items() if len(s) > 1} for cp, ids in issued.items()
+                if any(len(s) > 1 for s in ids.values())}
     return GatewayKill(spread, ports[0], gateways[0].returncode, run.stats.reconnects, len(acknowledged),
-                       len(missing(acknowledged, envelopes)), sum(sum(ids.values()) for ids in issued.values()), repeated,
+                       len(missing(acknowledged, envelopes)), answers, repeated,
                        run.unfinished, run.summary())
 
 

@@ -97,6 +97,35 @@ def test_rows_that_say_what_happened_pass_and_every_difference_is_named() -> Non
     assert "error_code" in problems[1].detail and str(problems[2]).startswith("port_outages: missing CP/1@")
 
 
+@pytest.mark.parametrize("truth_gap_ms,rows_gap_ms,passes", [
+    (998, 1006, True),  # the simulator saw 0.998 s (one outage), the gateway 1.006 s (two): either is right
+    (1003, 995, True),  # ... and the other way round
+    (600, 600, True),
+    (1400, 1400, True),
+    (300, 2500, False),  # far from the limit: one outage is not two
+    (2500, 300, False),
+])
+def test_a_gap_near_the_merge_limit_may_fall_either_side_of_it(truth_gap_ms: int, rows_gap_ms: int, passes: bool) -> None:
+    """A Faulted that ends, then a drop about a second later: two outages, or one, by which clock."""
+    assert (_fault_then_drop_mismatches(truth_gap_ms, rows_gap_ms) == []) is passes
+
+
+def _fault_then_drop_mismatches(truth_gap_ms: int, rows_gap_ms: int) -> list:
+    did = truth(connections=[(T, T + 5 * S + truth_gap_ms, "dropped"), (T + 20 * S, None)],
+                downs=[(1, "Faulted", T + 3 * S, T + 5 * S, "GroundFailure")])
+    if rows_gap_ms <= 1000:  # the worker's rejoin rule (REJOIN_MS): the offline continues the outage
+        rows = [row(3 * S, 20 * S, "faulted", error_code="GroundFailure")]
+    else:
+        rows = [row(3 * S, 5 * S, "faulted", error_code="GroundFailure"), row(5 * S + rows_gap_ms, 20 * S, "offline")]
+    return kpi.outage_mismatches(did, rows)
+
+
+@given(st.integers(0, 4000), st.integers(-300, 300))
+def test_rows_by_the_rejoin_rule_pass_whatever_the_two_clocks_make_of_a_gap(truth_gap_ms: int, skew_ms: int) -> None:
+    """The worker's rule applied to the gap as the gateway measured it (a few hundred ms off at most)."""
+    assert _fault_then_drop_mismatches(truth_gap_ms, max(0, truth_gap_ms + skew_ms)) == []
+
+
 @st.composite
 def charger_lives(draw):
     """A charger's connections (one socket at a time) and its ports' down intervals, in whole seconds."""
