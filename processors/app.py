@@ -444,8 +444,8 @@ class Worker:
         restarts it; offsets and states make the restart lose nothing. It does not resume partitions:
         Faust pauses them while it recovers the table, and frames read then would miss their states.
         What counts as progress: :mod:`processors.stall`."""
-        if not self.stall.due(time.monotonic()):
-            return
+        if self._stopping or not self.stall.due(time.monotonic()):
+            return  # a stopping worker takes no frames on purpose
         consumer = self.app.consumer
         tps = [tp for tp in consumer.assignment() if tp.topic == self.frames.get_topic_name()]
         if not tps:
