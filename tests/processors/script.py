@@ -4,6 +4,7 @@ envelopes the gateway would have written, at a gateway time the test controls.""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -66,6 +67,56 @@ class Script:
         """The gateway's ``disconnected`` event (of the current connection unless named)."""
         self._event(ConnectionEvent.DISCONNECTED, connection_id or self.connection, close_code)
         return self
+
+    def resend(self, index: int) -> "Script":
+        """The envelope ``index`` sent again now on the current connection: same frame, same message id (a
+        charger resending what it got no answer for, after a reconnect)."""
+        self.envelopes.append(self.envelopes[index].model_copy(update={
+            "gateway_ts_ms": T0_MS + int(self.now * 1000), "connection_id": self.connection, "seq": len(self.envelopes)}))
+        return self
+
+    def play(self, steps: Iterable[tuple[int, str]]) -> float:
+        """Hypothesis' charger: each step waits ``gap`` seconds, then does ``what`` (a connector 1 status, ``st0_``
+        and a connector 0 status, ``start`` / ``stop`` / ``meter`` of transaction 101, 102, ..., ``authorize`` /
+        ``authorize_bad``, ``meter2`` (connector 2, no transaction), ``boot``, ``resend_last``, ``disconnect`` /
+        ``connect``; nothing is sent while disconnected). Returns the time of the last step."""
+        t, tx, connections, online = self.now, 100, 0, True
+        for gap, what in steps:
+            t += gap
+            self.at(t)
+            if what == "disconnect":
+                if online:
+                    self.disconnected()
+                    online = False
+            elif what == "connect":
+                connections += 1
+                self.connected(f"c{connections}")
+                online = True
+            elif not online:
+                continue
+            elif what == "resend_last":
+                if self.envelopes and self.envelopes[-1].event is None:
+                    self.resend(len(self.envelopes) - 1)
+            elif what.startswith("st0_"):
+                self.status(0, what[4:], "OtherError" if what[4:] == "Faulted" else "NoError")
+            elif what == "boot":
+                self.boot()
+            elif what == "authorize":
+                self.authorize("TAG")
+            elif what == "authorize_bad":
+                self.authorize("BAD", "Invalid")
+            elif what == "start":
+                tx += 1
+                self.start(1, tx, id_tag="TAG")
+            elif what == "stop":
+                self.stop(tx, 5000)
+            elif what == "meter":
+                self.meter(1, tx)
+            elif what == "meter2":
+                self.meter(2, None, {"value": "10", "measurand": "Energy.Active.Import.Register"})
+            else:
+                self.status(1, what, "OtherError" if what == "Faulted" else "NoError")
+        return t
 
     def authorize(self, id_tag: str, status: str | None = "Accepted") -> "Script":
         """An Authorize and, unless ``status`` is None (no answer seen), its answer."""

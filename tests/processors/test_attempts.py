@@ -190,21 +190,8 @@ def test_any_conversation_gives_attempts_that_hold_together(steps: list[tuple[in
     """Every attempt: its failure agrees with its flags (ok == no failure, never ok without delivering), its
     start no later than its transaction's; a session's phase times fit within it and the bay time is >= 0;
     a transaction is one attempt; the same frames give the same rows."""
-    script, t, tx = Script(), 0, 100
-    for gap, what in steps:
-        t += gap
-        script.at(t)
-        if what == "start":
-            tx += 1
-            script.start(1, tx, id_tag="TAG")
-        elif what == "stop":
-            script.stop(tx, 5000)
-        elif what == "authorize":
-            script.authorize("TAG")
-        elif what == "meter":
-            script.meter(1, tx)
-        else:
-            script.status(1, what)
+    script = Script()
+    t = script.play(steps)
     events = script.run(until=t + 3 * WINDOW_S)
     assert events == script.run(until=t + 3 * WINDOW_S, roundtrip_state=False)
     found = attempts(events)

@@ -42,16 +42,6 @@ def kinds(events: list[Event]) -> list[tuple[str, str, str]]:
     return sorted((str(a.kind), a.id_tag, a.failure) for a in attempts(events).values())
 
 
-def resend(script: Script, index: int, at: float) -> Script:
-    """The envelope ``index`` sent again at ``at`` on the script's current connection: same frame, same
-    message id (a charger resending what it got no answer for, after a reconnect)."""
-    original = script.envelopes[index]
-    script.envelopes.append(original.model_copy(update={
-        "gateway_ts_ms": T0_MS + int(at * 1000), "connection_id": script.connection, "seq": len(script.envelopes)}))
-    script.now = at
-    return script
-
-
 def index_of(script: Script, action: str, direction: Direction = Direction.IN) -> int:
     """The last envelope of ``action`` in ``direction``."""
     return max(i for i, e in enumerate(script.envelopes) if e.action == action and e.direction == direction)
@@ -114,7 +104,7 @@ def test_a_status_notification_resent_after_a_reconnect_changes_no_outage() -> N
     script = Script().at(0).connected("c1").status(1, "Available").at(10).status(1, "Faulted", "GroundFailure")
     faulted = index_of(script, "StatusNotification")
     script.at(20).disconnected().at(30).connected("c2")
-    resend(script, faulted, 30.5).at(60).status(1, "Available")
+    script.at(30.5).resend(faulted).at(60).status(1, "Available")
     events = script.run()
     assert spans(outages(events)) == [(1, 10, 60, "faulted", "GroundFailure")]
     check_invariants(events)
@@ -125,8 +115,8 @@ def test_a_start_transaction_resent_after_a_reconnect_is_one_attempt() -> None:
     script = Script().at(0).connected("c1").status(1, "Preparing").at(10).start(1, 77, id_tag="TAG")
     req, ans = index_of(script, "StartTransaction"), index_of(script, "StartTransaction", Direction.OUT)
     script.at(15).status(1, "Charging").at(20).disconnected().at(30).connected("c2")
-    resend(script, req, 30.1)
-    resend(script, ans, 30.2)
+    script.at(30.1).resend(req)
+    script.at(30.2).resend(ans)
     script.at(500).status(1, "Finishing").stop(77, 5000).at(600).status(1, "Available")
     events = script.run(until=2000)
     assert kinds(events) == [("start_transaction", "TAG", "")]
@@ -138,7 +128,7 @@ def test_a_start_resent_and_given_another_id_by_another_replica_is_one_attempt()
     script = Script().at(0).connected("c1").status(1, "Preparing").at(10).start(1, 77, id_tag="TAG")
     req = index_of(script, "StartTransaction")
     script.at(15).status(1, "Charging").at(20).connected("c2")
-    resend(script, req, 20.1)
+    script.at(20.1).resend(req)
     script._env(Direction.OUT, [3, script.envelopes[req].message_id, {"transactionId": 78, "idTagInfo": {"status": "Accepted"}}],
                 MessageType.CALL_RESULT, "StartTransaction", script.envelopes[req].message_id or "")
     script.at(500).status(1, "Finishing").stop(78, 5000).at(600).status(1, "Available")
@@ -152,7 +142,7 @@ def test_a_stop_transaction_resent_after_a_reconnect_changes_nothing() -> None:
     script.at(15).status(1, "Charging").at(500).status(1, "Finishing").stop(77, 5000)
     stop = index_of(script, "StopTransaction")
     script.at(510).disconnected().at(520).connected("c2")
-    resend(script, stop, 520.1).at(600).status(1, "Available")
+    script.at(520.1).resend(stop).at(600).status(1, "Available")
     events = script.run(until=2000)
     session = only_session(events)
     assert (session.blocked_after_stop_s, session.charging_s) == (100.0, 485.0)
@@ -166,7 +156,7 @@ def test_an_authorize_resent_after_a_reconnect_is_one_attempt() -> None:
     script = Script().at(0).connected("c1").at(10).authorize("CARD", None)
     req = index_of(script, "Authorize")
     script.at(12).disconnected().at(20).connected("c2")
-    resend(script, req, 20.1)
+    script.at(20.1).resend(req)
     mid = script.envelopes[req].message_id or ""
     script._env(Direction.OUT, [3, mid, {"idTagInfo": {"status": "Accepted"}}], MessageType.CALL_RESULT, "Authorize", mid)
     events = script.run(until=1000)
@@ -516,42 +506,7 @@ def test_any_sequence_keeps_the_invariants_and_replays_identically(steps: list[t
     """Whatever a charger (with one gateway, gateway clock monotonic) sends: outages of a port never overlap,
     durations >= 0, ended_at >= started_at; one attempt per transaction; a replay writes the same rows."""
     script = Script().at(0).connected("c0")
-    t, tx, conn, online = 0, 100, 0, True
-    for gap, what in steps:
-        t += gap
-        script.at(t)
-        if what == "disconnect":
-            if online:
-                script.disconnected()
-                online = False
-            continue
-        if what == "connect":
-            conn += 1
-            script.connected(f"c{conn}")
-            online = True
-            continue
-        if not online:
-            continue
-        if what == "resend_last" and script.envelopes and script.envelopes[-1].event is None:
-            resend(script, len(script.envelopes) - 1, t)
-        elif what.startswith("st0_"):
-            status = what[4:]
-            script.status(0, status, "OtherError" if status == "Faulted" else "NoError")
-        elif what == "boot":
-            script.boot()
-        elif what == "authorize":
-            script.authorize("TAG")
-        elif what == "authorize_bad":
-            script.authorize("BAD", "Invalid")
-        elif what == "start":
-            tx += 1
-            script.start(1, tx, id_tag="TAG")
-        elif what == "stop":
-            script.stop(tx, 5000)
-        elif what == "meter2":
-            script.meter(2, None, {"value": "10", "measurand": "Energy.Active.Import.Register"})
-        elif what in ("Available", "Preparing", "Charging", "Finishing", "Faulted", "Unavailable"):
-            script.status(1, what, "OtherError" if what == "Faulted" else "NoError")
+    t = script.play(steps)
     events = script.run(until=t + 3 * WINDOW_S)
     assert events == script.run(until=t + 3 * WINDOW_S, roundtrip_state=False)
     check_invariants(events)
@@ -697,31 +652,19 @@ def model_outages(steps: list[tuple[int, str]], end: int) -> list[tuple[float, f
     ["Available", "Faulted", "Unavailable", "Charging", "st0_Available", "st0_Faulted", "st0_Unavailable",
      "disconnect", "connect"])), max_size=30))
 def test_outages_are_the_union_of_every_cause_including_offline(steps: list[tuple[int, str]]) -> None:
-    script = Script().at(0).connected("c0")
-    t, online, n = 0, True, 0
-    kept: list[tuple[int, str]] = []
-    pending_gap = 0
+    kept: list[tuple[int, str]] = []  # the steps that do something: the model reads these
+    online, pending_gap = True, 0
     for gap, what in steps:
         pending_gap += gap
         if what == "disconnect" and not online or what == "connect" and online:
             continue
         if not online and what != "connect":
             continue  # a charger offline sends nothing
-        t += pending_gap
         kept.append((pending_gap, what))
         pending_gap = 0
-        script.at(t)
-        if what == "disconnect":
-            script.disconnected()
-            online = False
-        elif what == "connect":
-            n += 1
-            script.connected(f"c{n}")
-            online = True
-        elif what.startswith("st0_"):
-            script.status(0, what[4:], "OtherError" if what.endswith("Faulted") else "NoError")
-        else:
-            script.status(1, what, "OtherError" if what == "Faulted" else "NoError")
+        online = {"disconnect": False, "connect": True}.get(what, online)
+    script = Script().at(0).connected("c0")
+    t = script.play(kept)
     end = t + 10
     events = script.run()
     check_invariants(events)
