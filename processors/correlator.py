@@ -326,7 +326,7 @@ class Correlator:
         open_ones = self._open_with(tx, item.connector_id)
         session = open_ones[0] if open_ones else None
         closed = self._closed_with(tx, item.connector_id)
-        if any(s.stop is not None and s.stop.fingerprint == item.fingerprint for s in closed):
+        if any(s.stop is not None and s.stop.fingerprint == item.fingerprint for s in (*open_ones, *closed)):
             return []  # the same stop resent after a reconnect: already counted
         # A 2.0.1 Ended whose seqNo its transaction already passed is a resend, whatever was rebuilt in it: the
         # first stands (flagged seq_no_repeated when the number came), it is no second, different stop.
