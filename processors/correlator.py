@@ -749,7 +749,7 @@ class Correlator:
         """The code of the station-level problem active now ('' if none): it names the faults of the EVSEs it takes
         down."""
         station = self.state.connectors.get(STATION)
-        return station.problem if station is not None else ""
+        return station.problems[-1] if station is not None and station.problems else ""
 
     def _naming_changed(self, connector: int, state: ConnectorState) -> None:
         """Keep the list of connectors whose fault waits for its name (their deadlines) in step with their faults."""
@@ -894,7 +894,7 @@ class Correlator:
         connectors = self.state.connectors
         own, station = connectors.get(port), connectors.get(STATION)
         station_status = station.status if station is not None else ""
-        if station is not None and station.problem:
+        if station is not None and station.problems:
             station_status = Status.faulted  # 2.0.1: a station-level problem (an emergency stop) takes every port down
         return PortCondition(
             status=own.status if own is not None else "", fault=_fault_codes(own),

@@ -4,9 +4,10 @@ A 2.0.1 EVSE (connector 0: the station) is in fault while its status is Faulted 
 ``connectorStatus``, or a NotifyEvent on ``AvailabilityState``) or while a component problem is active on it
 (NotifyEvent ``Problem`` / ``Fault`` / ``Tripped`` / ``Overload``). One fault covers both; it clears when neither
 holds any more (a problem that ends while the EVSE still says Faulted leaves the fault open until it says
-otherwise). Its code names the problem: ``Component/Variable`` of the first problem active on it, else of a
-station-level problem active when it went Faulted (an emergency stop takes every EVSE down: their faults are the
-station's), else unknown (``''``, flag ``error_code_unknown``).
+otherwise). Its code names the problem: ``Component/Variable`` of the problem active on it (a second problem
+supersedes the first, as a second 1.6 errorCode does; when one of two ends, the fault goes on under the other's),
+else of a station-level problem active when it went Faulted (an emergency stop takes every EVSE down: their faults
+are the station's), else unknown (``''``, flag ``error_code_unknown``).
 
 Stations send the NotifyEvent beside the StatusNotification, in either order. A Faulted status with no problem
 to name it holds its ``began`` event up to :data:`NAMING_MS` (gateway time) for one: the event then goes out with
@@ -26,6 +27,7 @@ from schemas.records import FaultEvent, FaultEventKind
 
 NAMING_MS = 5_000
 """How long a Faulted status waits for the NotifyEvent that names its problem before its fault goes out unnamed."""
+PROBLEMS_KEPT = 8  # active problems of one EVSE: a station inventing components must not grow its state forever
 
 
 def naming_deadline(fault: OpenFault) -> int:
@@ -40,11 +42,11 @@ def on_status(charge_point_id: str, state: ConnectorState, report: StatusReporte
     if report.status == Status.faulted:
         if fault is not None:
             return []  # already in fault (a problem came first, or Faulted again)
-        code = state.problem or station_code
+        code = (state.problems[-1] if state.problems else "") or station_code
         state.fault = OpenFault(code, occurred_ms, report.gw_ms, transaction_id, "", "", Flag.STALE_TIMESTAMP in flags,
                                 announced=bool(code), event_id=report.event_id)
         return [began(charge_point_id, report.connector_id, state.fault, ocpp_version)] if code else []
-    if fault is None or state.problem:
+    if fault is None or state.problems:
         return []  # no fault, or a problem still holds it
     return _clear(charge_point_id, state, report, occurred_ms, flags, transaction_id, ocpp_version)
 
@@ -53,8 +55,11 @@ def on_problem(charge_point_id: str, state: ConnectorState, item: ProblemReporte
                transaction_id: str | None, ocpp_version: str) -> list[FaultEvent]:
     """A component problem began (``item.active``) or ended on an EVSE (0: the station)."""
     fault = state.fault
+    if item.code in state.problems:
+        state.problems.remove(item.code)
     if item.active:
-        state.problem = item.code
+        state.problems.append(item.code)
+        del state.problems[:-PROBLEMS_KEPT]
         if fault is not None and fault.error_code == item.code:
             return []  # still the same problem (a Delta repeated, an Alerting resent)
         if fault is not None and not fault.error_code:
@@ -69,10 +74,16 @@ def on_problem(charge_point_id: str, state: ConnectorState, item: ProblemReporte
         state.fault, events = track_fault(charge_point_id, fault, report, occurred_ms, sorted(item.flags), transaction_id,
                                           ocpp_version)
         return events
-    if state.problem == item.code:
-        state.problem = ""
-    if fault is None or fault.error_code != item.code or state.status == Status.faulted:
-        return []  # another component's problem, one never seen begin, or the EVSE still says Faulted
+    if fault is None or fault.error_code != item.code:
+        return []  # another component's problem, or one never seen begin
+    if state.problems:  # another problem holds the EVSE: the fault goes on under its name
+        report = StatusReported(item.gw_ms, item.event_id, item.connector_id, Status.faulted, state.problems[-1], "", "",
+                                "", item.occurred_ms, item.flags)
+        state.fault, events = track_fault(charge_point_id, fault, report, occurred_ms, sorted(item.flags), transaction_id,
+                                          ocpp_version)
+        return events
+    if state.status == Status.faulted:
+        return []  # the EVSE still says Faulted: the fault goes on, named
     report = StatusReported(item.gw_ms, item.event_id, item.connector_id, state.status, NO_ERROR, item.info, "",
                             item.vendor_code, item.occurred_ms, item.flags)
     return _clear(charge_point_id, state, report, occurred_ms, sorted(item.flags), transaction_id, ocpp_version)

@@ -71,7 +71,7 @@ class ConnectorState:
     left_charging: LeftCharging | None = None
     fault: OpenFault | None = None
     blocked_by: str | None = None  # session_id of a stopped session waiting for this connector's Available
-    problem: str = ""  # OCPP 2.0.1: the code of the component problem active on it (processors.evse_faults)
+    problems: list[str] = field(default_factory=list)  # OCPP 2.0.1: codes of the component problems active on it, oldest first
 
 
 @dataclass(slots=True)
@@ -251,8 +251,8 @@ def _connector_out(c: ConnectorState) -> dict[str, Any]:
         out["fault"] = [f.error_code, f.ms, f.gw_ms, f.tx, f.vendor_error_code, f.info, f.stale, f.announced, f.event_id]
     if c.blocked_by is not None:
         out["blocked_by"] = c.blocked_by
-    if c.problem:
-        out["problem"] = c.problem
+    if c.problems:
+        out["problems"] = c.problems
     return out
 
 
@@ -262,7 +262,7 @@ def _connector_in(data: dict[str, Any]) -> ConnectorState:
     return ConnectorState(
         status=data.get("status", ""), tx=data.get("tx"), charging=data.get("charging", ""),
         left_charging=LeftCharging(*left) if left else None,
-        fault=OpenFault(*fault) if fault else None, blocked_by=data.get("blocked_by"), problem=data.get("problem", ""),
+        fault=OpenFault(*fault) if fault else None, blocked_by=data.get("blocked_by"), problems=list(data.get("problems", ())),
     )
 
 
