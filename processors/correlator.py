@@ -1010,6 +1010,8 @@ def _after_available(session: SessionState, item: MeterSamples) -> bool:
     it (charger clock), or one says no time. Samples all from before it are a backlog (an offline queue) of the
     session as it was: they amend it, they do not reopen it."""
     available_ms = session.available_ms
+    if available_ms is None and session.stop_status == Status.available:
+        available_ms = session.stop_status_ms  # a state written before available_ms: the Available it went to
     if available_ms is None or not item.readings:
         return True
     return any(r.at_ms is None or r.at_ms > available_ms for r in item.readings)
