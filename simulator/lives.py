@@ -71,6 +71,9 @@ class Quirk(StrEnum):
     NEVER_STOPS = "never_stops"  # no StopTransaction at all: unplugged, then Available
     STALE_FAULT_AFTER_BOOT = "stale_fault_after_boot"  # an old Faulted on connector 0 replayed after boot (Alfen)
     OFFERS_TWO_PROTOCOLS = "offers_two_protocols"  # subprotocols "ocpp2.0.1, ocpp1.6"
+    # A session made before the charger ever reached the central system (commissioning, a migration), flushed
+    # from its queue on its first connection: old timestamps, no close seen before (issue #23; both versions).
+    FIRST_CONNECT_BACKLOG = "first_connect_backlog"
     # OCPP 2.0.1 (OCPP-QUIRKS.md, section OCPP 2.0.1); KWH_REGISTER above applies to both versions.
     EVSE_ONLY_ON_START = "evse_only_on_start"  # evse omitted from Updated / Ended (EVerest #1835)
     ID_TOKEN_EVERY_EVENT = "id_token_every_event"  # idToken repeated in every TransactionEvent (libocpp #577)
@@ -78,6 +81,9 @@ class Quirk(StrEnum):
     UPDATED_AFTER_ENDED = "updated_after_ended"  # an Updated replayed, offline, after the Ended (lbbrhzn/ocpp #2141)
     EMPTY_FIRST_SUBPROTOCOL = "empty_first_subprotocol"  # Sec-WebSocket-Protocol ",ocpp2.0.1" (KEBA; OCPP.Core #91)
     NO_AUTHORIZATION = "no_authorization"  # a start button: idToken "" of type NoAuthorization (ocpp-go #223)
+    # transactionId numbered per EVSE ("1", "2", ... on each: the same id open on two EVSEs at once), seqNo counted
+    # per transaction (OCPP 2.0.1 Edition 2's reading)
+    PER_EVSE_TRANSACTION_IDS = "per_evse_transaction_ids"
 
 
 # The quirks a charger of each version may draw (in this order: the draws of a seed depend on it).
@@ -85,11 +91,12 @@ QUIRKS_V16: tuple[Quirk, ...] = (
     Quirk.METER_STOP_UNKNOWN, Quirk.NUMERIC_SAMPLES, Quirk.KWH_REGISTER, Quirk.PER_PHASE, Quirk.NAIVE_TIMESTAMPS,
     Quirk.LATE_TRANSACTION_END, Quirk.RESENT_STOP, Quirk.FLOAT_METER, Quirk.NON_ENUM_ERROR_CODE,
     Quirk.FINISHING_WITH_ERROR, Quirk.REGISTER_PER_SESSION, Quirk.NEVER_STOPS, Quirk.STALE_FAULT_AFTER_BOOT,
-    Quirk.OFFERS_TWO_PROTOCOLS,
+    Quirk.OFFERS_TWO_PROTOCOLS, Quirk.FIRST_CONNECT_BACKLOG,
 )
 QUIRKS_V201: tuple[Quirk, ...] = (
     Quirk.EVSE_ONLY_ON_START, Quirk.ID_TOKEN_EVERY_EVENT, Quirk.KWH_REGISTER, Quirk.ENDED_WITHOUT_TRIGGER,
-    Quirk.UPDATED_AFTER_ENDED, Quirk.EMPTY_FIRST_SUBPROTOCOL, Quirk.NO_AUTHORIZATION,
+    Quirk.UPDATED_AFTER_ENDED, Quirk.EMPTY_FIRST_SUBPROTOCOL, Quirk.NO_AUTHORIZATION, Quirk.PER_EVSE_TRANSACTION_IDS,
+    Quirk.FIRST_CONNECT_BACKLOG,
 )
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}  # OCPP version -> WebSocket subprotocol
 
