@@ -1,5 +1,5 @@
 """A session a charger made before it ever reached the central system, flushed from its offline queue on its
-first connection (:data:`~simulator.lives.Quirk.FIRST_CONNECT_BACKLOG`): pure, no I/O, no clock.
+first connection (:attr:`~simulator.incidents.Behaviours.backlog_share` of the chargers): pure, no I/O, no clock.
 
 A newly commissioned or migrated charger charges cars before its backend knows it; its queue holds the
 transaction's messages with the times they were made, and it sends them right after its first BootNotification.

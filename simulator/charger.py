@@ -135,7 +135,7 @@ class Charger:
     async def live(self) -> None:
         try:
             await self._boot()
-            if self.profile.has(Quirk.FIRST_CONNECT_BACKLOG):
+            if self.behaviours.backlog_share > 0 and self.incident_rng.random() < self.behaviours.backlog_share:
                 await self._flush_backlog(self.connectors[0])
             background = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._offline_life()),
                           asyncio.create_task(self._station_life())]
@@ -623,8 +623,8 @@ class Charger:
         """(OCPP 1.6: the boot reported connector 0 Available.)"""
 
     async def _flush_backlog(self, conn: _Connector) -> None:
-        """:data:`~simulator.lives.Quirk.FIRST_CONNECT_BACKLOG`: the session made before the first connection, its
-        messages sent now from the queue with the times they were made (:mod:`simulator.backlog`)."""
+        """The session made before the first connection (:attr:`Behaviours.backlog_share`), its messages sent now
+        from the queue with the times they were made (:mod:`simulator.backlog`)."""
         if self.profile.has(Quirk.REGISTER_PER_SESSION):
             conn.register_wh, conn.energy_f = 0, 0.0
         plan = backlog.plan_backlog(self.rng, self.profile, now_ms(), conn.register_wh)
@@ -645,6 +645,7 @@ class Charger:
         await self._stop(s, "Local", at_ms=plan.stop_ms)
         self._expect(s, reason="Local", stop_status=self._backlog_stop_status(s), closed_by="stop_transaction",
                      ending=Ending.USER_STOP)
+        self.ledger.sessions[-1].backlog = True
 
     async def _backlog_start(self, conn: _Connector, plan: "backlog.Backlog") -> "tuple[_Session, int | None] | None":
         """OCPP 1.6: StartTransaction as it was made (its id comes with the answer now); no status says Charging.

@@ -16,8 +16,8 @@ same random numbers in the same order); the moments whose messages differ are ov
   emergency stop: NotifyEvent ``ChargingStation`` ``Problem`` "true", every EVSE in use or free Faulted, every
   transaction Ended with ``EmergencyStop``; released: "false", every EVSE Available;
 - PER_EVSE_TRANSACTION_IDS: transaction ids "1", "2", ... per EVSE and seqNo per transaction;
-- FIRST_CONNECT_BACKLOG: the queued session goes out after the first boot as TransactionEvents with their old
-  times and without the ``offline`` flag (a firmware that does not set it).
+- a session queued before the first connection (``Behaviours.backlog_share``) goes out after the first boot as
+  TransactionEvents with their old times and without the ``offline`` flag (a firmware that does not set it).
 
 Every TransactionEvent takes the charger's next ``seqNo``, assigned when the event is made, just before
 the link queues it (the link sends in that order: one CALL in flight).

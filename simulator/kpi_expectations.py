@@ -284,7 +284,7 @@ def attempt_mismatches(truth: Truth, rows: Iterable[Mapping[str, Any]], *, as_of
                 candidates.remove(row)
         pending = e.kind == AttemptKind.AUTHORIZE_WITHOUT_START and e.started_ms + authorize_window_s * 1000 > as_of_ms
         if row is None:
-            if not pending:
+            if not pending and not _joined_a_plugin(e, truth, authorize_window_s, tolerance):
                 problems.append(Mismatch("charge_attempts", MismatchKind.MISSING, key, f"failure {e.failure!r}"))
             continue
         diffs = [f"{name} {row.get(name)!r} != {want!r}" for name, want in (
@@ -305,6 +305,18 @@ def attempt_mismatches(truth: Truth, rows: Iterable[Mapping[str, Any]], *, as_of
                           f"{r['charge_point_id']}/{r['transaction_id'] or r['connector_id']}@{r['started_at']} ({r['kind']})",
                           f"failure {r.get('failure')!r}") for r in leftovers]
     return problems
+
+
+def _joined_a_plugin(authorize: ExpectedAttempt, truth: Truth, window_s: float, tolerance: Tolerance) -> bool:
+    """An Authorize near a plug-in of its charger (within the window, either side: the simulator's driver who only
+    shows a card walks past a bay someone plugs into) that the pipeline may, by KPIS.md's "one driver, one attempt",
+    have taken as that plug-in's driver's card: then it is no attempt of its own. The simulator does not know whose
+    card it was; the rule's window does, so such an Authorize may be missing."""
+    if authorize.kind != AttemptKind.AUTHORIZE_WITHOUT_START:
+        return False
+    reach_ms = window_s * 1000 + tolerance.time_ms
+    return any(a.charge_point_id == authorize.charge_point_id and a.kind != AttemptKind.AUTHORIZE_WITHOUT_START
+               and abs(a.started_ms - authorize.started_ms) <= reach_ms for a in truth.attempts)
 
 
 def _paired(attempts: Iterable[ExpectedAttempt], rows: dict[tuple[str, str], list[Mapping[str, Any]]]
@@ -422,10 +434,22 @@ def success_rates(attempts: Iterable[ExpectedAttempt | Mapping[str, Any]]) -> Su
     return SuccessRates(*counts)
 
 
-def decided_attempts(truth: Truth, as_of_ms: int, authorize_window_s: float = AUTHORIZE_WINDOW_S) -> list[ExpectedAttempt]:
-    """The attempts the pipeline can know of at ``as_of_ms`` (an Authorize waits out its window)."""
+def decided_attempts(truth: Truth, as_of_ms: int, authorize_window_s: float = AUTHORIZE_WINDOW_S,
+                     rows: Iterable[Mapping[str, Any]] | None = None, tolerance: Tolerance = Tolerance()) -> list[ExpectedAttempt]:
+    """The attempts the pipeline can know of at ``as_of_ms`` (an Authorize waits out its window); with ``rows``
+    (``charge_attempts``), an Authorize the pipeline took as a plug-in's driver's card (no row of its own, a plug-in
+    within the window: :func:`attempt_mismatches`) is none."""
+    authorize_rows = defaultdict(list)
+    for r in rows or ():
+        if r["kind"] == AttemptKind.AUTHORIZE_WITHOUT_START:
+            authorize_rows[r["charge_point_id"]].append(to_ms(r["started_at"]))
+
+    def joined(a: ExpectedAttempt) -> bool:
+        has_row = any(abs(ms - a.started_ms) <= tolerance.time_ms for ms in authorize_rows[a.charge_point_id])
+        return rows is not None and not has_row and _joined_a_plugin(a, truth, authorize_window_s, tolerance)
+
     return [a for a in truth.attempts if a.kind != AttemptKind.AUTHORIZE_WITHOUT_START
-            or a.started_ms + authorize_window_s * 1000 <= as_of_ms]
+            or (a.started_ms + authorize_window_s * 1000 <= as_of_ms and not joined(a))]
 
 
 # --- values from rows --------------------------------------------------------------------------------

@@ -71,9 +71,6 @@ class Quirk(StrEnum):
     NEVER_STOPS = "never_stops"  # no StopTransaction at all: unplugged, then Available
     STALE_FAULT_AFTER_BOOT = "stale_fault_after_boot"  # an old Faulted on connector 0 replayed after boot (Alfen)
     OFFERS_TWO_PROTOCOLS = "offers_two_protocols"  # subprotocols "ocpp2.0.1, ocpp1.6"
-    # A session made before the charger ever reached the central system (commissioning, a migration), flushed
-    # from its queue on its first connection: old timestamps, no close seen before (issue #23; both versions).
-    FIRST_CONNECT_BACKLOG = "first_connect_backlog"
     # OCPP 2.0.1 (OCPP-QUIRKS.md, section OCPP 2.0.1); KWH_REGISTER above applies to both versions.
     EVSE_ONLY_ON_START = "evse_only_on_start"  # evse omitted from Updated / Ended (EVerest #1835)
     ID_TOKEN_EVERY_EVENT = "id_token_every_event"  # idToken repeated in every TransactionEvent (libocpp #577)
@@ -91,12 +88,11 @@ QUIRKS_V16: tuple[Quirk, ...] = (
     Quirk.METER_STOP_UNKNOWN, Quirk.NUMERIC_SAMPLES, Quirk.KWH_REGISTER, Quirk.PER_PHASE, Quirk.NAIVE_TIMESTAMPS,
     Quirk.LATE_TRANSACTION_END, Quirk.RESENT_STOP, Quirk.FLOAT_METER, Quirk.NON_ENUM_ERROR_CODE,
     Quirk.FINISHING_WITH_ERROR, Quirk.REGISTER_PER_SESSION, Quirk.NEVER_STOPS, Quirk.STALE_FAULT_AFTER_BOOT,
-    Quirk.OFFERS_TWO_PROTOCOLS, Quirk.FIRST_CONNECT_BACKLOG,
+    Quirk.OFFERS_TWO_PROTOCOLS,
 )
 QUIRKS_V201: tuple[Quirk, ...] = (
     Quirk.EVSE_ONLY_ON_START, Quirk.ID_TOKEN_EVERY_EVENT, Quirk.KWH_REGISTER, Quirk.ENDED_WITHOUT_TRIGGER,
     Quirk.UPDATED_AFTER_ENDED, Quirk.EMPTY_FIRST_SUBPROTOCOL, Quirk.NO_AUTHORIZATION, Quirk.PER_EVSE_TRANSACTION_IDS,
-    Quirk.FIRST_CONNECT_BACKLOG,
 )
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}  # OCPP version -> WebSocket subprotocol
 
@@ -158,10 +154,13 @@ def make_profile(rng: random.Random, number: int, *, id_prefix: str, connectors:
         quirks = frozenset(QUIRKS_V201[QUIRKS_V16.index(q) % len(QUIRKS_V201)] for q in drawn)
     vendor, model = rng.choice((("Alfen", "Eve Double"), ("ABB", "Terra AC"), ("Keba", "P30"), ("Wallbox", "Commander 2"),
                                 ("Kempower", "S-Series"), ("Legrand", "Green'Up")))
+    evses = rng.randint(*connectors)
+    if Quirk.PER_EVSE_TRANSACTION_IDS in quirks:
+        evses = max(evses, min(2, connectors[1]))  # numbering per EVSE is a habit of stations with several
     return Profile(
         number=number,
         charge_point_id=f"{id_prefix}{number:05d}",
-        connectors=rng.randint(*connectors),
+        connectors=evses,
         max_power_w=power,
         status_after_stop=rng.random() < 0.4,
         # meterStop -1 is only usable with transactionData: such chargers always send it.
@@ -331,6 +330,7 @@ class ExpectedSession:
     ending: str
     quirks: list[str] = field(default_factory=list)
     ocpp_version: str = "ocpp1.6"  # the subprotocol the charger spoke (the ``ocpp_version`` of the row)
+    backlog: bool = False  # made before the charger's first connection, flushed from its queue (simulator.backlog)
     # closed_by "available" only: real seconds from that Available to the connector's next plug-in that led to
     # a start (None: none came). A plug-in within the worker's status window reads as the transaction going on,
     # and the next start closes it (:func:`simulator.expectations.expected_closed_by`).

@@ -220,11 +220,10 @@ def test_a_201_station_numbering_per_evse_opens_the_same_id_on_two_evses() -> No
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_session_queued_before_the_first_connection_goes_out_after_the_boot(version: str) -> None:
-    """FIRST_CONNECT_BACKLOG: the start, samples and stop of a session that ended minutes to hours before the first
-    connection, with their own times, before anything else of the connectors' lives (and, in 2.0.1, not flagged
-    offline); its expectation is the meter's energy."""
-    c, link, ledger, closing = charger(version, Behaviours(**QUIET), seed=5,
-                                       quirks=frozenset({lives.Quirk.FIRST_CONNECT_BACKLOG}))
+    """A charger of ``backlog_share``: the start, samples and stop of a session that ended minutes to hours before the
+    first connection, with their own times, before anything else of the connectors' lives (and, in 2.0.1, not
+    flagged offline); its expectation is the meter's energy."""
+    c, link, ledger, closing = charger(version, Behaviours(backlog_share=1.0, **QUIET), seed=5)
     asyncio.run(live_for(c, closing, 0.3))
     actions = [a for _, a, _ in link.calls]
     assert actions[0] == "BootNotification"
@@ -236,6 +235,7 @@ def test_a_session_queued_before_the_first_connection_goes_out_after_the_boot(ve
     assert age_s > 600  # older than the skew limit: only the charger's clock says it is a queue's
     assert "offline" not in payload
     backlog = ledger.sessions[0]
+    assert backlog.backlog and not any(e.backlog for e in ledger.sessions[1:])
     assert (backlog.closed_by, backlog.stop_reason, backlog.ending) == ("stop_transaction", "Local", "user_stop")
     assert backlog.energy_wh > 0 and backlog.stop_status == ("" if version == "1.6" else "EVConnected")
     (attempt,) = [a for a in ledger.attempts if a.transaction_id == backlog.transaction_id]
