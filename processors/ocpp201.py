@@ -4,12 +4,16 @@ The mapping, field by field, is the table in SESSIONS.md ("OCPP 2.0.1"). In shor
 - TransactionEvent (2.0.1 part 2, E01-E15): ``Started`` → :class:`TransactionStarted` (the charger names
   the transaction: ``transactionInfo.transactionId``); ``Updated`` → :class:`MeterSamples`, and
   :class:`TokenPresented` when it names an ``idToken`` (a transaction started at plug-in); ``Ended`` →
-  :class:`TransactionStopped` (``stoppedReason``, the Transaction.End register as meterStop). Every event's
-  ``transactionInfo.chargingState`` → :class:`ChargingStateChanged` (before the stop, so the move out of
+  :class:`TransactionStopped` (``stoppedReason``, the Transaction.End register as meterStop, and where its meter
+  series says the transaction started: TxEndedMeasurands' Transaction.Begin value, else its first sample). Every
+  event's ``transactionInfo.chargingState`` → :class:`ChargingStateChanged` (before the stop, so the move out of
   Charging is known when the stop is). ``evse.id`` is the domain connector (an EVSE is what a 1.6
-  connector was: one transaction at a time); later events may omit ``evse`` (EVerest #1835).
-- StatusNotification (``connectorStatus`` on ``evseId``) → :class:`StatusReported` without faults;
-  NotifyEvent ``Problem``-like variables → :class:`ProblemReported` (the faults of 2.0.1).
+  connector was: one transaction at a time), and names the transaction with its id (stations number per EVSE);
+  later events may omit ``evse`` (EVerest #1835, E01.FR.16).
+- StatusNotification (``connectorStatus`` on ``evseId``) → :class:`StatusReported` without an error code (Faulted
+  is a fault whose code a problem names: :mod:`processors.evse_faults`); NotifyEvent ``Problem``-like variables →
+  :class:`ProblemReported` (none on an EVSE: the station's, connector 0); the station's ``AvailabilityState`` →
+  connector 0's :class:`StatusReported`.
 - MeterValues (``evseId``, 0 = the station) → :class:`MeterSamples`; BootNotification → :class:`Booted`;
   Authorize (``idToken.idToken``) and its answer (``idTokenInfo.status``) → :class:`AuthorizeRequested` /
   :class:`AuthorizeAnswered` (charge attempts).
