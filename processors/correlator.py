@@ -58,7 +58,7 @@ from processors.inputs import (
     TransactionStarted,
     TransactionStopped,
 )
-from processors.meter import ENERGY_REGISTER, POWER, SOC, Reading, break_mark
+from processors.meter import BREAK_MARKS, ENERGY_REGISTER, POWER, SOC, Reading
 from processors.state import (
     ConnectorState,
     CorrelatorState,
@@ -580,17 +580,17 @@ class Correlator:
     def _add_readings(self, session: SessionState, readings: tuple[Reading, ...], *, transaction_data: bool) -> None:
         for reading in readings:
             if reading.measurand == ENERGY_REGISTER:
+                mark = BREAK_MARKS.get(reading.context, 0)  # processors.meter.break_mark, without a call per sample
                 if transaction_data:
                     if len(session.td) >= TRANSACTION_DATA_KEPT:
                         # A state is kept for days and written at every flush: beyond this, only the newest
                         # reading replaces the last one kept (a register's energy is in its ends).
                         session.td.pop()
                         session.flag(Flag.TRANSACTION_DATA_TRUNCATED)
-                    mark = break_mark(reading.context)
                     session.td.append([reading.at_ms, reading.value, reading.resolution, mark] if mark
                                       else [reading.at_ms, reading.value, reading.resolution])
                 else:
-                    session.mv.add(reading.value, reading.at_ms, reading.resolution, break_mark(reading.context))
+                    session.mv.add(reading.value, reading.at_ms, reading.resolution, mark)
             elif reading.measurand == POWER:
                 session.peak_w = reading.value if session.peak_w is None else max(session.peak_w, reading.value)
             elif reading.measurand == SOC:

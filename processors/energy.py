@@ -121,7 +121,7 @@ class RegisterReducer:
     suspect_reset: bool = False  # the pending drop is a reset if it lasts (else a rebase)
     rebases: int = 0
     dips: int = 0
-    # Appended after the fifteen above: a break in metering (processors.meter.break_mark).
+    # Appended after the fifteen above: a break in metering (processors.meter.BREAK_MARKS).
     in_break: bool = False  # the last sample began a break: the next one is across it
     breaks: int = 0  # steps across a break beyond the tolerance, not counted
 

@@ -19,7 +19,7 @@ Transaction.End values side by side: OCPP 2.0.1 TxEndedMeasurands; each is a rea
    number from its shortest ``repr``, an integer: 1 unit). A sum of phases carries the sum of their
    resolutions (their rounding adds up). :mod:`processors.energy` tells rounding from real drops by it.
 6. ``Interruption.Begin`` / ``Interruption.End`` readings bracket a break in metering (a meter swapped, the power
-   cut): :func:`break_mark` tells the energy reducer, which counts nothing across it.
+   cut): :data:`BREAK_MARKS` tells the energy reducer, which counts nothing across it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from processors.timestamps import parse_charger_time
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 INTERRUPTION_BEGIN, INTERRUPTION_END = "Interruption.Begin", "Interruption.End"  # ReadingContext
 BREAK_BEGINS, BREAK_ENDS = 1, 2  # processors.energy.RegisterReducer.add's ``mark``
-_BREAK_MARKS = {INTERRUPTION_BEGIN: BREAK_BEGINS, INTERRUPTION_END: BREAK_ENDS}
+# Where a reading stands to a break in metering: BREAK_BEGINS after it, BREAK_ENDS with it (other contexts: 0).
+BREAK_MARKS = {INTERRUPTION_BEGIN: BREAK_BEGINS, INTERRUPTION_END: BREAK_ENDS}
 POWER = "Power.Active.Import"
 SOC = "SoC"
 
@@ -130,7 +131,7 @@ def _readings_at(at_ms: int | None, sampled: list[Any], flags: set[str]) -> Iter
     # Group by measurand, location and context (a Transaction.Begin and a Transaction.End value of one register
     # may share a meterValue: OCPP 2.0.1 TxEndedMeasurands); within a group prefer the total over phases.
     groups: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
-    contexts: list[str] = []
+    contexts: list[str] = []  # in the order first seen (nearly always one)
     for sample in sampled:
         if not isinstance(sample, dict):
             flags.add(Flag.METER_VALUES_UNREADABLE)
@@ -166,7 +167,7 @@ def _readings_at(at_ms: int | None, sampled: list[Any], flags: set[str]) -> Iter
             continue  # "EV", "Body", "Cable": not what the charger delivered
         phase = sample.get("phase") or ""
         context = sample.get("context") or "Sample.Periodic"
-        if context not in contexts:
+        if not contexts or (context != contexts[0] and context not in contexts):
             contexts.append(context)
         groups.setdefault((measurand, location, context), {})[phase] = (value * factor, step * factor)
     for context in contexts:
@@ -190,8 +191,3 @@ def _readings_at(at_ms: int | None, sampled: list[Any], flags: set[str]) -> Iter
                 flags.add(Flag.ENERGY_SUMMED_FROM_PHASES if measurand == ENERGY_REGISTER else Flag.POWER_SUMMED_FROM_PHASES)
             yield Reading(at_ms, measurand, value, context, resolution)
 
-
-def break_mark(context: str) -> int:
-    """Where a reading stands to a break in metering (a meter swap, a power cut: OCPP ``Interruption.Begin`` /
-    ``Interruption.End``): :data:`BREAK_BEGINS` after it, :data:`BREAK_ENDS` with it, else 0."""
-    return _BREAK_MARKS.get(context, 0)

@@ -28,7 +28,9 @@ def with_id(sessions: Iterable["SessionState"], transaction_id: str, connector: 
     """The sessions that a frame naming ``transaction_id`` on ``connector`` can be about, the likeliest first: in
     the order given (oldest first), except that, when the frame names no connector, those not stopped yet come
     first."""
-    found = [s for s in sessions if s.transaction_id == transaction_id and same_connector(s.connector, connector)]
+    # (same_connector, inlined: this runs for every transaction frame)
+    found = [s for s in sessions if s.transaction_id == transaction_id
+             and (connector is None or s.connector is None or s.connector == connector)]
     if connector is None and len(found) > 1:
         found.sort(key=lambda s: s.stop is not None)  # stable: the oldest of each kind first
     return found
