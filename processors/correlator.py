@@ -40,7 +40,6 @@ from processors.flags import Flag
 from processors.inputs import (
     IN_TRANSACTION,
     OUT_OF_CHARGING,
-    NO_ERROR,
     AuthorizeAnswered,
     AuthorizeRequested,
     Booted,
@@ -50,7 +49,6 @@ from processors.inputs import (
     MeterSamples,
     ProblemReported,
     StartAnswered,
-    StartDetails,
     StartRequested,
     Status,
     StatusReported,
@@ -539,7 +537,7 @@ class Correlator:
         session.flag(*sorted(item.flags - {Flag.CONNECTOR_ID_INVALID}))
         if session.stopped:
             session.flag(Flag.METER_VALUES_AFTER_STOP)
-        elif session.available_deadline is not None and item.transaction_id is not None and _after_available(session, item):
+        elif session.available_deadline is not None and item.transaction_id is not None and _metered_after_available(session, item):
             _resume(session)  # the charger goes on metering the transaction after an Available
         self._add_readings(session, item.readings, transaction_data=False)
         return []
@@ -552,7 +550,7 @@ class Correlator:
         last = session.emitted
         assert last is not None
         # Metered after the Available that closed it: it went on. Metered before it: a backlog of what it was.
-        if session.stop is None and last.closed_by == AVAILABLE and _after_available(session, item) and self._reopen(session):
+        if session.stop is None and last.closed_by == AVAILABLE and _metered_after_available(session, item) and self._reopen(session):
             self._add_readings(session, item.readings, transaction_data=False)
             return []
         self._add_readings(session, item.readings, transaction_data=False)
@@ -580,7 +578,7 @@ class Correlator:
     def _add_readings(self, session: SessionState, readings: tuple[Reading, ...], *, transaction_data: bool) -> None:
         for reading in readings:
             if reading.measurand == ENERGY_REGISTER:
-                mark = BREAK_MARKS.get(reading.context, 0)  # processors.meter.break_mark, without a call per sample
+                mark = BREAK_MARKS.get(reading.context, 0)  # where it stands to a break in metering (Interruption.*)
                 if transaction_data:
                     if len(session.td) >= TRANSACTION_DATA_KEPT:
                         # A state is kept for days and written at every flush: beyond this, only the newest
@@ -658,7 +656,7 @@ class Correlator:
                 session.available_deadline = item.gw_ms + self.config.status_window_ms
                 session.available_ms = item.occurred_ms
             elif (item.status in IN_TRANSACTION and session.available_deadline is not None
-                  and (session.available_ms is None or item.occurred_ms is None or item.occurred_ms > session.available_ms)):
+                  and _after_available(session, item.occurred_ms)):
                 _resume(session)  # Available, then Preparing / Charging: the transaction goes on
         return events
 
@@ -684,7 +682,7 @@ class Correlator:
             left = state.left_charging = LeftCharging(item.state, "", item.gw_ms, occurred_ms)
             events.extend(self._transition_after_stop(connector, left, item.gw_ms))
         if (session is not None and not session.stopped and item.state == Status.charging and session.available_deadline
-                and (session.available_ms is None or item.occurred_ms is None or item.occurred_ms > session.available_ms)):
+                and _after_available(session, item.occurred_ms)):
             _resume(session)
         return events
 
@@ -937,7 +935,7 @@ class Correlator:
 
     def _open_with(self, tx: str, connector: int | None = None) -> list[SessionState]:
         """Sessions not emitted yet (open, or stopped and waiting for the window) that a frame naming ``tx`` on
-        ``connector`` (``None``: not named) is about (processors.transaction_identity), oldest first."""
+        ``connector`` (``None``: not named) is about, the likeliest first (processors.transaction_identity)."""
         return transaction_identity.with_id(self.state.sessions.values(), tx, connector)
 
     def _closed_with(self, tx: str, connector: int | None = None) -> list[SessionState]:
@@ -1005,16 +1003,19 @@ def _resume(session: SessionState) -> None:
     session.flag(Flag.AVAILABLE_THEN_RESUMED)
 
 
-def _after_available(session: SessionState, item: MeterSamples) -> bool:
-    """Samples that show the transaction went on after the Available that may close it: one of them metered after
-    it (charger clock), or one says no time. Samples all from before it are a backlog (an offline queue) of the
-    session as it was: they amend it, they do not reopen it."""
+def _after_available(session: SessionState, charger_ms: int | None) -> bool:
+    """Something the charger stamped ``charger_ms`` happened after the Available that may close (or closed) the
+    session, by the charger's clock; or nothing tells (no time). What happened before it is a backlog (an offline
+    queue) of the session as it was: it amends the session, it never resumes or reopens it."""
     available_ms = session.available_ms
     if available_ms is None and session.stop_status == Status.available:
         available_ms = session.stop_status_ms  # a state written before available_ms: the Available it went to
-    if available_ms is None or not item.readings:
-        return True
-    return any(r.at_ms is None or r.at_ms > available_ms for r in item.readings)
+    return available_ms is None or charger_ms is None or charger_ms > available_ms
+
+
+def _metered_after_available(session: SessionState, item: MeterSamples) -> bool:
+    """Samples that show the transaction went on after its Available: one of them metered after it."""
+    return not item.readings or any(_after_available(session, r.at_ms) for r in item.readings)
 
 
 def _energy_final(session: SessionState) -> bool:

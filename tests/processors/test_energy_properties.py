@@ -164,8 +164,12 @@ def test_energy_across_meter_swaps_is_what_each_meter_counted(drawn: tuple[list[
         reducer.add(value, at_ms, resolution, mark)
     energy, _ = reducer.result()
     assert energy is None or math.isclose(energy, total, abs_tol=1e-6 * max(1.0, total))
+    # A new meter reading within the rounding of the old one is no swap to see: meterStop - meterStart may stand,
+    # off by that rounding at most, per break.
+    rounding = tolerance_wh(1.0) * sum(1 for *_, mark in samples if mark == 2)
     inputs = EnergyInputs(samples[0][1], samples[-1][1], True, duration_s=(samples[-1][0] - samples[0][0]) / 1000 + 60,
                           **({"transaction_data": samples} if as_transaction_data else {"meter_values": reducer}))
     result = session_energy(inputs)
     if len(samples) >= 2:
-        assert result.energy_wh is not None and math.isclose(result.energy_wh, total, abs_tol=1e-6 * max(1.0, total) + 1e-6)
+        assert result.energy_wh is not None
+        assert math.isclose(result.energy_wh, total, abs_tol=1e-6 * max(1.0, total) + rounding + 1e-6), result
