@@ -18,10 +18,11 @@ is presumed right); :func:`observe` reads one frame. A 2.0.1 event the charger f
 its own word and shows nothing. A BootNotification forgets the evidence: the charger sets its clock from the
 answer's ``currentTime``.
 
-:func:`session_timing` places a session's start and stop against the clock known at its stop and decides its
-row's duration, whether it is flagged ``clock_skew``, and the durations its energy may be judged by: a clock doubt
-never withholds the meter's energy (the charger's own duration counts whenever its two timestamps were made by the
-clock the evidence knows, in order).
+:func:`session_timing` places a session's start and stop against the clock known when each came (or the clock of
+its own two frames, when they lag alike over time) and decides its row's duration, whether it is flagged
+``clock_skew``, and the durations its energy may be judged by: a clock doubt never withholds the meter's energy
+(the charger's own duration counts whenever its two timestamps were made by one clock the evidence knows, in
+order).
 """
 
 from __future__ import annotations
@@ -110,11 +111,26 @@ class SessionTiming:
         return self.charger_s, self.gateway_s if self.from_gateway else None
 
 
+def _own_clock(start_ms: int | None, start_gw_ms: int | None, stop_ms: int | None, stop_gw_ms: int | None) -> int | None:
+    """The lag of the clock that stamped a session's start and stop, when those were live: the same lag (within
+    :data:`AGREE_MS`) at least :data:`CONFIRM_MS` of gateway time apart; else None."""
+    if start_ms is None or start_gw_ms is None or stop_ms is None or stop_gw_ms is None:
+        return None
+    start_lag, stop_lag = start_gw_ms - start_ms, stop_gw_ms - stop_ms
+    if abs(start_lag - stop_lag) <= AGREE_MS and stop_gw_ms - start_gw_ms >= CONFIRM_MS:
+        return stop_lag
+    return None
+
+
 def session_timing(start_ms: int | None, start_gw_ms: int | None, start_clock: int | None, stop_ms: int | None,
                    stop_gw_ms: int | None, stop_clock: int | None, end_gw_ms: int | None, limit_ms: int) -> SessionTiming:
     """A session's timing. ``start_clock`` / ``stop_clock``: the charger's clock (lag) as known when its start and
     its stop came (``None``: nothing shown; the other one stands in); ``stop_ms`` / ``stop_gw_ms``: its stop
     (``None`` when it was closed on a guess); ``end_gw_ms``: when it closed (its stop, or the guess).
+
+    A start and a stop that lag alike, at least :data:`CONFIRM_MS` apart, are live frames of the clock that stamped
+    them (a queue is flushed in a burst): its lag is theirs, whatever the charger's other frames show (some chargers
+    stamp transactions with a meter's clock of their own).
 
     The charger's duration is the row's when both timestamps are readable, in order, and made by one known clock
     (each live or queued by :func:`place`, and the clock did not change between them), unless that clock is off and
@@ -123,6 +139,9 @@ def session_timing(start_ms: int | None, start_gw_ms: int | None, start_clock: i
     the session is ``skew``."""
     start_clock = start_clock if start_clock is not None else stop_clock
     stop_clock = stop_clock if stop_clock is not None else start_clock
+    own = _own_clock(start_ms, start_gw_ms, stop_ms, stop_gw_ms)
+    if own is not None and abs(own) > limit_ms:
+        start_clock = stop_clock = own  # the session's own frames, live, by a clock off (whatever else stamps)
     skew = any(lag is not None and abs(lag) > limit_ms for lag in (start_clock, stop_clock))
     changed = start_clock is not None and stop_clock is not None and abs(start_clock - stop_clock) > limit_ms
     places = [place(start_ms, start_gw_ms, start_clock, limit_ms) if start_ms is not None and start_gw_ms is not None

@@ -153,6 +153,18 @@ def test_a_timestamp_no_queue_can_explain_makes_the_gateway_time_the_session(sta
     assert SKEW_FLAGS <= set(session.flags) and session.duration_s == 600.0 and session.energy_wh == 2000.0
 
 
+def test_transaction_frames_live_on_a_clock_of_their_own_are_skewed_whatever_the_statuses_say() -> None:
+    """The statuses carry the right time; the start and the stop, ten minutes apart, both lag three hours: live
+    frames of the clock that stamps transactions (a meter's), not a queue (a queue is flushed in a burst)."""
+    script = Script()
+    script.at(0).status(1, "Charging")
+    script.at(1).start(1, 5, ts=iso(1 - 3 * HOUR))
+    script.at(601).status(1, "Finishing")
+    script.at(602).stop(5, 2000, ts=iso(602 - 3 * HOUR))
+    session = only_session(script.run())
+    assert SKEW_FLAGS <= set(session.flags) and session.duration_s == 601.0 and session.energy_wh == 1000.0
+
+
 def test_a_clock_synced_during_the_session_does_not_stretch_it() -> None:
     """Three hours behind at the start (its statuses say so), right at the stop (set from a Heartbeat's time):
     the clock changed under the session; the gateway timed it."""
@@ -207,6 +219,8 @@ def test_what_frames_show_of_the_clock(frames: list[tuple[int, int]], lag: int |
     pytest.param((0, 10_800_000), (10_200_000 + 600_000, 600_000 + 10_800_000), (10_800_000, 0), (600.0, True, True),
                  id="synced_between"),
     pytest.param((600_000, 600_000), (0, 601_000), (None, None), (1.0, True, False), id="stop_before_start"),
+    pytest.param((0, 10_800_000), (600_000, 11_400_000), (0, 0), (600.0, True, True), id="own_frames_behind_clock_right"),
+    pytest.param((0, 10_800_000), (600_000, 10_801_000), (0, 0), (600.0, False, False), id="a_burst_is_a_queue"),
 ])
 def test_how_a_session_is_timed(start: tuple[int, int], stop: tuple[int, int], clocks: tuple[int | None, int | None],
                                 expected: tuple[float, bool, bool]) -> None:
