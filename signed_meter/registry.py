@@ -158,7 +158,14 @@ def parse_key_file(text: str, *, author: str = "", reference: str = "") -> list[
     ``connector_id`` (empty: the whole charge point) and ``meter_serial``. Every line is checked before
     any is returned; the first bad one raises :class:`KeyFileError`.
     """
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _key_events(reader, author, reference)
+    except csv.Error as e:
+        raise KeyFileError(max(reader.line_num, 1), f"not CSV: {e}") from e
+
+
+def _key_events(reader: csv.DictReader[str], author: str, reference: str) -> list[KeyEvent]:
     missing = {"charge_point_id", "public_key"} - set(reader.fieldnames or ())
     if missing:
         raise KeyFileError(1, f"header lacks {', '.join(sorted(missing))} (columns: {', '.join(KEY_FILE_COLUMNS)})")
