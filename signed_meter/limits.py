@@ -17,7 +17,6 @@ class SignedDataLimits:
     max_chars: int = 32_768  # the signed value as sent (base64 / JSON wrapping included)
     max_readings: int = 256  # OCMF RD entries (and U extension entries) of one record
     max_key_chars: int = 4_096  # a public key as text (hex DER of P-521 is 316 characters)
-    max_json_depth: int = 16  # nesting of the payload JSON (real records: 3)
 
 
 DEFAULT_LIMITS = SignedDataLimits()
