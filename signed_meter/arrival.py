@@ -37,7 +37,8 @@ class SignedValue:
     ``raw`` is the frame's text exactly (1.6 ``value``, 2.0.1 ``signedMeterData``); ``signed_data`` is
     the record under the OCPP transport (base64 taken off), the text a transparency application
     verifies. ``public_key`` is the key the frame carried, as sent (None when absent or empty).
-    ``problem`` is set when the transport itself could not be taken apart.
+    ``problem`` is set when the transport itself could not be taken apart; a value over the size cap
+    keeps its text in ``raw`` only (``signed_data`` empty), so it is never parsed or stored again.
     """
 
     signed_data: str
@@ -59,8 +60,8 @@ def from_ocpp16_sampled_value(sampled_value: Any, limits: SignedDataLimits = DEF
     if not isinstance(value, str):
         raw = json.dumps(value, default=str)[: limits.max_chars]
         return SignedValue(raw, raw, OCPP16, context, problem=SignedFlag.DATA_UNPARSABLE)
-    if len(value) > limits.max_chars:
-        return SignedValue(value, value, OCPP16, context, problem=SignedFlag.DATA_TOO_LARGE)
+    if len(value) > limits.max_chars:  # kept in ``raw`` only: never parsed, never copied into a session
+        return SignedValue("", value, OCPP16, context, problem=SignedFlag.DATA_TOO_LARGE)
     if value.lstrip().startswith("{"):
         return _from_oca_document(value, context)
     return SignedValue(value, value, OCPP16, context)
@@ -84,7 +85,7 @@ def from_ocpp201_sampled_value(sampled_value: Any, limits: SignedDataLimits = DE
         raw = json.dumps(data, default=str)[: limits.max_chars]
         return SignedValue(raw, raw, OCPP201, context, encoding, method, key, SignedFlag.DATA_UNPARSABLE)
     if len(data) > limits.max_chars:
-        return SignedValue(data, data, OCPP201, context, encoding, method, key, SignedFlag.DATA_TOO_LARGE)
+        return SignedValue("", data, OCPP201, context, encoding, method, key, SignedFlag.DATA_TOO_LARGE)
     return SignedValue(_base64_text(data) or data, data, OCPP201, context, encoding, method, key)
 
 

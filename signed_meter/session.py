@@ -41,6 +41,7 @@ from typing import Any
 from signed_meter.arrival import SignedValue
 from signed_meter.errors import SignedMeterError
 from signed_meter.keys import MeterKey, decode_public_key
+from signed_meter.limits import DEFAULT_LIMITS
 from signed_meter.model import (
     STATUS_PRECEDENCE,
     TX_BEGIN,
@@ -163,7 +164,7 @@ class SessionSignatures:
         )
 
     def _by_context(self, context: str, *, last: bool) -> str | None:
-        candidates = sorted(v.value.signed_data for v in self.verdicts if v.value.context == context)
+        candidates = sorted(v.value.signed_data for v in self.verdicts if v.value.context == context and v.value.signed_data)
         if not candidates:
             return None
         return candidates[-1] if last else candidates[0]
@@ -220,7 +221,9 @@ def _verdict_state(verdict: RecordVerdict) -> dict[str, Any]:
     v = verdict.value
     return {
         "signed_data": v.signed_data,
-        "raw": v.raw if v.raw != v.signed_data else None,
+        # the frame's text when it differs (base64, the OCA document); never an over-size value (the frames
+        # table keeps that one)
+        "raw": v.raw if v.raw != v.signed_data and len(v.raw) <= DEFAULT_LIMITS.max_chars else None,
         "ocpp_version": v.ocpp_version,
         "context": v.context,
         "encoding_method": v.encoding_method,

@@ -86,6 +86,9 @@ def test_transport_problems_keep_the_value_and_say_why():
     value = from_ocpp16_sampled_value(huge)
     assert value is not None and value.problem is SignedFlag.DATA_TOO_LARGE
     assert verify_signed_value(value, KEYS).status is SignatureStatus.UNPARSABLE
+    assert value.raw == huge["value"] and value.signed_data == ""
+    session = SessionSignatures().add(verify_signed_value(value, KEYS))
+    assert session.result().signed_stop is None and len(str(session.to_state())) < 1000
     number = from_ocpp16_sampled_value({"format": "SignedData", "value": 12.5})
     assert number is not None and number.raw == "12.5" and number.problem is SignedFlag.DATA_UNPARSABLE
     oca_broken = from_ocpp16_sampled_value({"format": "SignedData", "value": '{"signedMeterData": "***"}'})
