@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -110,7 +110,7 @@ class KeyRegistry:
         )
 
     @staticmethod
-    def _same_key(key: RegisteredKey):  # noqa: ANN205 - a predicate
+    def _same_key(key: RegisteredKey) -> Callable[[RegisteredKey], bool]:
         mine = _point_or_text(key.public_key)
 
         def same(entry: RegisteredKey) -> bool:
