@@ -54,6 +54,22 @@ def process_started(pid: int) -> int | None:
     return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
+def folder_holder(folder: Path) -> int | None:
+    """The pid of the process whose ClickHouse engine holds ``folder`` (its lock on ``status``, from
+    ``/proc/locks``); None when nobody does, or where that cannot be known."""
+    try:
+        inode = (folder / "status").stat().st_ino
+        locks = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in locks.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" (a blocked waiter's line has "->" after the index)
+        if len(fields) >= 6 and fields[1] != "->" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            return int(fields[4])
+    return None
+
+
 def publish(folder: Path, endpoint: Endpoint) -> Path:
     """Write the file atomically, owner-only from its first byte."""
     path = folder / FILE_NAME

@@ -13,6 +13,7 @@ Every refusal is one line (:class:`~infra.errors.QueryRefused`, :class:`~infra.e
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -44,6 +45,11 @@ def run_query(ch: ClickHouseSettings, sql: SqlSettings, text: str) -> ReadResult
         return query_worker(endpoint, token, folder, text, timeout_s=sql.max_execution_s + 15)
     if not (folder / "metadata").is_dir():
         raise ReadUnavailable(f"no ClickHouse data in {folder}: start the worker (or `ocpp-pipeline db migrate`) first")
+    holder = read_endpoint.folder_holder(folder)
+    if holder is not None and holder != os.getpid():
+        stale = "" if endpoint is None else f"; its endpoint file is stale (pid {endpoint.pid} is gone)"
+        raise ReadUnavailable(f"{folder} is held by process {holder} (one process per chDB folder), which publishes no "
+                              f"read endpoint{stale}: is a worker starting, or another command running?")
     return reader.read_embedded(folder, text, limits, database=ch.database)
 
 

@@ -144,8 +144,10 @@ async def _replay_exclusions(consumer: AIOKafkaConsumer, kafka: KafkaSettings, s
     partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
     consumer.assign(partitions)
     ends = await consumer.end_offsets(partitions)
-    await consumer.seek_to_beginning(*partitions)
-    remaining = {tp for tp in partitions if ends[tp] > await consumer.position(tp)}
+    starts = await consumer.beginning_offsets(partitions)
+    for tp in partitions:
+        consumer.seek(tp, starts[tp])
+    remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
     intake, stored, invalid = ExclusionIntake(), 0, 0
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=1000)
