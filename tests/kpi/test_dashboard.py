@@ -67,4 +67,7 @@ def test_every_query_runs_and_the_panels_agree_with_the_reports(chdb_client, dat
     assert results["Attempt funnel: attempts, deliveries, ok stops"] == [(3, 2, 1)]
     assert dict(results["Attempt outcomes (failure codes)"]) == {"ok": 1, "stop_other": 1, "no_energy": 1}
     assert results["Chargers blocked longest after stops"] == [("CP-1", 1, 0.17, 10.0)]
+    # Outage a (100-172) is named by the exclusion that begins first (136-320), b (300-400) by the same one.
+    assert results["Excluded outages by reason (EV-ChART; the exclusion that names each outage)"] == [
+        ("scheduled_maintenance", 2, 2.87)]
     assert [r[0] for r in results["variable charger"]] == ["CP-1"]  # CP-2 reported nothing in the range
