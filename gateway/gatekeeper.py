@@ -31,7 +31,7 @@ WeakPasswords = Literal["warn", "refuse"]
 _FAILED = {Verdict.UNKNOWN_CHARGE_POINT: RefusalKind.UNKNOWN_CHARGE_POINT, Verdict.WRONG_PASSWORD: RefusalKind.WRONG_PASSWORD}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a setattr call per field, per upgrade
 class Attempt:
     path: str
     offered_subprotocols: Sequence[str]  # the raw Sec-WebSocket-Protocol header values

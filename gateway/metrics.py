@@ -41,9 +41,9 @@ class GatewayMetrics:
         self.weak_password_logins = Counter(
             "ocpp_gateway_weak_password_logins", "logins admitted with a password outside the OCPP security profiles' "
             "rule (OCPP_GATEWAY_WEAK_PASSWORDS=warn)", registry=r)
-        self.throttle_keys = Gauge(
-            "ocpp_gateway_login_throttle_keys", "charge point ids and client addresses with failed logins remembered",
-            ["ledger"], registry=r, multiprocess_mode="livesum")
+        keys = Gauge("ocpp_gateway_login_throttle_keys", "charge point ids and client addresses with failed logins remembered",
+                     ["ledger"], registry=r, multiprocess_mode="livesum")
+        self.throttle_keys = {ledger: keys.labels(ledger) for ledger in ("charge_point", "address")}
         self.frames = Counter("ocpp_gateway_frames", "frames by direction, action and outcome", ["direction", "action", "outcome"], registry=r)
         self.publish_seconds = Histogram(
             "ocpp_gateway_publish_seconds", "time from receiving a transaction frame to Kafka's acknowledgement",

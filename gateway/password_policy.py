@@ -17,6 +17,7 @@ password is 16 to 20 octets, configured as up to 40 hexadecimal digits; the char
 from __future__ import annotations
 
 import binascii
+import re
 import string
 
 from gateway.errors import WeakPassword
@@ -25,6 +26,7 @@ MIN_CHARACTERS, MAX_CHARACTERS = 16, 40  # OCPP 2.0.1 A00.FR.205
 MIN_KEY_OCTETS, MAX_KEY_OCTETS = 16, 20  # OCPP 1.6 Security Whitepaper, AuthorizationKey
 PASSWORD_CHARACTERS = frozenset(string.ascii_letters + string.digits + "*-_=:+|@.")
 _SHOWN = "a-z A-Z 0-9 * - _ = : + | @ ."
+_PASSWORD_STRING = re.compile(rb"[A-Za-z0-9*\-_=:+|@.]{%d,%d}" % (MIN_CHARACTERS, MAX_CHARACTERS))
 
 
 def check_password(password: str) -> None:
@@ -56,6 +58,4 @@ def authorization_key_octets(hex_digits: str) -> bytes:
 def acceptable(secret: bytes) -> bool:
     """A secret presented at login meets one of the two rules: 16-40 passwordString characters (2.0.1)
     or 16-20 octets of anything (a 1.6 AuthorizationKey)."""
-    if MIN_KEY_OCTETS <= len(secret) <= MAX_KEY_OCTETS:
-        return True
-    return MIN_CHARACTERS <= len(secret) <= MAX_CHARACTERS and all(chr(b) in PASSWORD_CHARACTERS for b in secret)
+    return MIN_KEY_OCTETS <= len(secret) <= MAX_KEY_OCTETS or _PASSWORD_STRING.fullmatch(secret) is not None

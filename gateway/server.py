@@ -301,8 +301,8 @@ class Gateway:
             log.warning("failed login from %s: further attempts refused unchecked for %.1f s", connection.address or
                         connection.remote_address, refusal.blocked_for_s)
         throttle = self.gatekeeper.throttle
-        self.metrics.throttle_keys.labels("charge_point").set(len(throttle.charge_points))
-        self.metrics.throttle_keys.labels("address").set(len(throttle.addresses))
+        self.metrics.throttle_keys["charge_point"].set(len(throttle.charge_points))
+        self.metrics.throttle_keys["address"].set(len(throttle.addresses))
         response = connection.respond(refusal.status, refusal.reason + "\n")
         if refusal.status == HTTPStatus.UNAUTHORIZED and self.settings.security_profile in (1, 2):
             response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'

@@ -36,7 +36,7 @@ class GatewaySettings(BaseSettings):
     )
     # int, not Literal[0, 1, 2, 3]: a Literal of ints refuses the string "2" that the environment gives.
     security_profile: int = Field(0, ge=0, le=3, description="0 none, 1 Basic, 2 TLS + Basic, 3 mutual TLS")
-    credentials_file: Path | None = Field(None, description="profiles 1-2: JSON of charge point id -> salted hash (`ocpp-pipeline credentials set`)")
+    credentials_file: Path | None = Field(None, description="profiles 1-2: JSON of charge point id -> salted hash (`ocpp-pipeline credentials add`)")
     weak_passwords: Literal["warn", "refuse"] = Field(
         "warn",
         description="profiles 1-2: a right password outside 16-40 passwordString characters (or 16-20 octets, "

@@ -25,7 +25,7 @@ PROXIES = ("10.0.0.0/8", "127.0.0.0/8", "::1/128", "fd00::/8")
         ("[2001:db8::1]:443", "2001:db8::1"),
         ('"[2001:db8::1]"', "2001:db8::1"),
         ("::ffff:198.51.100.2", "198.51.100.2"),  # IPv4-mapped: the IPv4 client
-        ("fe80::1%eth0", "fe80::1%eth0"),
+        ("fe80::1%eth0", "fe80::1"),  # the zone names a link, not a client
         ("unknown", None),
         ("_hidden", None),
         ("", None),
