@@ -109,6 +109,26 @@ def decisions() -> dict[str, float]:
     }
 
 
+def throttle_memory_mib(capacity: int = 65536) -> float:
+    """What the throttle holds when an attacker fills it: both ledgers and the last-good-address map at
+    ``capacity``, 48-character ids, IPv6 /64 keys, all failed within the hour (none forgiven yet)."""
+    import tracemalloc
+
+    from gateway.throttle import Backoff, LoginThrottle
+
+    tracemalloc.start()
+    throttle = LoginThrottle(Backoff(5, 1, 300, 3600), Backoff(100, 1, 300, 3600), capacity)
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(capacity + 1000):
+        charge_point, address = f"CP-{i:045d}", f"2001:db8:{i >> 16:x}:{i & 0xffff:x}::/64"
+        throttle.failed(charge_point, address, i * 1e-3)
+        throttle.succeeded(charge_point, address)
+        throttle.failed(charge_point, address, i * 1e-3)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / 2**20
+
+
 # --- 2. real sockets --------------------------------------------------------------------------------
 
 
@@ -219,11 +239,13 @@ def main() -> None:
     parser.add_argument("--no-sockets", action="store_true", help="the decisions part only")
     args = parser.parse_args()
     raise_fd_limit()
+    print(f"load average at start {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     d = decisions()
     print("1. upgrade decisions alone (µs per upgrade, median of 5 x 20k):")
     print(f"   good login     before {d['before_good_us']:6.2f}  now {d['now_good_us']:6.2f}  (+{d['now_good_us'] - d['before_good_us']:.2f} µs)")
     print(f"   wrong password before {d['before_wrong_us']:6.2f}  now {d['now_wrong_us']:6.2f}  (+{d['now_wrong_us'] - d['before_wrong_us']:.2f} µs)")
     print(f"   throttled                     now {d['now_throttled_us']:6.2f}")
+    print(f"   throttle memory when full (65,536 keys per ledger): {throttle_memory_mib():.1f} MiB per process")
     if args.no_sockets:
         return
     with tempfile.TemporaryDirectory(prefix="ocpp-handshake-bench-") as folder:
@@ -235,6 +257,7 @@ def main() -> None:
         rate, cpu = row["per_s"], row["cpu_us"]
         print(f"   {key:<13} {statistics.median(rate):>8.0f} ({min(rate):>5.0f}-{max(rate):<5.0f})"
               f"{statistics.median(cpu):>16.1f} ({min(cpu):>6.1f}-{max(cpu):<6.1f})")
+    print(f"   load average at the end {os.getloadavg()[0]:.1f}")
     for kind in ("good", "wrong"):
         before, now = r[f"before {kind}"], r[f"now {kind}"]
         # Rounds alternate before/now, so round i of each ran under about the same load: ratios per round.

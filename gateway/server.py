@@ -27,7 +27,6 @@ import uuid
 import weakref
 from http import HTTPStatus
 from pathlib import Path
-
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -278,7 +277,7 @@ class Gateway:
                 request.path, request.headers.get_all("Sec-WebSocket-Protocol"),
                 tuple(request.headers.get_all("Authorization")), peer, connection.address, time.monotonic()))
         except HandshakeRefused as refusal:
-            return self._refuse(connection, refusal)
+            return self._refuse(connection, refusal, request.path)
         if admission.weak_password:
             self._admitted_weak(admission.charge_point_id)
         self._accepted[connection] = (admission.charge_point_id, admission.subprotocol)
@@ -289,7 +288,7 @@ class Gateway:
         request.headers["Sec-WebSocket-Protocol"] = admission.subprotocol
         return None
 
-    def _refuse(self, connection: ChargerConnection, refusal: HandshakeRefused) -> Response:
+    def _refuse(self, connection: ChargerConnection, refusal: HandshakeRefused, path: str) -> Response:
         self.metrics.refusals.labels(reason=refusal.status.name.lower()).inc()
         self.metrics.access_refusals[refusal.kind].inc()
         # The path may carry an id a charger was not allowed to use: log it repr-escaped, never a credential.
@@ -298,8 +297,8 @@ class Gateway:
         log.log(level, "refused %s (address %s): %s %s (%s)", connection.remote_address, connection.address,
                 int(refusal.status), refusal.reason, refusal.kind.value)
         if refusal.blocked_for_s:
-            log.warning("failed login from %s: further attempts refused unchecked for %.1f s", connection.address or
-                        connection.remote_address, refusal.blocked_for_s)
+            log.warning("failed login on %r from %s: that charge point or address is refused unchecked for %.1f s",
+                        path[:100], connection.address or connection.remote_address, refusal.blocked_for_s)
         throttle = self.gatekeeper.throttle
         self.metrics.throttle_keys["charge_point"].set(len(throttle.charge_points))
         self.metrics.throttle_keys["address"].set(len(throttle.addresses))
