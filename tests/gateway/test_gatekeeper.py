@@ -142,6 +142,7 @@ def test_no_oracle(script: list[tuple[str, str, str | None, float]]) -> None:
             assert (charge_point, password, blocked) == ("CP-1", "right", None)
             continue
         status, reason, kind = result
+        assert (charge_point, password, blocked) != ("CP-1", "right", None)  # the right password, unblocked, opens
         assert (status, reason) == (HTTPStatus.UNAUTHORIZED, UNAUTHORIZED)  # one face for every kind
         if kind in (RefusalKind.THROTTLED_ADDRESS, RefusalKind.THROTTLED_CHARGE_POINT):
             assert kind is blocked and header
