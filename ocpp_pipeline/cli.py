@@ -87,20 +87,26 @@ def _configure_logging(level: str) -> None:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from gateway.cores import available_cores
+    from gateway.errors import ListenError
     from gateway.server import run_gateway
     from gateway.settings import GatewaySettings
     from infra.logs import LogSettings
 
     _configure_logging(args.log_level)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("processes", args.processes)) if v is not None}
-    settings = GatewaySettings(**overrides)
+    flags = (("host", args.host), ("port", args.port), ("admin_host", args.admin_host), ("admin_port", args.admin_port),
+             ("processes", args.processes))
+    settings = GatewaySettings(**{k: v for k, v in flags if v is not None})
     processes = settings.processes or available_cores()
-    if processes == 1:
-        _run_async(run_gateway(settings, KafkaSettings()))
-        return 0
-    from gateway.supervisor import run_supervisor
+    try:
+        if processes == 1:
+            _run_async(run_gateway(settings, KafkaSettings()))
+            return 0
+        from gateway.supervisor import run_supervisor
 
-    return run_supervisor(settings, KafkaSettings(), processes, log_level=args.log_level, log_format=LogSettings().format)
+        return run_supervisor(settings, KafkaSettings(), processes, log_level=args.log_level, log_format=LogSettings().format)
+    except ListenError as exc:
+        print(f"ocpp-pipeline gateway: cannot listen: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_async(coro) -> object:
@@ -157,14 +163,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_credentials(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from gateway import handshake, password_policy
     from gateway.credentials import Credentials
+    from gateway.errors import WeakPassword
 
-    password = sys.stdin.readline().rstrip("\n")
-    if not password:
-        print("ocpp-pipeline credentials: read no password on standard input", file=sys.stderr)
+    def refuse(reason: str) -> int:
+        print(f"ocpp-pipeline credentials {args.action}: {reason}", file=sys.stderr)
         return 2
-    Credentials.set_entry(Path(args.file), args.charge_point_id, password)
-    _say(f"credentials for {args.charge_point_id} written to {args.file}")
+
+    path = Path(args.file)
+    if not handshake.valid_charge_point_id(args.charge_point_id):
+        return refuse(f"{args.charge_point_id!r} can never connect: a charge point id is 1-{handshake.MAX_ID_LENGTH} "
+                      "characters of A-Za-z0-9*-_=+|@.")
+    if args.action == "add" and Credentials.has_entry(path, args.charge_point_id):
+        return refuse(f"{args.charge_point_id} already has credentials in {path} (`credentials set` replaces them)")
+    text = sys.stdin.readline().rstrip("\r\n")
+    if not text:
+        return refuse("read no password on standard input")
+    try:
+        if args.authorization_key:
+            secret: str | bytes = password_policy.authorization_key_octets(text)
+        else:
+            password_policy.check_password(text)
+            secret = text
+    except WeakPassword as exc:
+        return refuse(str(exc))
+    Credentials.set_entry(path, args.charge_point_id, secret)
+    _say(f"credentials for {args.charge_point_id} written to {path}")
     return 0
 
 
@@ -268,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser("gateway", help="the OCPP 1.6J / 2.0.1 WebSocket gateway (frames to Kafka), one process per core")
     gateway.add_argument("--host", help="overrides OCPP_GATEWAY_HOST")
     gateway.add_argument("--port", type=int, help="overrides OCPP_GATEWAY_PORT")
+    gateway.add_argument("--admin-host", help="overrides OCPP_GATEWAY_ADMIN_HOST (/healthz, /readyz, /metrics)")
+    gateway.add_argument("--admin-port", type=int, help="overrides OCPP_GATEWAY_ADMIN_PORT (/healthz, /readyz, /metrics)")
     gateway.add_argument("--processes", type=int, metavar="N",
                          help="processes sharing the port, one per core (overrides OCPP_GATEWAY_PROCESSES; "
                               "default: the cores this container may use)")
@@ -292,10 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(func=cmd_replay)
 
-    credentials = sub.add_parser("credentials", help="Basic-auth secrets of chargers (security profiles 1-2)")
-    credentials.add_argument("action", choices=["set"])
+    credentials = sub.add_parser(
+        "credentials", help="Basic-auth secrets of chargers (security profiles 1-2): the password on standard input, "
+        "16-40 characters of a-z A-Z 0-9 * - _ = : + | @ . (OCPP 2.0.1 BasicAuthPassword)")
+    credentials.add_argument("action", choices=["add", "set"], help="add: a charger without credentials yet; set: add or replace")
     credentials.add_argument("charge_point_id")
     credentials.add_argument("--file", required=True, help="the credentials file (OCPP_GATEWAY_CREDENTIALS_FILE)")
+    credentials.add_argument("--authorization-key", action="store_true",
+                             help="standard input is an OCPP 1.6 AuthorizationKey: 32-40 hexadecimal digits, the charger "
+                                  "sends their 16-20 octets")
     credentials.set_defaults(func=cmd_credentials)
 
     from ocpp_pipeline.reports import add_outages_parser, add_report_parser

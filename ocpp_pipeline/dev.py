@@ -96,7 +96,9 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             children.append(Child("simulator", ["simulate", "--quiet", *simulator_args(simulator), *extra], env, log_dir))
         print(f"ready in {time.monotonic() - started:.1f} s", flush=True)
         print(f"  chargers connect to   ws://{host}:{gateway.port}{gateway.path_prefix}/<chargePointId>  (subprotocols {', '.join(gateway.subprotocols)})")
-        print(f"  gateway metrics       http://{host}:{gateway.port}/metrics")
+        admin_host = "127.0.0.1" if gateway.admin_host in ("0.0.0.0", "") else gateway.admin_host
+        print(f"  gateway metrics       http://{admin_host}:{gateway.admin_port}/metrics" if gateway.admin_port
+              else "  gateway metrics       /metrics on a free port (see the gateway log)")
         print(f"  worker metrics        http://{worker.web_host}:{worker.web_port}/metrics")
         print(f"  query                 .venv/bin/ocpp-pipeline sql \"SELECT * FROM {ch.database}.sessions FINAL\"")
         print(f"  read endpoint         {_read_endpoint(ch)}")

@@ -107,6 +107,9 @@ def suite_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for name in [n for n in os.environ if n.upper().startswith("OCPP_")]:
         del os.environ[name]
     os.environ["OCPP_HOME"] = str(home)
+    # A gateway a test starts serves /healthz, /readyz and /metrics on a free port unless the test says
+    # which: never make run's 9001, nor another gateway's of the same test.
+    os.environ["OCPP_GATEWAY_ADMIN_PORT"] = "0"
     try:
         yield home
     finally:
