@@ -7,9 +7,10 @@ broker hold exactly the table: SCRAM credentials are upserted (the password of e
 file, so deleting a file and starting again rotates it), missing bindings are created and bindings of the
 pipeline's principals that the table no longer lists are deleted. Bindings of other principals are left alone.
 
-aiokafka has requests for ACLs (CreateAcls v1, DescribeAcls v1, DeleteAcls v1: Kafka 4 still serves them)
-but none for SCRAM credentials: ``AlterUserScramCredentials`` (KIP-554, API key 51, a flexible version only)
-is declared here with aiokafka's own protocol types.
+aiokafka declares the ACL requests (CreateAcls v1, DescribeAcls v1, DeleteAcls v1: Kafka 4 still serves them),
+though its builders put one binding in each request: the builders here send them all in one (each request is a
+round trip through the controller). It has nothing for SCRAM credentials: ``AlterUserScramCredentials``
+(KIP-554, API key 51, a flexible version only) is declared here with aiokafka's own protocol types.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import Any, TypeAlias
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
-from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
     CompactArray, CompactBytes, CompactString, Int8, Int16, Int32, Schema, TaggedFields,
 )
 
 from infra.errors import BrokerError
+from infra.kafka_close import settle
 from infra.kafka_acls import Binding, Identity, Operation, PatternType, Resource, ResourceType, bindings
 from infra.settings import KafkaSettings
 
@@ -90,6 +92,26 @@ class AlterUserScramCredentialsRequest(Request[_AlterScramStruct]):
         return request_struct_class([], [(*u, {}) for u in self._upsertions], {})
 
 
+class _CreateAcls(Request[CreateAclsRequest_v1]):
+    API_KEY = 30
+
+    def __init__(self, creations: list[tuple[int, str, int, str, str, int, int]]) -> None:
+        self._creations = creations
+
+    def build(self, request_struct_class: type[CreateAclsRequest_v1]) -> CreateAclsRequest_v1:
+        return request_struct_class(self._creations)
+
+
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):
+    API_KEY = 31
+
+    def __init__(self, filters: list[tuple[int, str, int, str, str, int, int]]) -> None:
+        self._filters = filters
+
+    def build(self, request_struct_class: type[DeleteAclsRequest_v1]) -> DeleteAclsRequest_v1:
+        return request_struct_class(self._filters)
+
+
 def salted_password(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> bytes:
     """SCRAM's SaltedPassword (RFC 5802: Hi() is PBKDF2 with HMAC-SHA-512 here): what the broker stores,
     with the salt and iterations, instead of the password."""
@@ -118,13 +140,17 @@ async def provision(admin_settings: KafkaSettings, table: Iterable[Identity], pa
         wanted = bindings(table)
         principals = {entry.principal for entry in table}
         held = {b for b in await describe_bindings(admin) if b.principal in principals}
-        missing, stale = wanted - held, held - wanted
-        for binding in sorted(missing, key=Binding.sort_key):
-            await _create(admin, binding)
-        for binding in sorted(stale, key=Binding.sort_key):
-            await _delete(admin, binding)
+        missing = sorted(wanted - held, key=Binding.sort_key)
+        stale = sorted(held - wanted, key=Binding.sort_key)
+        if missing:
+            response = await admin._send_request(_CreateAcls([_fields(b) for b in missing]))
+            _check("creating", missing, [(code, message) for code, message in response.creation_responses])
+        if stale:
+            response = await admin._send_request(_DeleteAcls([_fields(b) for b in stale]))
+            _check("deleting", stale, [(r[0], r[1]) for r in response.filter_responses])
     finally:
         await admin.close()
+        await settle(admin_settings)
     return Provisioned(tuple(entry.name for entry in table), len(missing), len(stale))
 
 
@@ -163,18 +189,8 @@ def _fields(binding: Binding) -> tuple[int, str, int, str, str, int, int]:
     return (r.type.code, r.name, r.pattern.code, binding.principal, "*", binding.operation.code, _ALLOW)
 
 
-async def _create(admin: AIOKafkaAdminClient, binding: Binding) -> None:
-    response = await admin._send_request(CreateAclsRequest(*_fields(binding)))
-    _check("creating", binding, [(code, message) for code, message in response.creation_responses])
-
-
-async def _delete(admin: AIOKafkaAdminClient, binding: Binding) -> None:
-    response = await admin._send_request(DeleteAclsRequest(*_fields(binding)))
-    _check("deleting", binding, [(r[0], r[1]) for r in response.filter_responses])
-
-
-def _check(doing: str, binding: Binding, results: list[tuple[int, Any]]) -> None:
-    for code, message in results:
+def _check(doing: str, sent: list[Binding], results: list[tuple[int, Any]]) -> None:
+    for binding, (code, message) in zip(sent, results):
         if code != _NO_ERROR:
             raise BrokerError(f"{doing} the ACL {binding} failed: {for_code(code).__name__} {message or ''}".rstrip())
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from infra.errors import BrokerError
+from infra.kafka_close import settle
 from infra.local_kafka import BrokerStatus, LocalBroker, Node, cluster_id
 from infra.settings import KafkaSettings, LocalKafkaSettings
 
@@ -172,6 +173,7 @@ def registered_brokers(bootstrap_servers: str, timeout_s: float = 5.0, settings:
             return 0
         finally:
             await client.close()
+            await settle(settings)
 
     return asyncio.run(probe())
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from infra.errors import BrokerError, PrerequisiteMissing
 from infra.kafka_acls import identities
+from infra.kafka_close import settle
 from infra.local_credentials import ADMIN, SUPER_USERS, LocalCredentials
 from infra.settings import KafkaSettings, LocalKafkaSettings
 
@@ -505,6 +506,7 @@ def answers_metadata(bootstrap_servers: str, timeout_s: float = 5.0, settings: K
             return False
         finally:
             await client.close()
+            await settle(settings)
 
     level = logging.getLogger("aiokafka").level
     try:

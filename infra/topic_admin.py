@@ -39,6 +39,7 @@ from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
 from infra.errors import TopicError, TopicNotPermitted, TopicRefused
+from infra.kafka_close import settle
 from infra.settings import KafkaSettings
 from schemas.topics import ALL_TOPICS, TopicSpec
 
@@ -222,6 +223,7 @@ async def _ensure(
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+        await settle(settings)
     states = [
         TopicState(spec.name, spec.name in created, ready[spec.name].partitions, spec.partitions,
                    ready[spec.name].replication_factor)
@@ -273,6 +275,7 @@ async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
         (described,) = await _describe(admin, [topic])
     finally:
         await admin.close()
+        await settle(settings)
     if described.get("error_code") or not described.get("partitions"):
         raise TopicError(f"topic {topic} does not exist")
     return sorted(p["partition"] for p in described["partitions"])
