@@ -33,6 +33,8 @@ from aiokafka.errors import (
 )
 
 from infra import local_pki
+from infra.errors import TopicNotPermitted
+from infra.kafka_probe import main as probe
 from infra.kafka_close import settle
 from infra.kafka_acls import (
     ALERTING, EXCLUSIONS_TOPIC, GATEWAY, OPERATOR, WORKER, Operation, ResourceType, bindings, permits,
@@ -293,3 +295,29 @@ def test_deleting_an_identity_file_and_starting_again_rotates_its_password(secur
         asyncio.run(_consume(old, FAULTS.name, None))
     asyncio.run(_consume(new, FAULTS.name, None))
 
+
+
+def test_a_service_creates_no_contract_topic_and_says_which_it_may_not_see(secured: SecuredBus) -> None:
+    """Topics are the administrator's: the gateway's check of the frames topic creates nothing, and asked for a
+    topic it may not see it says so (a service waits on this; ``topics create`` stops on it)."""
+    gateway = secured.settings_of(GATEWAY, partitions=2)
+    (frames,) = asyncio.run(ensure_topics(gateway, [FRAMES]))
+    assert not frames.created
+    with pytest.raises(TopicNotPermitted, match=f"user {GATEWAY} may not see topic {SESSIONS.name}"):
+        asyncio.run(ensure_topics(gateway, [FRAMES, SESSIONS]))
+    with pytest.raises(TopicNotPermitted, match=f"user {WORKER} may not see topic ocpp.rogue.v2"):
+        asyncio.run(ensure_topics(secured.settings_of(WORKER), [TopicSpec("ocpp.rogue.v2", 1, 3600_000)]))
+
+
+def test_the_probe_of_the_attack_catalogue_says_allowed_or_refused(secured: SecuredBus, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in env_values(secured.settings_of(GATEWAY)).items():
+        monkeypatch.setenv(name, value)
+    assert probe(["produce", FRAMES.name]) == 0
+    assert probe(["consume", FRAMES.name]) == 1
+    monkeypatch.setenv("OCPP_KAFKA_SASL_PASSWORD", "guess")
+    assert probe(["produce", FRAMES.name]) == 1
+    said = capsys.readouterr().out.splitlines()
+    assert said == [f"allowed: produce {FRAMES.name} as user {GATEWAY}",
+                    f"refused: TopicAuthorizationFailedError (user {GATEWAY})",
+                    f"refused: cannot connect to {secured.local.bootstrap_servers} as user {GATEWAY}"]
