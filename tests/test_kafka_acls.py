@@ -214,3 +214,16 @@ def test_a_secured_broker_has_no_plain_text_listener(tmp_path: Path) -> None:
     assert lines["super.users"] == f"User:{BROKER};User:{ADMIN}"
     plain = LocalKafkaSettings(home=tmp_path, port=19092, controller_port=19093)
     assert "SASL" not in server_properties(plain, Node.single(plain))
+
+
+def test_a_secured_cluster_gives_each_node_its_own_listeners_and_one_credentials_folder(tmp_path: Path) -> None:
+    from infra.local_cluster import cluster_nodes
+
+    settings = LocalKafkaSettings(home=tmp_path, secure=True, brokers=3, port=19092, controller_port=19093, tls_port=19192)
+    nodes = cluster_nodes(settings)
+    listeners = [dict(line.split("=", 1) for line in server_properties(settings, node).splitlines())["listeners"]
+                 for node in nodes]
+    assert listeners == [f"SASL_SSL://127.0.0.1:{19092 + 2 * i},SSL://127.0.0.1:{19192 + i},CONTROLLER://127.0.0.1:{19093 + 2 * i}"
+                         for i in range(3)]
+    assert settings.tls_bootstrap_servers == "127.0.0.1:19192,127.0.0.1:19193,127.0.0.1:19194"
+    assert settings.credentials_dir == settings.cluster_dir / "credentials"

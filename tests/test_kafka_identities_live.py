@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     ClusterAuthorizationFailedError, GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError,
@@ -35,6 +35,7 @@ from aiokafka.errors import (
 from infra import local_pki
 from infra.errors import TopicNotPermitted
 from infra.kafka_probe import main as probe
+from infra.kafka_probe import produce  # idempotent, acks=all: what the gateway does
 from infra.kafka_close import settle
 from infra.kafka_acls import (
     ALERTING, EXCLUSIONS_TOPIC, GATEWAY, OPERATOR, WORKER, Operation, ResourceType, bindings, permits,
@@ -98,21 +99,10 @@ def test_anonymous_and_unknown_clients_are_refused(secured: SecuredBus, who: str
                                                            ssl_certfile=_foreign_certificate(tmp_path)),
     }[who]()
     with pytest.raises(KafkaConnectionError):
-        asyncio.run(_produce(settings, FRAMES.name))
+        asyncio.run(produce(settings, FRAMES.name))
 
 
 # --- each identity, exactly its permissions ------------------------------------------------------------
-
-
-async def _produce(settings: KafkaSettings, topic: str) -> None:
-    # Idempotent, acks=all: what the gateway does (InitProducerId included).
-    producer = AIOKafkaProducer(**settings.client_options(), enable_idempotence=True, request_timeout_ms=10_000)
-    try:
-        await asyncio.wait_for(producer.start(), 30)
-        await asyncio.wait_for(producer.send_and_wait(topic, b"probe", key=b"CP-PROBE"), 30)
-    finally:
-        await producer.stop()
-        await settle(settings)
 
 
 async def _consume(settings: KafkaSettings, topic: str, group: str | None) -> None:
@@ -181,7 +171,7 @@ def required(action: str, topic: str, group: str | None) -> list[tuple[Operation
 
 
 def _outcome(settings: KafkaSettings, action: str, topic: str, group: str | None) -> bool:
-    run = {"produce": lambda: _produce(settings, topic), "create": lambda: _create(settings, topic),
+    run = {"produce": lambda: produce(settings, topic), "create": lambda: _create(settings, topic),
            "consume": lambda: _consume(settings, topic, group)}[action]
     try:
         asyncio.run(run())
@@ -194,7 +184,7 @@ def _outcome(settings: KafkaSettings, action: str, topic: str, group: str | None
 def seeded(secured: SecuredBus) -> SecuredBus:
     """One record on each topic the cases read, written by the administrator."""
     for topic in (FRAMES.name, FAULTS.name, SESSIONS.name, EXCLUSIONS_TOPIC):
-        asyncio.run(_produce(admin(secured), topic))
+        asyncio.run(produce(admin(secured), topic))
     return secured
 
 
