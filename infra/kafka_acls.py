@@ -31,10 +31,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from schemas.topics import FAULTS, FRAMES, SESSIONS
+from schemas.topics import EXCLUSIONS, FAULTS, FRAMES, SESSIONS
 
-# Declared in schemas/topics.py by the exclusions change (issue 22, read path); the name is agreed (ports).
-EXCLUSIONS_TOPIC = "ocpp.exclusions.v1"
+EXCLUSIONS_TOPIC = EXCLUSIONS.name
 DEFAULT_APP_ID = "ocpp-processors"  # OCPP_WORKER_APP_ID's default
 
 

@@ -48,6 +48,26 @@ def admin_settings(local: LocalKafkaSettings, kafka: KafkaSettings) -> KafkaSett
         replication_factor=kafka.replication_factor)
 
 
+def as_local_identity(kafka: KafkaSettings, local: LocalKafkaSettings, name: str) -> KafkaSettings:
+    """``kafka`` as the command was given it; but when it names no identity at all (PLAINTEXT, no certificate) and
+    points at this machine's broker, which runs secured, the settings of the local identity ``name`` (its
+    ``.env`` file): ``make run`` secures its broker, and ``outages exclude``, ``replay`` or ``topics create`` typed in
+    another terminal then act as the operator, the worker or the administrator without being told how."""
+    from infra.local_kafka import LocalBroker
+
+    anonymous = kafka.security_protocol == "PLAINTEXT"
+    if not anonymous or kafka.bootstrap_servers != local.bootstrap_servers:
+        return kafka
+    broker = LocalBroker(local.model_copy(update={"secure": True}))
+    if broker.pid() is None or not broker.configured_secure():
+        return kafka
+    naming = {"topic_prefix": kafka.topic_prefix, "partitions": kafka.partitions,
+              "replication_factor": kafka.replication_factor}
+    if name == ADMIN:
+        return admin_settings(local, kafka)
+    return LocalCredentials(local.credentials_dir).sasl_settings(name, local.bootstrap_servers, **naming)
+
+
 def make_ready(local: LocalKafkaSettings, kafka: KafkaSettings, app_id: str) -> SecuredBus:
     """Apply the identities (for topics named with ``kafka.topic_prefix`` and a worker of ``app_id``) to the
     running secured broker and create the pipeline's topics."""

@@ -58,7 +58,10 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    for state in asyncio.run(ensure_topics(KafkaSettings())):
+    from infra.local_credentials import ADMIN
+    from infra.secured_broker import as_local_identity
+
+    for state in asyncio.run(ensure_topics(as_local_identity(KafkaSettings(), LocalKafkaSettings(), ADMIN))):
         _say(state.describe())
     return 0
 
@@ -155,9 +158,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.database:
         ch = ch.model_copy(update={"database": args.database})
     since = datetime.fromisoformat(args.from_time).replace(tzinfo=timezone.utc) if args.from_time else None
+    from infra.kafka_acls import WORKER
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), WORKER)  # dev's secured broker: as the worker
     with ExitStack() as stack:
         report = None if args.quiet else stack.enter_context(progress("replay: frames"))
-        summary = asyncio.run(replay(WorkerSettings(), KafkaSettings(), ch, from_time=since, settle=not args.no_settle,
+        summary = asyncio.run(replay(WorkerSettings(), kafka, ch, from_time=since, settle=not args.no_settle,
                                      force=args.force, report=report))
     _say(summary.describe() + f" into database {ch.database}")
     return 0
@@ -247,7 +254,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_outages(args: argparse.Namespace) -> int:
     from ocpp_pipeline.reports import record_exclusion_from_args
 
-    _say(record_exclusion_from_args(args, ClickHouseSettings(), SqlSettings(), KafkaSettings()))
+    from infra.kafka_acls import OPERATOR
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), OPERATOR)
+    _say(record_exclusion_from_args(args, ClickHouseSettings(), SqlSettings(), kafka))
     return 0
 
 

@@ -63,10 +63,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBus]:
     broker.start()
     try:
         kafka = KafkaSettings(partitions=2)
-        bus = make_ready(local, kafka, APP_ID)
-        # The exclusions topic (declared beside the others once the read path lands; created here until then).
-        asyncio.run(ensure_topics(admin_settings(local, kafka), [TopicSpec(EXCLUSIONS_TOPIC, 2, 3600_000)]))
-        yield bus
+        yield make_ready(local, kafka, APP_ID)
     finally:
         broker.stop()
 
@@ -214,7 +211,7 @@ def test_gateway_and_worker_carry_a_session_into_clickhouse_with_their_own_crede
     gateway_port = free_port()
     gateway_env = {**base, **env_values(secured.settings_of(GATEWAY)), "OCPP_GATEWAY_HOST": "127.0.0.1",
                    "OCPP_GATEWAY_PORT": str(gateway_port)}
-    worker_env = {**base, **env_values(secured.settings_of(WORKER)), "OCPP_WORKER_APP_ID": APP_ID,
+    worker_env = {**base, **env_values(secured.settings_of(WORKER)), "OCPP_WORKER_APP_ID": APP_ID, "OCPP_WORKER_SQL_PORT": "0",
                   "OCPP_WORKER_WEB_PORT": str(free_port()), "OCPP_WORKER_STATUS_WINDOW_S": "2",
                   "OCPP_WORKER_FLUSH_INTERVAL_S": "0.3", "OCPP_WORKER_IDLE_ADVANCE_S": "0.5"}
     log = open(tmp_path / "gateway.log", "wb")
