@@ -42,7 +42,7 @@ from infra.kafka_acls import (
 )
 from infra.local_credentials import SUPER_USERS, env_values
 from infra.local_kafka import LocalBroker
-from infra.secured_broker import SecuredBus, admin_settings, make_ready
+from infra.secured_broker import SecuredBus, admin_settings, as_local_identity, make_ready
 from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
 from schemas.topics import FAULTS, FRAMES, SESSIONS, TopicSpec
@@ -308,3 +308,16 @@ def test_the_probe_of_the_attack_catalogue_says_allowed_or_refused(secured: Secu
     assert said == [f"allowed: produce {FRAMES.name} as user {GATEWAY}",
                     f"refused: TopicAuthorizationFailedError (user {GATEWAY})",
                     f"refused: cannot connect to {secured.local.bootstrap_servers} as user {GATEWAY}"]
+
+
+def test_commands_aimed_at_the_secured_local_broker_act_as_the_right_identity(secured: SecuredBus) -> None:
+    """`make run` secures its broker: `outages exclude` typed in another terminal (no OCPP_KAFKA_* identity) acts as
+    the operator; settings that name an identity, or another broker, are left as they are."""
+    local = secured.local
+    operator = as_local_identity(KafkaSettings(bootstrap_servers=local.bootstrap_servers), local, OPERATOR)
+    assert (operator.security_protocol, operator.sasl_username) == ("SASL_SSL", OPERATOR)
+    asyncio.run(produce(operator, EXCLUSIONS_TOPIC))
+    elsewhere = KafkaSettings(bootstrap_servers="10.0.0.1:9092")
+    assert as_local_identity(elsewhere, local, OPERATOR) is elsewhere
+    gateway = secured.settings_of(GATEWAY)
+    assert as_local_identity(gateway, local, OPERATOR) is gateway
