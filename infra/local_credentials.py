@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import local_pki
+from infra.errors import BrokerError
 from infra.settings import KafkaSettings
 
 ADMIN = "ocpp-admin"  # super user: applies identities and ACLs, creates the contract topics
@@ -134,7 +135,7 @@ class LocalCredentials:
         found = {name: self.password(name) for name in names}
         missing = [name for name, value in found.items() if value is None]
         if missing:
-            raise FileNotFoundError(f"no password for {', '.join(missing)} in {self.folder}")
+            raise BrokerError(f"no password for {', '.join(missing)} in {self.folder}: start the broker with --secure")
         return {name: value for name, value in found.items() if value is not None}
 
     def sasl_settings(self, name: str, bootstrap_servers: str, *, password: str | None = None,
@@ -142,7 +143,7 @@ class LocalCredentials:
         """The settings of identity ``name`` over SASL_SSL (SCRAM-SHA-512)."""
         password = password or self.password(name)
         if password is None:
-            raise FileNotFoundError(f"no password for {name} in {self.folder}")
+            raise BrokerError(f"no password for {name} in {self.folder}: start the broker with --secure")
         return KafkaSettings(bootstrap_servers=bootstrap_servers, security_protocol="SASL_SSL",
                              sasl_mechanism=SASL_MECHANISM, sasl_username=name, sasl_password=password,
                              ssl_cafile=self.ca_file, **extra)

@@ -73,7 +73,10 @@ def make_ready(local: LocalKafkaSettings, kafka: KafkaSettings, app_id: str) -> 
     running secured broker and create the pipeline's topics."""
     table = identities(kafka.topic_prefix, app_id)
     credentials = LocalCredentials(local.credentials_dir)
+    # Passwords deleted since the broker started (a rotation) are made anew here and applied below.
+    names = tuple(e.name for e in table)
+    credentials.ensure((local.host,), names, local.bootstrap_servers, local.tls_bootstrap_servers)
     admin = admin_settings(local, kafka)
-    provisioned = asyncio.run(provision(admin, table, credentials.passwords(tuple(e.name for e in table))))
+    provisioned = asyncio.run(provision(admin, table, credentials.passwords(names)))
     topics = asyncio.run(ensure_topics(admin))
     return SecuredBus(local, credentials, table, provisioned, topics)

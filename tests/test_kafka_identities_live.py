@@ -271,10 +271,7 @@ def test_kafka_start_secure_on_the_running_broker_says_where_the_credentials_are
 def test_deleting_an_identity_file_and_starting_again_rotates_its_password(secured: SecuredBus) -> None:
     old = secured.settings_of(ALERTING)
     secured.credentials.env_file(ALERTING).unlink()
-    local = secured.local
-    secured.credentials.ensure((local.host,), tuple(e.name for e in secured.table), local.bootstrap_servers,
-                               local.tls_bootstrap_servers)
-    make_ready(local, KafkaSettings(partitions=2), APP_ID)
+    make_ready(secured.local, KafkaSettings(partitions=2), APP_ID)  # what `kafka start --secure` does on a running broker
     new = secured.settings_of(ALERTING)
     assert new.sasl_password != old.sasl_password
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
