@@ -413,7 +413,7 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: Wo
     log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
     # Kafka may come later (every pod at once): chargers are served meanwhile, the publisher waits. Every
     # process of a host waits (creating a topic another process just created is not an error).
-    topics = asyncio.create_task(wait_for_topics(kafka))
+    topics = asyncio.create_task(wait_for_topics(kafka, (FRAMES,)))  # the one topic it writes (and may see)
     topics.add_done_callback(topics_refused)
     gateway = Gateway(settings, kafka, place=place)
     await gateway.start()

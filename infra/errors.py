@@ -4,7 +4,8 @@
     ├── BrokerError            the local Kafka broker could not be fetched, started or stopped
     │   └── PrerequisiteMissing  Java 17+ or Maven is not installed
     ├── TopicError             a topic could not be created or is not usable yet (retriable)
-    │   └── TopicRefused         Kafka refused the topic for a reason waiting cannot fix (not retriable)
+    │   ├── TopicRefused         Kafka refused the topic for a reason waiting cannot fix (not retriable)
+    │   └── TopicNotPermitted    this identity may not see or create the topic (its ACLs, or an administrator)
     └── ClickHouseError        a ClickHouse connection or migration failed
         ├── InsertFailed       an insert failed; ``retriable`` says whether trying again can help
         ├── QueryRefused       a read query refused: not one read statement, a limit, the engine's error
@@ -37,6 +38,11 @@ class TopicRefused(TopicError):
     """Kafka refused to create a topic: authorisation, policy, an invalid name or configuration."""
 
     retriable = False
+
+
+class TopicNotPermitted(TopicError):
+    """This Kafka identity may not see a topic, or may not create one that is missing. Retriable: on a cluster
+    whose ACLs and topics are applied by operators (Strimzi), they may come a moment after the service starts."""
 
 
 class ClickHouseError(InfraError):

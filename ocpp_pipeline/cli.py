@@ -29,7 +29,8 @@ def _say(message: str) -> None:
 def cmd_kafka(args: argparse.Namespace) -> int:
     from infra.local_cluster import LocalCluster
 
-    settings = LocalKafkaSettings(**({"brokers": args.brokers} if args.brokers else {}))
+    overrides = ({"brokers": args.brokers} if args.brokers else {}) | ({"secure": True} if args.secure else {})
+    settings = LocalKafkaSettings(**overrides)
     # start: the nodes asked for; status and stop: every node started on these ports, however many
     cluster = LocalCluster(settings) if args.action == "start" or args.brokers else LocalCluster.found(settings)
     if args.action == "fetch":
@@ -37,6 +38,14 @@ def cmd_kafka(args: argparse.Namespace) -> int:
         _say(f"kafka {settings.version} jars in {libs} ({local_kafka.jars_size_bytes(settings) / 2**20:.1f} MiB)")
     elif args.action == "start":
         _say(cluster.start().describe())
+        if settings.secure:
+            from infra.secured_broker import make_ready
+            from processors.settings import WorkerSettings
+
+            bus = make_ready(settings, KafkaSettings(), WorkerSettings().app_id)
+            for state in bus.topics:
+                _say("  topic " + state.describe())
+            _say(bus.describe())
     elif args.action == "stop":
         stopped = cluster.stop()
         _say(f"kafka stopped ({stopped} node{'s' if stopped != 1 else ''})" if stopped
@@ -49,7 +58,10 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    for state in asyncio.run(ensure_topics(KafkaSettings())):
+    from infra.local_credentials import ADMIN
+    from infra.secured_broker import as_local_identity
+
+    for state in asyncio.run(ensure_topics(as_local_identity(KafkaSettings(), LocalKafkaSettings(), ADMIN))):
         _say(state.describe())
     return 0
 
@@ -152,9 +164,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.database:
         ch = ch.model_copy(update={"database": args.database})
     since = datetime.fromisoformat(args.from_time).replace(tzinfo=timezone.utc) if args.from_time else None
+    from infra.kafka_acls import WORKER
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), WORKER)  # dev's secured broker: as the worker
     with ExitStack() as stack:
         report = None if args.quiet else stack.enter_context(progress("replay: frames"))
-        summary = asyncio.run(replay(WorkerSettings(), KafkaSettings(), ch, from_time=since, settle=not args.no_settle,
+        summary = asyncio.run(replay(WorkerSettings(), kafka, ch, from_time=since, settle=not args.no_settle,
                                      force=args.force, report=report))
     _say(summary.describe() + f" into database {ch.database}")
     return 0
@@ -251,14 +267,23 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from ocpp_pipeline.dev import DEV_SIMULATOR_DEFAULTS, run_dev
 
     simulator = None if args.no_simulator else simulator_settings(args, DEV_SIMULATOR_DEFAULTS)
-    return run_dev(LocalKafkaSettings(), KafkaSettings(), ClickHouseSettings(), wait=not args.no_wait, simulator=simulator,
+    local = LocalKafkaSettings()
+    if args.plaintext_kafka:
+        local = local.model_copy(update={"secure": False})
+    elif "secure" not in local.model_fields_set:
+        local = local.model_copy(update={"secure": True})  # dev secures its broker unless told otherwise
+    return run_dev(local, KafkaSettings(), ClickHouseSettings(), wait=not args.no_wait, simulator=simulator,
                    expected=args.expected)
 
 
 def cmd_outages(args: argparse.Namespace) -> int:
     from ocpp_pipeline.reports import record_exclusion_from_args
 
-    _say(record_exclusion_from_args(args, ClickHouseSettings(), SqlSettings(), KafkaSettings()))
+    from infra.kafka_acls import OPERATOR
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), OPERATOR)
+    _say(record_exclusion_from_args(args, ClickHouseSettings(), SqlSettings(), kafka))
     return 0
 
 
@@ -278,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--brokers", type=int, choices=range(1, 10), metavar="N",
                        help="KRaft nodes, each its own process (overrides OCPP_LOCAL_KAFKA_BROKERS); "
                             "status and stop find every node started on these ports without it")
+    kafka.add_argument("--secure", action="store_true",
+                       help="start: TLS, SCRAM-SHA-512 users and ACLs per component, no anonymous client; creates the "
+                            "topics and says where each identity's credentials are (OCPP_LOCAL_KAFKA_SECURE)")
     kafka.set_defaults(func=cmd_kafka)
 
     topics = sub.add_parser("topics", help="Kafka topics of the pipeline")
@@ -348,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="everything on this machine: broker, topics, gateway, worker, embedded ClickHouse, simulated chargers")
     dev.add_argument("--no-wait", action="store_true", help="set up and return instead of running until Ctrl-C")
     dev.add_argument("--no-simulator", action="store_true", help="no simulated chargers (connect your own)")
+    dev.add_argument("--plaintext-kafka", action="store_true",
+                     help="start the broker without TLS, users and ACLs (dev secures it by default, as kafka start --secure)")
     dev.add_argument("--expected", metavar="FILE", help="the simulator writes the sessions, faults and KPI ground truth it caused here when it ends")
     _simulator_flags(dev, dev_defaults=True)
     dev.set_defaults(func=cmd_dev)

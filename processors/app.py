@@ -79,15 +79,18 @@ STOP_FLUSH_S = 60.0
 
 
 def _broker_credentials(kafka: KafkaSettings) -> Any:
-    if kafka.sasl_mechanism:
+    """Faust's credentials for ``kafka``'s identity: a SASL user (over TLS with SASL_SSL), a client
+    certificate (SSL: mutual TLS), or none (PLAINTEXT)."""
+    context = kafka.ssl_context()
+    if kafka.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
         return faust.SASLCredentials(
             username=kafka.sasl_username,
             password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
             mechanism=kafka.sasl_mechanism,
-            ssl_context=kafka.client_options().get("ssl_context"),
+            ssl_context=context,
         )
-    if kafka.security_protocol == "SSL":
-        return kafka.client_options()["ssl_context"]
+    if context is not None:
+        return faust.SSLCredentials(context)
     return None
 
 
