@@ -17,6 +17,7 @@ from schemas.tables import (
     FAULT_EVENTS,
     FAULTS_DAILY,
     FRAMES,
+    ID_TOKEN_TYPE_SINCE,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
     SESSIONS,
@@ -99,6 +100,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "reliability KPIs: port_outages, outage_exclusions, charge_attempts; sessions.charging_s, suspended_ev_s, "
         "suspended_evse_s, blocked_after_stop_s",
         (CreateTable(PORT_OUTAGES), CreateTable(OUTAGE_EXCLUSIONS), CreateTable(CHARGE_ATTEMPTS), AddColumns(SESSIONS)),
+    ),
+    Migration(
+        ID_TOKEN_TYPE_SINCE,
+        "sessions.id_token_type: how the driver identified (EV-ChART module 2 payment_method)",
+        (AddColumns(SESSIONS),),
     ),
 )
 
