@@ -106,8 +106,9 @@ class Modules:
     outages: Module
     counts: Module2Counts
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter((self.sessions, self.uptime, self.outages))
+    @property
+    def all(self) -> tuple[Module, Module, Module]:
+        return self.sessions, self.uptime, self.outages
 
 
 def build_modules(facts: ExportFacts, quarter: Quarter, stations: Stations, now_ms: int) -> Modules:
@@ -150,7 +151,7 @@ def write_modules(modules: Modules, out_dir: Path) -> tuple[Path, ...]:
     files = []
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for module in modules:
+        for module in modules.all:
             path = out_dir / module.name
             with path.open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle, lineterminator="\n")

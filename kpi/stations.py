@@ -113,11 +113,12 @@ def _row_problem(row: dict[str, str]) -> str:
         return f"connector_id {row['connector_id']!r} is not a number"
     if connector < 1:
         return f"connector_id {connector}: ports are numbered from 1"
-    sizes = {**row, "charger_id": row.get("charger_id") or row["charge_point_id"]}
-    too_long = [f"{f} longer than {n}" for f, n in _MAX_LENGTH.items() if len(sizes.get(f, "")) > n]
+    too_long = [f"{f} longer than {n}" for f, n in _MAX_LENGTH.items() if len(row.get(f, "")) > n]
     if too_long:
-        named = "" if row.get("charger_id") else " (the charge point id when charger_id is left out: give one)"
-        return f"{', '.join(too_long)} characters" + (named if "charger_id" in too_long[-1] else "")
+        return f"{', '.join(too_long)} characters"
+    if not row.get("charger_id") and len(row["charge_point_id"]) > _MAX_LENGTH["charger_id"]:
+        return (f"charger_id longer than {_MAX_LENGTH['charger_id']} characters: it is the charge point id when "
+                f"left out; give one")
     control = [f for f, v in row.items() if any(not c.isprintable() for c in v)]
     if control:
         return f"{', '.join(control)}: control characters"

@@ -51,7 +51,8 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     ev_chart.add_argument("--quarter", required=True, help="e.g. 2026Q3")
     ev_chart.add_argument("--out", required=True, type=Path, metavar="DIR")
     ev_chart.add_argument("--stations", type=Path, metavar="FILE",
-                          help="CSV mapping ports to EV-ChART station_id / port_id / network_provider (see README)")
+                          help="CSV mapping ports to EV-ChART station_id / port_id / network_provider, and each "
+                               "port's default_payment_method (see README)")
     return report
 
 

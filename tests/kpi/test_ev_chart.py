@@ -27,8 +27,9 @@ from kpi.ev_chart_codes import (
     payment_of,
     session_error,
 )
-from kpi.ev_chart_rows import Module2Counts, SessionFacts, _energy_and_power, decimal, ev_session_id, failure_of
-from kpi.ev_chart_rows import session_end_ms, text
+from kpi.ev_chart_rows import (
+    Module2Counts, SessionFacts, _energy_and_power, decimal, ev_session_id, failure_of, session_end_ms, text,
+)
 from kpi.recorder import record_exclusion
 from kpi.source import ClientSource
 from kpi.stations import load_stations, parse_stations
@@ -428,3 +429,11 @@ def test_an_unwritable_folder_is_a_clear_error(chdb_client, database: str, tmp_p
     with pytest.raises(ExportFailed, match="cannot write the EV-ChART files"):
         export(ClientSource(chdb_client), database, Quarter.parse("2026Q3"), tmp_path / "file" / "out",
                parse_stations(STATIONS), ms(100))
+
+
+def test_the_readme_s_stations_file_is_read() -> None:
+    readme = (KPIS_MD.parent / "README.md").read_text()
+    block = readme[readme.index("```\ncharge_point_id,connector_id"):]
+    ports = parse_stations(block[4:block.index("```", 4)]).ports
+    assert {key: (p.port_id, p.default_payment) for key, p in ports.items()} == {
+        ("CP-0001", 1): ("ST-SPRINGFIELD-01-A", CARD), ("CP-0001", 2): ("ST-SPRINGFIELD-01-B", CARD)}

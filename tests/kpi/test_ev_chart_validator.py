@@ -6,6 +6,9 @@ The rules are first shown to refuse what EV-ChART refuses, so that a file passin
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import json
 import tempfile
 from pathlib import Path
 
@@ -22,11 +25,17 @@ from kpi.recorder import record_exclusion
 from kpi.source import ClientSource
 from kpi.stations import parse_stations
 from kpi.uptime import OutageSpan, Port, UptimeInputs
+from processors.clickhouse_sink import ClickHouseSink
+from processors.correlator import CorrelatorConfig
+from processors.pipeline import FrameProcessor
+from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import ExclusionReason
 from schemas.tables import CHARGE_ATTEMPTS, CONNECTOR_STATUS, OUTAGE_EXCLUSIONS, PORT_OUTAGES, SESSIONS
 from tests.kpi import evchart_rules as rules
-from tests.kpi.helpers import T0, at, attempt, insert_attempts, insert_outages, insert_sessions, insert_status, ms
-from tests.kpi.helpers import outage, session
+from tests.kpi.helpers import (
+    T0, at, attempt, insert_attempts, insert_outages, insert_sessions, insert_status, ms, outage, session,
+)
+from tests.processors.script import T0_MS, Script, energy, iso
 
 QUARTER = Quarter.parse("2026Q3")  # tests.kpi.helpers.T0 is its first minute
 QUARTER_MINUTES = 92 * 24 * 60
@@ -268,3 +277,58 @@ def test_any_quarter_of_histories_in_the_database_gives_files_that_validate(chdb
 
 def test_the_payment_methods_of_the_stations_file_are_ev_chart_strings() -> None:
     assert all(len(m.value) <= 255 and m.value.strip() for m in PaymentMethod)
+
+
+# --- frames through the worker's processor and sink, exported ------------------------------------------------------
+
+
+def station_event(seq: int, at_s: float, event_type: str, **fields) -> FrameEnvelope:
+    """A 2.0.1 TransactionEvent of station CS-1, EVSE 1."""
+
+    payload = {"eventType": event_type, "timestamp": iso(at_s), "seqNo": seq, "triggerReason": "Authorized",
+               "transactionInfo": {"transactionId": "cs1-tx-1", **fields.pop("info", {})},
+               "evse": {"id": 1, "connectorId": 1}, **fields}
+    return FrameEnvelope(
+        charge_point_id="CS-1", direction=Direction.IN, gateway_ts_ms=T0_MS + int(at_s * 1000),
+        frame=json.dumps([2, f"e{seq}", "TransactionEvent", payload]), ocpp_version="ocpp2.0.1", gateway_id="gw",
+        connection_id="c", seq=seq, message_type=MessageType.CALL, action="TransactionEvent", message_id=f"e{seq}")
+
+
+def register(wh: float, context: str) -> list[dict]:
+    return [{"timestamp": "2025-11-24T16:00:00Z", "sampledValue": [
+        {"value": wh, "context": context, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}}]}]
+
+
+def test_frames_through_the_worker_export_as_ev_chart_expects(chdb_client, database: str, tmp_path: Path) -> None:
+    """OCPP 1.6 and 2.0.1 frames through the worker's frame processor and ClickHouse sink (the worker's code,
+    without its Kafka shell), then the export: the token type reaches payment_method, the attempt session_error."""
+    one = Script("CP-1")  # OCPP 1.6: its idTags say nothing of how the driver paid
+    one.at(0).status(1, "Available").status(2, "Available")
+    one.at(10).status(1, "Preparing").authorize("TAG-1").at(12).start(1, 7, id_tag="TAG-1", meter_start=1000)
+    one.at(13).status(1, "Charging").at(30).status(2, "Preparing").at(31).start(2, 8, id_tag="", meter_start=0)
+    one.at(32).status(2, "Charging").at(600).meter(1, 7, energy(4000)).meter(2, 8, energy(2500))
+    one.at(900).status(2, "Finishing").at(901).stop(8, 3000, reason="EmergencyStop").at(960).status(2, "Available")
+    one.at(1200).status(1, "Finishing").at(1201).stop(7, 9000, reason="Local").at(1260).status(1, "Available")
+    two = [station_event(0, 5, "Started", idToken={"idToken": "04A2B3C4", "type": "ISO14443"},
+                         meterValue=register(500, "Transaction.Begin"), info={"chargingState": "Charging"}),
+           station_event(1, 700, "Ended", meterValue=register(12_500, "Transaction.End"),
+                         info={"stoppedReason": "EVDisconnected", "chargingState": "Idle"})]
+    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    for offset, envelope in enumerate(sorted(one.envelopes + two, key=lambda e: e.gateway_ts_ms)):
+        processor.process(0, offset, envelope.key(), envelope.model_dump_json().encode())
+    processor.advance(0, T0_MS + 7_200_000)  # the worker's idle clock: every window has passed
+    asyncio.run(ClickHouseSink(chdb_client, database).write(processor.take().rows, token="e2e"))
+
+    stations = parse_stations("charge_point_id,connector_id,station_id,port_id,network_provider,default_payment_method\n"
+                              "CP-1,1,ST-1,ST-1-1,acme_network,credit_card\nCP-1,2,ST-1,ST-1-2,acme_network,credit_card\n"
+                              "CS-1,1,ST-2,ST-2-1,acme_network,\n")
+    done = export(ClientSource(chdb_client), database, Quarter.parse("2025Q4"), tmp_path, stations, T0_MS + 86_400_000)
+    assert_valid(done.files)
+    with done.files[0].open(newline="") as handle:
+        m2 = {(r["port_id"]): r for r in csv.DictReader(handle)}
+    assert {port: (r["session_error"], r["payment_method"], r["energy_kwh"]) for port, r in m2.items()} == {
+        "ST-1-1": ("no_error", "credit_card", "8.00"),  # 1.6 idTag: the stations file's default
+        "ST-1-2": ("stop_emergency_stop", "free", "3.00"),  # 1.6 start with an empty idTag
+        "ST-2-1": ("no_error", "rfid_card", "12.00"),  # 2.0.1 ISO14443
+    }
+    assert (done.sessions, done.ports, done.outages, done.no_data_rows) == (3, 3, 0, (0, 3))
