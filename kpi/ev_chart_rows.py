@@ -9,12 +9,13 @@ not written as if they fit, and two rows never share a key. KPIS.md (EV-ChART ex
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kpi.ev_chart_codes import MAX_TEXT, PaymentSource, payment_of, session_error
-from kpi.exclusions import first_exclusion, from_ms
+from kpi.exclusions import first_exclusion
 from kpi.intervals import MS_PER_MINUTE, Span
 from kpi.stations import StationPort, Stations
 from kpi.uptime import OutageSpan, PortKey, PortUptime
@@ -87,6 +88,8 @@ class Module2Counts:
 def text(value: str, max_length: int = MAX_TEXT) -> str:
     """Free text as one EV-ChART cell: every character that would end a line (EV-ChART splits the file with
     ``str.splitlines``) or is not printable becomes a space, then it is trimmed and cut to ``max_length``."""
+    if not value:
+        return ""
     if not value.isprintable():
         value = "".join(c if c.isprintable() else " " for c in value)
     return value.strip()[:max_length].strip()
@@ -94,12 +97,12 @@ def text(value: str, max_length: int = MAX_TEXT) -> str:
 
 def timestamp(ms: int) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` (UTC), the form EV-ChART's datetime check matches."""
-    return from_ms(ms).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))  # a third of datetime.strftime's time
 
 
 def timestamp_ms(ms: int) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ``: two outages of a port in one second still have two ids."""
-    return from_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(ms // 1000)) + f"{ms % 1000:03d}Z"
 
 
 def decimal(value: float | None, limit: float) -> str | None:
@@ -128,11 +131,12 @@ def session_end_ms(s: SessionFacts) -> int:
     """The charger's stop time when its clock is trusted and it is not before the start; else the start plus the
     session's duration (the gateway's for a skewed clock: the row's ``duration_s``); else its close (gateway);
     never before the start, nor past what a datetime holds."""
-    candidates = [s.stopped_ms if not s.clock_skew else None]
-    if s.duration_s is not None and 0 <= s.duration_s <= (_LAST_MS - s.start_ms) / 1000:
-        candidates.append(s.start_ms + round(s.duration_s * 1000))
-    candidates.append(s.received_ms)
-    return next((ms for ms in candidates if ms is not None and s.start_ms <= ms <= _LAST_MS), s.start_ms)
+    start = s.start_ms
+    if s.stopped_ms is not None and not s.clock_skew and start <= s.stopped_ms <= _LAST_MS:
+        return s.stopped_ms
+    if s.duration_s is not None and 0 <= s.duration_s <= (_LAST_MS - start) / 1000:
+        return start + round(s.duration_s * 1000)
+    return s.received_ms if start <= s.received_ms <= _LAST_MS else start
 
 
 def failure_of(s: SessionFacts) -> str:
@@ -176,24 +180,27 @@ def module2_rows(sessions: Iterable[SessionFacts], stations: Stations) -> tuple[
     session_end, session_error, energy_kwh, power_kw and payment_method all filled)."""
     counts = Module2Counts()
     rows: list[Row] = []
-    used: set[tuple[str, ...]] = set()
+    used: set[tuple[PortKey, str]] = set()  # (port, session_id): a port is one EV-ChART port (kpi.stations)
+    ports: dict[PortKey, tuple[StationPort, Row]] = {}
     for s in sorted(sessions, key=lambda s: (s.charge_point_id, s.connector_id, s.start_ms, s.session_id,
                                              s.transaction_id)):
-        port = stations.ports[s.key]
-        station = station_columns(port)
+        key = s.key
+        if key not in ports:
+            port = stations.ports[key]
+            ports[key] = port, station_columns(port) + [text(port.charger_id, MAX_ID)]
+        port, cells = ports[key]
         session_id = ev_session_id(s)
-        if (*station, session_id) in used:  # a digest when two rows of a port would share an id
+        if (key, session_id) in used:  # a digest when two rows of a port would share an id
             session_id = "dup-" + hashlib.sha256(
                 f"{s.charge_point_id}|{s.transaction_id}|{s.session_id}|{s.start_ms}|{len(used)}".encode()).hexdigest()[:16]
-        used.add((*station, session_id))
+        used.add((key, session_id))
         error = session_error(failure_of(s), s.stop_reason, s.stop_error_code)
         payment, source = payment_of(s.id_token_type, port.default_payment)
         counts.payments[source] += 1
         energy, power = _energy_and_power(s, counts)
-        rows.append(station + [
-            text(port.charger_id, MAX_ID), session_id, str(s.connector_id), timestamp(s.start_ms),
-            timestamp(session_end_ms(s)), text(error.code), text(error.other), energy, power,
-            text(payment.method), text(payment.other)])
+        # The codes are this module's vocabulary (already EV-ChART cells); only the descriptions are free text.
+        rows.append(cells + [session_id, str(s.connector_id), timestamp(s.start_ms), timestamp(session_end_ms(s)),
+                             error.code, text(error.other), energy, power, payment.method.value, text(payment.other)])
     return rows, counts
 
 
