@@ -133,9 +133,11 @@ def build_modules(facts: ExportFacts, quarter: Quarter, stations: Stations, now_
 
 def _with_session_ports(facts: ExportFacts) -> UptimeInputs:
     """The uptime inputs plus the ports known only from their sessions (a charger that never reported their
-    status): each has a module 3 row, from its first session of the quarter."""
+    status): each has a module 3 row, from its first session of the quarter. A port with a status or an outage
+    keeps ``report uptime``'s figures."""
+    known = {p.key for p in facts.uptime.ports}
     return UptimeInputs(facts.uptime.ports + [Port(s.charge_point_id, s.connector_id, s.start_ms)
-                                              for s in facts.sessions],
+                                              for s in facts.sessions if s.key not in known],
                         facts.uptime.outages, facts.uptime.exclusions)
 
 

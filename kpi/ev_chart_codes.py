@@ -3,9 +3,12 @@ driver's token type, ``session_error`` / ``error_other`` from the session's char
 export, where both tables are). Pure.
 
 EV-ChART's validator requires both on every session row (``validate_m2.validate_empty_session``) and checks only
-that they are filled strings of at most 255 characters: the values are categories of the Joint Office's data
-guidance, with ``other`` and a description in ``payment_other`` / ``error_other`` for what no category names. The
-excluded-outage reason codes of module 4 are :data:`schemas.records.EV_CHART_CODES`.
+that they are filled strings of at most 255 characters; its definitions add ``other`` with a description in
+``payment_other`` / ``error_other`` for what the recommended categories do not name. Those categories are in the
+Joint Office's Data Format and Preparation Guidance, which is not part of the open-source repository: the values
+here are this pipeline's, one table each (:data:`TOKEN_PAYMENTS`, :data:`SESSION_ERRORS`), where a reporting
+agency's other spellings would go. The excluded-outage reason codes of module 4 are
+:data:`schemas.records.EV_CHART_CODES`.
 """
 
 from __future__ import annotations
