@@ -134,30 +134,29 @@ def _cell(module: int, spec: dict[str, Any], value: str) -> list[str]:
         integer_part, _, fraction = value.partition(".")
         digits = len(integer_part) - (1 if integer_part[:1] in ("-", "+") else 0)
         precision, scale = spec.get("max_precision", 11), spec.get("max_scale", 2)
-        out = []
+        out = _range(spec, number)
         if digits > precision - scale:
             out.append(f"more than {precision - scale} digits before the point")
         if len(fraction) > scale:
             out.append(f"more than {scale} decimals")
-        if number < spec.get("min_value", float("-inf")):
-            out.append(f"below {spec['min_value']}")
-        if number > spec.get("max_value", float("inf")):
-            out.append(f"above {spec['max_value']}")
         return out
     if datatype == "integer":
         try:
-            number = int(value)
+            return _range(spec, int(value))
         except ValueError:
             return ["not an integer"]
-        out = []
-        if number < spec.get("min_value", float("-inf")):
-            out.append(f"below {spec['min_value']}")
-        if number > spec.get("max_value", float("inf")):
-            out.append(f"above {spec['max_value']}")
-        return out
     if datatype == "boolean":
         return [] if value.upper() in ("TRUE", "FALSE") else ["not TRUE or FALSE"]
     return [f"unknown datatype {datatype}"]
+
+
+def _range(spec: dict[str, Any], number: float) -> list[str]:
+    out = []
+    if number < spec.get("min_value", float("-inf")):
+        out.append(f"below {spec['min_value']}")
+    if number > spec.get("max_value", float("inf")):
+        out.append(f"above {spec['max_value']}")
+    return out
 
 
 def _row_rules(module: int, records: list[tuple[int, dict[str, str]]]) -> list[Problem]:
