@@ -79,7 +79,7 @@ def _env(home: Path, kafka: KafkaSettings, gateway_port: int, web_port: int) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_")}
     return env | {"OCPP_HOME": str(home), "OCPP_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                   "OCPP_KAFKA_PARTITIONS": "8", "OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": str(gateway_port),
-                  "OCPP_GATEWAY_ID": "soak", "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S),
+                  "OCPP_GATEWAY_ID": "soak", "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_SQL_PORT": "0", "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S),
                   "OCPP_WORKER_APP_ID": APP_ID}
 
 

@@ -117,6 +117,9 @@ class ClickHouseSettings(BaseSettings):
     )
     database: str = Field("ocpp", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="database of the pipeline's tables")
     cluster: str | None = Field(None, description="cluster name: DDL uses ON CLUSTER and Replicated engines")
+    read_dsn: SecretStr | None = Field(
+        None, description="server mode: the analysts' read-only user (https://analyst:pass@host:8443/db) that "
+                          "`sql` and `report` read with; never the ingest DSN")
 
     @field_validator("home", mode="after")
     @classmethod
@@ -131,3 +134,22 @@ class ClickHouseSettings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.resolved_dsn().startswith("chdb:")
+
+
+class SqlSettings(BaseSettings):
+    """The read path (``/sql`` on the worker, ``ocpp-pipeline sql`` and ``report``): where the worker's read
+    listener binds, its token, and the limits every query runs under (SECURITY.md, Read path)."""
+
+    model_config = SettingsConfigDict(env_prefix="OCPP_WORKER_SQL_", frozen=True)
+
+    host: str = Field("127.0.0.1", description="the worker's /sql listener address (loopback unless configured)")
+    port: int = Field(6067, ge=0, le=65535, description="the worker's /sql port (0: any free port; the worker "
+                                                        "publishes the one it got in its ClickHouse folder)")
+    token: SecretStr | None = Field(None, description="bearer token of /sql, read by the worker and by `sql`; unset: "
+                                                      "the worker generates one into its owner-only endpoint file")
+    max_execution_s: float = Field(30.0, gt=0, le=3600, description="longest time a read query may run")
+    max_memory_mb: int = Field(1024, ge=16, description="memory a read query may use (MiB)")
+    max_result_rows: int = Field(100_000, ge=1, description="rows a read query may return")
+    max_result_mb: int = Field(64, ge=1, description="bytes a read query may return (MiB)")
+    max_threads: int = Field(2, ge=1, description="threads a read query may use (ingestion keeps the rest)")
+    concurrency: int = Field(2, ge=1, description="read queries the worker runs at once; more are refused with 429")

@@ -121,7 +121,7 @@ def build_modules(facts: ExportFacts, quarter: Quarter, stations: Stations, now_
         raise ExportFailed(f"nothing to report for {quarter.label}: no port reported in the 12 months ending with it "
                            f"(EV-ChART refuses module files without rows)")
     sessions, counts = module2_rows(facts.sessions, stations)
-    outages = module4_rows(facts.uptime.outages, facts.uptime.exclusions, quarter.span, now_ms, stations)
+    outages = module4_rows(facts.uptime.outages, quarter.span, now_ms, stations)
     return Modules(
         _module(f"module2_sessions_{quarter.label}.csv", MODULE2_COLUMNS, sessions, uptimes, stations),
         _module(f"module3_uptime_{quarter.label}.csv", MODULE3_COLUMNS, module3_rows(uptimes, stations), uptimes,
@@ -165,12 +165,51 @@ def write_modules(modules: Modules, out_dir: Path) -> tuple[Path, ...]:
     return tuple(files)
 
 
-def fetch_facts(source: RowSource, database: str, quarter: Quarter) -> ExportFacts:
-    """Three queries for uptime (:func:`kpi.uptime.fetch_inputs`), two for the sessions."""
+PAGE_ROWS = 100_000  # the read path's default OCPP_WORKER_SQL_MAX_RESULT_ROWS
+_HOUR_MS = 3_600_000
+
+
+def fetch_facts(source: RowSource, database: str, quarter: Quarter, page_rows: int = PAGE_ROWS) -> ExportFacts:
+    """The quarter's sessions, in pages of at most ``page_rows`` rows (the read path refuses larger results), then
+    the trailing year's ports, outages and exclusions (:func:`kpi.uptime.fetch_inputs`).
+
+    A first query counts the sessions of each hour of the quarter; consecutive hours make a page while their sessions
+    fit ``page_rows`` (an hour with more is a page of its own: the read path says so if it is too many)."""
     span = quarter.span
-    in_quarter = f"{START_MS} >= {span.start_ms} AND {START_MS} < {span.end_ms}"
     with_port = "connector_id IS NOT NULL AND connector_id >= 1"
     sessions = table(database, SESSIONS.name)
+    hours = source.rows(
+        f"SELECT intDiv({START_MS} - {span.start_ms}, {_HOUR_MS}) AS hour, countIf({with_port}), "
+        f"countIf(NOT ({with_port})) FROM {sessions} FINAL WHERE {_between(span.start_ms, span.end_ms)} "
+        f"GROUP BY hour ORDER BY hour")
+    facts: list[SessionFacts] = []
+    for first, last in _pages([(int(h), int(n)) for h, n, _ in hours if int(n)], page_rows):
+        page = Span(span.start_ms + first * _HOUR_MS, min(span.end_ms, span.start_ms + (last + 1) * _HOUR_MS))
+        facts += _session_page(source, database, page, with_port)
+    return ExportFacts(facts, fetch_inputs(source, database, quarter.uptime_span), sum(int(r[2]) for r in hours))
+
+
+def _between(start_ms: int, end_ms: int) -> str:
+    return f"{START_MS} >= {start_ms} AND {START_MS} < {end_ms}"
+
+
+def _pages(counts: list[tuple[int, int]], page_rows: int) -> list[tuple[int, int]]:
+    """``(first hour, last hour)`` of consecutive hours whose counts add up to at most ``page_rows`` (or one hour)."""
+    pages: list[tuple[int, int]] = []
+    total = 0
+    for hour, n in counts:
+        if pages and total + n <= page_rows:
+            pages[-1] = (pages[-1][0], hour)
+            total += n
+        else:
+            pages.append((hour, hour))
+            total = n
+    return pages
+
+
+def _session_page(source: RowSource, database: str, page: Span, with_port: str) -> list[SessionFacts]:
+    sessions = table(database, SESSIONS.name)
+    in_page = _between(page.start_ms, page.end_ms)
     sql = (
         f"SELECT charge_point_id, toUInt32(assumeNotNull(connector_id)), session_id, transaction_id, {START_MS}, "
         f"if(stopped_at IS NULL, NULL, toUnixTimestamp64Milli(assumeNotNull(stopped_at))), "
@@ -180,19 +219,17 @@ def fetch_facts(source: RowSource, database: str, quarter: Quarter) -> ExportFac
         f"FROM {sessions} AS s FINAL "
         # A transaction's attempt is keyed by its session id; rows older than session ids have no attempt.
         f"LEFT JOIN (SELECT attempt_id, failure FROM {table(database, CHARGE_ATTEMPTS.name)} FINAL "
-        f"WHERE attempt_id != '' AND attempt_id IN (SELECT session_id FROM {sessions} WHERE {in_quarter})) AS a "
+        f"WHERE attempt_id != '' AND attempt_id IN (SELECT session_id FROM {sessions} WHERE {in_page})) AS a "
         f"ON a.attempt_id = s.session_id "
-        f"WHERE {with_port} AND {in_quarter} ORDER BY charge_point_id, connector_id, {START_MS}, session_id"
+        f"WHERE {with_port} AND {in_page} ORDER BY charge_point_id, connector_id, {START_MS}, session_id"
     )
-    facts = [SessionFacts(
+    return [SessionFacts(
         charge_point_id=str(r[0]), connector_id=int(r[1]), session_id=str(r[2]), transaction_id=str(r[3]),
         start_ms=int(r[4]), stopped_ms=_int(r[5]), received_ms=int(r[6]), duration_s=_float(r[7]),
         clock_skew=bool(r[8]), energy_wh=_float(r[9]), peak_power_w=_float(r[10]), charging_s=_float(r[11]),
         failure=str(r[13] or "") if r[12] else None, stop_reason=str(r[14]), stop_error_code=str(r[15]),
         stop_status=str(r[16]), closed_by=str(r[17]), faulted_at_stop=bool(r[18]), id_token_type=str(r[19]),
     ) for r in source.rows(sql)]
-    ((without_port,),) = source.rows(f"SELECT count() FROM {sessions} FINAL WHERE NOT ({with_port}) AND {in_quarter}")
-    return ExportFacts(facts, fetch_inputs(source, database, quarter.uptime_span), int(without_port))
 
 
 def _int(value: object) -> int | None:
@@ -240,9 +277,10 @@ class Export:
 
 
 def export(source: RowSource, database: str, quarter: Quarter, out_dir: Path, stations: Stations,
-           now_ms: int) -> Export:
-    """Query, check that every port is in the stations file (before writing anything), write the three CSVs."""
-    facts = fetch_facts(source, database, quarter)
+           now_ms: int, page_rows: int = PAGE_ROWS) -> Export:
+    """Query (no result over ``page_rows`` rows), check that every port is in the stations file (before writing
+    anything), write the three CSVs."""
+    facts = fetch_facts(source, database, quarter, page_rows)
     modules = build_modules(facts, quarter, stations, now_ms)
     files = write_modules(modules, out_dir)
     return Export(files, len(modules.sessions.rows) - modules.sessions.no_data_rows, len(modules.uptime.rows),

@@ -15,12 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kpi.ev_chart_codes import MAX_TEXT, PaymentSource, payment_of, session_error
-from kpi.exclusions import first_exclusion
 from kpi.intervals import MS_PER_MINUTE, Span
 from kpi.stations import StationPort, Stations
 from kpi.uptime import OutageSpan, PortKey, PortUptime
 from processors.attempts import transaction_failure
-from schemas.records import EV_CHART_CODES, OutageExclusion
+from schemas.records import EV_CHART_CODES
 
 STATION_COLUMNS = ("station_id", "port_id", "network_provider")
 MODULE2_COLUMNS = STATION_COLUMNS + (
@@ -227,15 +226,12 @@ def _minutes(ms: int) -> str:
 # --- module 4 -------------------------------------------------------------------------------------------------
 
 
-def module4_rows(outages: Iterable[OutageSpan], exclusions: Sequence[OutageExclusion], quarter: Span, now_ms: int,
-                 stations: Stations) -> list[Row]:
+def module4_rows(outages: Iterable[OutageSpan], quarter: Span, now_ms: int, stations: Stations) -> list[Row]:
     """One row per outage that began in ``quarter`` (an open one lasts until the quarter's end or ``now_ms``).
     ``outage_id`` is its start (EV-ChART's definition), to the second, to the millisecond when another outage of
     the port began in the same second; two rows of a port that began at the same millisecond are one outage
-    (the longest)."""
-    by_charger: dict[str, list[OutageExclusion]] = {}
-    for e in exclusions:
-        by_charger.setdefault(e.charge_point_id, []).append(e)
+    (the longest). ``excluded_outage*`` from the exclusion that names it (``port_outages_with_exclusions``, KPIS.md
+    Exclusions); a reason EV-ChART does not know (a row typed in by hand) excludes nothing, as in the uptime."""
     chosen: dict[tuple[PortKey, int], tuple[OutageSpan, int]] = {}
     for o in outages:
         if not quarter.start_ms <= o.started_ms < quarter.end_ms:
@@ -249,11 +245,13 @@ def module4_rows(outages: Iterable[OutageSpan], exclusions: Sequence[OutageExclu
     seconds = Counter((port, start // 1000) for port, start in chosen)
     rows = []
     for (port, start), (o, end) in sorted(chosen.items()):
-        exclusion = first_exclusion(o.connector_id, o.started_ms, o.ended_ms, by_charger.get(o.charge_point_id, []))
+        code = _REASON_CODES.get(o.excluded_reason)
         minutes = max(MIN_OUTAGE_MINUTES, round((end - start) / MS_PER_MINUTE, 2))  # EV-ChART's smallest: 0.01
         rows.append(station_columns(stations.ports[port]) + [
             timestamp_ms(start) if seconds[(port, start // 1000)] > 1 else timestamp(start),
-            f"{min(minutes, MAX_MINUTES):.2f}", "False" if exclusion is None else "True",
-            "" if exclusion is None else str(EV_CHART_CODES[exclusion.reason]),
-            "" if exclusion is None else text(exclusion.note)])
+            f"{min(minutes, MAX_MINUTES):.2f}", "False" if code is None else "True",
+            "" if code is None else str(code), "" if code is None else text(o.excluded_note)])
     return rows
+
+
+_REASON_CODES = {reason.value: code for reason, code in EV_CHART_CODES.items()}

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from infra import clickhouse, local_kafka
 from infra.errors import InfraError
-from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings, SqlSettings
 from infra.topic_admin import ensure_topics
 from kpi.errors import KpiError
 from schemas import ddl
@@ -120,16 +120,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from infra.logs import LogSettings
 
     run_worker(WorkerSettings(), KafkaSettings(), ClickHouseSettings(), loglevel=args.log_level,
-               log_format=LogSettings().format)
+               log_format=LogSettings().format, sql=SqlSettings())
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    from infra.read_path import run_query
     from ocpp_pipeline.output import Rows, print_rows
-    from processors.read_path import run_query
-    from processors.settings import WorkerSettings
 
-    result = run_query(ClickHouseSettings(), WorkerSettings(), args.query)
+    result = run_query(ClickHouseSettings(), SqlSettings(), args.query)
     print_rows(Rows(result.columns, result.rows), args.format)
     return 0
 
@@ -234,14 +233,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_outages(args: argparse.Namespace) -> int:
     from ocpp_pipeline.reports import record_exclusion_from_args
 
-    _say(record_exclusion_from_args(args, ClickHouseSettings()))
+    _say(record_exclusion_from_args(args, ClickHouseSettings(), SqlSettings(), KafkaSettings()))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ocpp_pipeline.reports import run_report
 
-    run_report(args, ClickHouseSettings())
+    run_report(args, ClickHouseSettings(), SqlSettings())
     return 0
 
 
@@ -279,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(func=cmd_worker)
 
-    sql = sub.add_parser("sql", help="run a read-only query and print the result")
+    sql = sub.add_parser("sql", help="run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and print the "
+                                     "result")
     sql.add_argument("query")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.set_defaults(func=cmd_sql)

@@ -99,6 +99,7 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
         print(f"  gateway metrics       http://{host}:{gateway.port}/metrics")
         print(f"  worker metrics        http://{worker.web_host}:{worker.web_port}/metrics")
         print(f"  query                 .venv/bin/ocpp-pipeline sql \"SELECT * FROM {ch.database}.sessions FINAL\"")
+        print(f"  read endpoint         {_read_endpoint(ch)}")
         print(f"  logs                  {log_dir}/" + ", ".join(f"{c.name}.log" for c in children))
         if simulator is not None:
             print(f"  simulated chargers    {simulator.chargers} ({simulator.id_prefix}00001...), time scale "
@@ -118,6 +119,27 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             print("kafka stopped", flush=True)
         print("stopped", flush=True)
     return 0
+
+
+def _read_endpoint(ch: ClickHouseSettings) -> str:
+    """Where the worker's /sql listens and where its token is: the owner-only file it publishes in its folder."""
+    from infra import read_endpoint
+    from infra.read_path import embedded_folder
+
+    if not ch.embedded:
+        return "server mode: `sql` reads as OCPP_CLICKHOUSE_READ_DSN"
+    folder = embedded_folder(ch)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            found = read_endpoint.read(folder)
+        except Exception:  # noqa: BLE001 - being written: look again
+            found = None
+        if found is not None and read_endpoint.alive(found):
+            where = ("token in " if found.token else "token: OCPP_WORKER_SQL_TOKEN; details in ")
+            return f"{found.url} ({where}{folder / read_endpoint.FILE_NAME}, owner-only)"
+        time.sleep(0.2)
+    return f"not published yet in {folder / read_endpoint.FILE_NAME} (see worker.log)"
 
 
 def simulated_clock_env(worker: WorkerSettings, simulator: SimulatorSettings | None) -> dict[str, str]:

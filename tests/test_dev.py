@@ -80,7 +80,7 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
     expected_path = tmp_path / "expected.jsonl"
     env = {**os.environ, "OCPP_HOME": str(home), "OCPP_LOCAL_KAFKA_PORT": str(kafka_port),
            "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()), "OCPP_GATEWAY_HOST": "127.0.0.1",
-           "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(web_port),
+           "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_SQL_PORT": "0",
            "OCPP_WORKER_APP_ID": f"dev{unique}", "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S), "OCPP_KAFKA_PARTITIONS": "2"}
     # Half the fleet speaks OCPP 2.0.1, half of it quirky; 300x time: sessions of real minutes take seconds.
     dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", "--chargers", "12", "--duration", "25",

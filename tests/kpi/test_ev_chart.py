@@ -30,12 +30,11 @@ from kpi.ev_chart_codes import (
 from kpi.ev_chart_rows import (
     Module2Counts, SessionFacts, _energy_and_power, decimal, ev_session_id, failure_of, session_end_ms, text,
 )
-from kpi.recorder import record_exclusion
 from kpi.source import ClientSource
 from kpi.stations import load_stations, parse_stations
 from schemas.records import EV_CHART_CODES, ExclusionReason, Session
 from tests.kpi.helpers import (
-    attempt, insert_attempts, insert_outages, insert_sessions, insert_status, ms, outage, session,
+    attempt, insert_attempts, insert_exclusions, insert_outages, insert_sessions, insert_status, ms, outage, session,
 )
 from tests.kpi.test_exclusions import excl
 
@@ -342,7 +341,7 @@ def test_export_writes_the_three_modules(chdb_client, database: str, tmp_path: P
         outage("CP-1", 2, 300, None, outage_id="o2"),  # still open
         outage("CP-1", 1, -500, -400, outage_id="o0"),  # before the quarter: module 3 only
     ])
-    record_exclusion(chdb_client, database, excl(1, 220, 240, ExclusionReason.VANDALISM, note="cable cut\nby night"))
+    insert_exclusions(chdb_client, database, [excl(1, 220, 240, ExclusionReason.VANDALISM, note="cable cut\nby night")])
     quarter = Quarter.parse("2026Q3")
     stations = parse_stations("charge_point_id,connector_id,station_id,port_id,network_provider,default_payment_method\n"
                               "CP-1,1,ST-1,ST-1-A,acme_network,\nCP-1,2,ST-1,ST-1-B,acme_network,credit_card\n")
@@ -381,6 +380,42 @@ def test_export_writes_the_three_modules(chdb_client, database: str, tmp_path: P
         "  power_kw: 1 sessions without a power sample have their average power (energy / charging time)",
         "  power_kw: 1 sessions with neither are written as 0.00",
         "  1 sessions of the quarter are left out: their connector is unknown (EV-ChART needs a port_id)"]
+
+
+@pytest.mark.parametrize("counts, page_rows, pages", [
+    ([], 10, []),
+    ([(0, 3), (1, 4), (5, 3)], 10, [(0, 5)]),
+    ([(0, 3), (1, 4), (5, 3)], 7, [(0, 1), (5, 5)]),
+    ([(0, 30), (1, 4), (2, 4)], 10, [(0, 0), (1, 2)]),  # an hour over the page is a page of its own
+    ([(0, 1), (1, 1), (2, 1)], 1, [(0, 0), (1, 1), (2, 2)]),
+])
+def test_session_pages_follow_the_hours(counts, page_rows: int, pages) -> None:
+    from kpi.ev_chart import _pages
+
+    assert _pages(counts, page_rows) == pages
+
+
+def test_the_sessions_are_read_in_pages_the_read_path_allows(chdb_client, database: str, tmp_path: Path) -> None:
+    """One session per page: the files are the same as from one query (and every query returned at most one row
+    of sessions)."""
+    insert_status(chdb_client, database, "CP-1", 1, 0)
+    insert_sessions(chdb_client, database, [row("CP-1", 1, 60 * h + 5, 60 * h + 50, 1000.0 * h, f"s{h}")
+                                            for h in range(0, 240, 7)] + [row("CP-1", None, 30, 40, 5.0, "x")])
+    source = ClientSource(chdb_client)
+    seen: list[int] = []
+
+    class Counting:
+        def rows(self, sql: str):
+            rows = source.rows(sql)
+            if "LEFT JOIN" in sql:
+                seen.append(len(rows))
+            return rows
+
+    one = export(source, database, Quarter.parse("2026Q3"), tmp_path / "one", parse_stations(STATIONS), ms(99_999))
+    paged = export(Counting(), database, Quarter.parse("2026Q3"), tmp_path / "paged", parse_stations(STATIONS),
+                   ms(99_999), page_rows=1)
+    assert [f.read_text() for f in paged.files] == [f.read_text() for f in one.files]
+    assert (paged.sessions, paged.sessions_without_port, seen) == (35, 1, [1] * 35)
 
 
 def test_a_quarter_without_sessions_or_outages_has_a_no_data_row_per_port(chdb_client, database: str,

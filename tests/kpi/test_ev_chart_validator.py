@@ -20,8 +20,7 @@ from kpi.errors import ExportFailed
 from kpi.ev_chart import ExportFacts, Quarter, build_modules, export, write_modules
 from kpi.ev_chart_codes import PaymentMethod
 from kpi.ev_chart_rows import MODULE2_COLUMNS, MODULE3_COLUMNS, MODULE4_COLUMNS, SessionFacts
-from kpi.exclusions import new_exclusion, ordered
-from kpi.recorder import record_exclusion
+from kpi.exclusions import new_exclusion
 from kpi.source import ClientSource
 from kpi.stations import parse_stations
 from kpi.uptime import OutageSpan, Port, UptimeInputs
@@ -33,7 +32,8 @@ from schemas.records import ExclusionReason
 from schemas.tables import CHARGE_ATTEMPTS, CONNECTOR_STATUS, OUTAGE_EXCLUSIONS, PORT_OUTAGES, SESSIONS
 from tests.kpi import evchart_rules as rules
 from tests.kpi.helpers import (
-    T0, at, attempt, insert_attempts, insert_outages, insert_sessions, insert_status, ms, outage, session,
+    T0, at, attempt, insert_attempts, insert_exclusions, insert_outages, insert_sessions, insert_status, ms, outage,
+    session,
 )
 from tests.processors.script import T0_MS, Script, energy, iso
 
@@ -148,8 +148,9 @@ def test_a_quarter_of_every_kind_of_session_validates(chdb_client, database: str
         outage("CP-2", 3, 50, 50.0005, outage_id="o3"),  # shorter than 0.01 minute
         outage("CP-2", 1, 60, 60 + 2_000_000, outage_id="o4"),  # longer than DECIMAL(8,2) minutes
     ])
-    record_exclusion(chdb_client, database, new_exclusion("CP-1", 0, at(0), at(15), ExclusionReason.UTILITY_INTERRUPTION,
-                                                          "line1\r\nline2 " + "z" * 400, recorded_at=T0))
+    insert_exclusions(chdb_client, database, [new_exclusion(
+        "CP-1", 0, at(0), at(15), ExclusionReason.UTILITY_INTERRUPTION, "line1\r\nline2 " + "z" * 240, recorded_at=T0,
+        recorded_by="ops")])
     done = export(ClientSource(chdb_client), database, QUARTER, tmp_path, STATIONS, ms(QUARTER_MINUTES + 10))
     assert (done.sessions, done.outages) == (8, 5)
     assert_valid(done.files)
@@ -188,7 +189,8 @@ def outage_spans(draw: st.DrawFn) -> OutageSpan:
     cp, connector = draw(st.sampled_from(PORTS))
     start = ms(draw(minutes))
     end = draw(st.none() | st.integers(min_value=start - 1000, max_value=start + 10**12))
-    return OutageSpan(cp, connector, start, end, draw(st.text(max_size=16)))
+    reason = draw(st.sampled_from(["", *ExclusionReason]) | st.text(max_size=30))  # as port_outages_with_exclusions
+    return OutageSpan(cp, connector, start, end, draw(st.text(max_size=16)), reason, draw(texts))
 
 
 @st.composite
@@ -196,7 +198,8 @@ def exclusions(draw: st.DrawFn):
     start = draw(minutes)
     return new_exclusion(draw(st.sampled_from(CPS)), draw(st.integers(0, 3)), at(start),
                          at(start + draw(st.floats(min_value=0.001, max_value=QUARTER_MINUTES))),
-                         draw(st.sampled_from(list(ExclusionReason))), draw(texts), recorded_at=T0)
+                         draw(st.sampled_from(list(ExclusionReason))), draw(st.text(max_size=255)), recorded_at=T0,
+                         recorded_by="ops")
 
 
 @st.composite
@@ -204,7 +207,7 @@ def export_facts(draw: st.DrawFn) -> ExportFacts:
     ports = [Port(cp, c, ms(draw(minutes))) for cp, c in draw(st.lists(st.sampled_from(PORTS), max_size=6))]
     return ExportFacts(draw(st.lists(session_facts(), max_size=12)),
                        UptimeInputs(ports, draw(st.lists(outage_spans(), max_size=10)),
-                                    ordered(draw(st.lists(exclusions(), max_size=4)))))
+                                    draw(st.lists(exclusions(), max_size=4))))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -261,8 +264,7 @@ def test_any_quarter_of_histories_in_the_database_gives_files_that_validate(chdb
     insert_outages(chdb_client, database, history["outages"])
     for (cp, c), minute in history["statuses"]:
         insert_status(chdb_client, database, cp, c, minute)
-    for exclusion in history["exclusions"]:
-        record_exclusion(chdb_client, database, exclusion)
+    insert_exclusions(chdb_client, database, history["exclusions"])
     with tempfile.TemporaryDirectory() as out:
         try:
             done = export(ClientSource(chdb_client), database, QUARTER, Path(out), STATIONS, ms(history["now"]))
