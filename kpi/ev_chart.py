@@ -11,7 +11,10 @@ reference:
 - Module 2: one row per session that started in the quarter (:data:`START_MS`), with a known connector.
 - Module 3: one row per port, the trailing 12 months ending with the quarter (NEVI computes uptime over
   12 months), from the port's first report if later; the same figures as ``report uptime``.
-- Module 4: one row per outage that began in the quarter.
+- Module 4: one row per outage that began in the quarter, excluded by the exclusion that names it
+  (``port_outages_with_exclusions``, KPIS.md Exclusions).
+
+The sessions are read in pages that fit the read path's result limit (``OCPP_WORKER_SQL_MAX_RESULT_ROWS``).
 
 EV-ChART refuses a module file without rows: a module with nothing to report this quarter gets one "no data"
 row per port (the port named, every other cell empty).
