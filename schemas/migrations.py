@@ -18,6 +18,7 @@ from schemas.tables import (
     FAULT_EVENTS,
     FAULTS_DAILY,
     FRAMES,
+    ID_TOKEN_TYPE_SINCE,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
     PORT_OUTAGES_WITH_EXCLUSIONS,
@@ -116,6 +117,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "exclusions as audited events: outage_exclusions.recorded_by, reference, forced; port_outages_with_exclusions "
         "(an outage's excluded_reason derived at read time)",
         (AddColumns(OUTAGE_EXCLUSIONS), CreateReadView(PORT_OUTAGES_WITH_EXCLUSIONS)),
+    ),
+    Migration(
+        ID_TOKEN_TYPE_SINCE,
+        "sessions.id_token_type: how the driver identified (EV-ChART module 2 payment_method)",
+        (AddColumns(SESSIONS),),
     ),
 )
 
