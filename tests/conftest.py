@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,14 +84,29 @@ def free_port() -> int:
     return free_port_run(1)
 
 
+def wait_listening(port: int, host: str = "127.0.0.1", timeout_s: float = 60.0) -> None:
+    """Block until something accepts TCP connections on ``port`` (a server started as a subprocess is up).
+    Tests start clients only then: a fleet started before its gateway listens backs off for seconds, and on a
+    loaded machine what the test measures then depends on how long the start took."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s") from None
+            time.sleep(0.05)
+
+
 def broker_settings_in(home: Path, brokers: int = 1, **overrides: object) -> LocalKafkaSettings:
     """A broker (or a cluster of ``brokers`` nodes) of its own under ``home`` on free ports, its libs
     folder a symlink to the fetched jars."""
     if brokers == 1:
-        ports = {"port": free_port(), "controller_port": free_port()}
+        ports = {"port": free_port(), "controller_port": free_port(), "tls_port": free_port()}
     else:
         base = free_port_run(2 * brokers)
-        ports = {"port": base, "controller_port": base + 1}
+        ports = {"port": base, "controller_port": base + 1, "tls_port": free_port_run(brokers)}
     settings = LocalKafkaSettings(home=home, brokers=brokers, **ports, **overrides)
     local_kafka.fetch(PROJECT_KAFKA)
     if not settings.libs_dir.exists():
@@ -107,6 +123,9 @@ def suite_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for name in [n for n in os.environ if n.upper().startswith("OCPP_")]:
         del os.environ[name]
     os.environ["OCPP_HOME"] = str(home)
+    # A gateway a test starts serves /healthz, /readyz and /metrics on a free port unless the test says
+    # which: never make run's 9001, nor another gateway's of the same test.
+    os.environ["OCPP_GATEWAY_ADMIN_PORT"] = "0"
     try:
         yield home
     finally:
@@ -126,6 +145,7 @@ def local_kafka_settings(suite_home: Path) -> LocalKafkaSettings:
     # Processes a test starts find it without being told (their own settings still win).
     os.environ["OCPP_LOCAL_KAFKA_PORT"] = str(settings.port)
     os.environ["OCPP_LOCAL_KAFKA_CONTROLLER_PORT"] = str(settings.controller_port)
+    os.environ["OCPP_LOCAL_KAFKA_TLS_PORT"] = str(settings.tls_port)  # a secured broker a test starts (dev's)
     os.environ["OCPP_KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
     return settings
 
