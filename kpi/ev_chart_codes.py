@@ -20,7 +20,7 @@ from types import MappingProxyType
 from ocpp.v16.enums import Reason
 from ocpp.v201.enums import IdTokenEnumType, ReasonEnumType
 
-from processors.attempts import FAULTED, NO_ENERGY, OK_STOP_REASONS, STOP_MISSING, snake
+from schemas.outcomes import OK_STOP_REASONS, Failure, snake
 
 MAX_TEXT = 255  # session_error, error_other, payment_method, payment_other: VARCHAR(255)
 
@@ -92,7 +92,7 @@ OTHER_ERROR = "other"
 
 _UNNAMED_REASON = "Other"  # OCPP's stop reason "Other": the charger named none
 SESSION_ERRORS: frozenset[str] = frozenset(
-    {NO_ENERGY, FAULTED, STOP_MISSING}
+    {Failure.NO_ENERGY.value, Failure.FAULTED.value, Failure.STOP_MISSING.value}
     | {"stop_" + snake(r) for r in {*(r.value for r in Reason), *(r.value for r in ReasonEnumType)}
        if r not in OK_STOP_REASONS and r != _UNNAMED_REASON}
 )

@@ -18,7 +18,7 @@ from kpi.ev_chart_codes import MAX_TEXT, PaymentSource, payment_of, session_erro
 from kpi.intervals import MS_PER_MINUTE, Span
 from kpi.stations import StationPort, Stations
 from kpi.uptime import OutageSpan, PortKey, PortUptime
-from processors.attempts import transaction_failure
+from schemas.outcomes import ClosedBy, transaction_failure
 from schemas.records import EV_CHART_CODES
 
 STATION_COLUMNS = ("station_id", "port_id", "network_provider")
@@ -36,7 +36,7 @@ MAX_MINUTES = 999_999.99  # total_outage, total_outage_excl, outage_duration: DE
 MAX_UPTIME = 100.0  # uptime: DECIMAL(5,2), a percentage
 MIN_OUTAGE_MINUTES = 0.01  # outage_duration's smallest value
 _LAST_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z: the last time a datetime cell holds
-_STOP_TRANSACTION = "stop_transaction"  # sessions.closed_by of a session its charger stopped
+_STOP_TRANSACTION = ClosedBy.STOP_TRANSACTION.value  # sessions.closed_by of a session its charger stopped
 _FAULTED = "Faulted"
 
 Row = list[str]
@@ -140,7 +140,7 @@ def session_end_ms(s: SessionFacts) -> int:
 
 def failure_of(s: SessionFacts) -> str:
     """The charge attempt's ``failure``; for a session without an attempt row, the same rule on its own row
-    (:func:`processors.attempts.transaction_failure`, delivered = energy or time spent charging)."""
+    (:func:`schemas.outcomes.transaction_failure`, delivered = energy or time spent charging)."""
     if s.failure is not None:
         return s.failure
     delivered = (s.energy_wh or 0) > 0 or (s.charging_s or 0) > 0

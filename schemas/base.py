@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -15,9 +15,20 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+
 def ms_to_datetime(ms: int) -> datetime:
-    """Milliseconds since the epoch (the gateway clock) to an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    """Milliseconds since the epoch (the gateway clock, a charger's) to an aware UTC datetime: exact (no float on
+    the way, which put a microsecond on some times after 2100), the inverse of :func:`datetime_to_ms`. Raises
+    ``OverflowError`` beyond what a datetime holds."""
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    """An aware datetime as milliseconds since the epoch, exact (below a millisecond: floored)."""
+    return (value - EPOCH) // _MS
 
 
 class Record(BaseModel):

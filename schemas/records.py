@@ -39,7 +39,7 @@ class Session(Record):
     ``session_id`` tells apart sessions that share a transaction id (chargers reuse ids); all
     revisions of one session keep its ``received_at`` (the first emission's) and carry what the
     revision before said (``previous_energy_wh`` / ``previous_duration_s``) so aggregates add the
-    difference. ``flags`` names every data-quality decision (:class:`processors.flags.Flag`).
+    difference. ``flags`` names every data-quality decision (:class:`schemas.flags.Flag`).
     """
 
     charge_point_id: str

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.flags import Flag
+
 TS = "DateTime64(3, 'UTC')"
 EXCLUSION_AUDIT = 6
 """The migration of the exclusion audit columns and the read-time exclusion view (issue #22); one constant so the
@@ -202,13 +204,16 @@ class View:
     select: str
 
 
+# A session whose charger's clock was off counts on the day the gateway received it (KPIS.md).
+_SKEWED = f"has(flags, '{Flag.CLOCK_SKEW.value}')"
+
 SESSIONS_DAILY_V2 = View(
     name="charger_daily_sessions_mv",
     source=SESSIONS,
     target=CHARGER_DAILY,
     # Migration 2 to 3: revisions were not counted, so an amended energy never reached the aggregates.
     select=(
-        "SELECT toDate(if(started_at IS NULL OR has(flags, 'clock_skew'), received_at, started_at)) AS day, "
+        f"SELECT toDate(if(started_at IS NULL OR {_SKEWED}, received_at, started_at)) AS day, "
         "charge_point_id, toUInt64(1) AS sessions, ifNull(energy_wh, 0) AS energy_wh, "
         "ifNull(duration_s, 0) AS charging_s, toUInt64(0) AS faults, toFloat64(0) AS fault_s "
         "FROM {source} WHERE revision = 0"
@@ -223,7 +228,7 @@ SESSIONS_DAILY = View(
     # said (previous_energy_wh / previous_duration_s). All revisions keep the first emission's
     # received_at, so the day never moves.
     select=(
-        "SELECT toDate(if(started_at IS NULL OR has(flags, 'clock_skew'), received_at, started_at)) AS day, "
+        f"SELECT toDate(if(started_at IS NULL OR {_SKEWED}, received_at, started_at)) AS day, "
         "charge_point_id, toUInt64(revision = 0) AS sessions, "
         "ifNull(energy_wh, 0) - ifNull(previous_energy_wh, 0) AS energy_wh, "
         "ifNull(duration_s, 0) - ifNull(previous_duration_s, 0) AS charging_s, toUInt64(0) AS faults, "

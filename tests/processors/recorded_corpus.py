@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import gzip
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from processors.correlator import CorrelatorConfig
 from processors.pipeline import FrameProcessor
+from processors.settings import CorrelatorConfig
 
 CORPUS = Path(__file__).parent / "data" / "recorded" / "corpus.jsonl.gz"
 
 
 def config_of(changes: dict[str, Any]) -> CorrelatorConfig:
-    return dataclasses.replace(CorrelatorConfig(), **changes)
+    return CorrelatorConfig.defaults(**changes)
 
 
 def _bytes(value: Any) -> bytes | None:
