@@ -453,6 +453,8 @@ class Worker:
         self.metrics.bad_envelopes.inc(out.bad_envelopes)
         self.metrics.processing_failures.inc(out.processing_failures)
         self.metrics.unstorable_rows.inc(out.unstorable_rows)
+        for status, count in out.signed_values.items():
+            self.metrics.signed_values.labels(status=status).inc(count)
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
 
     def _stop_refused(self, exc: InsertFailed) -> None:

@@ -25,6 +25,7 @@ from schemas.tables import (
     SESSIONS,
     SESSIONS_DAILY,
     SESSIONS_DAILY_V2,
+    SIGNED_SINCE,
     ReadView,
     Table,
     View,
@@ -121,6 +122,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         ID_TOKEN_TYPE_SINCE,
         "sessions.id_token_type: how the driver identified (EV-ChART module 2 payment_method)",
+        (AddColumns(SESSIONS),),
+    ),
+    # 9 is issue 25's meter_keys table (another branch); the lead renumbers at merge.
+    Migration(
+        SIGNED_SINCE,
+        "signed meter values (issue 25): sessions.signed_start, signed_stop, signature_status, signed_energy_wh, "
+        "signed_energy_register, signed_meter_serial, signature_key",
         (AddColumns(SESSIONS),),
     ),
 )

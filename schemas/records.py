@@ -75,6 +75,15 @@ class Session(Record):
     suspended_evse_s: float | None = None
     blocked_after_stop_s: float | None = None
     id_token_type: str = ""
+    # Signed meter values (issue 25; SIGNED_METER_VALUES.md): the signed data as sent, the verdict (a
+    # signed_meter.model.SignatureStatus value), the signed energy and where it came from, the deciding key's fingerprint.
+    signed_start: str = ""
+    signed_stop: str = ""
+    signature_status: str = "unsigned"
+    signed_energy_wh: float | None = None
+    signed_energy_register: str = ""
+    signed_meter_serial: str = ""
+    signature_key: str = ""
 
 
 class FaultEvent(Record):

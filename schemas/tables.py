@@ -22,6 +22,7 @@ NULLABLE_TS = f"Nullable({TS})"
 LC = "LowCardinality(String)"
 FLAGS = "Array(LowCardinality(String))"
 ID_TOKEN_TYPE_SINCE = 8  # the migration that adds sessions.id_token_type (its number, in one place)
+SIGNED_SINCE = 10  # the migration that adds the sessions' signed meter value columns (issue 25; one place to renumber)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Column:
     type: str
     comment: str = ""
     since: int = 1  # the migration version that added the column
+    default: str = ""  # a DEFAULT expression (SQL) when the type's own default is not what old rows mean
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,19 @@ SESSIONS = Table(
                "from the stop until the connector was Available again; NULL until known (a later revision)", since=5),
         Column("id_token_type", LC, "how the driver identified: 2.0.1 idToken.type; 1.6 NoAuthorization for an empty "
                                     "idTag, else ''", since=ID_TOKEN_TYPE_SINCE),
+        Column("signed_start", "String", "the signed meter value (OCMF / Alfen) of the transaction's Begin, as sent; '' "
+                                         "if none", since=SIGNED_SINCE),
+        Column("signed_stop", "String", "the signed meter value of the transaction's End, as sent; '' if none",
+               since=SIGNED_SINCE),
+        Column("signature_status", LC, "verified | verified_with_frame_key | invalid | key_unknown | unsigned | "
+                                       "unparsable | unsupported", since=SIGNED_SINCE, default="'unsigned'"),
+        Column("signed_energy_wh", "Nullable(Float64)", "End - Begin of the same signed register; NULL if not both",
+               since=SIGNED_SINCE),
+        Column("signed_energy_register", "String", "the OBIS id signed_energy_wh was taken from", since=SIGNED_SINCE),
+        Column("signed_meter_serial", "String", "the meter serial the signed values name; '' if none or several",
+               since=SIGNED_SINCE),
+        Column("signature_key", "String", "fingerprint of the public key that decided the verdict; '' if none",
+               since=SIGNED_SINCE),
     ),
     # session_id joined the key in migration 3: rows written before it have session_id ''.
     order_by=("charge_point_id", "transaction_id", "session_id"),
