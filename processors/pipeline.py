@@ -401,6 +401,7 @@ class FrameProcessor:
                 correlator.advance(entry.now_ms)
             else:
                 state.offset = entry.offset
+        correlator.cp.signed_statuses.clear()  # counted when the frames were first applied
         return correlator
 
     def _fresh(self, charge_point_id: str, partition: int | None, snapshot: bytes | None) -> Correlator:
