@@ -12,6 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from processors import state_codec
+from processors.correlator import Correlator
+from processors.pipeline import FrameProcessor
+from processors.settings import CorrelatorConfig
 from schemas.flags import Flag
 from schemas.tables import SESSIONS
 from signed_meter.keys import decode_public_key
@@ -186,8 +190,6 @@ def test_the_key_lookup_is_asked_at_verification_time() -> None:
     first = _conversation("bsm_fw19", V16)
     second = Conversation(first.charge_point_id, V16, now_s=first.now_s + 10)
     second.session_16(2, 0, 150, [sampled_16(r) for r in PAIRS["bsm_fw19"]])
-    from processors.pipeline import FrameProcessor
-    from processors.settings import CorrelatorConfig
     processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get, meter_keys=holder)
     for offset, env in enumerate(first.envelopes):
         processor.process(0, offset, None, env.model_dump_json().encode())
@@ -239,3 +241,36 @@ def test_any_json_in_the_signed_fields_gives_rows_and_never_a_failure(value: Any
     session = _one(sessions)
     assert session.signature_status in {s.value for s in SignatureStatus}
     json.dumps(session.model_dump(mode="json"))
+
+
+def test_the_state_keeps_the_signatures_under_their_own_name_and_a_state_without_them_reads_as_none() -> None:
+    conv = _conversation("bsm_fw17", V16)
+    keys = registry({conv.charge_point_id: PAIRS["bsm_fw17"][0]["public_key_hex"]})
+    correlator = Correlator(conv.charge_point_id, CorrelatorConfig.defaults(), meter_keys=keys)
+    for env in conv.envelopes[:3]:  # the start, its answer, the signed Begin
+        correlator.feed(env)
+    written = json.loads(state_codec.dumps(correlator.state))
+    (session,) = written["sessions"].values()
+    assert session[state_codec.SIGNATURES]["values"][0]["signed_data"] == PAIRS["bsm_fw17"][0]["signed_data"]
+    # Read back and written again untouched: the same bytes (kept as read, not decoded).
+    again = state_codec.dumps(state_codec.loads(json.dumps(written)))
+    assert json.loads(again) == written
+    del session[state_codec.SIGNATURES]
+    (read,) = state_codec.loads(json.dumps(written)).sessions.values()
+    assert read.signed().verdicts == () and read.signed().result().signature_status == SignatureStatus.UNSIGNED
+    # Continued from the state that keeps them: the End completes the verdict.
+    state = state_codec.loads(state_codec.dumps(correlator.state))
+    later = Correlator(conv.charge_point_id, CorrelatorConfig.defaults(), state, meter_keys=keys)
+    rows = [e for env in conv.envelopes[3:] for e in later.feed(env)]
+    rows += later.advance(conv.envelopes[-1].gateway_ts_ms + 86_400_000)
+    (row,) = [r for r in rows if type(r).__name__ == "Session"]
+    assert row.signature_status == SignatureStatus.VERIFIED and row.signed_energy_wh == 150.0
+
+
+def test_a_signed_end_naming_only_its_connector_after_the_stop_is_its_sessions() -> None:
+    begin, end = PAIRS["bsm_fw17"]
+    conv = Conversation("SMV-conn", V16)
+    conv.session_16(3, 0, 150, [sampled_16(begin)])
+    conv.call("MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": conv.iso(), "sampledValue": [sampled_16(end)]}]})
+    session = _one(run(conv.envelopes, registry({"SMV-conn": begin["public_key_hex"]}), flush_every=1)[0])
+    assert session.signed_stop == end["signed_data"] and session.signature_status == SignatureStatus.VERIFIED
