@@ -18,9 +18,9 @@ from ocpp.v16.enums import ChargePointErrorCode, Reason
 from ocpp.v201.enums import IdTokenEnumType
 
 from processors.meter import Reading
-from signed_meter.arrival import SignedValue
 from processors.vocabulary import Status
 from schemas.envelope import ConnectionEvent, Direction, MessageType
+from signed_meter.arrival import SignedValue
 
 NO_ERROR = ChargePointErrorCode.no_error.value
 DEFAULT_STOP_REASON = Reason.local.value  # OCPP 1.6, 6.46: an absent reason means Local

@@ -9,18 +9,19 @@ the keys registered for the charge point (and connector) at that moment, and add
   :func:`add_values`, once the stop found its session.
 - Signed values of no transaction and no session (connector-level values outside one) are kept in the frames table
   only.
-- A session keeps at most :data:`MAX_SIGNED_PER_SESSION` signed values: beyond it only values that sign a Begin or
-  an End (or say they do) are taken, the rest dropped (``signed_values_dropped``): a state is written at every
-  flush and kept for days.
+- A session keeps at most :data:`MAX_SIGNED_PER_SESSION` signed values: beyond it only values whose OCPP context is
+  Transaction.Begin / .End (and resends) are taken, the rest dropped (``signed_values_dropped``): a state is
+  written at every flush and kept for days.
 
-The keys come from a :class:`~processors.charge_point.KeyLookup` the worker holds (``meter_keys``, read at verification time so a registry
-replaced later is seen); a key added after a value was verified does not revise it (``ocpp-pipeline verify``
-checks again with today's keys).
+The keys come from the :class:`~processors.charge_point.KeyLookup` the worker holds (``meter_keys``, asked at each
+verification, so a registry replaced later is seen); a key added after a value was verified does not revise it
+(``ocpp-pipeline verify`` checks again with today's keys).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from processors import emission
 from processors.charge_point import ChargePoint
 from processors.events import Event
@@ -53,7 +54,7 @@ def add_values(cp: ChargePoint, session: SessionState, values: Sequence[SignedVa
     signatures = before = session.signed()
     keys = None
     for value in values:
-        if len(signatures.verdicts) >= MAX_SIGNED_PER_SESSION and not _signs_an_end(value, signatures.verdicts):
+        if len(signatures.verdicts) >= MAX_SIGNED_PER_SESSION and not _still_taken(value, signatures.verdicts):
             session.flag(Flag.SIGNED_VALUES_DROPPED)
             continue
         if keys is None:
@@ -65,7 +66,7 @@ def add_values(cp: ChargePoint, session: SessionState, values: Sequence[SignedVa
     return signatures != before
 
 
-def _signs_an_end(value: SignedValue, verdicts: tuple[RecordVerdict, ...]) -> bool:
+def _still_taken(value: SignedValue, verdicts: tuple[RecordVerdict, ...]) -> bool:
     """A value a full session still takes: one it has (a resend), or one that says it is a Begin or an End."""
     return value.context in (BEGIN_CONTEXT, END_CONTEXT) or any(
         v.value.signed_data == value.signed_data for v in verdicts)
@@ -85,7 +86,8 @@ def _session_of(cp: ChargePoint, item: SignedSamples) -> SessionState | None:
         return closed[-1] if closed else None
     if connector is None:
         return None
-    key = state.connector(connector).tx
+    held = state.connectors.get(connector)
+    key = held.tx if held is not None else None
     if key is not None and key in state.sessions:
         return state.sessions[key]
     if not any(v.context == END_CONTEXT for v in item.values):
