@@ -1,8 +1,12 @@
 """The versioned schema history. Append, never edit: a deployed database has applied the past.
 
 To add a column: append it to its table in :mod:`schemas.tables` with ``since=N`` and add
-``Migration(N, "...", (AddColumns(TABLE),))`` here. ``infra.clickhouse`` applies what a
-database has not seen yet and records it in ``schema_migrations``.
+``Migration(N, "...", (AddColumns(TABLE),))`` here. To change a column's codec: give it ``codec`` and
+``codec_since=N`` and add ``ModifyCodecs(TABLE)``. ``infra.clickhouse`` applies what a database has not seen
+yet and records it in ``schema_migrations``.
+
+Retention (TTLs) is not a migration: it follows the settings, and every run of ``infra.clickhouse.migrate``
+makes each table's TTL what they say (:mod:`schemas.retention`); migration 7 made TTLs drop whole parts.
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ from dataclasses import dataclass
 
 from schemas import ddl
 from schemas.tables import (
+    AGGREGATE_TABLES,
+    CODECS_AND_RETENTION,
+    ALL_TABLES,
     CHARGE_ATTEMPTS,
     CHARGER_DAILY,
     CONNECTOR_STATUS,
     FAULT_EVENTS,
     FAULTS_DAILY,
     FRAMES,
+    OPERATOR_TABLES,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
     SESSIONS,
@@ -25,6 +33,9 @@ from schemas.tables import (
     Table,
     View,
 )
+
+# Every table that stores rows (the views' targets included): each has a retention class.
+RETAINED_TABLES: tuple[Table, ...] = ALL_TABLES + OPERATOR_TABLES + AGGREGATE_TABLES
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,22 @@ class AddColumns:
 
 
 @dataclass(frozen=True)
+class ModifyCodecs:
+    table: Table
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.modify_codecs(self.table, database, dialect, version=version)
+
+
+@dataclass(frozen=True)
+class TtlSettings:
+    table: Table
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.ttl_settings(self.table, database, dialect)
+
+
+@dataclass(frozen=True)
 class CreateView:
     view: View
 
@@ -59,7 +86,7 @@ class DropView:
         return ddl.drop_view(self.view, database, dialect)
 
 
-Step = CreateTable | AddColumns | CreateView | DropView
+Step = CreateTable | AddColumns | ModifyCodecs | TtlSettings | CreateView | DropView
 
 
 @dataclass(frozen=True)
@@ -99,6 +126,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "reliability KPIs: port_outages, outage_exclusions, charge_attempts; sessions.charging_s, suspended_ev_s, "
         "suspended_evse_s, blocked_after_stop_s",
         (CreateTable(PORT_OUTAGES), CreateTable(OUTAGE_EXCLUSIONS), CreateTable(CHARGE_ATTEMPTS), AddColumns(SESSIONS)),
+    ),
+    Migration(
+        CODECS_AND_RETENTION,
+        "column codecs chosen by measurement (frames: ZSTD for the JSON text, Delta for times and sequence numbers; "
+        "BENCHMARKS.md); TTLs drop whole parts (retention from the settings)",
+        tuple(ModifyCodecs(t) for t in (FRAMES, CONNECTOR_STATUS, SESSIONS, FAULT_EVENTS, CHARGE_ATTEMPTS))
+        + tuple(TtlSettings(t) for t in RETAINED_TABLES),
     ),
 )
 

@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.retention import TableClass
+
+# Migration 7 (issue 26) gave columns codecs chosen by measurement (bench/frames_size.py, BENCHMARKS.md); one
+# constant, so a renumbering at merge is one edit (schemas.migrations imports it).
+CODECS_AND_RETENTION = 7
+
 TS = "DateTime64(3, 'UTC')"
 NULLABLE_TS = f"Nullable({TS})"
 LC = "LowCardinality(String)"
@@ -24,6 +30,12 @@ class Column:
     type: str
     comment: str = ""
     since: int = 1  # the migration version that added the column
+    codec: str = ""  # CODEC(...) arguments; "" = the server's default (LZ4)
+    codec_since: int = 0  # the migration that gave the column its codec (its ``since`` if it came with one)
+
+    def codec_at(self, version: int) -> str:
+        """The codec the column had once migration ``version`` was applied ("" = the default)."""
+        return self.codec if self.codec and version >= max(self.codec_since, self.since) else ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,8 @@ class Table:
     shard_key: str = "cityHash64(charge_point_id)"
     comment: str = ""
     summing: bool = False  # SummingMergeTree: rows with the same key add up (daily aggregates)
+    table_class: TableClass = TableClass.COMPLIANCE  # how long rows are kept (schemas.retention)
+    ttl_time: str = "received_at"  # the row's time its retention counts from (an SQL expression)
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         """The columns the table had once migration ``version`` was applied."""
@@ -142,28 +156,33 @@ CONNECTOR_STATUS = Table(
     ),
     order_by=("charge_point_id", "connector_id", "received_at", "event_id"),
     partition_by="toYYYYMM(received_at)",
+    table_class=TableClass.STATUS,
 )
 
 FRAMES = Table(
     name="frames",
     comment="Every frame in both directions, exactly as received or sent.",
     columns=(
-        Column("charge_point_id", LC),
-        Column("received_at", TS, "gateway clock"),
-        Column("direction", LC, "in = charger to backend, out = backend to charger"),
-        Column("message_type", "Nullable(UInt8)", "2 CALL, 3 CALLRESULT, 4 CALLERROR; NULL if unparseable"),
-        Column("action", LC),
-        Column("message_id", "String"),
-        Column("raw", "String", "the frame exactly as on the wire"),
-        Column("ocpp_version", LC),
-        Column("gateway_id", LC),
-        Column("connection_id", "String"),
-        Column("seq", "UInt64"),
-        Column("error", "String", "why the gateway could not parse or validate it"),
-        Column("flags", FLAGS),
+        Column("charge_point_id", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("received_at", TS, "gateway clock", codec="Delta(8), ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("direction", LC, "in = charger to backend, out = backend to charger", codec="ZSTD(1)",
+               codec_since=CODECS_AND_RETENTION),
+        Column("message_type", "Nullable(UInt8)", "2 CALL, 3 CALLRESULT, 4 CALLERROR; NULL if unparseable",
+               codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("action", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("message_id", "String", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
+        Column("raw", "String", "the frame exactly as on the wire", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
+        Column("ocpp_version", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("gateway_id", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("connection_id", "String", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
+        Column("seq", "UInt64", codec="DoubleDelta, ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("error", "String", "why the gateway could not parse or validate it", codec="ZSTD(1)",
+               codec_since=CODECS_AND_RETENTION),
+        Column("flags", FLAGS, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
     ),
     order_by=("charge_point_id", "received_at", "connection_id", "seq"),
     partition_by="toYYYYMM(received_at)",
+    table_class=TableClass.RAW,
 )
 
 CHARGER_DAILY = Table(
@@ -181,6 +200,7 @@ CHARGER_DAILY = Table(
     order_by=("charge_point_id", "day"),
     partition_by="toYYYYMM(day)",
     summing=True,
+    ttl_time="day",
 )
 
 
@@ -257,6 +277,8 @@ PORT_OUTAGES = Table(
     order_by=("charge_point_id", "connector_id", "outage_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
+    # An outage counts from its end (from its start while it is open).
+    ttl_time="ifNull(ended_at, started_at)",
 )
 
 OUTAGE_EXCLUSIONS = Table(
@@ -276,6 +298,7 @@ OUTAGE_EXCLUSIONS = Table(
     order_by=("charge_point_id", "exclusion_id"),
     partition_by=None,
     version_column="recorded_at",
+    ttl_time="to_at",
 )
 
 CHARGE_ATTEMPTS = Table(
@@ -302,6 +325,7 @@ CHARGE_ATTEMPTS = Table(
     order_by=("charge_point_id", "attempt_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
+    ttl_time="started_at",
 )
 
 ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES, PORT_OUTAGES, CHARGE_ATTEMPTS)

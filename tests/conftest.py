@@ -107,6 +107,11 @@ def suite_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for name in [n for n in os.environ if n.upper().startswith("OCPP_")]:
         del os.environ[name]
     os.environ["OCPP_HOME"] = str(home)
+    # The suite's recorded conversations have fixed dates (2025-11-24, ...): a worker or replay a test starts keeps
+    # their raw frames and statuses instead of dropping them at once as older than the default retention. The
+    # retention tests (test_clickhouse_migrations.py) set their own.
+    os.environ["OCPP_CLICKHOUSE_FRAMES_TTL_DAYS"] = "0"
+    os.environ["OCPP_CLICKHOUSE_STATUS_TTL_DAYS"] = "0"
     try:
         yield home
     finally:
