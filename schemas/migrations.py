@@ -129,9 +129,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         CODECS_AND_RETENTION,
-        "column codecs chosen by measurement (frames: ZSTD for the JSON text, Delta for times and sequence numbers; "
-        "BENCHMARKS.md); TTLs drop whole parts (retention from the settings)",
-        tuple(ModifyCodecs(t) for t in (FRAMES, CONNECTOR_STATUS, SESSIONS, FAULT_EVENTS, CHARGE_ATTEMPTS))
+        "column codecs chosen by measurement (frames: ZSTD for the JSON text, Delta / DoubleDelta for times and "
+        "sequence numbers; the event tables ZSTD; BENCHMARKS.md); TTLs drop whole parts (retention from the settings)",
+        tuple(ModifyCodecs(t) for t in (FRAMES, CONNECTOR_STATUS, SESSIONS, FAULT_EVENTS, PORT_OUTAGES, CHARGE_ATTEMPTS))
         + tuple(TtlSettings(t) for t in RETAINED_TABLES),
     ),
 )

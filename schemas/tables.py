@@ -10,7 +10,7 @@ when each column arrived (``Column.since``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from schemas.retention import TableClass
 
@@ -66,10 +66,19 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
+def coded(codec: str, columns: tuple[Column, ...]) -> tuple[Column, ...]:
+    """``columns``, each with ``codec`` from migration 7 on unless it names its own (a column added later gets it
+    when it arrives)."""
+    return tuple(c if c.codec else replace(c, codec=codec, codec_since=CODECS_AND_RETENTION) for c in columns)
+
+
+# Codecs (migration 7), measured on a simulated fleet (bench/frames_size.py, BENCHMARKS.md): ZSTD(1) on every column
+# of the event tables is 15-30 % smaller than LZ4 and costs about as little to write; the alternatives it tried
+# (Delta, DoubleDelta, T64, Gorilla, higher ZSTD levels) won a few percent on some columns at best.
 SESSIONS = Table(
     name="sessions",
     comment="One row per charging session (an OCPP transaction); newest version wins.",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("charge_point_id", LC),
         Column("connector_id", "Nullable(UInt32)", "from StartTransaction or MeterValues; NULL if unknown"),
         Column("transaction_id", "String", "String so OCPP 2.0.1 ids fit"),
@@ -105,7 +114,7 @@ SESSIONS = Table(
         Column("suspended_evse_s", "Nullable(Float64)", "time in SuspendedEVSE (the charger withheld power)", since=5),
         Column("blocked_after_stop_s", "Nullable(Float64)",
                "from the stop until the connector was Available again; NULL until known (a later revision)", since=5),
-    ),
+    )),
     # session_id joined the key in migration 3: rows written before it have session_id ''.
     order_by=("charge_point_id", "transaction_id", "session_id"),
     partition_by="toYYYYMM(received_at)",
@@ -115,7 +124,7 @@ SESSIONS = Table(
 FAULT_EVENTS = Table(
     name="fault_events",
     comment="A fault beginning or clearing on a connector (0 = whole charge point).",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("event_id", "String", "connection id / frame seq of the StatusNotification"),
         Column("charge_point_id", LC),
         Column("connector_id", "UInt32"),
@@ -132,7 +141,7 @@ FAULT_EVENTS = Table(
         Column("duration_s", "Nullable(Float64)", "on cleared: how long it lasted"),
         Column("flags", FLAGS),
         Column("ocpp_version", LC, "ocpp1.6 | ocpp2.0.1; '' before migration 4", since=4),
-    ),
+    )),
     order_by=("charge_point_id", "connector_id", "received_at", "event_id", "event"),
     partition_by="toYYYYMM(received_at)",
 )
@@ -140,7 +149,7 @@ FAULT_EVENTS = Table(
 CONNECTOR_STATUS = Table(
     name="connector_status",
     comment="The status timeline: one row per StatusNotification.",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("event_id", "String"),
         Column("charge_point_id", LC),
         Column("connector_id", "UInt32"),
@@ -150,15 +159,19 @@ CONNECTOR_STATUS = Table(
         Column("info", "String"),
         Column("vendor_id", "String"),
         Column("vendor_error_code", "String"),
-        Column("occurred_at", TS, "charger clock"),
-        Column("received_at", TS, "gateway clock"),
+        Column("occurred_at", TS, "charger clock", codec="T64, ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("received_at", TS, "gateway clock", codec="T64, ZSTD(1)", codec_since=CODECS_AND_RETENTION),
         Column("flags", FLAGS),
-    ),
+    )),
     order_by=("charge_point_id", "connector_id", "received_at", "event_id"),
     partition_by="toYYYYMM(received_at)",
     table_class=TableClass.STATUS,
 )
 
+# Frames codecs (migration 7), measured on 559k frames of a simulated fleet (BENCHMARKS.md, Frames table size): 23.97 ->
+# 10.9 bytes per frame. raw (nearly all the bytes): ZSTD(1) 9.6 B/row against LZ4's 18.5; ZSTD(6) and (9) save
+# another 0.3-1.4 B but cost 1.4-1.6x the insert CPU of the embedded engine (the worker's own CPU). Times: Delta
+# (sorted by charger, then time); seq: DoubleDelta (steps of 1 per connection); the rest ZSTD.
 FRAMES = Table(
     name="frames",
     comment="Every frame in both directions, exactly as received or sent.",
@@ -171,7 +184,7 @@ FRAMES = Table(
                codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
         Column("action", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
         Column("message_id", "String", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
-        Column("raw", "String", "the frame exactly as on the wire", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
+        Column("raw", "String", "the frame exactly as on the wire", codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
         Column("ocpp_version", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
         Column("gateway_id", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
         Column("connection_id", "String", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
@@ -260,7 +273,7 @@ PORT_OUTAGES = Table(
     name="port_outages",
     comment="A port (connector >= 1) out of service: its charger offline, it or the station Faulted or Unavailable. "
             "Newest version wins: an open outage (ended_at NULL) is re-emitted when it ends.",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("charge_point_id", LC, since=5),
         Column("connector_id", "UInt32", "the port (>= 1)", since=5),
         Column("outage_id", "String", "charge point + port + start: stable across replays", since=5),
@@ -273,7 +286,7 @@ PORT_OUTAGES = Table(
         Column("vendor_error_code", "String", since=5),
         Column("excluded_reason", LC, "an operator exclusion overlapping it (EV-ChART reason); '' if none", since=5),
         Column("version", "UInt64", since=5),
-    ),
+    )),
     order_by=("charge_point_id", "connector_id", "outage_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
@@ -306,7 +319,7 @@ CHARGE_ATTEMPTS = Table(
     comment="A driver's attempt to charge: a transaction, an Authorize not followed by a start, or a plug-in "
             "(Preparing) back to Available without one. Newest version wins (a transaction's attempt follows its "
             "session's revisions).",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("charge_point_id", LC, since=5),
         Column("connector_id", "UInt32", "0 when unknown (an Authorize names no connector)", since=5),
         Column("attempt_id", "String", "the session id for a transaction; else charge point + first frame", since=5),
@@ -321,7 +334,7 @@ CHARGE_ATTEMPTS = Table(
         Column("start_delay_s", "Nullable(Float64)", "first Charging - started_at", since=5),
         Column("version", "UInt64", since=5),
         Column("ocpp_version", LC, since=5),
-    ),
+    )),
     order_by=("charge_point_id", "attempt_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
