@@ -66,6 +66,7 @@ class Server:
     name: str
     proc: subprocess.Popen
     port: int
+    admin_port: int | None = None  # the gateway's /healthz, /readyz, /metrics
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -108,8 +109,8 @@ class Server:
 
 def start_server(name: str, bootstrap: str, topic_partitions: int, gateway_env: dict[str, str] | None = None,
                  processes: int = 1, log_dir: Path | None = None) -> Server:
-    port = free_port()
-    env = {**os.environ}
+    port, admin_port = free_port(), free_port()
+    env = {**os.environ, "OCPP_GATEWAY_ADMIN_PORT": str(admin_port)}
     if name == "gateway":
         env |= {"OCPP_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OCPP_KAFKA_PARTITIONS": str(topic_partitions),
                 "OCPP_GATEWAY_PING_INTERVAL_S": "0", "OCPP_GATEWAY_ID": "bench"} | (gateway_env or {})
@@ -124,10 +125,10 @@ def start_server(name: str, bootstrap: str, topic_partitions: int, gateway_env: 
     while time.monotonic() < deadline:
         try:
             if name == "gateway":  # every process serving and its producer up: /readyz of the host
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).close()
+                urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=2).close()
             else:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return Server(name, proc, port)
+            return Server(name, proc, port, admin_port if name == "gateway" else None)
         except OSError:
             time.sleep(0.1)
     proc.kill()

@@ -36,17 +36,18 @@ PER_SOURCE_ADDRESS = 20_000
 def start_gateway(bootstrap: str, processes: int) -> Server:
     import subprocess
 
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "OCPP_GATEWAY_ID": "idle-bench"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ocpp_pipeline", "gateway", "--host", "127.0.0.1", "--port", str(port), "--processes", str(processes),
-         "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--admin-port", str(admin_port), "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).close()
-            return Server("gateway", proc, port)
+            urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=2).close()
+            return Server("gateway", proc, port, admin_port)
         except OSError:
             time.sleep(0.2)
     proc.kill()
@@ -64,8 +65,8 @@ def rss_kib(server: Server) -> int:
     return total
 
 
-def metric(port: int, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+def metric(admin_port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=30).read().decode()
     return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
@@ -163,8 +164,8 @@ def main() -> None:
                 "connections": opened.value, "target": target, "ramp_s": round(ramp_s, 1),
                 "kib_per_conn": (rss_kib(gateway) - base_rss) / max(opened.value, 1),
                 "rss_mib": rss_kib(gateway) / 1024, "idle_cpu_pct": idle_cpu * 100, "gateway_processes": args.gateway_processes,
-                "open_connections_metric": metric(gateway.port, "ocpp_gateway_open_connections"),
-                "loop_lag_max_ms": metric(gateway.port, "ocpp_gateway_event_loop_lag_max_seconds") * 1000,
+                "open_connections_metric": metric(gateway.admin_port, "ocpp_gateway_open_connections"),
+                "loop_lag_max_ms": metric(gateway.admin_port, "ocpp_gateway_event_loop_lag_max_seconds") * 1000,
             }
             rows.append(row)
             print(f"{row['connections']:>7} connections (ramp {row['ramp_s']:.0f} s): {row['kib_per_conn']:.1f} KiB/conn, "

@@ -102,7 +102,7 @@ def main() -> None:
 
         env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
                "OCPP_KAFKA_PARTITIONS": str(args.partitions), "OCPP_HOME": str(home), "OCPP_WORKER_APP_ID": app_id,
-               "OCPP_WORKER_WEB_PORT": port}
+               "OCPP_WORKER_WEB_PORT": port, "OCPP_WORKER_SQL_PORT": "0"}
         started = time.perf_counter()
         worker = Worker(env, home.with_suffix(".log"))
         try:

@@ -73,7 +73,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def soak(args: argparse.Namespace, port: int, pid: int) -> list[dict]:
+async def soak(args: argparse.Namespace, port: int, admin_port: int, pid: int) -> list[dict]:
     stats = LinkStats(recent_ms=[])
     settings = SimulatorSettings(url=f"ws://127.0.0.1:{port}/ocpp", chargers=args.chargers, connectors="1-2",
                                  duration_s=args.minutes * 60, time_scale=args.time_scale, ramp=args.ramp,
@@ -83,7 +83,7 @@ async def soak(args: argparse.Namespace, port: int, pid: int) -> list[dict]:
     while not fleet.done():
         await asyncio.wait([fleet], timeout=args.window)
         window, stats.recent_ms = stats.recent_ms, []
-        rows.append({"t": time.monotonic() - started, "open": await asyncio.to_thread(open_connections, port),
+        rows.append({"t": time.monotonic() - started, "open": await asyncio.to_thread(open_connections, admin_port),
                      "rss": tree_rss_mib(pid), "calls": len(window), "p50": pct(window, 0.5), "p99": pct(window, 0.99)})
         r = rows[-1]
         print(f"{r['t']:6.0f} s  open {r['open']:6d}  rss {r['rss']:7.1f} MiB  answers {r['calls'] / args.window:7.0f}/s  "
@@ -102,8 +102,9 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=500, help="chargers connecting per second")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     env = {**os.environ, "OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": str(port), "OCPP_GATEWAY_ID": "soak",
+           "OCPP_GATEWAY_ADMIN_PORT": str(admin_port),
            "OCPP_KAFKA_TOPIC_PREFIX": f"soak{uuid.uuid4().hex[:6]}.", "OCPP_KAFKA_PARTITIONS": "4"}
     log = open(ROOT / ".local" / "soak-gateway.log", "wb")
     gateway = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "gateway", "--log-level", "warning"], cwd=ROOT,
@@ -112,13 +113,13 @@ def main() -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                open_connections(port)
+                open_connections(admin_port)
                 break
             except OSError:
                 if time.monotonic() > deadline or gateway.poll() is not None:
                     raise SystemExit("the gateway did not start; see .local/soak-gateway.log")
                 time.sleep(0.3)
-        rows = asyncio.run(soak(args, port, gateway.pid))
+        rows = asyncio.run(soak(args, port, admin_port, gateway.pid))
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(120)

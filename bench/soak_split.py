@@ -75,11 +75,12 @@ async def fleet_process(args: argparse.Namespace) -> None:
                       "unfinished": run.unfinished}), flush=True)
 
 
-def _env(home: Path, kafka: KafkaSettings, gateway_port: int, web_port: int) -> dict[str, str]:
+def _env(home: Path, kafka: KafkaSettings, gateway_port: int, web_port: int, admin_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_")}
     return env | {"OCPP_HOME": str(home), "OCPP_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
                   "OCPP_KAFKA_PARTITIONS": "8", "OCPP_GATEWAY_HOST": "127.0.0.1", "OCPP_GATEWAY_PORT": str(gateway_port),
-                  "OCPP_GATEWAY_ID": "soak", "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S),
+                  "OCPP_GATEWAY_ADMIN_PORT": str(admin_port),
+                  "OCPP_GATEWAY_ID": "soak", "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_SQL_PORT": "0", "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S),
                   "OCPP_WORKER_APP_ID": APP_ID}
 
 
@@ -111,8 +112,8 @@ def main() -> int:
     try:
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=8)
         asyncio.run(ensure_topics(kafka))
-        gateway_port = free_port()
-        env = _env(home, kafka, gateway_port, free_port())
+        gateway_port, admin_port = free_port(), free_port()
+        env = _env(home, kafka, gateway_port, free_port(), admin_port)
         logs = {name: open(home / f"{name}.log", "wb") for name in ("gateway", "worker")}
         gateway = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "gateway", "--log-level", "warning"], cwd=ROOT,
                                    env=env, stdout=logs["gateway"], stderr=subprocess.STDOUT)
@@ -122,7 +123,7 @@ def main() -> int:
         deadline = time.monotonic() + 90
         while True:
             try:
-                open_connections(gateway_port)
+                open_connections(admin_port)
                 break
             except OSError:
                 if time.monotonic() > deadline or gateway.poll() is not None:
@@ -147,7 +148,7 @@ def main() -> int:
                 break
             calls = sum(r["calls"] for r in reports)
             p50 = sum(r["p50"] * r["calls"] for r in reports) / max(1, calls)
-            print(f"{reports[0]['t']:6.0f} s  open {open_connections(gateway_port):6d}  gateway rss {tree_rss_mib(gateway.pid):7.1f} MiB  "
+            print(f"{reports[0]['t']:6.0f} s  open {open_connections(admin_port):6d}  gateway rss {tree_rss_mib(gateway.pid):7.1f} MiB  "
                   f"worker rss {rss_mib(worker.pid):7.1f} MiB  answers {calls / args.window:7.0f}/s  "
                   f"p50 {p50:7.1f} ms  p99 (worst process) {max(r['p99'] for r in reports):7.1f} ms  load {_load()}", flush=True)
         for f in fleets:

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -121,9 +120,19 @@ class Worker:
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def query(self, sql: str):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.env['OCPP_WORKER_WEB_PORT']}/sql", data=sql.encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["rows"]
+        """Through the worker's /sql, found by the endpoint file it publishes in its folder (OSError until then)."""
+        from infra import read_endpoint
+        from infra.errors import ClickHouseError
+        from infra.read_path import query_worker
+
+        folder = Path(os.path.realpath(Path(self.env["OCPP_HOME"]) / "clickhouse"))
+        try:
+            endpoint = read_endpoint.read(folder)
+            if endpoint is None or endpoint.pid != self.proc.pid:
+                raise OSError("no read endpoint yet")
+            return query_worker(endpoint, endpoint.token, folder, sql, timeout_s=30).rows
+        except ClickHouseError as exc:
+            raise OSError(str(exc)) from None
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -223,7 +232,7 @@ def main() -> None:
         home = Path(f"/tmp/ocpp-worker-bench-{run}")
         env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
                "OCPP_KAFKA_PARTITIONS": str(args.partitions), "OCPP_HOME": str(home), "OCPP_WORKER_APP_ID": f"bench{run}",
-               "OCPP_WORKER_WEB_PORT": str(6100 + random.randint(0, 800)), "OCPP_WORKER_FLUSH_INTERVAL_S": "0.5",
+               "OCPP_WORKER_WEB_PORT": str(6100 + random.randint(0, 800)), "OCPP_WORKER_SQL_PORT": "0", "OCPP_WORKER_FLUSH_INTERVAL_S": "0.5",
                "OCPP_WORKER_FLUSH_ROWS": str(args.flush_rows)}
         if produce:
             asyncio.run(produce_all(kafka, records))

@@ -1,6 +1,7 @@
-"""Prometheus metrics of the gateway. No per-charger labels: label values are bounded sets
-(the charger actions of every OCPP version in :mod:`gateway.actions`, outcomes, refusal kinds), so
-cardinality stays flat at any fleet size.
+"""Prometheus metrics of the gateway, served on the admin port (``OCPP_GATEWAY_ADMIN_PORT``, never the
+chargers'). No per-charger or per-address labels: label values are bounded sets (the charger actions of
+every OCPP version in :mod:`gateway.actions`, outcomes, :class:`~gateway.errors.RefusalKind`), so
+cardinality stays flat at any fleet size and under any attack.
 
 Several processes on one port (``gateway --processes N``): the scrape lands on any of them, so each
 answers for the whole host. prometheus_client's multiprocess mode: every process writes its values to
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.actions import CHARGER_ACTIONS
+from gateway.errors import RefusalKind
 
 
 class GatewayMetrics:
@@ -32,6 +34,16 @@ class GatewayMetrics:
         self.connections = Counter("ocpp_gateway_connections", "accepted charger connections", registry=r)
         self.replaced = Counter("ocpp_gateway_replaced_connections", "connections closed because the same charger connected again", registry=r)
         self.refusals = Counter("ocpp_gateway_handshake_refusals", "refused WebSocket upgrades", ["reason"], registry=r)
+        access = Counter("ocpp_gateway_access_refusals", "refused WebSocket upgrades by kind (the client sees only the "
+                         "HTTP status: every kind of refused login is the same 401)", ["kind"], registry=r)
+        # Every kind from the start, at 0: a rate() over a series that appears with its first refusal misses it.
+        self.access_refusals = {kind: access.labels(kind.value) for kind in RefusalKind}
+        self.weak_password_logins = Counter(
+            "ocpp_gateway_weak_password_logins", "logins admitted with a password outside the OCPP security profiles' "
+            "rule (OCPP_GATEWAY_WEAK_PASSWORDS=warn)", registry=r)
+        keys = Gauge("ocpp_gateway_login_throttle_keys", "charge point ids and client addresses with failed logins remembered",
+                     ["ledger"], registry=r, multiprocess_mode="livesum")
+        self.throttle_keys = {ledger: keys.labels(ledger) for ledger in ("charge_point", "address")}
         self.frames = Counter("ocpp_gateway_frames", "frames by direction, action and outcome", ["direction", "action", "outcome"], registry=r)
         self.publish_seconds = Histogram(
             "ocpp_gateway_publish_seconds", "time from receiving a transaction frame to Kafka's acknowledgement",

@@ -1,13 +1,17 @@
-"""The gateway's I/O shell: WebSocket server, HTTP endpoints, Kafka publishing.
+"""The gateway's I/O shell: WebSocket server, admin endpoints, Kafka publishing.
 
-Everything OCPP is decided by :mod:`gateway.handshake` and :class:`gateway.handler.FrameHandler`;
-this module moves frames between sockets and the :class:`~gateway.publisher.FramePublisher`.
+Everything OCPP is decided by :class:`gateway.gatekeeper.Gatekeeper` (who may connect) and
+:class:`gateway.handler.FrameHandler` (what each frame gets); this module moves frames between sockets
+and the :class:`~gateway.publisher.FramePublisher`.
 
-- ``/<prefix>/<chargePointId>``: the OCPP endpoint (one connection per charger: a new connection
-  with the same id closes the old one with 1000 "replaced by a new connection").
-- ``/healthz``: 200 while the process serves; ``/readyz``: 200 while Kafka takes frames, else 503;
-  ``/metrics``: Prometheus. One of several processes on the port (``place``, :mod:`gateway.supervisor`):
-  all three answer for the whole host (:mod:`gateway.host_view`).
+- Chargers' port (``OCPP_GATEWAY_PORT``): ``/<prefix>/<chargePointId>`` only, every other path 404 (the
+  admin paths included). One connection per charger: a new connection with the same id closes the old one
+  with 1000 "replaced by a new connection". Each connection is counted against its client address
+  (:mod:`gateway.client_address`, :mod:`gateway.connection_cap`) from the moment it is made; one beyond
+  ``OCPP_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS`` gets 429.
+- Admin port (``OCPP_GATEWAY_ADMIN_PORT``): ``/healthz``, ``/readyz``, ``/metrics``
+  (:mod:`gateway.admin`); one of several processes (``place``, :mod:`gateway.supervisor`) answers for the
+  whole host (:mod:`gateway.host_view`).
 - SIGTERM (``Gateway.stop``): stop accepting, close connections with 1001, flush Kafka.
 """
 
@@ -23,21 +27,26 @@ import uuid
 import weakref
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from gateway import handshake
+from gateway.admin import AdminEndpoints, serve_admin
 from gateway.answers import AnswerPolicy
+from gateway.client_address import ClientAddresses
+from gateway.connection_cap import ConnectionTally
 from gateway.credentials import Credentials
-from gateway.errors import HandshakeRefused
+from gateway.errors import HandshakeRefused, ListenError, RefusalKind
+from gateway.gatekeeper import Attempt, Gatekeeper
 from gateway.handler import ConnectionInfo, FrameHandler, Reaction
 from gateway.host_view import WorkerPlace
 from gateway.metrics import GatewayMetrics
 from gateway.payload_schemas import compile_validators
 from gateway.publisher import FramePublisher
 from gateway.settings import GatewaySettings
+from gateway.throttle import Backoff, LoginThrottle
 from gateway.transaction_ids import TransactionIdAllocator
 from infra.settings import KafkaSettings
 from schemas.envelope import ConnectionEvent
@@ -77,6 +86,66 @@ def _read_id_tags(path: Path | None) -> frozenset[str] | None:
     return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
+def login_throttle(settings: GatewaySettings) -> LoginThrottle:
+    def backoff(free: int) -> Backoff:
+        return Backoff(free, settings.login_backoff_base_s, settings.login_backoff_max_s, settings.login_backoff_half_life_s)
+
+    return LoginThrottle(backoff(settings.login_free_failures_per_charge_point), backoff(settings.login_free_failures_per_address),
+                         settings.login_throttle_entries)
+
+
+class AddressCounter:
+    """Counts each charger connection against its client address from the moment it is made (a direct
+    peer) or its request names the client (behind a trusted proxy), until it is lost."""
+
+    def __init__(self, addresses: ClientAddresses, tally: ConnectionTally) -> None:
+        self.addresses = addresses
+        self.tally = tally
+
+    def made(self, connection: "ChargerConnection", peer: Any) -> None:
+        address, ask = self.addresses.of_peer(peer[0] if isinstance(peer, tuple) and peer else None)
+        connection.ask_request = ask
+        if address is not None:
+            self._count(connection, address)
+
+    def named(self, connection: "ChargerConnection", request: Request) -> None:
+        if connection.ask_request and self.addresses.header is not None:
+            connection.ask_request = False
+            address = self.addresses.from_header(request.headers.get_all(self.addresses.header))
+            if address is not None:
+                self._count(connection, address)
+
+    def _count(self, connection: "ChargerConnection", address: str) -> None:
+        connection.address = address
+        connection.over_cap = not self.tally.opened(address)
+
+    def lost(self, connection: "ChargerConnection") -> None:
+        if connection.address is not None:
+            self.tally.closed(connection.address)
+            connection.address = None
+
+
+class ChargerConnection(ServerConnection):
+    """A connection on the chargers' port, with the client address it is counted under."""
+
+    def __init__(self, *args: Any, counter: AddressCounter, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counter = counter
+        self.address: str | None = None
+        self.ask_request = False
+        self.over_cap = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.counter.made(self, transport.get_extra_info("peername"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            self.counter.lost(self)
+
+
 def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
     if settings.security_profile < 2:
         return None
@@ -106,7 +175,17 @@ class Gateway:
             kafka, frames_topic or kafka.topic(FRAMES.name), self.metrics, max_pending=settings.max_pending_frames,
             linger_ms=settings.kafka_linger_ms, max_batch_bytes=settings.kafka_max_batch_bytes,
         )
-        self._credentials = Credentials.load(settings.credentials_file)
+        self.gatekeeper = Gatekeeper(
+            path_prefix=settings.path_prefix, subprotocols=settings.subprotocols, security_profile=settings.security_profile,
+            credentials=Credentials.load(settings.credentials_file), throttle=login_throttle(settings),
+            weak_passwords=settings.weak_passwords,
+        )
+        self.counter = AddressCounter(
+            ClientAddresses(settings.trusted_proxies, settings.client_address_header, settings.ipv6_prefix_length),
+            ConnectionTally(settings.max_connections_per_address),
+        )
+        self.admin = AdminEndpoints(self.metrics, lambda: self.publisher.kafka_up, place)
+        self._warned_weak: set[str] = set()  # ids whose weak password was logged (bounded: see _admitted_weak)
         # Compiled once per process, per accepted version: every connection of that version shares them.
         self._validators = {version: compile_validators(version) for version in settings.subprotocols}
         self._policy = AnswerPolicy(settings.heartbeat_interval_s, _read_id_tags(settings.authorized_id_tags_file))
@@ -117,19 +196,45 @@ class Gateway:
         self._accepted: weakref.WeakKeyDictionary[ServerConnection, tuple[str, str]] = weakref.WeakKeyDictionary()
         self._by_charge_point: dict[str, ServerConnection] = {}
         self._server: Server | None = None
+        self._admin_server: Server | None = None
 
     @property
     def port(self) -> int:
         assert self._server is not None
         return self._server.sockets[0].getsockname()[1]
 
+    @property
+    def admin_port(self) -> int:
+        assert self._admin_server is not None
+        return self._admin_server.sockets[0].getsockname()[1]
+
     async def start(self) -> None:
         await self.publisher.start()
         s = self.settings
-        self._server = await serve(
+        try:
+            self._admin_server = await serve_admin(self.admin, s.admin_host, s.admin_port, reuse_port=self.place is not None,
+                                                   logger=websockets_logger())
+        except OSError as exc:
+            raise ListenError(f"admin endpoints on {s.admin_host}:{s.admin_port} (OCPP_GATEWAY_ADMIN_PORT): {exc.strerror or exc}") from exc
+        try:
+            self._server = await self._serve_chargers()
+        except OSError as exc:
+            self._admin_server.close()
+            raise ListenError(f"chargers' port {s.host}:{s.port} (OCPP_GATEWAY_PORT): {exc.strerror or exc}") from exc
+        log.info("gateway %s listening on %s:%d%s/<chargePointId>; admin endpoints on %s:%d (/healthz /readyz /metrics)",
+                 s.gateway_id, s.host, self.port, s.path_prefix, s.admin_host, self.admin_port)
+        log.info("security profile %d; connections per address: %s; %s",
+                 s.security_profile, s.max_connections_per_address or "no cap",
+                 f"weak passwords ({s.weak_passwords}): outside 16-40 passwordString characters or 16-20 octets"
+                 if s.security_profile in (1, 2) else "no passwords")
+
+    async def _serve_chargers(self) -> Server:
+        s = self.settings
+        return await serve(
             self._serve_connection,
             s.host,
             s.port,
+            create_connection=lambda *args, **kwargs: ChargerConnection(*args, counter=self.counter, **kwargs),
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
             subprotocols=list(s.subprotocols),
@@ -144,7 +249,6 @@ class Gateway:
             reuse_port=self.place is not None,  # the kernel spreads new connections over the processes
             backlog=s.listen_backlog,
         )
-        log.info("gateway %s listening on %s:%d%s/<chargePointId>", s.gateway_id, s.host, self.port, s.path_prefix)
 
     async def stop(self) -> None:
         """Stop accepting, close every charger connection with 1001, flush Kafka."""
@@ -155,53 +259,65 @@ class Gateway:
             except TimeoutError:
                 log.warning("connections still open after %.0f s", self.settings.shutdown_timeout_s)
         await self.publisher.stop(self.settings.shutdown_timeout_s)
+        if self._admin_server is not None:  # last: probes and scrapes see the drain to its end
+            self._admin_server.close()
+            await self._admin_server.wait_closed()
 
     # --- handshake -------------------------------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/healthz":
-            if self.place is None or self.place.host.healthy():
-                return connection.respond(HTTPStatus.OK, "ok\n")
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, self.place.host.describe() + "\n")
-        if path == "/readyz":
-            if self.place is None:
-                ready, reason = self.publisher.kafka_up, "kafka unavailable"
-            else:
-                self.place.host.report(self.place.index, self.publisher.kafka_up)
-                ready, reason = self.place.host.ready(), self.place.host.describe()
-            return connection.respond(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, "ready\n" if ready else reason + "\n")
-        if path == "/metrics":
-            response = connection.respond(HTTPStatus.OK, self.metrics.exposition().decode())
-            del response.headers["Content-Type"]  # Headers is a multi-dict: replace, not add
-            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-            return response
+        assert isinstance(connection, ChargerConnection)
+        self.counter.named(connection, request)
         try:
-            charge_point_id = handshake.charge_point_id_from_path(request.path, self.settings.path_prefix)
-            subprotocol = handshake.choose_subprotocol(
-                request.headers.get_all("Sec-WebSocket-Protocol"), self.settings.subprotocols
-            )
-            profile = self.settings.security_profile
-            if profile in (1, 2):
-                handshake.check_basic_auth(request.headers.get("Authorization"), charge_point_id, self._credentials)
-            elif profile == 3:
-                peer = connection.transport.get_extra_info("peercert") if connection.transport else None
-                handshake.check_client_certificate(peer, charge_point_id)
+            if connection.over_cap:
+                raise HandshakeRefused(HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address",
+                                       RefusalKind.CONNECTION_CAP)
+            peer = connection.transport.get_extra_info("peercert") if self.settings.security_profile == 3 else None
+            admission = self.gatekeeper.admit(Attempt(
+                request.path, request.headers.get_all("Sec-WebSocket-Protocol"),
+                tuple(request.headers.get_all("Authorization")), peer, connection.address, time.monotonic()))
         except HandshakeRefused as refusal:
-            self.metrics.refusals.labels(reason=refusal.status.name.lower()).inc()
-            # The path may carry an id a charger was not allowed to use: log it repr-escaped, never a credential.
-            log.info("refused %s: %s %s", connection.remote_address, int(refusal.status), refusal.reason)
-            response = connection.respond(refusal.status, refusal.reason + "\n")
-            if refusal.status == HTTPStatus.UNAUTHORIZED and self.settings.security_profile in (1, 2):
-                response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
-            return response
-        self._accepted[connection] = (charge_point_id, subprotocol)
+            return self._refuse(connection, refusal, request.path)
+        if admission.weak_password:
+            self._admitted_weak(admission.charge_point_id)
+        self._accepted[connection] = (admission.charge_point_id, admission.subprotocol)
         # websockets parses the offer again, strictly (RFC 7230 tokens), before it asks
         # _select_subprotocol: hand it the decision, so an offer the gateway accepted ("ocpp2.0.1,
         # ocpp 1.6") is not refused afterwards with a 400 no metric or log line explains.
         del request.headers["Sec-WebSocket-Protocol"]
-        request.headers["Sec-WebSocket-Protocol"] = subprotocol
+        request.headers["Sec-WebSocket-Protocol"] = admission.subprotocol
         return None
+
+    def _refuse(self, connection: ChargerConnection, refusal: HandshakeRefused, path: str) -> Response:
+        self.metrics.refusals.labels(reason=refusal.status.name.lower()).inc()
+        self.metrics.access_refusals[refusal.kind].inc()
+        # The path may carry an id a charger was not allowed to use: log it repr-escaped, never a credential.
+        # A throttled attempt is logged at debug: a flood of them must not flood the log too.
+        level = logging.DEBUG if refusal.kind in (RefusalKind.THROTTLED_ADDRESS, RefusalKind.THROTTLED_CHARGE_POINT) else logging.INFO
+        log.log(level, "refused %s (address %s): %s %s (%s)", connection.remote_address, connection.address,
+                int(refusal.status), refusal.reason, refusal.kind.value)
+        if refusal.blocked_for_s:
+            log.warning("failed login on %r from %s: that charge point or address is refused unchecked for %.1f s",
+                        path[:100], connection.address or connection.remote_address, refusal.blocked_for_s)
+        throttle = self.gatekeeper.throttle
+        self.metrics.throttle_keys["charge_point"].set(len(throttle.charge_points))
+        self.metrics.throttle_keys["address"].set(len(throttle.addresses))
+        response = connection.respond(refusal.status, refusal.reason + "\n")
+        if refusal.status == HTTPStatus.UNAUTHORIZED and self.settings.security_profile in (1, 2):
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        return response
+
+    def _admitted_weak(self, charge_point_id: str) -> None:
+        self.metrics.weak_password_logins.inc()
+        if charge_point_id in self._warned_weak:
+            return
+        if len(self._warned_weak) >= 10_000:  # once per id and process, in bounded memory
+            self._warned_weak.clear()
+        self._warned_weak.add(charge_point_id)
+        log.warning("charge point %r logged in with a password outside the OCPP security profiles' rule (16-40 "
+                    "passwordString characters, or a 1.6 AuthorizationKey of 16-20 octets): give it a new one "
+                    "(SetVariables BasicAuthPassword / ChangeConfiguration AuthorizationKey, then `ocpp-pipeline "
+                    "credentials set`); OCPP_GATEWAY_WEAK_PASSWORDS=refuse refuses such logins", charge_point_id)
 
     def _select_subprotocol(self, connection: ServerConnection, offered: object) -> str | None:
         accepted = self._accepted.get(connection)
@@ -297,7 +413,7 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: Wo
     log.info("open files limit %d (one per charger connection)", raise_open_files_limit())
     # Kafka may come later (every pod at once): chargers are served meanwhile, the publisher waits. Every
     # process of a host waits (creating a topic another process just created is not an error).
-    topics = asyncio.create_task(wait_for_topics(kafka))
+    topics = asyncio.create_task(wait_for_topics(kafka, (FRAMES,)))  # the one topic it writes (and may see)
     topics.add_done_callback(topics_refused)
     gateway = Gateway(settings, kafka, place=place)
     await gateway.start()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -17,7 +18,9 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OCPP_GATEWAY_", frozen=True, populate_by_name=True)
 
     host: str = Field("0.0.0.0", description="listen address")
-    port: int = Field(9000, ge=0, le=65535, description="WebSocket, /metrics, /healthz and /readyz port")
+    port: int = Field(9000, ge=0, le=65535, description="chargers' WebSocket port (OCPP only)")
+    admin_host: str = Field("127.0.0.1", description="listen address of /metrics, /healthz and /readyz (0.0.0.0 in the image)")
+    admin_port: int = Field(9001, ge=0, le=65535, description="port of /metrics, /healthz and /readyz, never the chargers' port")
     path_prefix: str = Field("/ocpp", description="chargers connect to <prefix>/<chargePointId>")
     # NoDecode: the environment gives "ocpp1.6,ocpp2.0.1" (or a JSON list); _split reads both.
     subprotocols: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -33,7 +36,33 @@ class GatewaySettings(BaseSettings):
     )
     # int, not Literal[0, 1, 2, 3]: a Literal of ints refuses the string "2" that the environment gives.
     security_profile: int = Field(0, ge=0, le=3, description="0 none, 1 Basic, 2 TLS + Basic, 3 mutual TLS")
-    credentials_file: Path | None = Field(None, description="profiles 1-2: JSON of charge point id -> salted hash (`ocpp-pipeline credentials set`)")
+    credentials_file: Path | None = Field(None, description="profiles 1-2: JSON of charge point id -> salted hash (`ocpp-pipeline credentials add`)")
+    weak_passwords: Literal["warn", "refuse"] = Field(
+        "warn",
+        description="profiles 1-2: a right password outside 16-40 passwordString characters (or 16-20 octets, "
+        "1.6 AuthorizationKey) is admitted with a warning and a metric (warn) or refused (refuse)",
+    )
+    login_free_failures_per_charge_point: int = Field(
+        5, ge=0, description="failed logins for one charge point id before each further one blocks it (decaying)")
+    login_free_failures_per_address: int = Field(
+        100, ge=0, description="failed logins from one client address before each further one blocks it (decaying; a NAT "
+        "may hide many chargers)")
+    login_backoff_base_s: float = Field(1.0, gt=0, description="block after the first failed login beyond the free ones; doubles with each")
+    login_backoff_max_s: float = Field(300.0, gt=0, description="longest block after a failed login")
+    login_backoff_half_life_s: float = Field(3600.0, gt=0, description="failed logins are forgiven by half every this many seconds")
+    login_throttle_entries: int = Field(
+        65536, ge=16, description="charge point ids and addresses each remembered per process for throttling (memory bound)")
+    max_connections_per_address: int = Field(
+        1000, ge=0, description="open connections one client address may hold per gateway process; 0 = no cap")
+    # NoDecode: "10.0.0.0/8,::1/128" (or a JSON list); _split reads both.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("127.0.0.0/8", "::1/128"),
+        description="networks of your own proxies, load balancers, mesh sidecars, private-APN NATs: never one "
+        "client (comma-separated or JSON list)",
+    )
+    client_address_header: str | None = Field(
+        None, description="header a trusted proxy names the client in (X-Forwarded-For, X-Real-IP, Forwarded); unset = none")
+    ipv6_prefix_length: int = Field(64, ge=32, le=128, description="IPv6 clients are counted per network of this prefix")
     tls_cert_file: Path | None = Field(None, description="profiles 2-3: server certificate chain (PEM)")
     tls_key_file: Path | None = Field(None, description="profiles 2-3: server private key (PEM)")
     tls_client_ca_file: Path | None = Field(None, description="profile 3: CA that signs charger certificates (PEM)")
@@ -64,7 +93,7 @@ class GatewaySettings(BaseSettings):
     )
     shutdown_timeout_s: float = Field(15.0, description="on SIGTERM: time to close connections and flush Kafka")
 
-    @field_validator("subprotocols", mode="before")
+    @field_validator("subprotocols", "trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -80,6 +109,14 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"supported subprotocols are {', '.join(SUPPORTED_SUBPROTOCOLS)}; got {', '.join(value)}")
         return tuple(dict.fromkeys(value))  # a repeated name changes nothing
 
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(str(ipaddress.ip_network(v, strict=False)) for v in value)
+        except ValueError as exc:
+            raise ValueError(f"trusted proxies are addresses or networks (10.0.0.0/8, 2001:db8::/32): {exc}") from None
+
     @model_validator(mode="after")
     def _profile_needs(self) -> "GatewaySettings":
         needs: list[str] = []
@@ -91,4 +128,9 @@ class GatewaySettings(BaseSettings):
             needs.append("OCPP_GATEWAY_TLS_CLIENT_CA_FILE")
         if needs:
             raise ValueError(f"security profile {self.security_profile} needs {', '.join(needs)}")
+        if self.admin_port and self.admin_port == self.port:
+            raise ValueError("OCPP_GATEWAY_ADMIN_PORT must not be the chargers' port (OCPP_GATEWAY_PORT): chargers must not "
+                             "reach /metrics, /healthz or /readyz")
+        if self.login_backoff_max_s < self.login_backoff_base_s:
+            raise ValueError("OCPP_GATEWAY_LOGIN_BACKOFF_MAX_S must be at least OCPP_GATEWAY_LOGIN_BACKOFF_BASE_S")
         return self

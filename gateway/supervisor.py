@@ -5,11 +5,12 @@ core, all listening on the same port with SO_REUSEPORT, so the kernel spreads ne
 them. Each process is a whole gateway (:func:`gateway.server.run_gateway`) with its own Kafka producer;
 what they share:
 
-- the port: the supervisor binds it first with SO_REUSEPORT (not listening: it gets no connections),
-  which resolves port 0 and keeps the port theirs while a process is replaced;
-- ``/metrics``: prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, a fresh directory
-  per start), so any process answers for the host (:mod:`gateway.metrics`);
-- ``/healthz`` and ``/readyz``: one byte per process in shared memory (:mod:`gateway.host_view`);
+- the ports, the chargers' and the admin one: the supervisor binds each first with SO_REUSEPORT (not
+  listening: it gets no connections), which resolves port 0 and keeps the ports theirs while a process
+  is replaced;
+- ``/metrics`` (admin port): prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, a fresh
+  directory per start), so any process answers for the host (:mod:`gateway.metrics`);
+- ``/healthz`` and ``/readyz`` (admin port): one byte per process in shared memory (:mod:`gateway.host_view`);
 - transactionIds: process ``i`` of ``N`` gives ids ``≡ i (mod N)`` (:mod:`gateway.transaction_ids`).
 
 The supervisor creates the topics and raises the open-files limit once, then watches: a process that
@@ -34,6 +35,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from gateway.errors import ListenError
 from gateway.host_view import HostView, WorkerPlace
 from gateway.settings import GatewaySettings
 from infra.settings import KafkaSettings
@@ -44,14 +46,18 @@ RESTART_PAUSE_S = 1.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def reserve_port(host: str, port: int) -> socket.socket:
+def reserve_port(host: str, port: int, what: str = "port") -> socket.socket:
     """Bind ``(host, port)`` with SO_REUSEPORT without listening: the processes bind the same port.
-    Port 0 becomes a free port (read it from the socket)."""
+    Port 0 becomes a free port (read it from the socket). :class:`ListenError` if it cannot be had."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"{what} {host}:{port}: {exc.strerror or exc}") from exc
     return sock
 
 
@@ -135,8 +141,14 @@ class Supervisor:
 
         # Topics: each process waits for (or creates) them in the background, serving chargers meanwhile.
         log.info("open files limit %d (one per charger connection, inherited by the processes)", raise_open_files_limit())
-        reserved = reserve_port(self.settings.host, self.settings.port)
-        settings = self.settings.model_copy(update={"port": reserved.getsockname()[1]})
+        s = self.settings
+        reserved = reserve_port(s.host, s.port, "chargers' port (OCPP_GATEWAY_PORT)")
+        try:
+            admin = reserve_port(s.admin_host, s.admin_port, "admin port (OCPP_GATEWAY_ADMIN_PORT)")
+        except ListenError:
+            reserved.close()
+            raise
+        settings = s.model_copy(update={"port": reserved.getsockname()[1], "admin_port": admin.getsockname()[1]})
         self._metrics_dir = Path(tempfile.mkdtemp(prefix="ocpp-gateway-metrics-"))
         # prometheus_client picks its multiprocess value store at import, from this variable: the
         # spawned processes inherit it.
@@ -145,7 +157,8 @@ class Supervisor:
         try:
             for index in range(self.count):
                 self._start(index, settings)
-            log.info("gateway: %d processes on %s:%d", self.count, settings.host, settings.port)
+            log.info("gateway: %d processes on %s:%d, admin endpoints on %s:%d", self.count, settings.host, settings.port,
+                     settings.admin_host, settings.admin_port)
             while not self._stopping:
                 running = {p.sentinel: (i, p) for i, p in enumerate(self._workers) if p is not None}
                 for sentinel in wait(list(running), timeout=1.0):
@@ -164,6 +177,7 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             reserved.close()
+            admin.close()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     def _drain(self) -> int:

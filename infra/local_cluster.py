@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass
 
 from infra.errors import BrokerError
+from infra.kafka_close import settle
 from infra.local_kafka import BrokerStatus, LocalBroker, Node, cluster_id
-from infra.settings import LocalKafkaSettings
+from infra.settings import KafkaSettings, LocalKafkaSettings
 
 
 def cluster_nodes(settings: LocalKafkaSettings) -> list[Node]:
@@ -32,8 +33,9 @@ def cluster_nodes(settings: LocalKafkaSettings) -> list[Node]:
     ports = settings.node_ports()
     voters = ",".join(f"{i + 1}@{settings.host}:{controller}" for i, (_, controller) in enumerate(ports))
     return [
-        Node(i + 1, port, controller, settings.cluster_dir / f"node-{i + 1}", voters, cluster_size=len(ports))
-        for i, (port, controller) in enumerate(ports)
+        Node(i + 1, port, controller, settings.cluster_dir / f"node-{i + 1}", voters, cluster_size=len(ports),
+             tls_port=tls_port)
+        for i, ((port, controller), tls_port) in enumerate(zip(ports, settings.tls_ports()))
     ]
 
 
@@ -127,8 +129,9 @@ class LocalCluster:
     def _wait_for_members(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
         seen = 0
+        probe = self.brokers[0].probe_settings()
         while time.monotonic() < deadline:
-            seen = registered_brokers(self.bootstrap_servers)
+            seen = registered_brokers(self.bootstrap_servers, settings=probe)
             if seen >= len(self.brokers):
                 return
             time.sleep(0.25)
@@ -154,13 +157,15 @@ class LocalCluster:
         return len(signalled)
 
 
-def registered_brokers(bootstrap_servers: str, timeout_s: float = 5.0) -> int:
-    """How many brokers the cluster's metadata lists (0 if nobody answers)."""
+def registered_brokers(bootstrap_servers: str, timeout_s: float = 5.0, settings: KafkaSettings | None = None) -> int:
+    """How many brokers the cluster's metadata lists (0 if nobody answers); ``settings``: how to connect to
+    a secured cluster (its bootstrap servers are used instead)."""
 
     async def probe() -> int:
         from aiokafka import AIOKafkaClient
 
-        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+        options = settings.client_options() if settings is not None else {"bootstrap_servers": bootstrap_servers}
+        client = AIOKafkaClient(**options, request_timeout_ms=int(timeout_s * 1000))
         try:
             await asyncio.wait_for(client.bootstrap(), timeout_s)
             return len(client.cluster.brokers())
@@ -168,6 +173,7 @@ def registered_brokers(bootstrap_servers: str, timeout_s: float = 5.0) -> int:
             return 0
         finally:
             await client.close()
+            await settle(settings)
 
     return asyncio.run(probe())
 

@@ -7,6 +7,12 @@ lives in ``$OCPP_HOME/kafka/broker-<port>/``.
 
 ``stop`` ends exactly the process ``start`` launched: it reads the pid file and checks that the
 pid still runs ``kafka.Kafka`` with this broker's config before it signals anything.
+
+Secured (``OCPP_LOCAL_KAFKA_SECURE``, ``kafka start --secure``): no listener takes an anonymous client.
+Clients log in with SCRAM-SHA-512 over TLS on the client port, or with a certificate (mutual TLS) on the TLS
+port, which the brokers also use between themselves; the KRaft controller listener takes the brokers'
+certificate only. ``StandardAuthorizer`` decides every request from the ACLs of :mod:`infra.kafka_acls`;
+certificates and passwords are in :mod:`infra.local_credentials` (applied by :mod:`infra.secured_broker`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ from importlib import resources
 from pathlib import Path
 
 from infra.errors import BrokerError, PrerequisiteMissing
-from infra.settings import LocalKafkaSettings
+from infra.kafka_acls import identities
+from infra.kafka_close import settle
+from infra.local_credentials import ADMIN, SUPER_USERS, LocalCredentials
+from infra.settings import KafkaSettings, LocalKafkaSettings
 
 MIN_JAVA = 17
 _COMPLETE_MARK = ".complete"
@@ -56,12 +65,13 @@ class Node:
     run_dir: Path
     voters: str  # controller.quorum.voters of the whole cluster
     cluster_size: int = 1
+    tls_port: int = 0  # a secured node's mutual-TLS (and inter-broker) port
 
     @classmethod
     def single(cls, settings: LocalKafkaSettings) -> "Node":
         """The one node of ``ocpp-pipeline kafka start`` (the layout every earlier version used)."""
         return cls(1, settings.port, settings.controller_port, settings.run_dir,
-                   f"1@{settings.host}:{settings.controller_port}")
+                   f"1@{settings.host}:{settings.controller_port}", tls_port=settings.tls_port)
 
 
 # --- prerequisites -----------------------------------------------------------------------------
@@ -127,7 +137,8 @@ def jars_size_bytes(settings: LocalKafkaSettings) -> int:
 
 def server_properties(settings: LocalKafkaSettings, node: Node | None = None) -> str:
     """Broker config sized for a 2-core development machine: small internal topics; on a cluster of
-    three or more nodes, internal and default topics get 3 replicas and min.insync.replicas 2."""
+    three or more nodes, internal and default topics get 3 replicas and min.insync.replicas 2.
+    ``settings.secure``: the listeners of :func:`secure_properties`."""
     node = node or Node.single(settings)
     data = node.run_dir / "data"
     host = settings.host
@@ -166,7 +177,41 @@ def server_properties(settings: LocalKafkaSettings, node: Node | None = None) ->
         "auto.create.topics.enable": "true",
         "delete.topic.enable": "true",
     }
+    if settings.secure:
+        lines |= secure_properties(settings, node, LocalCredentials(settings.credentials_dir))
     return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def secure_properties(settings: LocalKafkaSettings, node: Node, credentials: LocalCredentials) -> dict[str, str]:
+    """Listeners that take no anonymous client, and an authorizer that allows only what the ACLs say.
+
+    - ``SASL_SSL`` (client port): SCRAM-SHA-512 users over TLS; the users' salted credentials live in the
+      cluster metadata, put there by the administrator (:mod:`infra.acl_admin`).
+    - ``SSL`` (TLS port): mutual TLS. Clients with a certificate of the local CA, and the brokers among
+      themselves (inter-broker listener). ``CN=<name>`` becomes the principal ``User:<name>``: the same
+      principal as the SCRAM user, so the same ACLs hold for both ways in.
+    - ``CONTROLLER``: mutual TLS too; only the brokers' certificate is a super user there.
+    """
+    host = settings.host
+    return {
+        "listeners": f"SASL_SSL://{host}:{node.port},SSL://{host}:{node.tls_port},CONTROLLER://{host}:{node.controller_port}",
+        "advertised.listeners": f"SASL_SSL://{host}:{node.port},SSL://{host}:{node.tls_port}",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:SSL",
+        "inter.broker.listener.name": "SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(credentials.broker_file),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(credentials.ca_file),
+        "listener.name.ssl.ssl.client.auth": "required",
+        "listener.name.controller.ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^CN=([A-Za-z0-9._-]+)$/$1/,DEFAULT",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": ";".join(SUPER_USERS),
+        "allow.everyone.if.no.acl.found": "false",
+    }
 
 
 def log4j2_xml(run_dir: Path) -> str:
@@ -212,6 +257,7 @@ class LocalBroker:
         self.config_path = self.run_dir / "server.properties"
         self.pid_path = self.run_dir / "broker.pid"
         self.stdout_path = self.run_dir / "logs" / "stdout.log"
+        self.credentials = LocalCredentials(settings.credentials_dir)
         self._child: subprocess.Popen[bytes] | None = None  # set when this object started the broker
 
     def _java_command(self) -> list[str]:
@@ -268,10 +314,27 @@ class LocalBroker:
         pid = self._pid_from_file()
         return pid if pid is not None and self._is_our_process(pid) else None
 
+    def configured_secure(self) -> bool:
+        """Whether the config this folder's broker was (or will be) started with is the secured one."""
+        try:
+            return "SASL_SSL://" in self.config_path.read_text()
+        except FileNotFoundError:
+            return self.settings.secure
+
+    def probe_settings(self) -> KafkaSettings | None:
+        """How to ask this broker for metadata: as the administrator, over mutual TLS, when it is secured
+        (None: plain text, nobody to be)."""
+        if not self.configured_secure():
+            return None
+        return self.credentials.mtls_settings(ADMIN, f"{self.settings.host}:{self.node.tls_port}")
+
+    def _answers(self, timeout_s: float) -> bool:
+        return answers_metadata(self.bootstrap_servers, timeout_s=timeout_s, settings=self.probe_settings())
+
     def status(self) -> BrokerStatus:
         pid = self.pid()
         return BrokerStatus(
-            running=pid is not None and answers_metadata(self.bootstrap_servers, timeout_s=5),
+            running=pid is not None and self._answers(5),
             pid=pid,
             bootstrap_servers=self.bootstrap_servers,
             version=self.settings.version,
@@ -286,6 +349,10 @@ class LocalBroker:
         """
         existing = self.pid()
         if existing is not None:
+            if self.configured_secure() != self.settings.secure:
+                said = "secured" if self.configured_secure() else "without --secure"
+                raise BrokerError(f"the broker of {self.run_dir} already runs {said} (pid {existing}); "
+                                  "stop it first (ocpp-pipeline kafka stop)")
             self._wait_ready(existing)
             return self.status()
         self.launch()
@@ -299,15 +366,21 @@ class LocalBroker:
     def launch(self, cluster: str | None = None) -> int:
         """Start the process and return its pid without waiting for it to answer (the nodes of a
         cluster only answer once a majority of them runs)."""
-        if answers_metadata(self.bootstrap_servers, timeout_s=2):
+        taken = [port for port in self._ports() if _listening(self.settings.host, port)]
+        if taken:
             raise BrokerError(
-                f"a Kafka broker not started from {self.run_dir} already answers on {self.bootstrap_servers}; "
-                "use it (OCPP_KAFKA_BOOTSTRAP_SERVERS) or choose another OCPP_LOCAL_KAFKA_PORT"
+                f"something not started from {self.run_dir} already listens on {self.settings.host} port "
+                f"{', '.join(map(str, taken))}; use that broker (OCPP_KAFKA_BOOTSTRAP_SERVERS) or choose other "
+                "ports (OCPP_LOCAL_KAFKA_PORT, OCPP_LOCAL_KAFKA_CONTROLLER_PORT, OCPP_LOCAL_KAFKA_TLS_PORT)"
             )
         if self._child is not None:
             self._child.wait()  # an earlier process of this node, already ended
         fetch(self.settings)
         require_java()
+        if self.settings.secure:
+            s = self.settings
+            self.credentials.ensure((s.host,), tuple(i.name for i in identities()), s.bootstrap_servers,
+                                    s.tls_bootstrap_servers)
         self._write_config()
         self._format_storage(cluster)
         with open(self.stdout_path, "ab") as out:
@@ -330,7 +403,7 @@ class LocalBroker:
                 raise BrokerError(f"the broker exited with code {proc.returncode} while starting:\n{self._log_tail()}")
             if proc is None and not self._is_our_process(pid):
                 raise BrokerError(f"broker pid {pid} is gone:\n{self._log_tail()}")
-            if answers_metadata(self.bootstrap_servers, timeout_s=2):
+            if self._answers(2):
                 return
             time.sleep(0.25)
         raise BrokerError(
@@ -346,6 +419,10 @@ class LocalBroker:
         if pid is None:
             raise BrokerError(f"no broker runs from {self.run_dir}:\n{self._log_tail()}")
         self._wait_ready(pid)
+
+    def _ports(self) -> list[int]:
+        ports = [self.node.port, self.node.controller_port]
+        return ports + [self.node.tls_port] if self.settings.secure else ports
 
     def _log_tail(self, lines: int = 30) -> str:
         text = ""
@@ -402,8 +479,17 @@ def _reap(pid: int) -> None:
         pass
 
 
-def answers_metadata(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
-    """True if a broker at ``bootstrap_servers`` answers a Kafka metadata request."""
+def _listening(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, port)) == 0
+
+
+def answers_metadata(bootstrap_servers: str, timeout_s: float = 5.0, settings: KafkaSettings | None = None) -> bool:
+    """True if a broker at ``bootstrap_servers`` answers a Kafka metadata request (as ``settings`` says
+    to connect: its protocol and credentials, and its bootstrap servers instead; plain text when None)."""
 
     async def probe() -> bool:
         from aiokafka import AIOKafkaClient
@@ -411,7 +497,8 @@ def answers_metadata(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
         # A refused connection is the expected answer while the broker starts: not an error to log.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
-        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+        options = settings.client_options() if settings is not None else {"bootstrap_servers": bootstrap_servers}
+        client = AIOKafkaClient(**options, request_timeout_ms=int(timeout_s * 1000))
         try:
             await asyncio.wait_for(client.bootstrap(), timeout_s)
             return True
@@ -419,6 +506,7 @@ def answers_metadata(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
             return False
         finally:
             await client.close()
+            await settle(settings)
 
     level = logging.getLogger("aiokafka").level
     try:

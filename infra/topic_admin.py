@@ -4,8 +4,14 @@
 once every topic shows all its partitions with a leader. ``wait_for_topics`` is what the services call at
 start (the worker before Faust starts, the gateway in the background while it already serves chargers):
 it retries until Kafka answers and the topics are usable, logging what it waits for, and raises only for
-what waiting cannot fix (a refused authorisation, a policy, a bad name). This is what lets every process
-start in any order, as on Kubernetes where every pod starts at once.
+what waiting cannot fix (a policy, a bad name). This is what lets every process start in any order, as on
+Kubernetes where every pod starts at once.
+
+Only missing topics are created. On a secured cluster the services may not create the contract topics
+(only the administrator may: Strimzi ``KafkaTopic``, ``kafka start --secure``), and Kafka answers a
+CreateTopics for an existing topic the caller may not create with an authorisation error, not "exists".
+A topic this identity may not see or create is :class:`TopicNotPermitted`: ``topics create`` stops on it,
+a service waits for it (its ACLs or the topic may come a moment later, from the operators), saying why.
 
 Why waiting after creation matters: a broker that has just started answers CreateTopics at once but
 describes the new topic with 0 partitions (or partitions without a leader) for several seconds; Faust,
@@ -32,20 +38,21 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
-from infra.errors import TopicError, TopicRefused
+from infra.errors import TopicError, TopicNotPermitted, TopicRefused
+from infra.kafka_close import settle
 from infra.settings import KafkaSettings
 from schemas.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger("ocpp.topics")
 
 _NO_ERROR = 0
+_UNKNOWN_TOPIC = 3  # UNKNOWN_TOPIC_OR_PARTITION
 _TOPIC_ALREADY_EXISTS = 36
+_NOT_PERMITTED = {29, 31}  # TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED
 # CreateTopics answers that waiting cannot change. Everything else (no controller yet, fewer brokers
 # up than the replication factor, a timeout) passes while a cluster starts: retried.
 _REFUSED_CODES = {
     17,  # INVALID_TOPIC_EXCEPTION
-    29,  # TOPIC_AUTHORIZATION_FAILED
-    31,  # CLUSTER_AUTHORIZATION_FAILED
     37,  # INVALID_PARTITIONS
     40,  # INVALID_CONFIG
     44,  # POLICY_VIOLATION
@@ -175,25 +182,36 @@ async def _ensure(
     await admin.start()
     try:
         replication = replication_for(settings.replication_factor, await cluster_size(admin))
-        response = await admin.create_topics(
-            [
-                NewTopic(
-                    name=spec.name,
-                    num_partitions=spec.partitions,
-                    replication_factor=replication,
-                    topic_configs=spec.topic_config(replication),
-                )
-                for spec in specs
-            ]
-        )
+        described = {d.get("topic"): d.get("error_code", 0) for d in await _describe(admin, names)}
+        hidden = [name for name in names if described.get(name) in _NOT_PERMITTED]
+        if hidden:
+            raise TopicNotPermitted(f"{settings.identity} may not see topic {', '.join(hidden)} "
+                                    "(TopicAuthorizationFailed): its ACLs are missing")
+        missing = [spec for spec in specs if described.get(spec.name, _UNKNOWN_TOPIC) == _UNKNOWN_TOPIC]
         created: set[str] = set()
-        for topic, code, *rest in response.topic_errors:
-            if code == _NO_ERROR:
-                created.add(topic)
-            elif code != _TOPIC_ALREADY_EXISTS:
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name=spec.name,
+                        num_partitions=spec.partitions,
+                        replication_factor=replication,
+                        topic_configs=spec.topic_config(replication),
+                    )
+                    for spec in missing
+                ]
+            )
+            for topic, code, *rest in response.topic_errors:
                 message = (rest[0] if rest else "") or ""
-                error = TopicRefused if code in _REFUSED_CODES else TopicError
-                raise error(f"creating topic {topic} failed: {for_code(code).__name__} {message}".rstrip())
+                if code == _NO_ERROR:
+                    created.add(topic)
+                elif code in _NOT_PERMITTED:
+                    raise TopicNotPermitted(f"topic {topic} does not exist and {settings.identity} may not create it: "
+                                            "an administrator creates the pipeline's topics (ocpp-pipeline topics "
+                                            "create as the administrator; KafkaTopic resources on Kubernetes)")
+                elif code != _TOPIC_ALREADY_EXISTS:
+                    error = TopicRefused if code in _REFUSED_CODES else TopicError
+                    raise error(f"creating topic {topic} failed: {for_code(code).__name__} {message}".rstrip())
         deadline = time.monotonic() + ready_timeout_s
         while True:
             ready = readiness(await _describe(admin, names), names)
@@ -205,6 +223,7 @@ async def _ensure(
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+        await settle(settings)
     states = [
         TopicState(spec.name, spec.name in created, ready[spec.name].partitions, spec.partitions,
                    ready[spec.name].replication_factor)
@@ -256,6 +275,7 @@ async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
         (described,) = await _describe(admin, [topic])
     finally:
         await admin.close()
+        await settle(settings)
     if described.get("error_code") or not described.get("partitions"):
         raise TopicError(f"topic {topic} does not exist")
     return sorted(p["partition"] for p in described["partitions"])

@@ -16,7 +16,7 @@ stations file, :mod:`kpi.stations`); datetimes are ISO 8601 UTC ``YYYY-MM-DDTHH:
 - Module 4: one row per outage that began in the quarter; ``outage_id`` is its start (EV-ChART's
   definition), ``outage_duration`` runs to the end of the quarter (or now) for an outage still open;
   ``excluded_outage`` / ``excluded_outage_reason`` (EV-ChART's code 1-6) / ``excluded_outage_notes``
-  from the first exclusion overlapping it (:func:`kpi.exclusions.excluded_reason`).
+  from the exclusion that names it (``port_outages_with_exclusions``: KPIS.md's rule, at read time).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from datetime import date
 from pathlib import Path
 
 from kpi.errors import ExportFailed
-from kpi.exclusions import first_exclusion, from_ms
+from kpi.exclusions import from_ms
 from kpi.intervals import MS_PER_MINUTE, Span
 from kpi.period import day_start_ms, quarter_dates, years_before
 from kpi.source import RowSource, table
 from kpi.stations import StationPort, Stations
 from kpi.uptime import OutageSpan, PortUptime, UptimeInputs, fetch_inputs, port_uptimes
-from schemas.records import EV_CHART_CODES, OutageExclusion
+from schemas.records import EV_CHART_CODES, ExclusionReason
 from schemas.tables import CHARGE_ATTEMPTS, SESSIONS
 
 STATION_COLUMNS = ("station_id", "port_id", "network_provider")
@@ -119,12 +119,8 @@ def module3_rows(uptimes: Sequence[PortUptime], stations: Stations) -> list[list
     return rows
 
 
-def module4_rows(outages: Sequence[OutageSpan], exclusions: Sequence[OutageExclusion], quarter: Span, now_ms: int,
-                 stations: Stations) -> list[list[str]]:
+def module4_rows(outages: Sequence[OutageSpan], quarter: Span, now_ms: int, stations: Stations) -> list[list[str]]:
     """Outages that began in ``quarter``; an open one lasts until the quarter's end or ``now_ms``."""
-    by_charger: dict[str, list[OutageExclusion]] = {}
-    for e in exclusions:
-        by_charger.setdefault(e.charge_point_id, []).append(e)
     rows = []
     for o in sorted(outages, key=lambda o: (o.charge_point_id, o.connector_id, o.started_ms)):
         if not quarter.start_ms <= o.started_ms < quarter.end_ms:
@@ -132,13 +128,13 @@ def module4_rows(outages: Sequence[OutageSpan], exclusions: Sequence[OutageExclu
         end = o.ended_ms if o.ended_ms is not None else min(quarter.end_ms, now_ms)
         if end <= o.started_ms:
             continue
-        exclusion = first_exclusion(o.connector_id, o.started_ms, o.ended_ms, by_charger.get(o.charge_point_id, []))
+        excluded = bool(o.excluded_reason)
         # EV-ChART's smallest duration is 0.01 minute: a shorter outage is reported as that.
         duration = max(0.01, round((end - o.started_ms) / MS_PER_MINUTE, 2))
         rows.append(station_columns(stations.ports[(o.charge_point_id, o.connector_id)]) + [
-            timestamp(o.started_ms), f"{duration:.2f}", "False" if exclusion is None else "True",
-            "" if exclusion is None else str(EV_CHART_CODES[exclusion.reason]),
-            "" if exclusion is None else exclusion.note[:MAX_NOTE]])
+            timestamp(o.started_ms), f"{duration:.2f}", "True" if excluded else "False",
+            str(EV_CHART_CODES[ExclusionReason(o.excluded_reason)]) if excluded else "",
+            o.excluded_note[:MAX_NOTE] if excluded else ""])
     return rows
 
 
@@ -193,8 +189,8 @@ def export(source: RowSource, database: str, quarter: Quarter, out_dir: Path, st
     modules = {
         f"module2_sessions_{quarter.label}.csv": (MODULE2_COLUMNS, module2_rows(sessions, stations)),
         f"module3_uptime_{quarter.label}.csv": (MODULE3_COLUMNS, module3_rows(uptimes, stations)),
-        f"module4_outages_{quarter.label}.csv": (MODULE4_COLUMNS, module4_rows(
-            inputs.outages, inputs.exclusions, quarter.span, now_ms, stations)),
+        f"module4_outages_{quarter.label}.csv": (MODULE4_COLUMNS, module4_rows(inputs.outages, quarter.span, now_ms,
+                                                                               stations)),
     }
     files = []
     try:

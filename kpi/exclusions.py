@@ -1,36 +1,36 @@
-"""Operator exclusions (KPIS.md, Exclusions): which exclusion, if any, covers an outage.
+"""Operator exclusions (KPIS.md, Exclusions): the event ``outages exclude`` records, its checks, and reading it.
 
-:func:`excluded_reason` is the one rule for ``port_outages.excluded_reason``: the worker calls it when
-it writes an outage row, ``ocpp-pipeline outages exclude`` when it re-emits rows already written, and
-the EV-ChART export for module 4. It is pure and cheap (a scan of one charger's exclusions, which are
-few); :func:`fetch_exclusions` is the only I/O here.
+An exclusion is an event on ``ocpp.exclusions.v1`` (the ``outage_exclusions`` row as JSON, key = charge point
+id) that the worker sinks into ``outage_exclusions``; a replay rebuilds the table from the topic. Which exclusion
+names an outage is decided at read time by the view ``port_outages_with_exclusions``
+(:data:`schemas.tables.PORT_OUTAGES_WITH_EXCLUSIONS`, the one rule); nothing writes it into outage rows.
+
+Pure, except :func:`fetch_lifetime` (one query through a :class:`~kpi.source.RowSource`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
 from pydantic import ValidationError
 
 from kpi.errors import InvalidExclusion
+from kpi.source import RowSource, string, table
 from schemas.records import ExclusionReason, OutageExclusion
-from schemas.tables import OUTAGE_EXCLUSIONS
+from schemas.tables import CONNECTOR_STATUS, FRAMES, PORT_OUTAGES
 
 log = logging.getLogger(__name__)
 
 EVERY_PORT = 0
 """``connector_id`` of an exclusion that covers every port of its charger."""
 
-_FAR_FUTURE_MS = 2**62  # the end of an open outage: it overlaps every exclusion after its start
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
+MAX_TEXT = 1000  # note, reference, recorded_by: characters kept (EV-ChART's notes hold 255)
 
 
 def to_ms(value: datetime) -> int:
@@ -43,51 +43,21 @@ def from_ms(ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=ms)
 
 
-def ordered(exclusions: Sequence[OutageExclusion]) -> list[OutageExclusion]:
-    """The order in which exclusions are tried: earliest window first, then ``exclusion_id`` (stable
-    whatever order they were recorded or fetched in)."""
-    return sorted(exclusions, key=lambda e: (e.from_at, e.exclusion_id))
-
-
 def covers_port(exclusion: OutageExclusion, connector_id: int) -> bool:
     return exclusion.connector_id in (EVERY_PORT, connector_id)
 
 
-def first_exclusion(
-    connector_id: int, started_ms: int, ended_ms: int | None, exclusions: Sequence[OutageExclusion]
-) -> OutageExclusion | None:
-    """The first exclusion, in ``exclusions``' order, that covers port ``connector_id`` and overlaps the
-    outage ``[started_ms, ended_ms)``. An open outage (``ended_ms`` None) overlaps every exclusion that
-    ends after it began."""
-    end = _FAR_FUTURE_MS if ended_ms is None else ended_ms
-    for exclusion in exclusions:
-        if (covers_port(exclusion, connector_id) and to_ms(exclusion.from_at) < end
-                and started_ms < to_ms(exclusion.to_at)):
-            return exclusion
-    return None
-
-
-def excluded_reason(
-    connector_id: int, started_ms: int, ended_ms: int | None, exclusions: Sequence[OutageExclusion]
-) -> str:
-    """``port_outages.excluded_reason``: the reason (an :class:`ExclusionReason` value) of
-    :func:`first_exclusion`, ``""`` if none.
-
-    ``exclusions`` are one charger's, as :func:`fetch_exclusions` returns them (already :func:`ordered`).
-    """
-    found = first_exclusion(connector_id, started_ms, ended_ms, exclusions)
-    return "" if found is None else found.reason.value
-
-
 def exclusion_id(charge_point_id: str, connector_id: int, from_at: datetime, to_at: datetime,
                  reason: ExclusionReason, note: str) -> str:
-    """Content hash: recording the same exclusion twice leaves one row (the table is keyed by it)."""
+    """Content hash of what is excluded (not of who recorded it): recording the same exclusion twice leaves one row,
+    the newest recording's (``recorded_at`` is the table's version); the topic keeps every recording."""
     text = "|".join((charge_point_id, str(connector_id), str(to_ms(from_at)), str(to_ms(to_at)), str(reason), note))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def new_exclusion(charge_point_id: str, connector_id: int, from_at: datetime, to_at: datetime,
-                  reason: ExclusionReason | str, note: str, recorded_at: datetime) -> OutageExclusion:
+                  reason: ExclusionReason | str, note: str, recorded_at: datetime, *, recorded_by: str,
+                  reference: str = "", forced: bool = False) -> OutageExclusion:
     """A checked exclusion, or :class:`InvalidExclusion` saying what is wrong."""
     try:
         reason = ExclusionReason(reason)
@@ -102,38 +72,92 @@ def new_exclusion(charge_point_id: str, connector_id: int, from_at: datetime, to
         raise InvalidExclusion(f"connector {connector_id}: ports are numbered from 1 (0 or none: every port)")
     if not charge_point_id:
         raise InvalidExclusion("no charge point id")
+    if not recorded_by.strip():
+        raise InvalidExclusion("no author: --by NAME (or run it as a named OS user)")
+    for flag, text in (("--note", note), ("--reference", reference), ("--by", recorded_by)):
+        if len(text) > MAX_TEXT:
+            raise InvalidExclusion(f"{flag} is longer than {MAX_TEXT} characters")
     return OutageExclusion(
         exclusion_id=exclusion_id(charge_point_id, connector_id, from_at, to_at, reason, note),
         charge_point_id=charge_point_id, connector_id=connector_id, from_at=from_at, to_at=to_at, reason=reason,
-        note=note, recorded_at=recorded_at,
+        note=note, recorded_at=recorded_at, recorded_by=recorded_by.strip(), reference=reference, forced=forced,
     )
 
 
-def fetch_exclusions(client: Client, database: str, charge_point_ids: Collection[str]) -> dict[str, list[OutageExclusion]]:
-    """The recorded exclusions of these chargers, each charger's :func:`ordered`; chargers without any
-    are absent. One query; none when ``charge_point_ids`` is empty."""
-    if not charge_point_ids:
-        return {}
-    columns = ", ".join(OUTAGE_EXCLUSIONS.column_names)
-    result = client.query(
-        f"SELECT {columns} FROM `{database}`.`{OUTAGE_EXCLUSIONS.name}` FINAL "
-        "WHERE charge_point_id IN {ids:Array(String)} ORDER BY charge_point_id, from_at, exclusion_id",
-        parameters={"ids": list(charge_point_ids)},
-    )
-    found: dict[str, list[OutageExclusion]] = {}
-    for row in result.result_rows:
-        exclusion = exclusion_from_row(dict(zip(OUTAGE_EXCLUSIONS.column_names, row)))
-        if exclusion is not None:
-            found.setdefault(exclusion.charge_point_id, []).append(exclusion)
-    return found
+def decode_event(value: bytes | None) -> OutageExclusion:
+    """An event of ``ocpp.exclusions.v1``, or :class:`InvalidExclusion` (the worker counts and skips it). The id
+    must be the content's: an event cannot overwrite another exclusion's row by naming its id."""
+    if value is None:
+        raise InvalidExclusion("a tombstone (no value)")
+    try:
+        exclusion = OutageExclusion.model_validate_json(value)
+    except ValidationError as exc:
+        raise InvalidExclusion("not an exclusion event: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])) from None
+    expected = exclusion_id(exclusion.charge_point_id, exclusion.connector_id, exclusion.from_at, exclusion.to_at,
+                            exclusion.reason, exclusion.note)
+    if exclusion.exclusion_id != expected:
+        raise InvalidExclusion(f"exclusion_id {exclusion.exclusion_id!r} is not its content's ({expected})")
+    return exclusion
 
 
 def exclusion_from_row(values: dict[str, Any]) -> OutageExclusion | None:
     """A row of ``outage_exclusions`` as a model; None (and a warning) for a row no command could have
-    written (a reason EV-ChART does not know, typed in by hand): it must not stop the worker or a report."""
+    written (a reason EV-ChART does not know, typed in by hand): it must not stop a report."""
     try:
         return OutageExclusion(**values)
     except ValidationError as exc:
         log.warning("outage_exclusions row %s skipped: %s", values.get("exclusion_id"),
                     "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
         return None
+
+
+# --- bounds: an exclusion of data the pipeline has -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """What the pipeline has seen of a charger (gateway clock): its first and last frame, and whether the port
+    an exclusion names was ever reported (True when it names every port)."""
+
+    first_ms: int | None  # None: never seen
+    last_ms: int | None
+    port_seen: bool
+
+
+def check_bounds(exclusion: OutageExclusion, lifetime: Lifetime, now_ms: int) -> None:
+    """The exclusion excludes data the pipeline has: a charge point (and port) it has seen, a window inside
+    [its first frame, now]. Else :class:`InvalidExclusion` naming every problem; ``--force`` skips this."""
+    problems = []
+    cp = exclusion.charge_point_id
+    if lifetime.first_ms is None:
+        problems.append(f"the pipeline has never seen charge point {cp!r}")
+    else:
+        if not lifetime.port_seen:
+            problems.append(f"{cp} never reported port {exclusion.connector_id}")
+        if to_ms(exclusion.from_at) < lifetime.first_ms:
+            problems.append(f"--from {exclusion.from_at.isoformat()} is before {cp} was first seen "
+                            f"({from_ms(lifetime.first_ms).isoformat()})")
+    if to_ms(exclusion.to_at) > now_ms:
+        problems.append(f"--to {exclusion.to_at.isoformat()} is in the future: record an exclusion once its window "
+                        "has passed")
+    if problems:
+        raise InvalidExclusion("; ".join(problems) + " (--force records it anyway, marked forced)")
+
+
+def fetch_lifetime(source: RowSource, database: str, charge_point_id: str, connector_id: int) -> Lifetime:
+    """One query: the charger's first and last frame (``frames`` is sorted by charge point), and whether the port was
+    reported (``connector_status``, ``port_outages``)."""
+    cp = string(charge_point_id)
+    port = ("1" if connector_id == EVERY_PORT else
+            f"(SELECT count() FROM {table(database, CONNECTOR_STATUS.name)} WHERE charge_point_id = {cp} "
+            f"AND connector_id = {int(connector_id)}) + (SELECT count() FROM {table(database, PORT_OUTAGES.name)} "
+            f"WHERE charge_point_id = {cp} AND connector_id = {int(connector_id)})")
+    rows = source.rows(
+        f"SELECT count(), toInt64(min(toUnixTimestamp64Milli(received_at))), "
+        f"toInt64(max(toUnixTimestamp64Milli(received_at))), {port} "
+        f"FROM {table(database, FRAMES.name)} WHERE charge_point_id = {cp}")
+    count, first, last, seen = rows[0]
+    if not int(count):
+        return Lifetime(None, None, False)
+    return Lifetime(int(first), int(last), bool(int(seen)))

@@ -1,65 +1,55 @@
-"""``ocpp-pipeline outages exclude``: record an operator exclusion and re-emit the outage rows it covers.
+"""``ocpp-pipeline outages exclude``: record an operator exclusion as an event on ``ocpp.exclusions.v1``.
 
-Outage rows written before the exclusion existed carry ``excluded_reason = ''``; they are read back
-(``FINAL``: the newest version), given the reason :func:`kpi.exclusions.excluded_reason` picks with
-every exclusion of the charger (the same rule the worker applies when it writes a row), and inserted
-again with ``version + 1`` when the reason changes. Recording the same exclusion twice changes nothing.
-The uptime report does not depend on this column (it intersects outages with exclusions itself); the
-column is for people and tools reading ``port_outages`` directly.
+The event (the ``outage_exclusions`` row as JSON, key = charge point id) is acknowledged by every in-sync
+replica (acks=all, idempotent producer) before the command says it is recorded. The worker sinks it into
+``outage_exclusions``, while it runs, in embedded and server mode alike; a replay rebuilds the table from the
+topic. Nothing writes ClickHouse here: which outages an exclusion names is decided at read time
+(``port_outages_with_exclusions``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clickhouse_connect.driver.client import Client
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
-from kpi.exclusions import EVERY_PORT, excluded_reason, fetch_exclusions, to_ms
-from schemas.records import OutageExclusion, PortOutage
-from schemas.tables import OUTAGE_EXCLUSIONS, PORT_OUTAGES
+from infra.errors import TopicError
+from infra.settings import KafkaSettings
+from kpi.exclusions import EVERY_PORT
+from schemas.records import OutageExclusion
+from schemas.topics import EXCLUSIONS
 
 
 @dataclass(frozen=True)
 class Recorded:
     exclusion: OutageExclusion
-    reemitted: int  # outage rows written again with a new excluded_reason
+    topic: str
+    partition: int
+    offset: int
 
     def describe(self) -> str:
         e = self.exclusion
         port = "every port" if e.connector_id == EVERY_PORT else f"port {e.connector_id}"
-        return (f"exclusion {e.exclusion_id} recorded: {e.charge_point_id} {port}, "
-                f"{e.from_at.isoformat()} to {e.to_at.isoformat()}, {e.reason.value}; "
-                f"{self.reemitted} outage row{'s' if self.reemitted != 1 else ''} re-emitted")
+        forced = " (forced: bounds not checked)" if e.forced else ""
+        return (f"exclusion {e.exclusion_id} recorded{forced}: {e.charge_point_id} {port}, {e.from_at.isoformat()} to "
+                f"{e.to_at.isoformat()}, {e.reason.value}, by {e.recorded_by}"
+                + (f", reference {e.reference}" if e.reference else "")
+                + f"; event {self.topic}[{self.partition}]@{self.offset}")
 
 
-def record_exclusion(client: Client, database: str, exclusion: OutageExclusion) -> Recorded:
-    client.insert(OUTAGE_EXCLUSIONS.name, [exclusion.row()], column_names=list(OUTAGE_EXCLUSIONS.column_names),
-                  database=database)
-    exclusions = fetch_exclusions(client, database, [exclusion.charge_point_id]).get(exclusion.charge_point_id, [])
-    changed = [
-        outage.model_copy(update={"excluded_reason": reason, "version": outage.version + 1})
-        for outage in covered_outages(client, database, exclusion)
-        if (reason := excluded_reason(outage.connector_id, to_ms(outage.started_at),
-                                      None if outage.ended_at is None else to_ms(outage.ended_at),
-                                      exclusions)) != outage.excluded_reason
-    ]
-    if changed:
-        client.insert(PORT_OUTAGES.name, [o.row() for o in changed], column_names=list(PORT_OUTAGES.column_names),
-                      database=database)
-    return Recorded(exclusion, len(changed))
-
-
-def covered_outages(client: Client, database: str, exclusion: OutageExclusion) -> list[PortOutage]:
-    """The newest version of every outage of the exclusion's charger (and port, unless every port) that
-    overlaps its window; an open outage overlaps if it began before the window ends."""
-    columns = ", ".join(PORT_OUTAGES.column_names)
-    port = "" if exclusion.connector_id == EVERY_PORT else "AND connector_id = {port:UInt32} "
-    result = client.query(
-        f"SELECT {columns} FROM `{database}`.`{PORT_OUTAGES.name}` FINAL "
-        "WHERE charge_point_id = {cp:String} " + port
-        + "AND started_at < {to:DateTime64(3, 'UTC')} AND (ended_at IS NULL OR ended_at > {from:DateTime64(3, 'UTC')}) "
-        "ORDER BY connector_id, started_at",
-        parameters={"cp": exclusion.charge_point_id, "port": exclusion.connector_id,
-                    "from": exclusion.from_at, "to": exclusion.to_at},
-    )
-    return [PortOutage(**dict(zip(PORT_OUTAGES.column_names, row))) for row in result.result_rows]
+async def publish(kafka: KafkaSettings, exclusion: OutageExclusion, timeout_s: float = 30.0) -> Recorded:
+    """Send the event and wait until Kafka has it; :class:`~infra.errors.TopicError` when it cannot."""
+    topic = kafka.topic(EXCLUSIONS.name)
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all", enable_idempotence=True,
+                                request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await producer.start()
+        meta = await producer.send_and_wait(topic, key=exclusion.charge_point_id.encode(),
+                                            value=exclusion.model_dump_json().encode())
+    except KafkaError as exc:
+        raise TopicError(f"the exclusion was not recorded: Kafka at {kafka.bootstrap_servers} did not take it on "
+                         f"{topic} ({exc.__class__.__name__}: {exc})") from None
+    finally:
+        await producer.stop()
+    return Recorded(exclusion, topic, meta.partition, meta.offset)

@@ -1,22 +1,19 @@
 """Where the reports read rows from.
 
 A report's queries return only numbers and strings (times as epoch milliseconds), so the same query
-runs on a ClickHouse client or through the worker's read-only ``/sql`` endpoint (JSON), which is the
-only way in while a worker holds the embedded chDB folder (DESIGN.md, Components).
+runs on a ClickHouse client or through the read path of ``ocpp-pipeline sql`` (:mod:`infra.read_path`: the
+running worker's ``/sql``, the folder read-only, or a server as the analysts' read-only user).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
+from infra.settings import ClickHouseSettings, SqlSettings
 from schemas import ddl
-
-if TYPE_CHECKING:
-    from infra.settings import ClickHouseSettings
-    from processors.settings import WorkerSettings
 
 
 class RowSource(Protocol):
@@ -26,25 +23,25 @@ class RowSource(Protocol):
 
 
 class ClientSource:
-    """Rows straight from a ClickHouse client (tests, and the CLI when no worker answers)."""
+    """Rows straight from a ClickHouse client (tests)."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
     def rows(self, sql: str) -> list[Sequence[Any]]:
-        return list(self._client.query(sql, settings={"readonly": 1}).result_rows)
+        return list(self._client.query(sql).result_rows)
 
 
 class ReadPathSource:
-    """Rows through ``ocpp-pipeline sql``'s read path: the running worker's ``/sql``, else direct."""
+    """Rows through ``ocpp-pipeline sql``'s read path."""
 
-    def __init__(self, ch: ClickHouseSettings, worker: WorkerSettings) -> None:
-        self._ch, self._worker = ch, worker
+    def __init__(self, ch: ClickHouseSettings, sql: SqlSettings) -> None:
+        self._ch, self._sql = ch, sql
 
     def rows(self, sql: str) -> list[Sequence[Any]]:
-        from processors.read_path import run_query
+        from infra.read_path import run_query
 
-        return run_query(self._ch, self._worker, sql).rows
+        return run_query(self._ch, self._sql, sql).rows
 
 
 def table(database: str, name: str) -> str:

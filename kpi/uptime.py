@@ -2,9 +2,9 @@
 NEVI's uptime (KPIS.md, Uptime; 23 CFR 680.112(b)).
 
 Ports and their first report come from ``connector_status`` (connector ids >= 1) and ``port_outages``;
-outages from ``port_outages FINAL``; exclusions from ``outage_exclusions FINAL``, intersected here at
-query time (``port_outages.excluded_reason`` is not trusted alone: an exclusion recorded after a row was
-written counts even if the row was never re-emitted). :func:`uptime_rows` is pure.
+outages from ``port_outages_with_exclusions`` (the newest version of each, with the exclusion that names it by
+KPIS.md's rule, derived at read time: the EV-ChART export reports it); excluded minutes from
+``outage_exclusions FINAL``, intersected here with the outages. :func:`uptime_rows` is pure.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from kpi.exclusions import covers_port, exclusion_from_row, from_ms, to_ms
 from kpi.intervals import MS_PER_MINUTE, Span, UptimeFigures, uptime_figures
 from kpi.source import RowSource, table
 from schemas.records import OutageExclusion
-from schemas.tables import CONNECTOR_STATUS, OUTAGE_EXCLUSIONS, PORT_OUTAGES
+from schemas.tables import CONNECTOR_STATUS, OUTAGE_EXCLUSIONS, PORT_OUTAGES, PORT_OUTAGES_WITH_EXCLUSIONS
 
 PortKey = tuple[str, int]  # (charge_point_id, connector_id)
 
@@ -40,7 +40,8 @@ class OutageSpan:
     started_ms: int
     ended_ms: int | None  # None while open
     outage_id: str = ""
-    excluded_reason: str = ""
+    excluded_reason: str = ""  # the exclusion that names it (port_outages_with_exclusions), '' if none
+    excluded_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,24 +135,26 @@ def fetch_inputs(source: RowSource, database: str, period: Span) -> UptimeInputs
     )
     outages_sql = (
         f"SELECT charge_point_id, toUInt32(connector_id), toUnixTimestamp64Milli(started_at), "
-        f"if(ended_at IS NULL, NULL, toUnixTimestamp64Milli(assumeNotNull(ended_at))), outage_id, excluded_reason "
-        f"FROM {table(database, PORT_OUTAGES.name)} FINAL WHERE connector_id >= 1 AND started_at < {in_window[1]} "
+        f"if(ended_at IS NULL, NULL, toUnixTimestamp64Milli(assumeNotNull(ended_at))), outage_id, excluded_reason, "
+        f"excluded_note FROM {table(database, PORT_OUTAGES_WITH_EXCLUSIONS.name)} "
+        f"WHERE connector_id >= 1 AND started_at < {in_window[1]} "
         f"AND (ended_at IS NULL OR ended_at > {in_window[0]}) ORDER BY charge_point_id, connector_id, started_at"
     )
     exclusions_sql = (
         f"SELECT exclusion_id, charge_point_id, toUInt32(connector_id), toUnixTimestamp64Milli(from_at), "
-        f"toUnixTimestamp64Milli(to_at), reason, note, toUnixTimestamp64Milli(recorded_at) "
+        f"toUnixTimestamp64Milli(to_at), reason, note, toUnixTimestamp64Milli(recorded_at), recorded_by, reference, forced "
         f"FROM {table(database, OUTAGE_EXCLUSIONS.name)} FINAL "
         f"WHERE from_at < {in_window[1]} AND to_at > {in_window[0]} ORDER BY charge_point_id, from_at, exclusion_id"
     )
     return UptimeInputs(
         ports=[Port(str(r[0]), int(r[1]), int(r[2])) for r in source.rows(ports_sql)],
-        outages=[OutageSpan(str(r[0]), int(r[1]), int(r[2]), None if r[3] is None else int(r[3]), str(r[4]), str(r[5]))
-                 for r in source.rows(outages_sql)],
+        outages=[OutageSpan(str(r[0]), int(r[1]), int(r[2]), None if r[3] is None else int(r[3]), str(r[4]), str(r[5]),
+                            str(r[6])) for r in source.rows(outages_sql)],
         exclusions=[e for r in source.rows(exclusions_sql) if (e := exclusion_from_row({
             "exclusion_id": str(r[0]), "charge_point_id": str(r[1]), "connector_id": int(r[2]),
             "from_at": from_ms(int(r[3])), "to_at": from_ms(int(r[4])), "reason": str(r[5]), "note": str(r[6]),
-            "recorded_at": from_ms(int(r[7]))})) is not None],
+            "recorded_at": from_ms(int(r[7])), "recorded_by": str(r[8]), "reference": str(r[9]),
+            "forced": bool(r[10])})) is not None],
     )
 
 

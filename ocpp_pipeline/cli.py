@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from infra import clickhouse, local_kafka
 from infra.errors import InfraError
-from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings, SqlSettings
 from infra.topic_admin import ensure_topics
 from kpi.errors import KpiError
 from schemas import ddl
@@ -29,7 +29,8 @@ def _say(message: str) -> None:
 def cmd_kafka(args: argparse.Namespace) -> int:
     from infra.local_cluster import LocalCluster
 
-    settings = LocalKafkaSettings(**({"brokers": args.brokers} if args.brokers else {}))
+    overrides = ({"brokers": args.brokers} if args.brokers else {}) | ({"secure": True} if args.secure else {})
+    settings = LocalKafkaSettings(**overrides)
     # start: the nodes asked for; status and stop: every node started on these ports, however many
     cluster = LocalCluster(settings) if args.action == "start" or args.brokers else LocalCluster.found(settings)
     if args.action == "fetch":
@@ -37,6 +38,14 @@ def cmd_kafka(args: argparse.Namespace) -> int:
         _say(f"kafka {settings.version} jars in {libs} ({local_kafka.jars_size_bytes(settings) / 2**20:.1f} MiB)")
     elif args.action == "start":
         _say(cluster.start().describe())
+        if settings.secure:
+            from infra.secured_broker import make_ready
+            from processors.settings import WorkerSettings
+
+            bus = make_ready(settings, KafkaSettings(), WorkerSettings().app_id)
+            for state in bus.topics:
+                _say("  topic " + state.describe())
+            _say(bus.describe())
     elif args.action == "stop":
         stopped = cluster.stop()
         _say(f"kafka stopped ({stopped} node{'s' if stopped != 1 else ''})" if stopped
@@ -49,7 +58,10 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    for state in asyncio.run(ensure_topics(KafkaSettings())):
+    from infra.local_credentials import ADMIN
+    from infra.secured_broker import as_local_identity
+
+    for state in asyncio.run(ensure_topics(as_local_identity(KafkaSettings(), LocalKafkaSettings(), ADMIN))):
         _say(state.describe())
     return 0
 
@@ -93,20 +105,26 @@ def _configure_logging(level: str) -> None:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from gateway.cores import available_cores
+    from gateway.errors import ListenError
     from gateway.server import run_gateway
     from gateway.settings import GatewaySettings
     from infra.logs import LogSettings
 
     _configure_logging(args.log_level)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("processes", args.processes)) if v is not None}
-    settings = GatewaySettings(**overrides)
+    flags = (("host", args.host), ("port", args.port), ("admin_host", args.admin_host), ("admin_port", args.admin_port),
+             ("processes", args.processes))
+    settings = GatewaySettings(**{k: v for k, v in flags if v is not None})
     processes = settings.processes or available_cores()
-    if processes == 1:
-        _run_async(run_gateway(settings, KafkaSettings()))
-        return 0
-    from gateway.supervisor import run_supervisor
+    try:
+        if processes == 1:
+            _run_async(run_gateway(settings, KafkaSettings()))
+            return 0
+        from gateway.supervisor import run_supervisor
 
-    return run_supervisor(settings, KafkaSettings(), processes, log_level=args.log_level, log_format=LogSettings().format)
+        return run_supervisor(settings, KafkaSettings(), processes, log_level=args.log_level, log_format=LogSettings().format)
+    except ListenError as exc:
+        print(f"ocpp-pipeline gateway: cannot listen: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_async(coro) -> object:
@@ -126,16 +144,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from infra.logs import LogSettings
 
     run_worker(WorkerSettings(), KafkaSettings(), ClickHouseSettings(), loglevel=args.log_level,
-               log_format=LogSettings().format)
+               log_format=LogSettings().format, sql=SqlSettings())
     return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    from infra.read_path import run_query
     from ocpp_pipeline.output import Rows, print_rows
-    from processors.read_path import run_query
-    from processors.settings import WorkerSettings
 
-    result = run_query(ClickHouseSettings(), WorkerSettings(), args.query)
+    result = run_query(ClickHouseSettings(), SqlSettings(), args.query)
     print_rows(Rows(result.columns, result.rows), args.format)
     return 0
 
@@ -153,9 +170,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.database:
         ch = ch.model_copy(update={"database": args.database})
     since = datetime.fromisoformat(args.from_time).replace(tzinfo=timezone.utc) if args.from_time else None
+    from infra.kafka_acls import WORKER
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), WORKER)  # dev's secured broker: as the worker
     with ExitStack() as stack:
         report = None if args.quiet else stack.enter_context(progress("replay: frames"))
-        summary = asyncio.run(replay(WorkerSettings(), KafkaSettings(), ch, from_time=since, settle=not args.no_settle,
+        summary = asyncio.run(replay(WorkerSettings(), kafka, ch, from_time=since, settle=not args.no_settle,
                                      force=args.force, report=report))
     _say(summary.describe() + f" into database {ch.database}")
     return 0
@@ -164,14 +185,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_credentials(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from gateway import handshake, password_policy
     from gateway.credentials import Credentials
+    from gateway.errors import WeakPassword
 
-    password = sys.stdin.readline().rstrip("\n")
-    if not password:
-        print("ocpp-pipeline credentials: read no password on standard input", file=sys.stderr)
+    def refuse(reason: str) -> int:
+        print(f"ocpp-pipeline credentials {args.action}: {reason}", file=sys.stderr)
         return 2
-    Credentials.set_entry(Path(args.file), args.charge_point_id, password)
-    _say(f"credentials for {args.charge_point_id} written to {args.file}")
+
+    path = Path(args.file)
+    if not handshake.valid_charge_point_id(args.charge_point_id):
+        return refuse(f"{args.charge_point_id!r} can never connect: a charge point id is 1-{handshake.MAX_ID_LENGTH} "
+                      "characters of A-Za-z0-9*-_=+|@.")
+    if args.action == "add" and Credentials.has_entry(path, args.charge_point_id):
+        return refuse(f"{args.charge_point_id} already has credentials in {path} (`credentials set` replaces them)")
+    text = sys.stdin.readline().rstrip("\r\n")
+    if not text:
+        return refuse("read no password on standard input")
+    try:
+        if args.authorization_key:
+            secret: str | bytes = password_policy.authorization_key_octets(text)
+        else:
+            password_policy.check_password(text)
+            secret = text
+    except WeakPassword as exc:
+        return refuse(str(exc))
+    Credentials.set_entry(path, args.charge_point_id, secret)
+    _say(f"credentials for {args.charge_point_id} written to {path}")
     return 0
 
 
@@ -233,21 +273,30 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from ocpp_pipeline.dev import DEV_SIMULATOR_DEFAULTS, run_dev
 
     simulator = None if args.no_simulator else simulator_settings(args, DEV_SIMULATOR_DEFAULTS)
-    return run_dev(LocalKafkaSettings(), KafkaSettings(), ClickHouseSettings(), wait=not args.no_wait, simulator=simulator,
+    local = LocalKafkaSettings()
+    if args.plaintext_kafka:
+        local = local.model_copy(update={"secure": False})
+    elif "secure" not in local.model_fields_set:
+        local = local.model_copy(update={"secure": True})  # dev secures its broker unless told otherwise
+    return run_dev(local, KafkaSettings(), ClickHouseSettings(), wait=not args.no_wait, simulator=simulator,
                    expected=args.expected)
 
 
 def cmd_outages(args: argparse.Namespace) -> int:
     from ocpp_pipeline.reports import record_exclusion_from_args
 
-    _say(record_exclusion_from_args(args, ClickHouseSettings()))
+    from infra.kafka_acls import OPERATOR
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), OPERATOR)
+    _say(record_exclusion_from_args(args, ClickHouseSettings(), SqlSettings(), kafka))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ocpp_pipeline.reports import run_report
 
-    run_report(args, ClickHouseSettings())
+    run_report(args, ClickHouseSettings(), SqlSettings())
     return 0
 
 
@@ -260,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--brokers", type=int, choices=range(1, 10), metavar="N",
                        help="KRaft nodes, each its own process (overrides OCPP_LOCAL_KAFKA_BROKERS); "
                             "status and stop find every node started on these ports without it")
+    kafka.add_argument("--secure", action="store_true",
+                       help="start: TLS, SCRAM-SHA-512 users and ACLs per component, no anonymous client; creates the "
+                            "topics and says where each identity's credentials are (OCPP_LOCAL_KAFKA_SECURE)")
     kafka.set_defaults(func=cmd_kafka)
 
     topics = sub.add_parser("topics", help="Kafka topics of the pipeline")
@@ -275,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser("gateway", help="the OCPP 1.6J / 2.0.1 WebSocket gateway (frames to Kafka), one process per core")
     gateway.add_argument("--host", help="overrides OCPP_GATEWAY_HOST")
     gateway.add_argument("--port", type=int, help="overrides OCPP_GATEWAY_PORT")
+    gateway.add_argument("--admin-host", help="overrides OCPP_GATEWAY_ADMIN_HOST (/healthz, /readyz, /metrics)")
+    gateway.add_argument("--admin-port", type=int, help="overrides OCPP_GATEWAY_ADMIN_PORT (/healthz, /readyz, /metrics)")
     gateway.add_argument("--processes", type=int, metavar="N",
                          help="processes sharing the port, one per core (overrides OCPP_GATEWAY_PROCESSES; "
                               "default: the cores this container may use)")
@@ -285,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     worker.set_defaults(func=cmd_worker)
 
-    sql = sub.add_parser("sql", help="run a read-only query and print the result")
+    sql = sub.add_parser("sql", help="run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and print the "
+                                     "result")
     sql.add_argument("query")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.set_defaults(func=cmd_sql)
@@ -298,10 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(func=cmd_replay)
 
-    credentials = sub.add_parser("credentials", help="Basic-auth secrets of chargers (security profiles 1-2)")
-    credentials.add_argument("action", choices=["set"])
+    credentials = sub.add_parser(
+        "credentials", help="Basic-auth secrets of chargers (security profiles 1-2): the password on standard input, "
+        "16-40 characters of a-z A-Z 0-9 * - _ = : + | @ . (OCPP 2.0.1 BasicAuthPassword)")
+    credentials.add_argument("action", choices=["add", "set"], help="add: a charger without credentials yet; set: add or replace")
     credentials.add_argument("charge_point_id")
     credentials.add_argument("--file", required=True, help="the credentials file (OCPP_GATEWAY_CREDENTIALS_FILE)")
+    credentials.add_argument("--authorization-key", action="store_true",
+                             help="standard input is an OCPP 1.6 AuthorizationKey: 32-40 hexadecimal digits, the charger "
+                                  "sends their 16-20 octets")
     credentials.set_defaults(func=cmd_credentials)
 
     from ocpp_pipeline.reports import add_outages_parser, add_report_parser
@@ -322,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="everything on this machine: broker, topics, gateway, worker, embedded ClickHouse, simulated chargers")
     dev.add_argument("--no-wait", action="store_true", help="set up and return instead of running until Ctrl-C")
     dev.add_argument("--no-simulator", action="store_true", help="no simulated chargers (connect your own)")
+    dev.add_argument("--plaintext-kafka", action="store_true",
+                     help="start the broker without TLS, users and ACLs (dev secures it by default, as kafka start --secure)")
     dev.add_argument("--expected", metavar="FILE", help="the simulator writes the sessions, faults and KPI ground truth it caused here when it ends")
     _simulator_flags(dev, dev_defaults=True)
     dev.set_defaults(func=cmd_dev)

@@ -1,7 +1,8 @@
 """``ocpp-pipeline dev``: the whole pipeline on one machine.
 
-Starts the local Kafka broker (fetching it the first time), creates the topics, then runs the
-gateway and the worker as child processes (the worker creates the ClickHouse tables in the
+Starts the local Kafka broker (fetching it the first time; secured, as ``kafka start --secure``, unless
+``--plaintext-kafka``: each child then runs as its own Kafka identity, the gateway as ``ocpp-gateway``, the
+worker as ``ocpp-worker``), creates the topics, then runs the gateway and the worker as child processes (the worker creates the ClickHouse tables in the
 embedded engine and serves the read endpoint that ``ocpp-pipeline sql`` uses). It prints where to
 look, restarts a worker that exits asking for it (code 70, see the stall watchdog), and on Ctrl-C
 or SIGTERM stops exactly what it started, by process id: the children first, then the broker if
@@ -22,6 +23,9 @@ from pathlib import Path
 
 from gateway.settings import GatewaySettings
 from infra import local_kafka
+from infra.kafka_acls import GATEWAY, WORKER
+from infra.local_credentials import env_values
+from infra.secured_broker import make_ready
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from processors.app import STALLED_EXIT_CODE
@@ -36,6 +40,12 @@ from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
 DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0, "ocpp_mix": "1.6:0.5,2.0.1:0.5",
                           "offline_every_s": 21_600.0, "station_every_s": 43_200.0, "maintenance_share": 0.03,
                           "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1}
+
+
+# How a child reaches Kafka comes from dev (its identity), never from the shell that ran dev.
+_CONNECTION_VARIABLES = {"OCPP_KAFKA_BOOTSTRAP_SERVERS", "OCPP_KAFKA_SECURITY_PROTOCOL", "OCPP_KAFKA_SASL_MECHANISM",
+                         "OCPP_KAFKA_SASL_USERNAME", "OCPP_KAFKA_SASL_PASSWORD", "OCPP_KAFKA_SSL_CAFILE",
+                         "OCPP_KAFKA_SSL_CERTFILE", "OCPP_KAFKA_SSL_KEYFILE", "OCPP_KAFKA_SSL_KEYFILE_PASSWORD"}
 
 
 class Child:
@@ -71,6 +81,10 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             simulator: SimulatorSettings | None = None, expected: str | None = None) -> int:
     broker = local_kafka.LocalBroker(local)
     already_running = broker.pid() is not None
+    if already_running and broker.configured_secure() != local.secure:
+        # Use the broker that runs as it is (a `kafka start` of the user's) rather than refuse to start.
+        local = local.model_copy(update={"secure": broker.configured_secure()})
+        broker = local_kafka.LocalBroker(local)
     if not local_kafka.jars_present(local):
         print(f"fetching Apache Kafka {local.version} from Maven Central (once)...", flush=True)
     started = time.monotonic()
@@ -78,15 +92,25 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
     print(status.describe() + (" (already running; left running on exit)" if already_running else ""), flush=True)
     children: list[Child] = []
     try:
-        kafka = kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
-        for state in asyncio.run(ensure_topics(kafka)):
+        gateway, worker = GatewaySettings(), WorkerSettings()
+        env = {**{k: v for k, v in os.environ.items() if k not in _CONNECTION_VARIABLES}, "OCPP_HOME": str(ch.home)}
+        if local.secure:
+            bus = make_ready(local, kafka, worker.app_id)
+            topics = bus.topics
+            gateway_kafka, worker_kafka = (env_values(bus.settings_of(name)) for name in (GATEWAY, WORKER))
+        else:
+            kafka = kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
+            topics = asyncio.run(ensure_topics(kafka))
+            gateway_kafka = worker_kafka = {"OCPP_KAFKA_BOOTSTRAP_SERVERS": local.bootstrap_servers}
+        for state in topics:
             print("  topic " + state.describe(), flush=True)
-        env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": local.bootstrap_servers, "OCPP_HOME": str(ch.home)}
+        if local.secure:
+            print(bus.describe(), flush=True)
         log_dir = ch.home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        gateway, worker = GatewaySettings(), WorkerSettings()
-        children.append(Child("gateway", ["gateway"], env, log_dir))
-        children.append(Child("worker", ["worker"], {**env, **simulated_clock_env(worker, simulator)}, log_dir))
+        children.append(Child("gateway", ["gateway"], {**env, **gateway_kafka}, log_dir))
+        children.append(Child("worker", ["worker"], {**env, **worker_kafka, **simulated_clock_env(worker, simulator)},
+                              log_dir))
         host = "127.0.0.1" if gateway.host in ("0.0.0.0", "") else gateway.host
         _wait_for_port(host, gateway.port, children[0])
         _wait_for_port(worker.web_host, worker.web_port, children[1])
@@ -96,9 +120,12 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             children.append(Child("simulator", ["simulate", "--quiet", *simulator_args(simulator), *extra], env, log_dir))
         print(f"ready in {time.monotonic() - started:.1f} s", flush=True)
         print(f"  chargers connect to   ws://{host}:{gateway.port}{gateway.path_prefix}/<chargePointId>  (subprotocols {', '.join(gateway.subprotocols)})")
-        print(f"  gateway metrics       http://{host}:{gateway.port}/metrics")
+        admin_host = "127.0.0.1" if gateway.admin_host in ("0.0.0.0", "") else gateway.admin_host
+        print(f"  gateway metrics       http://{admin_host}:{gateway.admin_port}/metrics" if gateway.admin_port
+              else "  gateway metrics       /metrics on a free port (see the gateway log)")
         print(f"  worker metrics        http://{worker.web_host}:{worker.web_port}/metrics")
         print(f"  query                 .venv/bin/ocpp-pipeline sql \"SELECT * FROM {ch.database}.sessions FINAL\"")
+        print(f"  read endpoint         {_read_endpoint(ch)}")
         print(f"  logs                  {log_dir}/" + ", ".join(f"{c.name}.log" for c in children))
         if simulator is not None:
             print(f"  simulated chargers    {simulator.chargers} ({simulator.id_prefix}00001...), time scale "
@@ -118,6 +145,27 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             print("kafka stopped", flush=True)
         print("stopped", flush=True)
     return 0
+
+
+def _read_endpoint(ch: ClickHouseSettings) -> str:
+    """Where the worker's /sql listens and where its token is: the owner-only file it publishes in its folder."""
+    from infra import read_endpoint
+    from infra.read_path import embedded_folder
+
+    if not ch.embedded:
+        return "server mode: `sql` reads as OCPP_CLICKHOUSE_READ_DSN"
+    folder = embedded_folder(ch)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            found = read_endpoint.read(folder)
+        except Exception:  # noqa: BLE001 - being written: look again
+            found = None
+        if found is not None and read_endpoint.alive(found):
+            where = ("token in " if found.token else "token: OCPP_WORKER_SQL_TOKEN; details in ")
+            return f"{found.url} ({where}{folder / read_endpoint.FILE_NAME}, owner-only)"
+        time.sleep(0.2)
+    return f"not published yet in {folder / read_endpoint.FILE_NAME} (see worker.log)"
 
 
 def simulated_clock_env(worker: WorkerSettings, simulator: SimulatorSettings | None) -> dict[str, str]:

@@ -1,21 +1,21 @@
 """``ocpp-pipeline outages exclude`` and ``ocpp-pipeline report uptime|success|ev-chart``: flags, and the
 shell between them and :mod:`kpi` (settings in, clients opened and closed, rows printed).
 
-Reports read through ``sql``'s read path (the running worker's read-only endpoint, else ClickHouse
-directly). Recording an exclusion writes, so it opens ClickHouse itself; with the embedded engine that
-needs the worker stopped (one process per chDB folder), and the command says so instead of failing on a lock.
+Reports read through ``sql``'s read path (:mod:`infra.read_path`). Recording an exclusion writes nothing to
+ClickHouse: it checks the exclusion against the data through the same read path (unless ``--force``) and sends it
+as an event to ``ocpp.exclusions.v1``, which the worker stores; so it works while the worker runs, embedded or not.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from infra import clickhouse
-from infra.errors import ClickHouseError
-from infra.settings import ClickHouseSettings
+from infra.settings import ClickHouseSettings, KafkaSettings, SqlSettings
 from kpi.errors import InvalidExclusion
 from ocpp_pipeline.output import FORMATS, Rows, print_rows
 from schemas.records import ExclusionReason
@@ -34,6 +34,12 @@ def add_outages_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     exclude.add_argument("--to", dest="to_ts", required=True, metavar="TS", help="end of the window (exclusive)")
     exclude.add_argument("--reason", required=True, choices=[r.value for r in ExclusionReason])
     exclude.add_argument("--note", default="", help="free text kept with the exclusion (EV-ChART notes)")
+    exclude.add_argument("--by", dest="recorded_by", metavar="NAME", help="who records it (default: the OS user)")
+    exclude.add_argument("--reference", default="", metavar="TEXT",
+                         help="the operator's reference: a ticket, a utility notice, the evidence")
+    exclude.add_argument("--force", action="store_true",
+                         help="skip the bounds checks (a charge point and port the pipeline has seen, a window "
+                              "between its first frame and now); the exclusion is marked forced")
     return outages
 
 
@@ -64,40 +70,35 @@ def parse_timestamp(text: str, flag: str) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def record_exclusion_from_args(args: argparse.Namespace, ch: ClickHouseSettings) -> str:
-    from kpi.exclusions import new_exclusion
-    from kpi.recorder import record_exclusion
+def record_exclusion_from_args(args: argparse.Namespace, ch: ClickHouseSettings, sql: SqlSettings,
+                               kafka: KafkaSettings) -> str:
+    from kpi.exclusions import check_bounds, fetch_lifetime, new_exclusion, to_ms
+    from kpi.recorder import publish
+    from kpi.source import ReadPathSource
 
+    now = datetime.now(timezone.utc)
     exclusion = new_exclusion(args.charge_point, args.connector, parse_timestamp(args.from_ts, "--from"),
-                              parse_timestamp(args.to_ts, "--to"), args.reason, args.note,
-                              recorded_at=datetime.now(timezone.utc))
-    _refuse_if_worker_holds(ch)
-    client = clickhouse.connect(ch)
+                              parse_timestamp(args.to_ts, "--to"), args.reason, args.note, recorded_at=now,
+                              recorded_by=args.recorded_by or _os_user(), reference=args.reference, forced=args.force)
+    if not args.force:
+        lifetime = fetch_lifetime(ReadPathSource(ch, sql), ch.database, exclusion.charge_point_id, exclusion.connector_id)
+        check_bounds(exclusion, lifetime, to_ms(now))
+    recorded = asyncio.run(publish(kafka, exclusion))
+    return recorded.describe() + "; the worker stores it in outage_exclusions"
+
+
+def _os_user() -> str:
     try:
-        return record_exclusion(client, ch.database, exclusion).describe()
-    finally:
-        client.close()
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container): the author must be given
+        return ""
 
 
-def _refuse_if_worker_holds(ch: ClickHouseSettings) -> None:
-    if not ch.embedded:
-        return
-    from processors.read_path import query_worker
-    from processors.settings import WorkerSettings
-
-    if query_worker(WorkerSettings(), "SELECT 1", timeout_s=5.0) is not None:
-        raise ClickHouseError(
-            "a running worker holds the embedded ClickHouse folder (one process per folder) and serves only "
-            "reads: stop the worker, record the exclusion, start it again (outage rows it writes later "
-            "pick the exclusion up)")
-
-
-def run_report(args: argparse.Namespace, ch: ClickHouseSettings) -> None:
+def run_report(args: argparse.Namespace, ch: ClickHouseSettings, sql: SqlSettings) -> None:
     from kpi.period import parse_date, period_of_dates
     from kpi.source import ReadPathSource
-    from processors.settings import WorkerSettings
 
-    source = ReadPathSource(ch, WorkerSettings())
+    source = ReadPathSource(ch, sql)
     now_ms = int(time.time() * 1000)
     if args.report == "ev-chart":
         from kpi.ev_chart import Quarter, export

@@ -9,12 +9,13 @@ from pydantic_settings import BaseSettings
 
 from gateway.settings import GatewaySettings
 from infra.logs import LogSettings
-from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
+from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings, SqlSettings
 from processors.settings import WorkerSettings
 from simulator.settings import SimulatorSettings
 
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     KafkaSettings, LocalKafkaSettings, ClickHouseSettings, GatewaySettings, WorkerSettings, SimulatorSettings, LogSettings,
+    SqlSettings,
 )
 
 

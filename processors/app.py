@@ -28,8 +28,12 @@ reads frames. Several workers share the partitions; the table (``use_partitioner
 murmur2 partitioner, as the gateway's) is partitioned like the frames topic, so a charger's state moves
 with its partition.
 
-The worker's web server (``OCPP_WORKER_WEB_PORT``) serves ``/sql`` (read-only queries, so the
-``sql`` command can read the embedded ClickHouse while the worker holds it) and ``/metrics``.
+The worker's web views are :mod:`processors.web`: ``/metrics`` on Faust's web server (``OCPP_WORKER_WEB_PORT``;
+Faust's own table and router pages are off: they would show correlator states), and ``/sql`` (read-only queries, so
+``sql`` can read the embedded ClickHouse while the worker holds it) on a listener of its own.
+
+Operator exclusions (``ocpp.exclusions.v1``) are read in the same poll as the frames and stored with the next flush
+(:mod:`processors.exclusion_intake`); their offsets are committed with the frames'.
 
 No frame stops the worker (:mod:`processors.pipeline`); an insert that retrying cannot fix (the schema or
 the code out of step with ClickHouse, credentials refused: :func:`processors.clickhouse_sink.classify`)
@@ -40,7 +44,6 @@ Nothing is lost: the batch's frames were not committed, and the next start reads
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -52,17 +55,19 @@ from aiokafka.errors import KafkaError
 
 from infra import clickhouse
 from infra.errors import InsertFailed
-from infra.settings import ClickHouseSettings, KafkaSettings
+from infra.settings import ClickHouseSettings, KafkaSettings, SqlSettings
 from processors.clickhouse_sink import ClickHouseSink
+from processors.exclusion_intake import ExclusionBatch, ExclusionIntake
 from processors.intake import Ignore, Intake, Seek
 from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
 from processors.stall import StallAction, StallWatch
+from processors.web import SqlListener, add_metrics_page
 from schemas import tables
 from schemas.base import Record
 from schemas.storable import storable_record
-from schemas.topics import FAULTS, FRAMES, SESSIONS
+from schemas.topics import EXCLUSIONS, FAULTS, FRAMES, SESSIONS
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +79,18 @@ STOP_FLUSH_S = 60.0
 
 
 def _broker_credentials(kafka: KafkaSettings) -> Any:
-    if kafka.sasl_mechanism:
+    """Faust's credentials for ``kafka``'s identity: a SASL user (over TLS with SASL_SSL), a client
+    certificate (SSL: mutual TLS), or none (PLAINTEXT)."""
+    context = kafka.ssl_context()
+    if kafka.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
         return faust.SASLCredentials(
             username=kafka.sasl_username,
             password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
             mechanism=kafka.sasl_mechanism,
-            ssl_context=kafka.client_options().get("ssl_context"),
+            ssl_context=context,
         )
-    if kafka.security_protocol == "SSL":
-        return kafka.client_options()["ssl_context"]
+    if context is not None:
+        return faust.SSLCredentials(context)
     return None
 
 
@@ -92,10 +100,18 @@ class _App(faust.App):
     signal is not sent at all on a stop)."""
 
     before_stop: Callable[[], Awaitable[None]] | None = None
+    sql: SqlListener | None = None  # started with the app, stopped after the hand-over
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        if self.sql is not None:
+            await self.sql.start()
 
     async def on_stop(self) -> None:
         if self.before_stop is not None:
             await self.before_stop()
+        if self.sql is not None:
+            await self.sql.stop()
         await super().on_stop()
 
 
@@ -109,6 +125,7 @@ class Worker:
         ch: ClickHouseSettings,
         *,
         frames_partitions: int,
+        sql: SqlSettings | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = WorkerMetrics()
@@ -127,6 +144,11 @@ class Worker:
             web_host=settings.web_host,
             web_port=settings.web_port,
             web_enabled=True,
+            # Faust's own pages would show correlator states (/table) and the cluster's workers (/router).
+            web_tables_enabled=False,
+            web_router_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
             topic_replication_factor=kafka.replication_factor,
             topic_partitions=frames_partitions,
             consumer_auto_offset_reset="earliest",
@@ -143,6 +165,9 @@ class Worker:
         self.frames = app.topic(kafka.topic(FRAMES.name), partitions=frames_partitions, **raw)
         self.sessions_topic = app.topic(kafka.topic(SESSIONS.name), **raw)
         self.faults_topic = app.topic(kafka.topic(FAULTS.name), **raw)
+        # Read by _drain beside the frames (subscribed, no agent), stored with the next flush.
+        self.exclusions_topic = app.topic(kafka.topic(EXCLUSIONS.name), **raw)
+        self.exclusions = ExclusionIntake()
         # Keys as raw bytes (the charge point id), exactly as on the frames topic: the partitioner then
         # puts a charger's state in the same partition as its frames. Values are JSON snapshots (bytes).
         changelog = app.topic(
@@ -171,28 +196,14 @@ class Worker:
         # The frames topic is subscribed (so Faust assigns its partitions and co-partitions the table
         # with it) but read by _drain, not by an agent.
         app.topics.add(self.frames)
+        app.topics.add(self.exclusions_topic)
         app.consumer._drain_messages = self._drain
         app.on_partitions_revoked.connect(self._on_revoked)
         app.before_stop = self._before_stop
         app.on_partitions_assigned.connect(self._on_assigned)
         app.timer(settings.flush_interval_s)(self._on_timer)
-        worker = self
-
-        class SqlView(faust.web.View):
-            """Read-only query: ``GET /sql?q=SELECT...`` or ``POST /sql`` with the query as body."""
-
-            async def get(self, request: Any) -> Any:
-                return await worker._sql(self, request.query.get("q", ""))
-
-            async def post(self, request: Any) -> Any:
-                return await worker._sql(self, await request.text())
-
-        class MetricsView(faust.web.View):
-            async def get(self, request: Any) -> Any:
-                return self.bytes(worker.metrics.exposition(), content_type="text/plain; version=0.0.4")
-
-        app.page("/sql")(SqlView)
-        app.page("/metrics")(MetricsView)
+        add_metrics_page(app, self.metrics)
+        app.sql = SqlListener(sql or SqlSettings(), ch, self.metrics)
 
     def _load_state(self, charge_point_id: str) -> bytes | None:
         return self.table.get(charge_point_id.encode())
@@ -204,6 +215,7 @@ class Worker:
         and hands each partition's records of the frames topic to the processor as one batch."""
         app, consumer = self.app, self.app.consumer
         frames_topic = self.frames.get_topic_name()
+        exclusions_topic = self.exclusions_topic.get_topic_name()
         callback, to_message, read_offset = consumer.callback, consumer._to_message, consumer._read_offset
         stopped = lambda: consumer._stopped.is_set() or fetcher._stopped.is_set()  # noqa: E731
         while not stopped():
@@ -216,6 +228,11 @@ class Worker:
             for tp, batch in records.items():
                 if tp.topic == frames_topic:
                     frames[tp] = batch
+                    continue
+                if tp.topic == exclusions_topic:
+                    # Always taken, even while the group rebalances: a record written twice changes nothing, and
+                    # one dropped here might never be read again (a partition without a committed offset).
+                    self.exclusions.take(tp.partition, batch)
                     continue
                 if not consumer.flow_active:
                     continue  # as Faust's own getmany (below)
@@ -377,16 +394,21 @@ class Worker:
             out = self.processor.take()
             commits = {p: n for p, n in self.intake.positions().items() if self._taken.get(p) != n}
             self._taken.update(commits)
-            if out.frame_count or out.states or commits:
-                self._writing = asyncio.create_task(self._write(out, commits))
+            exclusions = self.exclusions.drain()
+            if out.frame_count or out.states or commits or exclusions:
+                self._writing = asyncio.create_task(self._write(out, commits, exclusions))
             if wait and self._writing is not None:
                 await self._writing
 
-    async def _write(self, out: Any, commits: dict[int, int]) -> None:
+    async def _write(self, out: Any, commits: dict[int, int], exclusions: ExclusionBatch | None = None) -> None:
         """Rows, then topic records, then states, then offsets: a crash anywhere repeats, never loses."""
         started = time.perf_counter()
+        exclusions = exclusions or ExclusionBatch()
         try:
             await self.sink.write(out.rows, out.token(self.settings.app_id))
+            if exclusions.rows:
+                await self.sink.write({tables.OUTAGE_EXCLUSIONS.name: exclusions.rows},
+                                      exclusions.token(self.settings.app_id))
         except InsertFailed as exc:
             if exc.retriable:
                 raise
@@ -408,12 +430,15 @@ class Worker:
         # or a crash could leave committed offsets ahead of the states they produced.
         await self.app.producer.flush()
         self.processor.persisted(out.states)
-        if commits:
+        if commits or exclusions:
             from faust.types import TP
 
             topic = self.frames.get_topic_name()
-            # Faust's own commit: offsets of partitions still assigned (a revoked one is the next owner's).
-            committed = await self.app.consumer._commit_offsets({TP(topic, p): n for p, n in commits.items()})
+            offsets = {TP(topic, p): n for p, n in commits.items()}
+            offsets |= {TP(self.exclusions_topic.get_topic_name(), p): n for p, n in exclusions.commits.items()}
+            # Faust's own commit: offsets of partitions still assigned (a revoked one is the next owner's). An
+            # exclusion not committed is read and written again, which changes nothing.
+            committed = await self.app.consumer._commit_offsets(offsets)
             if not committed:
                 # Refused without an error (the group is rebalancing: "already rebalanced"): the next flush, the
                 # one before the partitions go among them, commits them again. Marked committed, they never
@@ -421,6 +446,8 @@ class Worker:
                 for partition, offset in commits.items():
                     if self._taken.get(partition) == offset:
                         del self._taken[partition]
+        self.metrics.exclusions.inc(len(exclusions.rows))
+        self.metrics.bad_exclusions.inc(exclusions.invalid)
         self.metrics.sessions.inc(len(out.sessions))
         self.metrics.faults.inc(len(out.faults))
         self.metrics.bad_envelopes.inc(out.bad_envelopes)
@@ -493,16 +520,6 @@ class Worker:
                     lag += max(0, highwater - (self.intake.next_offset(tp.partition, consumer._committed_offset.get(tp)) or 0))
         self.metrics.lag.set(lag)
 
-    async def _sql(self, view: Any, query: str) -> Any:
-        if not query.strip():
-            return view.json({"error": "no query"}, status=400)
-        try:
-            result = await asyncio.to_thread(self.client.query, query, settings={"readonly": 1})
-        except Exception as exc:
-            return view.json({"error": str(exc)}, status=400)
-        rows = [[_jsonable(v) for v in row] for row in result.result_rows]
-        return view.json({"columns": list(result.column_names), "types": [t.name for t in result.column_types], "rows": rows})
-
 
 def _record_value(table: tables.Table, record: Record) -> bytes:
     """A topic record's JSON. The pipeline hands out storable records already; should one still hold
@@ -513,20 +530,8 @@ def _record_value(table: tables.Table, record: Record) -> bytes:
         return storable_record(table, record)[0].model_dump_json().encode()
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    return json.loads(json.dumps(value, default=str))
-
-
 def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSettings, loglevel: str = "info",
-               log_format: str = "text") -> None:
+               log_format: str = "text", sql: SqlSettings | None = None) -> None:
     """``ocpp-pipeline worker``: create topics, then run the Faust worker until SIGTERM / SIGINT."""
     from faust.worker import Worker as FaustWorker
 
@@ -534,7 +539,7 @@ def run_worker(settings: WorkerSettings, kafka: KafkaSettings, ch: ClickHouseSet
 
     # Kafka may start after the worker (every pod at once): wait, saying so, instead of dying.
     ready = asyncio.run(wait_for_topics(kafka))
-    worker = Worker(settings, ready.settings, ch, frames_partitions=ready.partitions(kafka.topic(FRAMES.name)))
+    worker = Worker(settings, ready.settings, ch, frames_partitions=ready.partitions(kafka.topic(FRAMES.name)), sql=sql)
     from infra.logs import logging_config
 
     FaustWorker(worker.app, loglevel=loglevel, quiet=True,

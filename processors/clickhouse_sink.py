@@ -34,14 +34,11 @@ from clickhouse_connect.driver import exceptions as driver
 from clickhouse_connect.driver.client import Client
 
 from infra.errors import InsertFailed
-from kpi.exclusions import excluded_reason, fetch_exclusions, to_ms
-from schemas.tables import ALL_TABLES, PORT_OUTAGES
+from schemas.tables import ALL_TABLES, OPERATOR_TABLES
 
 log = logging.getLogger(__name__)
 
-COLUMNS = {t.name: list(t.column_names) for t in ALL_TABLES}
-_OUTAGE = {name: PORT_OUTAGES.column_names.index(name) for name in
-           ("charge_point_id", "connector_id", "started_at", "ended_at", "excluded_reason")}
+COLUMNS = {t.name: list(t.column_names) for t in ALL_TABLES + OPERATOR_TABLES}
 _BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 # ClickHouse server error codes that say the data, the schema or the credentials are wrong.
@@ -106,24 +103,6 @@ class ClickHouseSink:
             settings={"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1},
         )
 
-    def with_exclusions(self, rows: list[list[Any]]) -> list[list[Any]]:
-        """``port_outages`` rows with ``excluded_reason`` filled from the exclusions recorded so far (KPIS.md,
-        Exclusions: the worker fills it when it writes a row; ``outages exclude`` amends rows written before)."""
-        exclusions = fetch_exclusions(self._client, self._database, {row[_OUTAGE["charge_point_id"]] for row in rows})
-        if not exclusions:
-            return rows
-        filled = []
-        for row in rows:
-            found = exclusions.get(row[_OUTAGE["charge_point_id"]])
-            if found:
-                ended = row[_OUTAGE["ended_at"]]
-                row = list(row)
-                row[_OUTAGE["excluded_reason"]] = excluded_reason(
-                    row[_OUTAGE["connector_id"]], to_ms(row[_OUTAGE["started_at"]]),
-                    to_ms(ended) if ended is not None else None, found)
-            filled.append(row)
-        return filled
-
     async def write(self, rows_by_table: dict[str, list[list[Any]]], token: str) -> None:
         """Insert every non-empty table's rows; retries each until it lands while the failure is
         retriable, raises :class:`~infra.errors.InsertFailed` (``retriable`` False) when it is not."""
@@ -134,8 +113,7 @@ class ClickHouseSink:
             while True:
                 started = time.perf_counter()
                 try:
-                    if table == PORT_OUTAGES.name:
-                        rows = await asyncio.to_thread(self.with_exclusions, rows)
+                    # Only inserts: nothing here reads ClickHouse (an outage's exclusion is derived at read time).
                     await asyncio.to_thread(self.insert_now, table, rows, f"{token}:{table}")
                     self.last_insert_s = time.perf_counter() - started
                     break

@@ -29,6 +29,13 @@ class WorkerMetrics:
             "time the last rebalance or start took to index the deadlines of the newly assigned partitions' states",
             registry=r)
         self.watermark_age = Gauge("ocpp_worker_watermark_age_seconds", "wall time minus the oldest partition clock", registry=r)
+        self.sql_requests = Counter(
+            "ocpp_worker_sql_requests", "requests to /sql by outcome: ok, refused (the statement or a limit), "
+            "unauthorized, wrong_folder, busy, unavailable", ["outcome"], registry=r)
+        self.exclusions = Counter("ocpp_worker_exclusions", "exclusion events stored in outage_exclusions", registry=r)
+        self.bad_exclusions = Counter(
+            "ocpp_worker_invalid_exclusions", "records on the exclusions topic that are not valid exclusion events "
+            "(skipped; they stay on the topic)", registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,8 @@ The same :class:`~processors.pipeline.FrameProcessor` as the live worker, fed fr
 the topic (or from a time) up to the end offsets seen when the replay began, so the same frames
 give the same rows. At the end, each partition's clock moves one status window past its last
 frame ("settling"), so sessions whose window was still open are emitted as the live worker would
-once that time had passed. A replay writes ClickHouse only: it publishes nothing to the
+once that time had passed. Operator exclusions are rebuilt too, from the whole of ``ocpp.exclusions.v1``
+(the same rows the worker stores). A replay writes ClickHouse only: it publishes nothing to the
 sessions / faults topics and does not touch the live worker's state.
 
 Like the worker, a replay goes on past every bad record (kept, flagged, counted in the summary); an
@@ -26,10 +27,11 @@ from infra.errors import ClickHouseError, InsertFailed
 from infra.settings import ClickHouseSettings, KafkaSettings
 from infra.topic_admin import partitions_of
 from processors.clickhouse_sink import ClickHouseSink
+from processors.exclusion_intake import ExclusionIntake
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
-from schemas.tables import ALL_TABLES
-from schemas.topics import FRAMES
+from schemas.tables import ALL_TABLES, OPERATOR_TABLES, OUTAGE_EXCLUSIONS
+from schemas.topics import EXCLUSIONS, FRAMES
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class ReplaySummary:
     seconds: float
     bad_records: int = 0  # not envelopes, or tombstones: kept raw, flagged
     processing_failures: int = 0  # frames the correlator raised on: kept, flagged processing_failed, skipped
+    exclusions: int = 0  # exclusion events stored
+    invalid_exclusions: int = 0  # records on the exclusions topic that are not exclusion events (skipped)
 
     def describe(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0
@@ -48,6 +52,9 @@ class ReplaySummary:
         if self.bad_records or self.processing_failures:
             text += (f"; {self.bad_records} records that are not envelopes and {self.processing_failures} processing "
                      "failures, kept in frames and flagged")
+        text += f"; {self.exclusions} exclusions"
+        if self.invalid_exclusions:
+            text += f" ({self.invalid_exclusions} invalid exclusion events skipped)"
         return text
 
 
@@ -66,7 +73,8 @@ async def replay(
     client = clickhouse.connect(ch)
     try:
         clickhouse.migrate(client, ch.database, clickhouse.dialect_for(ch), retention=ch.retention())
-        existing = sum(client.query(f"SELECT count() FROM `{ch.database}`.`{t.name}`").result_rows[0][0] for t in ALL_TABLES)
+        existing = sum(client.query(f"SELECT count() FROM `{ch.database}`.`{t.name}`").result_rows[0][0]
+                       for t in ALL_TABLES + OPERATOR_TABLES)
         if existing and not force:
             raise ClickHouseError(
                 f"database {ch.database} already holds {existing} rows; replay into a fresh database "
@@ -122,8 +130,33 @@ async def replay(
                     failures += out.processing_failures
                     if report:
                         report(done, total)
+            stored, invalid = await _replay_exclusions(consumer, kafka, sink)
         finally:
             await consumer.stop()
     finally:
         client.close()
-    return ReplaySummary(done, sessions, faults, time.monotonic() - started, bad, failures)
+    return ReplaySummary(done, sessions, faults, time.monotonic() - started, bad, failures, stored, invalid)
+
+
+async def _replay_exclusions(consumer: AIOKafkaConsumer, kafka: KafkaSettings, sink: ClickHouseSink) -> tuple[int, int]:
+    """Every exclusion event on the topic (from its start: its retention is forever) into ``outage_exclusions``."""
+    topic = kafka.topic(EXCLUSIONS.name)
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+    consumer.assign(partitions)
+    ends = await consumer.end_offsets(partitions)
+    starts = await consumer.beginning_offsets(partitions)
+    for tp in partitions:
+        consumer.seek(tp, starts[tp])
+    remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+    intake, stored, invalid = ExclusionIntake(), 0, 0
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=1000)
+        for tp, records in batch.items():
+            intake.take(tp.partition, [r for r in records if r.offset < ends[tp]])
+            if records and records[-1].offset >= ends[tp] - 1:
+                remaining.discard(tp)
+        taken = intake.drain()
+        if taken.rows:
+            await sink.write({OUTAGE_EXCLUSIONS.name: taken.rows}, taken.token("replay"))
+        stored, invalid = stored + len(taken.rows), invalid + taken.invalid
+    return stored, invalid

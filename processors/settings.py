@@ -12,8 +12,8 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OCPP_WORKER_", frozen=True)
 
     app_id: str = Field("ocpp-processors", description="Faust app id: consumer group and table changelog names")
-    web_host: str = Field("127.0.0.1", description="read endpoint and /metrics listen address")
-    web_port: int = Field(6066, description="read endpoint (/sql) and /metrics port")
+    web_host: str = Field("127.0.0.1", description="/metrics listen address (Faust's web server; /sql has its own: OCPP_WORKER_SQL_*)")
+    web_port: int = Field(6066, description="/metrics port")
     status_window_s: float = Field(60.0, gt=0, description="how long a stopped session waits for its status transition (gateway clock)")
     max_session_age_h: float = Field(72.0, gt=0, description="a session never stopped is closed after this long")
     clock_skew_s: float = Field(300.0, gt=0, description="charger clock further off than this is flagged")

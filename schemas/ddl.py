@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.retention import Retention
-from schemas.tables import Column, Table, View
+from schemas.tables import Column, ReadView, Table, View
 
 # Inserts remembered for deduplication; a retried batch older than this many inserts would
 # land twice, so it is far above the number of batches a writer can have in flight.
@@ -131,6 +131,12 @@ def drop_view(view: View, database: str, dialect: Dialect) -> list[str]:
     return [f"DROP VIEW IF EXISTS `{database}`.`{view.name}`{_on_cluster(dialect)}"]
 
 
+def create_read_view(view: ReadView, database: str, dialect: Dialect) -> list[str]:
+    """A plain view, replaced when it exists (a later migration may redefine it); on a cluster on every node,
+    reading the public (Distributed) tables."""
+    comment = f" COMMENT {quote_string(view.comment)}" if view.comment else ""
+    return [f"CREATE OR REPLACE VIEW `{database}`.`{view.name}`{_on_cluster(dialect)} AS "
+            + view.select.replace("{db}", f"`{database}`") + comment]
 def modify_codecs(table: Table, database: str, dialect: Dialect, *, version: int) -> list[str]:
     """ALTER TABLE statements giving existing columns the codecs migration ``version`` chose. Only the table that
     stores the rows has codecs (a Distributed table stores nothing). ClickHouse records the codec at once; parts

@@ -21,15 +21,18 @@ from schemas.tables import (
     CHARGE_ATTEMPTS,
     CHARGER_DAILY,
     CONNECTOR_STATUS,
+    EXCLUSION_AUDIT,
     FAULT_EVENTS,
     FAULTS_DAILY,
     FRAMES,
     OPERATOR_TABLES,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
+    PORT_OUTAGES_WITH_EXCLUSIONS,
     SESSIONS,
     SESSIONS_DAILY,
     SESSIONS_DAILY_V2,
+    ReadView,
     Table,
     View,
 )
@@ -86,7 +89,15 @@ class DropView:
         return ddl.drop_view(self.view, database, dialect)
 
 
-Step = CreateTable | AddColumns | ModifyCodecs | TtlSettings | CreateView | DropView
+@dataclass(frozen=True)
+class CreateReadView:
+    view: ReadView
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.create_read_view(self.view, database, dialect)
+
+
+Step = CreateTable | AddColumns | ModifyCodecs | TtlSettings | CreateView | DropView | CreateReadView
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "reliability KPIs: port_outages, outage_exclusions, charge_attempts; sessions.charging_s, suspended_ev_s, "
         "suspended_evse_s, blocked_after_stop_s",
         (CreateTable(PORT_OUTAGES), CreateTable(OUTAGE_EXCLUSIONS), CreateTable(CHARGE_ATTEMPTS), AddColumns(SESSIONS)),
+    ),
+    Migration(
+        EXCLUSION_AUDIT,
+        "exclusions as audited events: outage_exclusions.recorded_by, reference, forced; port_outages_with_exclusions "
+        "(an outage's excluded_reason derived at read time)",
+        (AddColumns(OUTAGE_EXCLUSIONS), CreateReadView(PORT_OUTAGES_WITH_EXCLUSIONS)),
     ),
     Migration(
         CODECS_AND_RETENTION,

@@ -181,7 +181,8 @@ class AttemptKind(StrEnum):
 
 class PortOutage(Record):
     """A port out of service, one row per outage; re-emitted with a newer ``version`` when it ends
-    (``ended_at`` / ``duration_s`` NULL while open) or when an exclusion overlaps it."""
+    (``ended_at`` / ``duration_s`` NULL while open). ``excluded_reason`` is written '' since migration 6:
+    the reason is derived at read time (``port_outages_with_exclusions``, KPIS.md Exclusions)."""
 
     charge_point_id: str
     connector_id: int
@@ -198,7 +199,11 @@ class PortOutage(Record):
 
 class OutageExclusion(Record):
     """An operator's exclusion: outage minutes of the port (``connector_id`` 0: every port) inside
-    ``[from_at, to_at)`` do not count against uptime."""
+    ``[from_at, to_at)`` do not count against uptime. The same JSON is the event on
+    ``ocpp.exclusions.v1`` (written by ``ocpp-pipeline outages exclude``) and the row the worker sinks.
+
+    Audit: ``recorded_by`` (``--by``, else the OS user), ``reference`` (the operator's ticket or evidence),
+    ``forced`` (recorded with ``--force``: the bounds checks were skipped)."""
 
     exclusion_id: str
     charge_point_id: str
@@ -208,6 +213,9 @@ class OutageExclusion(Record):
     reason: ExclusionReason
     note: str
     recorded_at: datetime
+    recorded_by: str
+    reference: str
+    forced: bool
 
 
 class ChargeAttempt(Record):

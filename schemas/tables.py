@@ -19,6 +19,9 @@ from schemas.retention import TableClass
 CODECS_AND_RETENTION = 7
 
 TS = "DateTime64(3, 'UTC')"
+EXCLUSION_AUDIT = 6
+"""The migration of the exclusion audit columns and the read-time exclusion view (issue #22); one constant so the
+lead can renumber it at merge."""
 NULLABLE_TS = f"Nullable({TS})"
 LC = "LowCardinality(String)"
 FLAGS = "Array(LowCardinality(String))"
@@ -284,7 +287,8 @@ PORT_OUTAGES = Table(
                since=5),
         Column("error_code", LC, "the fault's errorCode (OCPP 1.6) or Component/Variable (2.0.1); '' if none", since=5),
         Column("vendor_error_code", "String", since=5),
-        Column("excluded_reason", LC, "an operator exclusion overlapping it (EV-ChART reason); '' if none", since=5),
+        Column("excluded_reason", LC, "'' since migration 6: read port_outages_with_exclusions (derived at read time)",
+               since=5),
         Column("version", "UInt64", since=5),
     )),
     order_by=("charge_point_id", "connector_id", "outage_id"),
@@ -296,7 +300,8 @@ PORT_OUTAGES = Table(
 
 OUTAGE_EXCLUSIONS = Table(
     name="outage_exclusions",
-    comment="Operator exclusions (ocpp-pipeline outages exclude): outage minutes inside one do not count against uptime.",
+    comment="Operator exclusions (ocpp-pipeline outages exclude -> ocpp.exclusions.v1 -> the worker): outage minutes "
+            "inside one do not count against uptime.",
     columns=(
         Column("exclusion_id", "String", "content hash: recording the same exclusion twice is one row", since=5),
         Column("charge_point_id", LC, since=5),
@@ -307,6 +312,9 @@ OUTAGE_EXCLUSIONS = Table(
                              "natural_disaster | outside_operating_hours", since=5),
         Column("note", "String", since=5),
         Column("recorded_at", TS, since=5),
+        Column("recorded_by", "String", "who recorded it (outages exclude --by, else the OS user)", since=EXCLUSION_AUDIT),
+        Column("reference", "String", "the operator's reference (ticket, evidence)", since=EXCLUSION_AUDIT),
+        Column("forced", "Bool", "recorded with --force: the bounds checks were skipped", since=EXCLUSION_AUDIT),
     ),
     order_by=("charge_point_id", "exclusion_id"),
     partition_by=None,
@@ -344,6 +352,44 @@ CHARGE_ATTEMPTS = Table(
 ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES, PORT_OUTAGES, CHARGE_ATTEMPTS)
 """The tables the worker writes from the frames topic (a replay rebuilds exactly these)."""
 OPERATOR_TABLES: tuple[Table, ...] = (OUTAGE_EXCLUSIONS,)
-"""Tables operators write through the CLI; never rebuilt by a replay."""
+"""Tables of operator events (their own topics, written by the CLI, sunk by the worker); a replay rebuilds them from
+those topics."""
 AGGREGATE_TABLES: tuple[Table, ...] = (CHARGER_DAILY,)
 VIEWS: tuple[View, ...] = (SESSIONS_DAILY, FAULTS_DAILY)
+
+
+@dataclass(frozen=True)
+class ReadView:
+    """A plain (not materialized) view: a query with a name, evaluated whenever it is read. ``select`` names
+    the pipeline's tables as ``{db}.<table>`` (their public names: the Distributed tables on a cluster)."""
+
+    name: str
+    select: str
+    comment: str = ""
+
+
+# KPIS.md, Exclusions, the one rule: an outage's exclusion is the first, ordered by from_at then exclusion_id,
+# that covers its port (its connector, or 0) and overlaps it (from_at < ended_at, started_at < to_at; an open
+# outage overlaps every exclusion that ends after it began). One scan of each table: the outages (newest
+# version) joined by charger to that charger's exclusions as one sorted array. GLOBAL: on a cluster the
+# exclusions are gathered once on the node that runs the query, not per shard.
+_FIRST_EXCLUSION = (
+    "arrayFirst(w -> (w.4 = 0 OR w.4 = o.connector_id) AND w.2 < ifNull(o.ended_at, toDateTime64('2299-12-31', 3, 'UTC')) "
+    "AND o.started_at < w.3, x.windows)"
+)
+PORT_OUTAGES_WITH_EXCLUSIONS = ReadView(
+    name="port_outages_with_exclusions",
+    comment="port_outages (newest version of each) with excluded_reason derived at read time from outage_exclusions",
+    select=(
+        "SELECT charge_point_id, connector_id, outage_id, started_at, ended_at, duration_s, cause, error_code, "
+        "vendor_error_code, toLowCardinality(hit.5) AS excluded_reason, hit.1 AS exclusion_id, hit.6 AS excluded_note, "
+        "version FROM ("
+        f"SELECT o.*, {_FIRST_EXCLUSION} AS hit "
+        "FROM (SELECT * FROM {db}.port_outages FINAL) AS o "
+        "GLOBAL LEFT JOIN ("
+        "SELECT charge_point_id, arraySort(w -> (w.2, w.1), groupArray((exclusion_id, from_at, to_at, connector_id, "
+        "toString(reason), note))) AS windows FROM {db}.outage_exclusions FINAL GROUP BY charge_point_id"
+        ") AS x ON x.charge_point_id = o.charge_point_id)"
+    ),
+)
+READ_VIEWS: tuple[ReadView, ...] = (PORT_OUTAGES_WITH_EXCLUSIONS,)

@@ -64,7 +64,18 @@ FAULTS = TopicSpec(
     description="one record per fault event (the fault_events row as JSON), for alerting",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (FRAMES, SESSIONS, FAULTS)
+EXCLUSIONS = TopicSpec(
+    name="ocpp.exclusions.v1",
+    # Rare events (an operator's hand), read from the start by every replay: one partition keeps them in order.
+    partitions=1,
+    # The audit trail of who excluded what (federal uptime figures depend on it) and the source of
+    # outage_exclusions: kept forever.
+    retention_ms=-1,
+    description="operator exclusions (the outage_exclusions row as JSON), written by `ocpp-pipeline outages "
+                "exclude`, sunk by the worker",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (FRAMES, SESSIONS, FAULTS, EXCLUSIONS)
 
 
 def faust_topics(app_id: str, frames_partitions: int = FRAMES.partitions) -> tuple[TopicSpec, ...]:

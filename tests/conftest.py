@@ -87,10 +87,10 @@ def broker_settings_in(home: Path, brokers: int = 1, **overrides: object) -> Loc
     """A broker (or a cluster of ``brokers`` nodes) of its own under ``home`` on free ports, its libs
     folder a symlink to the fetched jars."""
     if brokers == 1:
-        ports = {"port": free_port(), "controller_port": free_port()}
+        ports = {"port": free_port(), "controller_port": free_port(), "tls_port": free_port()}
     else:
         base = free_port_run(2 * brokers)
-        ports = {"port": base, "controller_port": base + 1}
+        ports = {"port": base, "controller_port": base + 1, "tls_port": free_port_run(brokers)}
     settings = LocalKafkaSettings(home=home, brokers=brokers, **ports, **overrides)
     local_kafka.fetch(PROJECT_KAFKA)
     if not settings.libs_dir.exists():
@@ -107,6 +107,9 @@ def suite_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for name in [n for n in os.environ if n.upper().startswith("OCPP_")]:
         del os.environ[name]
     os.environ["OCPP_HOME"] = str(home)
+    # A gateway a test starts serves /healthz, /readyz and /metrics on a free port unless the test says
+    # which: never make run's 9001, nor another gateway's of the same test.
+    os.environ["OCPP_GATEWAY_ADMIN_PORT"] = "0"
     # The suite's recorded conversations have fixed dates (2025-11-24, ...): a worker or replay a test starts keeps
     # their raw frames and statuses instead of dropping them at once as older than the default retention. The
     # retention tests (test_clickhouse_migrations.py) set their own.
@@ -131,6 +134,7 @@ def local_kafka_settings(suite_home: Path) -> LocalKafkaSettings:
     # Processes a test starts find it without being told (their own settings still win).
     os.environ["OCPP_LOCAL_KAFKA_PORT"] = str(settings.port)
     os.environ["OCPP_LOCAL_KAFKA_CONTROLLER_PORT"] = str(settings.controller_port)
+    os.environ["OCPP_LOCAL_KAFKA_TLS_PORT"] = str(settings.tls_port)  # a secured broker a test starts (dev's)
     os.environ["OCPP_KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
     return settings
 

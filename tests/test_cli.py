@@ -110,12 +110,9 @@ def test_the_simulated_fleet_speaks_the_protocols_asked_for(argv: list[str], ocp
 @pytest.fixture
 def kpi_env(monkeypatch: pytest.MonkeyPatch, chdb_settings, database: str) -> str:
     """The commands, run in this process, on the test's migrated database in the session's chDB folder;
-    no worker answers on the read endpoint, so they read ClickHouse directly."""
-    from tests.conftest import free_port
-
+    no worker publishes a read endpoint there, so they read the folder directly (read-only)."""
     monkeypatch.setenv("OCPP_HOME", str(chdb_settings.home))
     monkeypatch.setenv("OCPP_CLICKHOUSE_DATABASE", database)
-    monkeypatch.setenv("OCPP_WORKER_WEB_PORT", str(free_port()))
     return database
 
 
@@ -127,17 +124,19 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out.out, out.err
 
 
-def test_exclude_then_report_uptime_in_every_format(kpi_env: str, chdb_client, capsys) -> None:
+def test_report_uptime_with_an_exclusion_in_every_format(kpi_env: str, chdb_client, capsys) -> None:
     import json
 
-    from tests.kpi.helpers import insert_outages, insert_status, outage
+    from kpi.exclusions import new_exclusion
+    from ocpp_pipeline.reports import parse_timestamp
+    from tests.kpi.helpers import T0, insert_exclusions, insert_outages, insert_status, outage
 
     insert_status(chdb_client, kpi_env, "CP-1", 1, -60)
     insert_outages(chdb_client, kpi_env, [outage("CP-1", 1, 60, 204, outage_id="a")])  # 01:00-03:24 on 2026-07-01
-    code, out, _ = run_cli(capsys, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01T03:00",
-                           "--to", "2026-07-01T06:00+02:00", "--reason", "utility_interruption", "--note", "grid")
-    assert code == 0 and "CP-1 every port, 2026-07-01T03:00:00+00:00 to 2026-07-01T04:00:00+00:00" in out
-    assert "1 outage row re-emitted" in out
+    # What the worker stores of `outages exclude --from 2026-07-01T03:00 --to 2026-07-01T06:00+02:00` (live: test_read_path)
+    insert_exclusions(chdb_client, kpi_env, [new_exclusion(
+        "CP-1", 0, parse_timestamp("2026-07-01T03:00", "--from"), parse_timestamp("2026-07-01T06:00+02:00", "--to"),
+        "utility_interruption", "grid", recorded_at=T0, recorded_by="ops")]) 
     code, out, _ = run_cli(capsys, "report", "uptime", "--from", "2026-07-01", "--to", "2026-07-02", "--format", "json")
     assert code == 0
     assert [json.loads(line) for line in out.splitlines()] == [
@@ -206,31 +205,75 @@ def test_an_unknown_exclusion_reason_is_refused_by_the_parser(capsys) -> None:
     assert "invalid choice: 'bad_weather'" in capsys.readouterr().err
 
 
-def test_exclude_refuses_while_a_worker_holds_the_embedded_database(kpi_env: str, capsys, monkeypatch) -> None:
-    """A stand-in for the worker's read endpoint answers: the command explains instead of failing on a lock."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+# --- the read path's one-line refusals (the CLI in a process of its own: one chDB folder per process) ------------
 
-    class Worker(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"columns": ["1"], "types": ["UInt8"], "rows": [[1]]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
+def cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ocpp_pipeline", *argv], cwd=ROOT, env=env, capture_output=True, text=True)
 
-    server = HTTPServer(("127.0.0.1", 0), Worker)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("OCPP_WORKER_WEB_PORT", str(server.server_address[1]))
-    try:
-        code, _, err = run_cli(capsys, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01",
-                               "--to", "2026-07-02", "--reason", "vandalism")
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert code == 2 and "stop the worker" in err
+
+def one_line_refusal(done: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert done.returncode == 2 and fragment in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def holder(tmp_path: Path):
+    """A process that holds a chDB folder (migrated) and serves nothing, as a hung or starting worker would."""
+    home = tmp_path / "home"
+    code = ("import sys; from infra import clickhouse; from infra.settings import ClickHouseSettings; "
+            f"c = clickhouse.connect(ClickHouseSettings(home={str(home)!r})); clickhouse.migrate(c, 'ocpp'); "
+            "print('held', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield home, proc
+    proc.stdin.close()
+    proc.wait(30)
+    proc.stdout.close()
+
+
+def test_a_folder_held_by_a_worker_that_does_not_answer_is_a_one_line_refusal(holder) -> None:
+    import os
+
+    from infra import read_endpoint
+    from tests.conftest import free_port
+
+    home, proc = holder
+    env = {**os.environ, "OCPP_HOME": str(home)}
+    one_line_refusal(cli(env, "sql", "SELECT 1"), f"is held by process {proc.pid} (one process per chDB folder)")
+    folder = Path(os.path.realpath(home / "clickhouse"))
+    read_endpoint.publish(folder, read_endpoint.Endpoint("127.0.0.1", free_port(), str(folder), "ocpp", proc.pid,
+                                                         read_endpoint.process_started(proc.pid), "token"))
+    one_line_refusal(cli(env, "sql", "SELECT 1"), f"the worker (pid {proc.pid}) holds {folder} but its read endpoint")
+    one_line_refusal(cli(env, "report", "uptime", "--from", "2026-07-01", "--to", "2026-07-02"), "does not answer")
+
+
+def test_a_stale_endpoint_file_is_passed_over_and_an_unmigrated_folder_refused(tmp_path: Path) -> None:
+    import os
+
+    from infra import read_endpoint
+
+    home = tmp_path / "home"
+    env = {**os.environ, "OCPP_HOME": str(home)}
+    one_line_refusal(cli(env, "sql", "SELECT 1"), "no ClickHouse data in")
+    subprocess.run([sys.executable, "-c", "from infra import clickhouse; from infra.settings import ClickHouseSettings; "
+                    f"clickhouse.connect(ClickHouseSettings(home={str(home)!r})).command('CREATE DATABASE other')"], cwd=ROOT, check=True)
+    one_line_refusal(cli(env, "sql", "SELECT 1"), "database ocpp in")
+    one_line_refusal(cli(env, "outages", "exclude", "--charge-point", "CP-1", "--from", "2026-07-01", "--to",
+                         "2026-07-02", "--reason", "vandalism"), "never migrated")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = Path(os.path.realpath(home / "clickhouse"))
+    read_endpoint.publish(folder, read_endpoint.Endpoint("127.0.0.1", 1, str(folder), "ocpp", gone.pid, None, "t"))
+    assert cli(env, "db", "migrate").returncode == 0
+    answered = cli(env, "sql", "SELECT count() AS n FROM ocpp.sessions", "--format", "csv")
+    assert answered.returncode == 0 and answered.stdout.split() == ["n", "0"], answered.stderr
+
+
+def test_server_mode_never_reads_with_the_ingest_dsn(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "OCPP_CLICKHOUSE_DSN": "http://ingest:secret@127.0.0.1:1/ocpp"}
+    done = cli(env, "sql", "SELECT 1")
+    one_line_refusal(done, "set OCPP_CLICKHOUSE_READ_DSN")
+    assert "secret" not in done.stderr

@@ -17,7 +17,8 @@ from infra.settings import ClickHouseSettings
 from schemas import ddl
 from schemas.migrations import CODECS_AND_RETENTION, MIGRATIONS, RETAINED_TABLES, AddColumns, Migration
 from schemas.retention import COMPLIANCE_FLOOR_DAYS, Retention, TableClass
-from schemas.tables import AGGREGATE_TABLES, ALL_TABLES, FRAMES, OPERATOR_TABLES, SESSIONS, VIEWS, Column, Table
+from schemas.tables import (AGGREGATE_TABLES, ALL_TABLES, FRAMES, OPERATOR_TABLES, READ_VIEWS, SESSIONS, VIEWS, Column,
+                            Table)
 
 
 def test_migrate_twice_applies_once(chdb_client, unique: str) -> None:
@@ -29,7 +30,7 @@ def test_migrate_twice_applies_once(chdb_client, unique: str) -> None:
     assert second.current_version == first.current_version == MIGRATIONS[-1].version
     tables = {r[0] for r in chdb_client.query(f"SHOW TABLES FROM `{database}`").result_rows}
     assert tables == ({t.name for t in ALL_TABLES + OPERATOR_TABLES + AGGREGATE_TABLES} | {v.name for v in VIEWS}
-                      | {clickhouse.MIGRATIONS_TABLE})
+                      | {v.name for v in READ_VIEWS} | {clickhouse.MIGRATIONS_TABLE})
 
 
 def test_a_later_migration_adds_its_columns_once(chdb_client, unique: str) -> None:

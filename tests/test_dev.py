@@ -4,7 +4,11 @@ speaking OCPP 2.0.1.
 The simulator writes what its chargers did (``--expected``); the sessions in ClickHouse must be
 exactly those — energy, stop reason, the status out of Charging, quirky chargers included — and
 the faults must arrive on ``ocpp.faults.v1``. An independent client (the ``ocpp`` library's
-ChargePoint) charges beside the fleet. SIGTERM stops every process ``dev`` started."""
+ChargePoint) charges beside the fleet. SIGTERM stops every process ``dev`` started.
+
+``dev`` secures its broker (``kafka start --secure``): gateway and worker run as their own Kafka identities,
+the faults are read as the alerting reader and the replay runs as the worker, from the credentials ``dev``
+says it wrote."""
 
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
 from websockets.asyncio.client import connect
 
 from infra import local_kafka
-from infra.settings import KafkaSettings, LocalKafkaSettings
+from infra.kafka_acls import ALERTING, WORKER
+from infra.local_credentials import LocalCredentials, env_values
+from infra.settings import LocalKafkaSettings
 from ocpp_pipeline.dev import simulated_clock_env
 from processors.settings import WorkerSettings
 from simulator import expectations
@@ -76,11 +82,12 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
     local_kafka.fetch(local_kafka_settings)
     jars.parent.mkdir(parents=True)
     jars.symlink_to(local_kafka_settings.libs_dir)
-    gateway_port, web_port, kafka_port = free_port(), free_port(), free_port()
+    gateway_port, web_port, kafka_port, tls_port = free_port(), free_port(), free_port(), free_port()
     expected_path = tmp_path / "expected.jsonl"
     env = {**os.environ, "OCPP_HOME": str(home), "OCPP_LOCAL_KAFKA_PORT": str(kafka_port),
-           "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()), "OCPP_GATEWAY_HOST": "127.0.0.1",
-           "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(web_port),
+           "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()), "OCPP_LOCAL_KAFKA_TLS_PORT": str(tls_port),
+           "OCPP_GATEWAY_HOST": "127.0.0.1",
+           "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(web_port), "OCPP_WORKER_SQL_PORT": "0",
            "OCPP_WORKER_APP_ID": f"dev{unique}", "OCPP_WORKER_STATUS_WINDOW_S": str(STATUS_WINDOW_S), "OCPP_KAFKA_PARTITIONS": "2"}
     # Half the fleet speaks OCPP 2.0.1, half of it quirky; 300x time: sessions of real minutes take seconds.
     dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", "--chargers", "12", "--duration", "25",
@@ -95,6 +102,8 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
                 break
         output = "".join(lines)
         assert "ready in" in output, output
+        (folder,) = re.findall(r"credentials \(owner-only\) in (\S+)/:", output)
+        identities = LocalCredentials(Path(folder))
         pids = [int(p) for p in re.findall(r"(?:gateway|worker|simulator) pid (\d+)", output)]
         broker_pid = local_kafka.LocalBroker(LocalKafkaSettings(home=home, port=kafka_port)).pid()
         assert len(pids) == 3 and broker_pid is not None
@@ -123,13 +132,14 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         assert independent == [{"transaction_id": str(tx), "energy_wh": 7500.0, "stop_status": "Finishing"}]
 
         wanted = sum(1 + f["cleared"] for f in faults)
-        events = asyncio.run(read_topic(KafkaSettings(bootstrap_servers=f"127.0.0.1:{kafka_port}"), "ocpp.faults.v1", wanted))
+        alerting = identities.sasl_settings(ALERTING, f"127.0.0.1:{kafka_port}")
+        events = asyncio.run(read_topic(alerting, "ocpp.faults.v1", wanted))
         assert expectations.fault_mismatches(faults, events) == []
 
         # Replay == live for the mixed fleet: the topic rebuilt into another ClickHouse folder (the worker
         # holds its own) gives the same sessions, revision by revision.
-        replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}",
-                      "OCPP_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}"}  # the dev broker, not the default
+        replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}",  # as the worker, on dev's broker
+                      **env_values(identities.sasl_settings(WORKER, f"127.0.0.1:{kafka_port}"))}
         replayed = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "replay", "--quiet"], cwd=ROOT, env=replay_env,
                                   capture_output=True, text=True, timeout=300)
         assert replayed.returncode == 0, replayed.stderr

@@ -43,14 +43,17 @@ CRD_SCHEMAS = {
     ("kafka.strimzi.io/v1beta2", "Kafka"): "strimzi/kafka.json",
     ("kafka.strimzi.io/v1beta2", "KafkaNodePool"): "strimzi/kafkanodepool.json",
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): "strimzi/kafkatopic.json",
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"): "strimzi/kafkauser.json",
     ("clickhouse.altinity.com/v1", "ClickHouseInstallation"): "altinity/clickhouseinstallation.json",
     ("clickhouse-keeper.altinity.com/v1", "ClickHouseKeeperInstallation"): "altinity/clickhousekeeperinstallation.json",
     # Generated from the Prometheus Operator's API types (infra/k8s/schemas/prometheus-operator/generate).
     ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator/podmonitor.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator/prometheusrule.json",
 }
-# Secrets the overlays expect to exist: created by the operator (README, Deploying on Kubernetes).
-SECRETS_CREATED_OUTSIDE_GIT = {"prod": {"ocpp-clickhouse", "ocpp-charger-credentials", "ocpp-gateway-tls"}}
+# Secrets the overlays expect to exist: created by the operator (README, Deploying on Kubernetes). No password
+# is in git, not even a development one.
+SECRETS_CREATED_OUTSIDE_GIT = {"prod": {"ocpp-clickhouse", "ocpp-charger-credentials", "ocpp-gateway-tls"},
+                               "dev": {"ocpp-clickhouse"}}
 
 
 def kustomize() -> str:
@@ -82,9 +85,9 @@ def is_custom(doc: dict[str, Any]) -> bool:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlays_render_every_part(overlay: str) -> None:
     kinds = {d["kind"] for d in rendered(overlay)}
-    assert {"Kafka", "KafkaNodePool", "KafkaTopic", "ClickHouseInstallation", "ClickHouseKeeperInstallation",
+    assert {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "ClickHouseInstallation", "ClickHouseKeeperInstallation",
             "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "StatefulSet", "Job",
-            "ConfigMap", "Namespace"} <= kinds
+            "ConfigMap", "Namespace", "NetworkPolicy"} <= kinds
     assert all(d["metadata"].get("namespace") == f"ocpp{'-dev' if overlay == 'dev' else ''}"
                for d in rendered(overlay) if d["kind"] != "Namespace")
 
@@ -128,7 +131,7 @@ def test_the_crd_schemas_reject_what_the_operator_would() -> None:
 def test_kafka_topics_are_generated_from_the_topic_definitions() -> None:
     assert (K8S / "base" / "kafka-topics.yaml").read_text() == k8s_topics.render()
     names = {d["spec"]["topicName"] for d in by_kind(rendered("prod"), "KafkaTopic")}
-    assert names == {"ocpp.frames.v1", "ocpp.sessions.v1", "ocpp.faults.v1",
+    assert names == {"ocpp.frames.v1", "ocpp.sessions.v1", "ocpp.faults.v1", "ocpp.exclusions.v1",
                      "ocpp-processors-correlator-state-changelog", "ocpp-processors-__assignor-__leader"}
     for overlay, rf in (("dev", 1), ("prod", 3)):
         for topic in by_kind(rendered(overlay), "KafkaTopic"):
@@ -166,10 +169,17 @@ def test_every_setting_in_the_manifests_exists(overlay: str) -> None:
     assert names and names <= known_settings(), names - known_settings()
 
 
+def made_by_operators(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Secrets the operators make from resources in the render: Strimzi's User Operator one per KafkaUser (its
+    password), its Cluster Operator the cluster CA's certificate."""
+    return ({("Secret", d["metadata"]["name"]) for d in by_kind(docs, "KafkaUser")}
+            | {("Secret", f"{d['metadata']['name']}-cluster-ca-cert") for d in by_kind(docs, "Kafka")})
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_referenced_secrets_and_configmaps_are_defined_or_documented(overlay: str) -> None:
     docs = rendered(overlay)
-    defined = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    defined = {(d["kind"], d["metadata"]["name"]) for d in docs} | made_by_operators(docs)
     text = json.dumps(docs)
     for kind, key in (("ConfigMap", "configMapRef"), ("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
         for name in re.findall(rf'"{key}": {{[^}}]*?"name": "([^"]+)"', text):
@@ -179,7 +189,7 @@ def test_referenced_secrets_and_configmaps_are_defined_or_documented(overlay: st
         assert optional_or_known or f'"optional": true, "secretName": "{name}"' in text, name
     # The documentation names every Secret production needs.
     readme = (ROOT / "README.md").read_text()
-    assert all(name in readme for name in SECRETS_CREATED_OUTSIDE_GIT["prod"])
+    assert all(name in readme for names in SECRETS_CREATED_OUTSIDE_GIT.values() for name in names)
 
 
 def test_gateway_deployment_keeps_chargers_connected() -> None:

@@ -79,7 +79,7 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
     expected_path = tmp_path / "expected.jsonl"
     env = {**os.environ, "OCPP_HOME": str(home), "OCPP_LOCAL_KAFKA_PORT": str(kafka_port),
            "OCPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()), "OCPP_GATEWAY_HOST": "127.0.0.1",
-           "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(free_port()),
+           "OCPP_GATEWAY_PORT": str(gateway_port), "OCPP_WORKER_WEB_PORT": str(free_port()), "OCPP_WORKER_SQL_PORT": "0",
            "OCPP_WORKER_APP_ID": f"kpi{unique}", "OCPP_KAFKA_PARTITIONS": "2", **WORKER_ENV}
     dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", *FLEET, "--expected", str(expected_path)],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -128,10 +128,6 @@ def test_the_operator_schemas_have_teeth() -> None:
     assert list(jsonschema.Draft7Validator(crd_schema("PrometheusRule")).iter_errors(broken_rule))
 
 
-# The gateway's admin port (9001, ports agreed across the team) is added by the issue-22-gateway branch.
-PORTS_LANDING_ELSEWHERE = {("ocpp-gateway", "admin")}
-
-
 def _container_ports(doc: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
     """(pod labels, named container ports) of a workload or an operator resource's pods."""
     if doc["kind"] in ("Deployment", "StatefulSet"):
@@ -152,19 +148,13 @@ def _container_ports(doc: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
 def test_every_monitor_scrapes_a_named_port_of_the_pods_it_selects(overlay: str) -> None:
     docs = rendered(overlay)
     pods = [_container_ports(d) for d in docs]
-    pending = []
     for monitor in by_kind(docs, "PodMonitor"):
         wanted = monitor["spec"]["selector"]["matchLabels"]
         selected = [ports for labels, ports in pods if labels and wanted.items() <= labels.items()]
         assert selected, f"PodMonitor {monitor['metadata']['name']} selects no pods"
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
             missing = [ports for ports in selected if endpoint["port"] not in ports]
-            if missing and (monitor["metadata"]["name"], endpoint["port"]) in PORTS_LANDING_ELSEWHERE:
-                pending.append(f"{monitor['metadata']['name']}:{endpoint['port']}")
-                continue
             assert not missing, f"PodMonitor {monitor['metadata']['name']}: no port {endpoint['port']!r}"
-    if pending:
-        pytest.xfail(f"ports agreed in ports.md that another branch adds: {pending}")
 
 
 # --- the alerts ------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from schemas.topics import TopicSpec
 
 
 def gateway_settings(**overrides: object) -> GatewaySettings:
-    base: dict[str, object] = {"host": "127.0.0.1", "port": 0, "gateway_id": "gw-test", "shutdown_timeout_s": 5.0}
+    base: dict[str, object] = {"host": "127.0.0.1", "port": 0, "admin_port": 0, "gateway_id": "gw-test", "shutdown_timeout_s": 5.0}
     return GatewaySettings(**(base | overrides))
 
 
@@ -55,6 +55,20 @@ async def read_envelopes(
 
 def by_message(envelopes: list[FrameEnvelope], direction: str) -> dict[str, FrameEnvelope]:
     return {e.message_id: e for e in envelopes if e.direction == direction and e.message_id}
+
+
+def http_get(port: int, path: str) -> tuple[int, dict[str, str], str]:
+    """Status, headers and body of a plain GET (4xx and 5xx included; 0 when nothing answers)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+    except OSError:
+        return 0, {}, ""
 
 
 async def exchange(ws, frame: str) -> list:

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 
 from infra.settings import KafkaSettings
 from schemas.envelope import Direction
-from tests.gateway.live import by_message, exchange, gateway_settings, read_envelopes, running_gateway
+from tests.gateway.live import by_message, exchange, gateway_settings, http_get, read_envelopes, running_gateway
 
 TS = "2025-11-24T16:00:00Z"
 
@@ -180,26 +180,27 @@ def test_a_new_connection_replaces_the_old_one(kafka_settings: KafkaSettings, un
     assert reply[0] == 3 and replaced == 1
 
 
-def test_health_ready_and_metrics_endpoints(kafka_settings: KafkaSettings, unique: str) -> None:
-    import urllib.request
-
+def test_health_ready_and_metrics_on_the_admin_port_only(kafka_settings: KafkaSettings, unique: str) -> None:
     async def run():
         async with running_gateway(gateway_settings(), kafka_settings, f"test.frames.{unique}") as gateway:
             async with connect(url(gateway), subprotocols=["ocpp1.6"]) as ws:
                 await exchange(ws, '[2,"h","Heartbeat",{}]')
-                base = f"http://127.0.0.1:{gateway.port}"
-                fetch = lambda p: urllib.request.urlopen(base + p, timeout=10)  # noqa: E731
-                health = await asyncio.to_thread(fetch, "/healthz")
+                admin = lambda p: asyncio.to_thread(http_get, gateway.admin_port, p)  # noqa: E731
+                health = await admin("/healthz")
                 for _ in range(100):  # ready once the first frame was acknowledged
                     if gateway.publisher.kafka_up:
                         break
                     await asyncio.sleep(0.1)
-                ready = await asyncio.to_thread(fetch, "/readyz")
-                metrics = (await asyncio.to_thread(fetch, "/metrics")).read().decode()
-                return health.status, ready.status, metrics
+                ready, metrics, other = await admin("/readyz"), await admin("/metrics"), await admin("/ocpp/CP-1")
+                on_chargers_port = [await asyncio.to_thread(http_get, gateway.port, p) for p in ("/healthz", "/readyz", "/metrics")]
+                return gateway.port, gateway.admin_port, health, ready, metrics, other, on_chargers_port
 
-    health, ready, metrics = asyncio.run(run())
-    assert health == 200 and ready == 200
-    assert "ocpp_gateway_open_connections 1.0" in metrics
-    assert 'ocpp_gateway_frames_total{action="Heartbeat",direction="in",outcome="accepted"} 1.0' in metrics
-    assert "CP-1" not in metrics  # no per-charger labels
+    port, admin_port, health, ready, metrics, other, on_chargers_port = asyncio.run(run())
+    assert admin_port != port
+    assert health[0] == 200 and ready[0] == 200 and other[0] == 404
+    assert metrics[0] == 200 and metrics[1]["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "ocpp_gateway_open_connections 1.0" in metrics[2]
+    assert 'ocpp_gateway_frames_total{action="Heartbeat",direction="in",outcome="accepted"} 1.0' in metrics[2]
+    assert "CP-1" not in metrics[2]  # no per-charger labels
+    # The chargers' port refuses them like any path that is not <prefix>/<chargePointId>, and counts it.
+    assert [(status, body) for status, _, body in on_chargers_port] == [(404, "OCPP endpoint is /ocpp/<chargePointId>\n")] * 3

@@ -1,6 +1,7 @@
-"""``ocpp-pipeline gateway --processes 2`` as real processes: one port (SO_REUSEPORT) served by both,
-one /metrics view for the host, probes for the whole, transactionIds of disjoint classes, a killed
-process replaced, SIGTERM drains every process."""
+"""``ocpp-pipeline gateway --processes 2`` as real processes: one chargers' port and one admin port
+(SO_REUSEPORT) served by both, one /metrics view for the host on the admin port (the chargers' port
+refuses it), probes for the whole, transactionIds of disjoint classes, a killed process replaced,
+SIGTERM drains every process."""
 
 from __future__ import annotations
 
@@ -71,20 +72,20 @@ def metric(text: str, name: str) -> float:
 
 
 @pytest.fixture
-def two_processes(kafka_settings: KafkaSettings, tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen, int, Path]]:
-    port = free_port()
+def two_processes(kafka_settings: KafkaSettings, tmp_path: Path, unique: str) -> Iterator[tuple[subprocess.Popen, int, int, Path]]:
+    port, admin = free_port(), free_port()
     env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers, "OCPP_KAFKA_PARTITIONS": "2",
            "OCPP_KAFKA_TOPIC_PREFIX": f"t{unique}.", "OCPP_GATEWAY_ID": "gw-multi", "OCPP_GATEWAY_PING_INTERVAL_S": "0"}
     log_path = tmp_path / "gateway.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ocpp_pipeline", "gateway", "--host", "127.0.0.1", "--port", str(port), "--processes", "2",
-             "--log-level", "warning"],
+             "--admin-port", str(admin), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: http(port, "/readyz")[0] == 200, what="both processes ready")
-        yield proc, port, log_path
+        wait_for(lambda: http(admin, "/readyz")[0] == 200, what="both processes ready")
+        yield proc, port, admin, log_path
     finally:
         if proc.poll() is None:
             proc.kill()  # the supervisor only: its children are stopped below, by pid
@@ -94,7 +95,7 @@ def two_processes(kafka_settings: KafkaSettings, tmp_path: Path, unique: str) ->
 
 
 def test_two_processes_serve_one_port_answer_for_the_host_and_drain_on_sigterm(two_processes) -> None:
-    proc, port, log_path = two_processes
+    proc, port, admin, log_path = two_processes
     children = gateway_children(proc.pid)
     assert len(children) == 2
     sockets_before = {pid: sockets_of(pid) for pid in children}
@@ -107,9 +108,10 @@ def test_two_processes_serve_one_port_answer_for_the_host_and_drain_on_sigterm(t
                                        f'"timestamp":"2025-11-24T16:00:00Z"}}]')
             ids.append(reply[2]["transactionId"])
         spread = {pid: sockets_of(pid) - before for pid, before in sockets_before.items()}
-        scrapes = [http(port, "/metrics") for _ in range(6)]  # any process answers: all say the same
+        scrapes = [http(admin, "/metrics") for _ in range(6)]  # any process answers: all say the same
         assert all(spread[pid] > 0 for pid in spread), spread
-        assert http(port, "/healthz")[0] == 200 and http(port, "/readyz")[0] == 200
+        assert http(admin, "/healthz")[0] == 200 and http(admin, "/readyz")[0] == 200
+        assert {http(port, path)[0] for path in ("/healthz", "/readyz", "/metrics") for _ in range(3)} == {404}
         proc.send_signal(signal.SIGTERM)
         await asyncio.gather(*(asyncio.wait_for(ws.wait_closed(), 30) for ws in sockets))
         return ids, scrapes, {ws.close_code for ws in sockets}
@@ -129,19 +131,19 @@ def test_two_processes_serve_one_port_answer_for_the_host_and_drain_on_sigterm(t
 
 
 def test_a_killed_process_is_replaced_and_the_host_is_unhealthy_meanwhile(two_processes) -> None:
-    proc, port, log_path = two_processes
+    proc, port, admin, log_path = two_processes
     first, second = gateway_children(proc.pid)
     os.kill(first, signal.SIGKILL)
     statuses: list[int] = []
 
     def replaced() -> bool:
-        statuses.append(http(port, "/healthz")[0])
+        statuses.append(http(admin, "/healthz")[0])
         children = gateway_children(proc.pid)
         return len(children) == 2 and first not in children and statuses[-1] == 200
 
     wait_for(replaced, what="the killed process replaced")
     assert 503 in statuses, statuses  # /healthz said so while one process was missing
     assert second in gateway_children(proc.pid)
-    wait_for(lambda: http(port, "/readyz")[0] == 200, what="ready again")
+    wait_for(lambda: http(admin, "/readyz")[0] == 200, what="ready again")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0, log_path.read_text()

@@ -1,4 +1,5 @@
-"""Handshake decisions: charge point id rules, subprotocol negotiation, Basic auth, client certificates."""
+"""Handshake decisions: charge point id rules, subprotocol negotiation, Basic credentials, client certificates.
+(The login itself, with the credentials file and the throttling, is tests/gateway/test_gatekeeper.py.)"""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from http import HTTPStatus
 
 import pytest
 
-from gateway.credentials import Credentials, hash_secret
-from gateway.errors import HandshakeRefused
+from gateway.credentials import Credentials, Verdict, hash_secret
+from gateway.errors import HandshakeRefused, RefusalKind
 from gateway.handshake import (
+    basic_password,
     charge_point_id_from_path,
-    check_basic_auth,
     check_client_certificate,
     choose_subprotocol,
 )
@@ -121,33 +122,40 @@ def test_a_gateway_without_201_refuses_a_201_only_charger() -> None:
     assert choose_subprotocol(["ocpp2.0.1", "ocpp1.6"], ("ocpp2.0.1",)) == "ocpp2.0.1"
 
 
-def _basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-CREDENTIALS = Credentials({"CP-1": hash_secret("s3cret-key-0123456789")})
-
-
-def test_basic_auth_accepts_the_right_secret() -> None:
-    check_basic_auth(_basic("CP-1", "s3cret-key-0123456789"), "CP-1", CREDENTIALS)
+def _basic(user: str, password: str | bytes) -> str:
+    secret = password.encode() if isinstance(password, str) else password
+    return "Basic " + base64.b64encode(user.encode() + b":" + secret).decode()
 
 
 @pytest.mark.parametrize(
-    "header, charge_point_id",
+    "header, expected",
     [
-        (None, "CP-1"),
-        ("Bearer abc", "CP-1"),
-        ("Basic !!!notbase64", "CP-1"),
-        (_basic("CP-1", "wrong"), "CP-1"),
-        (_basic("CP-2", "s3cret-key-0123456789"), "CP-1"),  # user must be the id in the path
-        (_basic("CP-2", "s3cret-key-0123456789"), "CP-2"),  # unknown charger
-        ("Basic " + base64.b64encode(b"CP-1").decode(), "CP-1"),  # no colon
+        (_basic("CP-1", "s3cret-key-0123456789"), b"s3cret-key-0123456789"),
+        (_basic("CP-1", "with:colons:inside"), b"with:colons:inside"),  # the first colon ends the user
+        (_basic("CP-1", bytes(range(256))[:20]), bytes(range(256))[:20]),  # a 1.6 AuthorizationKey: any octets
+        ("basic " + base64.b64encode(b"CP-1:x").decode(), b"x"),  # the scheme is case-insensitive (RFC 7617)
     ],
 )
-def test_basic_auth_refusals(header: str | None, charge_point_id: str) -> None:
+def test_basic_password_is_the_octets_after_the_first_colon(header: str, expected: bytes) -> None:
+    assert basic_password(header, "CP-1") == expected
+
+
+@pytest.mark.parametrize(
+    "header, charge_point_id, kind",
+    [
+        (None, "CP-1", RefusalKind.NO_CREDENTIALS),
+        ("", "CP-1", RefusalKind.NO_CREDENTIALS),
+        ("Bearer abc", "CP-1", RefusalKind.BAD_CREDENTIALS),
+        ("Basic !!!notbase64", "CP-1", RefusalKind.BAD_CREDENTIALS),
+        (_basic("CP-2", "s3cret-key-0123456789"), "CP-1", RefusalKind.BAD_CREDENTIALS),  # user must be the id in the path
+        ("Basic " + base64.b64encode(b"CP-1").decode(), "CP-1", RefusalKind.BAD_CREDENTIALS),  # no colon
+        ("Basic " + base64.b64encode(b"\xff\xfe:pw").decode(), "CP-1", RefusalKind.BAD_CREDENTIALS),  # user not UTF-8
+    ],
+)
+def test_basic_credentials_refusals_are_one_401(header: str | None, charge_point_id: str, kind: RefusalKind) -> None:
     with pytest.raises(HandshakeRefused) as info:
-        check_basic_auth(header, charge_point_id, CREDENTIALS)
-    assert info.value.status == HTTPStatus.UNAUTHORIZED
+        basic_password(header, charge_point_id)
+    assert (info.value.status, info.value.reason, info.value.kind) == (HTTPStatus.UNAUTHORIZED, "valid Basic credentials required", kind)
 
 
 def test_credentials_never_show_their_secrets(tmp_path) -> None:
@@ -158,6 +166,30 @@ def test_credentials_never_show_their_secrets(tmp_path) -> None:
     assert loaded.verify("CP-9", "topsecret-authorization-key")
     assert not loaded.verify("CP-9", "topsecret-authorization-kez")
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_credentials_tell_unknown_ids_from_wrong_passwords_for_metrics_only() -> None:
+    credentials = Credentials({"CP-1": hash_secret("s3cret-key-0123456789")})
+    assert credentials.check("CP-1", b"s3cret-key-0123456789") is Verdict.ACCEPTED
+    assert credentials.check("CP-1", "s3cret-key-0123456789") is Verdict.ACCEPTED  # text: its UTF-8 octets
+    assert credentials.check("CP-1", b"s3cret-key-012345678") is Verdict.WRONG_PASSWORD
+    assert credentials.check("CP-2", b"s3cret-key-0123456789") is Verdict.UNKNOWN_CHARGE_POINT
+
+
+def test_binary_authorization_keys_verify_as_octets(tmp_path) -> None:
+    key = bytes.fromhex("00ff10e2" * 5)  # 20 octets, not UTF-8
+    Credentials.set_entry(tmp_path / "c.json", "CP-16", key)
+    loaded = Credentials.load(tmp_path / "c.json")
+    assert loaded.verify("CP-16", key) and not loaded.verify("CP-16", key[:-1])
+
+
+def test_entries_written_before_the_octets_change_still_verify() -> None:
+    # Earlier versions hashed password.encode("utf-8"): the same octets a charger sends.
+    import hashlib
+
+    salt = bytes(range(16))
+    legacy = f"sha256${salt.hex()}${hashlib.sha256(salt + 'pässwörd-0123456789'.encode()).hexdigest()}"
+    assert Credentials({"CP-1": legacy}).verify("CP-1", "pässwörd-0123456789".encode("utf-8"))
 
 
 def test_client_certificate_must_name_the_charge_point() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from schemas.records import ChargeAttempt, OutageCause, PortOutage, Session
-from schemas.tables import CHARGE_ATTEMPTS, CONNECTOR_STATUS, PORT_OUTAGES, SESSIONS
+from schemas.records import ChargeAttempt, OutageCause, OutageExclusion, PortOutage, Session
+from schemas.tables import CHARGE_ATTEMPTS, CONNECTOR_STATUS, OUTAGE_EXCLUSIONS, PORT_OUTAGES, SESSIONS
 
 T0 = datetime(2026, 7, 1, tzinfo=timezone.utc)
 
@@ -66,4 +66,10 @@ def session(cp: str, connector: int | None, start_min: float, end_min: float, en
 
 def insert_sessions(client, database: str, sessions: list[Session]) -> None:
     client.insert(SESSIONS.name, [s.row() for s in sessions], column_names=list(SESSIONS.column_names),
+                  database=database)
+
+
+def insert_exclusions(client, database: str, exclusions: list[OutageExclusion]) -> None:
+    """What the worker stores from ``ocpp.exclusions.v1`` (the same insert as its sink's)."""
+    client.insert(OUTAGE_EXCLUSIONS.name, [e.row() for e in exclusions], column_names=list(OUTAGE_EXCLUSIONS.column_names),
                   database=database)

@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 from kpi.intervals import Span
-from kpi.recorder import record_exclusion
 from kpi.source import ClientSource
 from kpi.uptime import uptime_report
-from tests.kpi.helpers import attempt, insert_attempts, insert_outages, insert_status, insert_sessions, ms, outage, session
+from tests.kpi.helpers import (
+    attempt, insert_attempts, insert_exclusions, insert_outages, insert_sessions, insert_status, ms, outage, session,
+)
 from tests.kpi.test_exclusions import excl
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "ocpp-reliability.json"
@@ -48,8 +49,8 @@ def test_every_query_runs_and_the_panels_agree_with_the_reports(chdb_client, dat
     insert_outages(chdb_client, database, [outage("CP-1", 1, 100, 172, outage_id="a"),
                                            outage("CP-1", 1, 300, 400, outage_id="b"),
                                            outage("CP-2", 1, 1400, None, outage_id="c")])
-    record_exclusion(chdb_client, database, excl(1, 136, 320))
-    record_exclusion(chdb_client, database, excl(0, 150, 200))  # overlaps the first: counted once
+    insert_exclusions(chdb_client, database, [excl(1, 136, 320)])
+    insert_exclusions(chdb_client, database, [excl(0, 150, 200)])  # overlaps the first: counted once
     insert_attempts(chdb_client, database, [attempt("CP-1", 1, 10, delivered=True, ended_ok=True, delay_s=5),
                                             attempt("CP-1", 1, 20, delivered=True, ended_ok=False, failure="stop_other"),
                                             attempt("CP-2", 1, 30, delivered=False, ended_ok=False, failure="no_energy")])
@@ -66,4 +67,7 @@ def test_every_query_runs_and_the_panels_agree_with_the_reports(chdb_client, dat
     assert results["Attempt funnel: attempts, deliveries, ok stops"] == [(3, 2, 1)]
     assert dict(results["Attempt outcomes (failure codes)"]) == {"ok": 1, "stop_other": 1, "no_energy": 1}
     assert results["Chargers blocked longest after stops"] == [("CP-1", 1, 0.17, 10.0)]
+    # Outage a (100-172) is named by the exclusion that begins first (136-320), b (300-400) by the same one.
+    assert results["Excluded outages by reason (EV-ChART; the exclusion that names each outage)"] == [
+        ("scheduled_maintenance", 2, 2.87)]
     assert [r[0] for r in results["variable charger"]] == ["CP-1"]  # CP-2 reported nothing in the range

@@ -10,12 +10,11 @@ import pytest
 
 from kpi.errors import InvalidPeriod, StationsFileError
 from kpi.ev_chart import MODULE2_COLUMNS, MODULE3_COLUMNS, MODULE4_COLUMNS, Quarter, export
-from kpi.recorder import record_exclusion
 from kpi.source import ClientSource
 from kpi.stations import load_stations, parse_stations
 from schemas.records import EV_CHART_CODES, ExclusionReason
 from tests.kpi.helpers import (
-    attempt, insert_attempts, insert_outages, insert_sessions, insert_status, ms, outage, session,
+    attempt, insert_attempts, insert_exclusions, insert_outages, insert_sessions, insert_status, ms, outage, session,
 )
 from tests.kpi.test_exclusions import excl
 
@@ -101,7 +100,7 @@ def test_export_writes_the_three_modules(chdb_client, database: str, tmp_path: P
         outage("CP-1", 2, 300, None, outage_id="o2"),  # still open
         outage("CP-1", 1, -500, -400, outage_id="o0"),  # before the quarter: module 3 only
     ])
-    record_exclusion(chdb_client, database, excl(1, 220, 240, ExclusionReason.VANDALISM, note="cable cut"))
+    insert_exclusions(chdb_client, database, [excl(1, 220, 240, ExclusionReason.VANDALISM, note="cable cut")])
     quarter = Quarter.parse("2026Q3")
     now = ms(1300)
     done = export(ClientSource(chdb_client), database, quarter, tmp_path / "out", parse_stations(STATIONS), now)

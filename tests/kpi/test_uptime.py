@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from kpi.intervals import Span
 from kpi.source import ClientSource
 from kpi.uptime import OutageSpan, Port, UptimeInputs, UptimeRow, uptime_report, uptime_rows
-from tests.kpi.helpers import insert_outages, insert_status, ms, outage
+from tests.kpi.helpers import insert_exclusions, insert_outages, insert_status, ms, outage
 from tests.kpi.test_exclusions import excl
 
 DAY = Span(ms(0), ms(1440))  # one day
@@ -72,9 +72,8 @@ def test_report_from_the_tables(chdb_client, database: str) -> None:
         outage("CP-1", 2, 1400, None, outage_id="b"),  # a port only seen in port_outages, still down
         outage("CP-2", 1, -100, 900, outage_id="c"),  # began before the period
     ])
-    from kpi.recorder import record_exclusion
-
-    record_exclusion(chdb_client, database, excl(1, 136, 1000))
+    
+    insert_exclusions(chdb_client, database, [excl(1, 136, 1000)])
     rows = uptime_report(ClientSource(chdb_client), database, DAY, LATER)
     assert rows == [row("CP-1", 1, 1440, 72, 36, 97.5), row("CP-1", 2, 40, 40, 0, 0.0),
                     row("CP-2", 1, 1440, 900, 0, 37.5), row("CP-3", 1, 720, 0, 0, 100.0)]

@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from infra.errors import ReadUnavailable
 from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
 from processors.correlator import CorrelatorConfig
@@ -67,6 +67,7 @@ def worker_env(kafka: KafkaSettings, home: Path, unique: str, **extra: str) -> d
         "OCPP_HOME": str(home),
         "OCPP_WORKER_APP_ID": f"w{unique}",
         "OCPP_WORKER_WEB_PORT": str(free_port()),
+        "OCPP_WORKER_SQL_PORT": "0",  # any free port: the worker publishes it in its folder
         "OCPP_WORKER_STATUS_WINDOW_S": str(WINDOW_S),
         "OCPP_WORKER_IDLE_ADVANCE_S": "0.5",
         "OCPP_WORKER_FLUSH_INTERVAL_S": "0.3",
@@ -82,10 +83,23 @@ class WorkerProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "worker", "--log-level", os.environ.get("TEST_WORKER_LOG_LEVEL", "warning")],
                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
+    @property
+    def folder(self) -> Path:
+        return Path(os.path.realpath(Path(self.env["OCPP_HOME"]) / "clickhouse"))
+
     def query(self, sql: str) -> list[list[Any]]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.env['OCPP_WORKER_WEB_PORT']}/sql", data=sql.encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["rows"]
+        """Through the worker's /sql, found as the CLI finds it: the endpoint file it published in its folder."""
+        from infra import read_endpoint
+        from infra.errors import ReadUnavailable
+        from infra.read_path import query_worker
+
+        try:
+            endpoint = read_endpoint.read(self.folder)
+        except ReadUnavailable as exc:  # being written
+            raise OSError(str(exc)) from None
+        if endpoint is None or endpoint.pid != self.proc.pid:
+            raise OSError("no read endpoint published yet")
+        return query_worker(endpoint, endpoint.token, self.folder, sql, timeout_s=30).rows
 
     def wait_for(self, sql: str, expected: Any, timeout_s: float = 120) -> None:
         started = time.monotonic()
@@ -96,7 +110,7 @@ class WorkerProcess:
                 last = self.query(sql)
                 if last == expected:
                     return
-            except OSError:
+            except (OSError, ReadUnavailable):
                 pass
             time.sleep(0.3)
         waited = time.monotonic() - started
