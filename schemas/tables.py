@@ -173,7 +173,7 @@ CONNECTOR_STATUS = Table(
 
 # Frames codecs (migration 7), measured on 559k frames of a simulated fleet (BENCHMARKS.md, Frames table size): 23.97 ->
 # 10.9 bytes per frame. raw (nearly all the bytes): ZSTD(1) 9.6 B/row against LZ4's 18.5; ZSTD(6) and (9) save
-# another 0.3-1.4 B but cost 1.4-1.6x the insert CPU of the embedded engine (the worker's own CPU). Times: Delta
+# another 0.3-1.4 B but cost 1.4x-1.8x its insert CPU in the embedded engine (the worker's own CPU). Times: Delta
 # (sorted by charger, then time); seq: DoubleDelta (steps of 1 per connection); the rest ZSTD.
 FRAMES = Table(
     name="frames",
