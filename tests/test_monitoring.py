@@ -164,7 +164,7 @@ def test_promtool_checks_the_rules(tmp_path: Path) -> None:
     result = subprocess.run([promtool(), "check", "rules", str(write_rules(tmp_path, annotations=True))],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(rule_groups()) and sum(len(g['rules']) for g in rule_groups())} rules found" in result.stdout
+    assert f"SUCCESS: {sum(len(g['rules']) for g in rule_groups())} rules found" in result.stdout
 
 
 @pytest.mark.parametrize("tests, annotations", [("alerts.test.yaml", False), ("annotations.test.yaml", True)])
