@@ -22,7 +22,6 @@ import argparse
 import os
 import shutil
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
