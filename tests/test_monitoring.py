@@ -420,4 +420,4 @@ def test_the_operations_dashboard_shows_every_alerts_signal() -> None:
             shown |= metric_names(expr)
     for alert in alerts():
         needed = metric_names(alert["expr"]) - {"up"}
-        assert needed <= shown or alert["alert"].endswith("Down"), (alert["alert"], needed - shown)
+        assert needed <= shown, (alert["alert"], needed - shown)
