@@ -137,6 +137,8 @@ def create_read_view(view: ReadView, database: str, dialect: Dialect) -> list[st
     comment = f" COMMENT {quote_string(view.comment)}" if view.comment else ""
     return [f"CREATE OR REPLACE VIEW `{database}`.`{view.name}`{_on_cluster(dialect)} AS "
             + view.select.replace("{db}", f"`{database}`") + comment]
+
+
 def modify_codecs(table: Table, database: str, dialect: Dialect, *, version: int) -> list[str]:
     """ALTER TABLE statements giving existing columns the codecs migration ``version`` chose. Only the table that
     stores the rows has codecs (a Distributed table stores nothing). ClickHouse records the codec at once; parts

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from schemas import ddl
 from schemas.tables import (
     AGGREGATE_TABLES,
-    CODECS_AND_RETENTION,
     ALL_TABLES,
     CHARGE_ATTEMPTS,
     CHARGER_DAILY,
+    CODECS_AND_RETENTION,
     CONNECTOR_STATUS,
     EXCLUSION_AUDIT,
     FAULT_EVENTS,
