@@ -57,7 +57,8 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     ev_chart.add_argument("--quarter", required=True, help="e.g. 2026Q3")
     ev_chart.add_argument("--out", required=True, type=Path, metavar="DIR")
     ev_chart.add_argument("--stations", type=Path, metavar="FILE",
-                          help="CSV mapping ports to EV-ChART station_id / port_id / network_provider (see README)")
+                          help="CSV mapping ports to EV-ChART station_id / port_id / network_provider, and each "
+                               "port's default_payment_method (see README)")
     return report
 
 
@@ -106,7 +107,7 @@ def run_report(args: argparse.Namespace, ch: ClickHouseSettings, sql: SqlSetting
 
         quarter = Quarter.parse(args.quarter)
         stations = load_stations(args.stations)
-        print(export(source, ch.database, quarter, args.out, stations, now_ms).describe())
+        print(export(source, ch.database, quarter, args.out, stations, now_ms, page_rows=sql.max_result_rows).describe())
         return
     period = period_of_dates(parse_date(args.from_date, "--from"), parse_date(args.to_date, "--to"))
     if args.report == "uptime":

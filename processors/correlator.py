@@ -278,6 +278,7 @@ class Correlator:
             start_fingerprint=start.fingerprint, flags=sorted(set(flags)),
             age_deadline=item.gw_ms + self.config.max_session_age_ms, ocpp_version=self.ocpp_version,
             attempt_ms=self.attempts.claim(start.connector_id, start.id_tag, item.gw_ms),
+            id_token_type=start.id_token_type,
         )
         self.state.sessions[session.session_id] = session
         if start.connector_id is not None:
@@ -776,7 +777,7 @@ class Correlator:
         tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
         for session in self._open_with(tx):
             if not session.id_tag:
-                session.id_tag = item.id_tag
+                session.id_tag, session.id_token_type = item.id_tag, item.id_token_type
                 self.attempts.take(item.id_tag, item.gw_ms)
 
     def _tap_of_a_transaction(self, id_tag: str) -> bool:

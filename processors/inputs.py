@@ -15,12 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
+from ocpp.v201.enums import IdTokenEnumType
 
 from processors.meter import Reading
 
 Status = ChargePointStatus
 NO_ERROR = ChargePointErrorCode.no_error.value
 DEFAULT_STOP_REASON = Reason.local.value  # OCPP 1.6, 6.46: an absent reason means Local
+# The driver's token type (2.0.1 IdTokenEnumType, the wire strings) of a start that named no driver: 2.0.1 says
+# it; a 1.6 StartTransaction with an empty idTag means the same (1.6 has no token type otherwise).
+NO_AUTHORIZATION = IdTokenEnumType.no_authorization.value
+MAX_TOKEN_TYPE = 20  # the longest IdTokenEnumType is 15 characters: room for a newer one, bounded
 # Where a connector goes when charging ends (the seed article: Charging -> ...).
 OUT_OF_CHARGING = frozenset({Status.available, Status.suspended_ev, Status.suspended_evse, Status.finishing,
                              Status.unavailable, Status.faulted})
@@ -48,6 +53,7 @@ class StartDetails:
     started_ms: int | None  # charger clock
     fingerprint: str  # the start's content: a resend has the same one
     flags: frozenset[str] = _NO_FLAGS
+    id_token_type: str = ""  # 2.0.1 idToken.type as sent; 1.6: NO_AUTHORIZATION for an empty idTag, else ''
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,7 @@ class TokenPresented(Input):
 
     transaction_id: str
     id_tag: str
+    id_token_type: str = ""  # its idToken.type
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from processors import frame_json, values
 from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
+    NO_AUTHORIZATION,
     NO_ERROR,
     AuthorizeAnswered,
     AuthorizeRequested,
@@ -113,7 +114,10 @@ def start_details(payload: dict[str, Any], gateway_flags: frozenset[str]) -> Sta
         flags.add(Flag.METER_START_INVALID)
     # A resend after a lost answer repeats these four exactly (steve #1294).
     fingerprint = json.dumps([repr(payload.get(k)) for k in ("connectorId", "idTag", "meterStart", "timestamp")])
-    return StartDetails(connector, values.text(payload.get("idTag")), meter_start, started_ms, fingerprint, frozenset(flags))
+    id_tag = values.text(payload.get("idTag"))
+    # 1.6 carries no token type; a start that names no idTag started without authorization (free vend).
+    token_type = "" if id_tag.strip() else NO_AUTHORIZATION
+    return StartDetails(connector, id_tag, meter_start, started_ms, fingerprint, frozenset(flags), token_type)
 
 
 def _stop(env: FrameEnvelope, payload: dict[str, Any]) -> TransactionStopped:

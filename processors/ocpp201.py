@@ -30,6 +30,7 @@ from processors import frame_json, values
 from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
+    MAX_TOKEN_TYPE,
     NO_ERROR,
     AuthorizeAnswered,
     AuthorizeRequested,
@@ -179,11 +180,12 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
     fingerprint = json.dumps([event_type, tx, payload.get("seqNo"), payload.get("timestamp")], sort_keys=True)
     id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
     token = values.text(id_token.get("idToken"))
+    token_type = values.text(id_token.get("type"))[:MAX_TOKEN_TYPE]  # how the driver identified (EV-ChART payment)
     if event_type == TransactionEventEnumType.started:
         meter_start, others = _register(report, ReadingContextEnumType.transaction_begin)
         if connector is None:
             flags.add(Flag.CONNECTOR_ID_INVALID)
-        start = StartDetails(connector, token, meter_start, at_ms, fingerprint, frozenset(flags))
+        start = StartDetails(connector, token, meter_start, at_ms, fingerprint, frozenset(flags), token_type)
         out.insert(0, TransactionStarted(gw, event_id, tx, start))  # the session exists before its state moves
         if others:
             out.append(MeterSamples(gw, event_id, connector, tx, others, frozenset(flags)))
@@ -196,7 +198,7 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
         ))
     else:
         if token:
-            out.append(TokenPresented(gw, event_id, tx, token))
+            out.append(TokenPresented(gw, event_id, tx, token, token_type))
         if report.readings:
             out.append(MeterSamples(gw, event_id, connector, tx, report.readings, frozenset(flags)))
     seq_no = values.integer(payload.get("seqNo"))

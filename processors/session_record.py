@@ -102,6 +102,7 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
         suspended_ev_s=suspended_ev_s,
         suspended_evse_s=suspended_evse_s,
         blocked_after_stop_s=s.blocked_ms / 1000 if s.blocked_ms is not None else None,
+        id_token_type=s.id_token_type,
     )
 
 

@@ -22,6 +22,9 @@ from schemas.records import Session
 STATE_FORMAT = 2
 # What a revision's digest leaves out: it changes with every revision, or follows from one that does.
 _NOT_CONTENT = frozenset({"version", "revision", "received_at", "previous_energy_wh", "previous_duration_s"})
+# Fields of the row added after digests were persisted: left out while empty, so a session remembered across the
+# upgrade keeps its digest (and is not re-emitted for a field it never had).
+_ADDED_LATER = ("id_token_type",)
 
 
 def session_id(transaction_id: str, opened_gw_ms: int) -> str:
@@ -34,6 +37,9 @@ def session_id(transaction_id: str, opened_gw_ms: int) -> str:
 def record_digest(record: Session) -> str:
     """The content of an emitted row: a revision is emitted only when it differs."""
     content = record.model_dump(mode="json", exclude=set(_NOT_CONTENT))
+    for name in _ADDED_LATER:
+        if not content[name]:
+            del content[name]
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -138,6 +144,7 @@ class SessionState:
     blocked_ms: int | None = None  # from the stop until Available; None until known
     attempt_key: str = ""  # of the attempt row last written for it (processors.attempts.attempt_key)
     emitted: Emitted | None = None
+    id_token_type: str = ""  # how its driver identified (StartDetails.id_token_type); appended: states before it lack it
 
     def flag(self, *flags: str) -> None:
         for flag in flags:
@@ -246,18 +253,20 @@ def _connector_in(data: dict[str, Any]) -> ConnectorState:
 
 
 def _start_out(s: StartDetails) -> list[Any]:
-    return [s.connector_id, s.id_tag, s.meter_start, s.started_ms, s.fingerprint, sorted(s.flags)]
+    out = [s.connector_id, s.id_tag, s.meter_start, s.started_ms, s.fingerprint, sorted(s.flags)]
+    return out + [s.id_token_type] if s.id_token_type else out
 
 
 def _start_in(data: list[Any]) -> StartDetails:
-    return StartDetails(data[0], data[1], data[2], data[3], data[4], frozenset(data[5]))
+    # A 7th item, the token type, came later: pending starts persisted before it have 6.
+    return StartDetails(data[0], data[1], data[2], data[3], data[4], frozenset(data[5]), data[6] if len(data) > 6 else "")
 
 
 _SESSION_SCALARS = ("transaction_id", "session_id", "connector", "id_tag", "start_ms", "start_gw_ms", "meter_start",
                     "start_fingerprint", "flags", "td", "peak_w", "soc", "age_deadline", "available_deadline",
                     "emit_deadline", "stop_status", "stop_error_code", "stop_status_ms", "stop_status_known",
                     "closed_gw_ms", "ocpp_version", "seq_no", "attempt_ms", "first_charging_ms", "phase", "phase_ms",
-                    "phase_totals", "blocked_ms", "attempt_key")
+                    "phase_totals", "blocked_ms", "attempt_key", "id_token_type")
 
 
 def _session_out(s: SessionState) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from schemas.tables import (
     FAULT_EVENTS,
     FAULTS_DAILY,
     FRAMES,
+    ID_TOKEN_TYPE_SINCE,
     OPERATOR_TABLES,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
@@ -150,6 +151,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "sequence numbers; the event tables ZSTD; BENCHMARKS.md); TTLs drop whole parts (retention from the settings)",
         tuple(ModifyCodecs(t) for t in (FRAMES, CONNECTOR_STATUS, SESSIONS, FAULT_EVENTS, PORT_OUTAGES, CHARGE_ATTEMPTS))
         + tuple(TtlSettings(t) for t in RETAINED_TABLES),
+    ),
+    Migration(
+        ID_TOKEN_TYPE_SINCE,
+        "sessions.id_token_type: how the driver identified (EV-ChART module 2 payment_method)",
+        (AddColumns(SESSIONS),),
     ),
 )
 

@@ -74,6 +74,7 @@ class Session(Record):
     suspended_ev_s: float | None = None
     suspended_evse_s: float | None = None
     blocked_after_stop_s: float | None = None
+    id_token_type: str = ""
 
 
 class FaultEvent(Record):

@@ -25,6 +25,7 @@ lead can renumber it at merge."""
 NULLABLE_TS = f"Nullable({TS})"
 LC = "LowCardinality(String)"
 FLAGS = "Array(LowCardinality(String))"
+ID_TOKEN_TYPE_SINCE = 8  # the migration that adds sessions.id_token_type (its number, in one place)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ SESSIONS = Table(
         Column("suspended_evse_s", "Nullable(Float64)", "time in SuspendedEVSE (the charger withheld power)", since=5),
         Column("blocked_after_stop_s", "Nullable(Float64)",
                "from the stop until the connector was Available again; NULL until known (a later revision)", since=5),
+        Column("id_token_type", LC, "how the driver identified: 2.0.1 idToken.type; 1.6 NoAuthorization for an empty "
+                                    "idTag, else ''", since=ID_TOKEN_TYPE_SINCE),
     )),
     # session_id joined the key in migration 3: rows written before it have session_id ''.
     order_by=("charge_point_id", "transaction_id", "session_id"),

@@ -127,7 +127,10 @@ def _readings_of(text: str) -> list[bytes]:
 
 def _load(raw: bytes, curve_hint: str | None) -> MeterKey | None:
     if raw[:1] == b"\x30":
-        return _load_der(raw)
+        # A DER SEQUENCE, or a bare X||Y whose X begins with the byte 0x30 (one key in 256): not DER, read on.
+        key = _load_der(raw)
+        if key is not None:
+            return key
     if curve_hint not in CURVES:
         return None
     size = CURVES[curve_hint][1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,21 @@ def free_port_run(length: int) -> int:
 def free_port() -> int:
     """A port free now, outside the kernel's ephemeral range (see :func:`free_port_run`)."""
     return free_port_run(1)
+
+
+def wait_listening(port: int, host: str = "127.0.0.1", timeout_s: float = 60.0) -> None:
+    """Block until something accepts TCP connections on ``port`` (a server started as a subprocess is up).
+    Tests start clients only then: a fleet started before its gateway listens backs off for seconds, and on a
+    loaded machine what the test measures then depends on how long the start took."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s") from None
+            time.sleep(0.05)
 
 
 def broker_settings_in(home: Path, brokers: int = 1, **overrides: object) -> LocalKafkaSettings:

@@ -289,7 +289,7 @@ def test_migration_7_gives_a_database_with_rows_its_codecs_in_place(chdb_client,
 
     rows_lz4, size_lz4 = state()
     report = clickhouse.migrate(chdb_client, database)
-    assert report.applied == (CODECS_AND_RETENTION,)
+    assert report.applied == tuple(m.version for m in MIGRATIONS if m.version >= CODECS_AND_RETENTION)
     codecs = dict(chdb_client.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
                                     "AND table = 'frames'").result_rows)
     assert codecs == {c.name: f"CODEC({c.codec})" if c.codec else "" for c in FRAMES.columns}

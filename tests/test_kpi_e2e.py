@@ -131,6 +131,7 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
         assert kpi.success_rates(decided_rows) == want
         assert 0 < want.delivered < want.attempts and 0 < want.ended_ok < want.delivered, want
         check_reports(truth, kpi.success_rates(rows), env)
+        check_ev_chart(env, tmp_path)
 
         # Replay == live: the topic rebuilt into another ClickHouse folder gives the same rows.
         replay_env = {**env, "OCPP_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'replayed'}",
@@ -187,3 +188,39 @@ def check_reports(truth: kpi.Truth, stored: kpi.SuccessRates, env: dict[str, str
     for port, truth_port in expected.items():
         slack = kpi.uptime_tolerance_pct(truth_port, len(outages.get(port, []))) + 0.01
         assert abs(got[port] - truth_port.uptime_pct) <= slack, (port, got[port], truth_port)
+
+
+def check_ev_chart(env: dict[str, str], tmp_path: Path) -> None:
+    """``report ev-chart`` of this quarter: the files pass EV-ChART's rules (tests/kpi/evchart_rules.py), every
+    session is a row, and its payment_method is what its charger said (2.0.1 token types; 1.6: the default)."""
+    import csv
+
+    from kpi.ev_chart import Quarter
+    from tests.kpi import evchart_rules
+
+    today = datetime.now(timezone.utc).date()
+    quarter = Quarter.parse(f"{today.year}Q{(today.month - 1) // 3 + 1}")
+    ports = sql_json("SELECT DISTINCT charge_point_id, toUInt32(connector_id) AS c FROM ocpp.connector_status "
+                     "WHERE connector_id >= 1 UNION DISTINCT SELECT DISTINCT charge_point_id, toUInt32(connector_id) "
+                     "FROM ocpp.port_outages UNION DISTINCT SELECT DISTINCT charge_point_id, "
+                     "toUInt32(assumeNotNull(connector_id)) FROM ocpp.sessions WHERE connector_id >= 1", env)
+    stations = tmp_path / "stations.csv"
+    stations.write_text("charge_point_id,connector_id,station_id,port_id,network_provider,default_payment_method\n"
+                        + "".join(f"{p['charge_point_id']},{p['c']},ST-{p['charge_point_id']},"
+                                  f"ST-{p['charge_point_id']}-{p['c']},acme_network,credit_card\n" for p in ports))
+    done = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "report", "ev-chart", "--quarter", quarter.label,
+                           "--out", str(tmp_path / "ev-chart"), "--stations", str(stations)],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    files = sorted((tmp_path / "ev-chart").iterdir())
+    problems = evchart_rules.problems_in(files)
+    assert problems == [], "\n".join(map(str, problems[:20]))
+    with files[0].open(newline="") as handle:
+        rows = {r["session_id"]: r for r in csv.DictReader(handle) if r["session_id"]}
+    sessions = sql_json("SELECT session_id, ocpp_version, id_token_type FROM ocpp.sessions FINAL "
+                        "WHERE connector_id >= 1 AND session_id != ''", env)
+    assert rows.keys() == {s["session_id"] for s in sessions}
+    paid = {(s["ocpp_version"], s["id_token_type"], rows[s["session_id"]]["payment_method"]) for s in sessions}
+    assert paid <= {("ocpp1.6", "", "credit_card"), ("ocpp1.6", "NoAuthorization", "free"),
+                    ("ocpp2.0.1", "ISO14443", "rfid_card"), ("ocpp2.0.1", "NoAuthorization", "free")}, paid
+    assert {v for v, _, _ in paid} == {"ocpp1.6", "ocpp2.0.1"} and ("ocpp2.0.1", "ISO14443", "rfid_card") in paid

@@ -9,6 +9,7 @@ from pathlib import Path
 from processors.correlator import Correlator, CorrelatorConfig
 from processors.flags import Flag
 from processors.state import CorrelatorState
+from schemas.envelope import Direction, MessageType
 from tests.processors.script import Script, only_session, sessions
 
 LEGACY = (Path(__file__).parent / "data" / "legacy_state_v1.json").read_bytes()
@@ -62,3 +63,62 @@ def test_a_legacy_session_closed_on_a_guess_is_amended_by_its_late_stop() -> Non
 def test_a_legacy_stop_resent_after_the_upgrade_changes_nothing() -> None:
     script = Script("CP-LEGACY").at(2000).stop(11, 5000, reason="Local", ts="2025-11-24T16:10:01Z")
     assert sessions(continue_from(CorrelatorState.from_json(LEGACY), script)) == []
+
+
+# --- the state the current worker writes (format 2), read by the code that added sessions.id_token_type ---------
+# ``data/state_v2_before_id_token_type.json``: written by main at 52481ed (before the token type), CP-V2 with a
+# session stopped and remembered (its bay time not known yet), one open, and a 1.6 start waiting for its answer.
+
+STATE_V2 = (Path(__file__).parent / "data" / "state_v2_before_id_token_type.json").read_bytes()
+
+
+def test_a_state_written_before_the_token_type_is_read_whole_and_round_trips() -> None:
+    state = CorrelatorState.from_json(STATE_V2)
+    (closed,) = state.closed.values()
+    (open_session,) = state.sessions.values()
+    (pending,) = state.pending_starts.values()
+    assert (closed.transaction_id, open_session.transaction_id, pending.start.id_tag) == ("21", "22", "CARD-3")
+    assert closed.id_token_type == open_session.id_token_type == pending.start.id_token_type == ""
+    again = CorrelatorState.from_json(state.to_json())
+    assert again == state
+    assert json.loads(again.to_json())["pending_starts"] == json.loads(STATE_V2)["pending_starts"]  # 6 items still
+
+
+def test_a_session_remembered_across_the_upgrade_keeps_its_digest() -> None:
+    """Its row is not written again for a column it never had: the bay time is its only new revision."""
+    from processors.session_record import session_record
+    from processors.state import record_digest
+
+    (closed,) = CorrelatorState.from_json(STATE_V2).closed.values()
+    emitted = closed.emitted
+    assert emitted is not None
+    record = session_record("CP-V2", CorrelatorConfig(), closed, emitted.closed_by, revision=emitted.revision,
+                            version=emitted.version, received_ms=emitted.received_ms)
+    assert record_digest(record) == emitted.digest
+    script = Script("CP-V2").at(2000).meter(1, 21, {"value": "4000", "measurand": "Energy.Active.Import.Register"})
+    assert sessions(continue_from(CorrelatorState.from_json(STATE_V2), script)) == []
+    script = Script("CP-V2").at(2000).status(1, "Available")
+    (bay,) = sessions(continue_from(CorrelatorState.from_json(STATE_V2), script))
+    assert (bay.transaction_id, bay.revision, bay.blocked_after_stop_s, bay.id_token_type) == ("21", 1, 1099.0, "")
+
+
+def test_the_open_and_the_pending_start_of_that_state_finish_with_a_token_type() -> None:
+    script = Script("CP-V2").at(2000)
+    script._env(Direction.OUT, [3, "m11", {"transactionId": 23, "idTagInfo": {"status": "Accepted"}}],
+                MessageType.CALL_RESULT, "StartTransaction", "m11")  # the answer the pending start waited for
+    script.at(2100).stop(22, 900, reason="Local").stop(23, 300, reason="Local")
+    rows = {s.transaction_id: s for s in sessions(continue_from(CorrelatorState.from_json(STATE_V2), script, until=7200))}
+    assert {tx: (s.id_tag, s.id_token_type, s.energy_wh) for tx, s in rows.items() if s.revision == 0} == {
+        "22": ("CARD-2", "", 400.0), "23": ("CARD-3", "", 300.0)}
+
+
+def test_a_start_without_a_driver_persists_its_token_type() -> None:
+    """The 7th item of a pending start, written only when there is one."""
+    script = Script("CP-NEW").at(0)
+    script.call("StartTransaction", {"connectorId": 1, "idTag": "", "meterStart": 0, "timestamp": "2025-11-24T16:00:00Z"})
+    correlator = Correlator("CP-NEW", CorrelatorConfig(), None)
+    correlator.feed(script.envelopes[0])
+    (pending,) = json.loads(correlator.state.to_json())["pending_starts"].values()
+    assert pending[2][6:] == ["NoAuthorization"]
+    (read,) = CorrelatorState.from_json(correlator.state.to_json()).pending_starts.values()
+    assert read.start.id_token_type == "NoAuthorization"

@@ -32,7 +32,7 @@ from schemas.envelope import FrameEnvelope
 from simulator import expectations
 from simulator.fleet import run_fleet
 from simulator.settings import SimulatorSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_listening
 from tests.gateway.live import gateway_settings, read_envelopes, running_gateway
 from tests.processors.test_worker_live import WorkerProcess, worker_env, workers  # noqa: F401 (fixture)
 
@@ -94,6 +94,8 @@ def test_gateway_restart_loses_and_doubles_no_session(kafka_settings: KafkaSetti
 
     gateways = [start_gateway(0)]
     try:
+        wait_listening(port)  # chargers that find no gateway back off for seconds: the restart is what is tested
+
         async def scenario():
             fleet = asyncio.create_task(run_fleet(fleet_settings(f"ws://127.0.0.1:{port}/ocpp", chargers=12, duration_s=30)))
             await asyncio.sleep(10)

@@ -130,3 +130,12 @@ def test_signed_payloads_verify_and_any_changed_byte_fails(curve, rv, ms, flip):
     original = record[position]
     changed = record[:position] + ("0" if original != "0" else "1") + record[position + 1 :]
     assert verify_text(changed, keys).status in (SignatureStatus.INVALID, SignatureStatus.UNPARSABLE)
+
+
+# P-521's X has 521 bits: its first byte is 0 or 1, never the DER tag.
+@pytest.mark.parametrize("curve", [c for c in sorted(CURVES) if c != "secp521r1"])
+def test_a_bare_point_whose_first_byte_looks_like_der_is_still_a_point(curve):
+    """X||Y with X beginning 0x30 (a DER SEQUENCE tag) is a bare point on the record's curve, not broken DER:
+    found by the random keys of the test above (one key in 256)."""
+    signer = next(s for s in (Signer(curve) for _ in range(10_000)) if s.point[1] == 0x30)
+    assert decode_public_key(signer.point[1:].hex(), curve) == decode_public_key(signer.public_key_hex)
