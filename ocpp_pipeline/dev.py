@@ -39,7 +39,7 @@ from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
 # windows, failed attempts and long post-stop occupancies.
 DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0, "ocpp_mix": "1.6:0.5,2.0.1:0.5",
                           "offline_every_s": 21_600.0, "station_every_s": 43_200.0, "maintenance_share": 0.03,
-                          "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1}
+                          "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1, "backlog_share": 0.1}
 
 
 # How a child reaches Kafka comes from dev (its identity), never from the shell that ran dev.

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from processors import ocpp16, ocpp201
+from processors import clock, evse_faults, ocpp16, ocpp201, seq_no, transaction_identity
 from processors.attempts import AttemptTracker, attempt_key, transaction_attempt
 from processors.energy import DEFAULT_MAX_POWER_W
 from processors.faults import track_fault
@@ -40,7 +40,6 @@ from processors.flags import Flag
 from processors.inputs import (
     IN_TRANSACTION,
     OUT_OF_CHARGING,
-    NO_ERROR,
     AuthorizeAnswered,
     AuthorizeRequested,
     Booted,
@@ -50,7 +49,6 @@ from processors.inputs import (
     MeterSamples,
     ProblemReported,
     StartAnswered,
-    StartDetails,
     StartRequested,
     Status,
     StatusReported,
@@ -58,7 +56,7 @@ from processors.inputs import (
     TransactionStarted,
     TransactionStopped,
 )
-from processors.meter import ENERGY_REGISTER, POWER, SOC, Reading
+from processors.meter import BREAK_MARKS, ENERGY_REGISTER, POWER, SOC, Reading
 from processors.state import (
     ConnectorState,
     CorrelatorState,
@@ -75,10 +73,8 @@ from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope
 from schemas.records import ChargeAttempt, FaultEvent, PortOutage, Session, StatusChange
 
 TIMEOUT, NEXT_TRANSACTION, AVAILABLE = "timeout", "next_transaction", "available"
-# A charger flushes its offline queue right after it reconnects: a start older than the skew limit that comes
-# this soon after a reconnect is one made offline, not a wrong clock.
-QUEUE_FLUSH_MS = 10 * 60_000
 AUTHORIZE = "authorize"  # the deadline of a pending Authorize (charge attempts)
+NAMING = "naming"  # the deadline of a 2.0.1 fault waiting for the problem that names it
 PENDING_STARTS_KEPT = 16  # answers that never came (a gateway crash): do not grow forever
 METER_HINTS_KEPT = 16
 TRANSACTION_DATA_KEPT = 500  # register samples of one StopTransaction kept in the state
@@ -120,6 +116,8 @@ class Correlator:
         # A transaction's attempt row, made beside each session row it follows: handed out with the events of
         # the public call that made it.
         self._attempt_rows: list[Event] = []
+        # The frame (event id) whose 2.0.1 seqNo its transaction had already passed: its stop is a resend.
+        self._resent_event = ""
 
     # --- time ------------------------------------------------------------------------------------
 
@@ -129,7 +127,15 @@ class Correlator:
         authorize = self.attempts.next_deadline(self._held_cards()) if self.state.attempts.authorizes else None
         if authorize is not None:
             deadlines.append(authorize)
+        if self.state.naming:
+            deadlines.append(min(self._naming_deadlines()))
         return min(deadlines) if deadlines else None
+
+    def _naming_deadlines(self) -> list[int]:
+        """When each fault waiting for its name goes out without one (processors.evse_faults)."""
+        connectors = self.state.connectors
+        return [evse_faults.naming_deadline(connectors[c].fault) for c in self.state.naming  # type: ignore[arg-type]
+                if c in connectors and connectors[c].fault is not None]
 
     def advance(self, now_ms: int) -> list[Event]:
         """Let gateway time reach ``now_ms``: close what waited for a deadline before it."""
@@ -140,11 +146,16 @@ class Correlator:
             authorize = self.attempts.next_deadline(held) if self.state.attempts.authorizes else None
             if authorize is not None and authorize < now_ms:
                 due.append((authorize, AUTHORIZE, ""))
+            if self.state.naming:
+                due.extend((d, NAMING, "") for d in self._naming_deadlines() if d < now_ms)
             if not due:
                 break
             deadline, kind, key = min(due)
             if kind == AUTHORIZE:
                 events.extend(self.attempts.expire(deadline + 1, held))  # the Authorizes due at this deadline
+                continue
+            if kind == NAMING:
+                events.extend(self._announce_unnamed(deadline))
                 continue
             session = self.state.sessions[key]
             if kind == "emit":
@@ -209,8 +220,7 @@ class Correlator:
         if isinstance(item, ProblemReported):
             return self._on_problem(item)
         if isinstance(item, EventSequenced):
-            self._on_sequenced(item)
-            return []
+            return self._on_sequenced(item)
         if isinstance(item, AuthorizeRequested):
             if not self._tap_of_a_transaction(item.id_tag):
                 self.attempts.authorize_requested(item.gw_ms, item.event_id, item.message_id, item.id_tag, self.ocpp_version)
@@ -222,10 +232,17 @@ class Correlator:
             self._on_token(item)
             return []
         if isinstance(item, Booted):
+            clock.forget(self.state.clock)  # the charger sets its clock from the answer's currentTime
             for session in self.state.sessions.values():
                 if not session.stopped:
                     session.flag(Flag.CHARGER_REBOOTED)
         return []
+
+    def _saw_time(self, gw_ms: int, charger_ms: int | None, flags: frozenset[str]) -> None:
+        """A frame stamped by the charger: what it shows of the charger's clock (processors.clock). A 2.0.1 event
+        the charger says it made offline is a queue's, and shows nothing."""
+        if charger_ms is not None and Flag.OFFLINE_EVENT not in flags:
+            clock.observe(self.state.clock, gw_ms, charger_ms, self.config.clock_skew_ms)
 
     # --- starts ----------------------------------------------------------------------------------
 
@@ -244,16 +261,18 @@ class Correlator:
 
     def _on_started(self, item: TransactionStarted) -> list[Event]:
         start = item.start
+        self._saw_time(item.gw_ms, start.started_ms, start.flags)
         tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
         events: list[Event] = []
         reused = False
-        for other in self._open_with(tx):
+        # The same id on another connector is another transaction (stations that number per EVSE).
+        for other in self._open_with(tx, start.connector_id):
             if other.start_fingerprint == start.fingerprint:
                 other.flag(Flag.DUPLICATE_START)  # the same start answered twice with the same id
                 return []
             reused = True  # the charger reuses the id while we still hold a session with it
             events.append(self._close_before_next(other, item.gw_ms))
-        closed = self._closed_with(tx)
+        closed = self._closed_with(tx, start.connector_id)
         if any(s.start_fingerprint == start.fingerprint for s in closed):
             return events  # a resend of a start whose session is already closed
         reused = reused or bool(closed)
@@ -270,14 +289,13 @@ class Correlator:
             # A new transaction on this connector ends whatever the previous one left open.
             for other in [s for s in self.state.sessions.values() if s.connector == start.connector_id]:
                 events.append(self._close_before_next(other, item.gw_ms))
-        if self._start_clock_off(start, item.gw_ms):
-            flags.append(Flag.CLOCK_SKEW)
         session = SessionState(
             transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=start.connector_id, id_tag=start.id_tag,
             start_ms=start.started_ms, start_gw_ms=item.gw_ms, meter_start=start.meter_start,
             start_fingerprint=start.fingerprint, flags=sorted(set(flags)),
             age_deadline=item.gw_ms + self.config.max_session_age_ms, ocpp_version=self.ocpp_version,
             attempt_ms=self.attempts.claim(start.connector_id, start.id_tag, item.gw_ms),
+            clock_start=self.state.clock.lag_ms,
             id_token_type=start.id_token_type,
         )
         self.state.sessions[session.session_id] = session
@@ -290,23 +308,6 @@ class Correlator:
             events.extend(self.outages.port_seen(start.connector_id, item.gw_ms))
         return events
 
-    def _start_clock_off(self, start: StartDetails, gw_ms: int) -> bool:
-        """A start time further than the skew limit from the gateway's, unless it is the past of a start made
-        offline and sent from the charger's queue: a 2.0.1 event says ``offline``; a 1.6 start is taken as one
-        when the charger reconnected (a connection of it closed before) after that time, and the start came
-        within :data:`QUEUE_FLUSH_MS` of the reconnect, as a queue is flushed."""
-        if start.started_ms is None:
-            return False
-        behind = gw_ms - start.started_ms
-        if -behind > self.config.clock_skew_ms:
-            return True  # ahead: never an offline start
-        if behind <= self.config.clock_skew_ms:
-            return False
-        connections = self.state.outages
-        queued = Flag.OFFLINE_EVENT in start.flags or (
-            bool(connections.closed) and start.started_ms < connections.newest_ms <= gw_ms <= connections.newest_ms + QUEUE_FLUSH_MS)
-        return not queued
-
     def _close_before_next(self, session: SessionState, now_ms: int) -> Session:
         if session.stopped:
             if not session.stop_status_known:
@@ -317,40 +318,48 @@ class Correlator:
     # --- stops -----------------------------------------------------------------------------------
 
     def _on_stopped(self, item: TransactionStopped) -> list[Event]:
+        self._saw_time(item.gw_ms, item.stopped_ms, item.flags)
         tx = self.state.aliases.get(item.transaction_id, item.transaction_id) if item.transaction_id else None
         if tx is None:
             return self._on_stop_without_id(item)
-        open_ones = self._open_with(tx)
+        open_ones = self._open_with(tx, item.connector_id)
         session = open_ones[0] if open_ones else None
-        closed = self._closed_with(tx)
-        if any(s.stop is not None and s.stop.fingerprint == item.fingerprint for s in closed):
+        closed = self._closed_with(tx, item.connector_id)
+        if any(s.stop is not None and s.stop.fingerprint == item.fingerprint for s in (*open_ones, *closed)):
             return []  # the same stop resent after a reconnect: already counted
+        # A 2.0.1 Ended whose seqNo its transaction already passed is a resend, whatever was rebuilt in it: the
+        # first stands (flagged seq_no_repeated when the number came), it is no second, different stop.
+        resent = item.event_id == self._resent_event
         if closed and (session is None or _started_after(session, item.stopped_ms)):
             # No open session with that id, or the open one started after this stop: the stop belongs to
             # a session already emitted (a late stop beside a reused id).
-            return self._stop_after_close(_owner(closed, item.stopped_ms), item)
+            owner = _owner(closed, item.stopped_ms)
+            return [] if resent and owner.stop is not None else self._stop_after_close(owner, item)
         if session is not None and session.stopped:
-            if item.fingerprint != session.stop.fingerprint:
+            if item.fingerprint != session.stop.fingerprint and not resent:
                 session.flag(Flag.DUPLICATE_STOP_CONFLICT)  # a second, different stop (steve #1293): the first stands
             return []
         extra: list[str] = []
+        if transaction_identity.ambiguous(open_ones, item.connector_id):
+            extra.append(Flag.TRANSACTION_EVSE_AMBIGUOUS)
         if session is None:
-            extra = [Flag.STOP_WITHOUT_START, Flag.TRANSACTION_ID_UNKNOWN]
+            extra += [Flag.STOP_WITHOUT_START, Flag.TRANSACTION_ID_UNKNOWN]
             session = self._stop_only_session(tx, item)
             hint = self.state.meter_hints.pop(tx, None)
-            if hint is not None:
+            if hint is not None and item.connector_id is None:
                 session.connector = hint
                 extra.append(Flag.CONNECTOR_FROM_METER_VALUES)
         return self._stop(session, item, extra)
 
     def _on_stop_without_id(self, item: TransactionStopped) -> list[Event]:
         """-1 / 0 (a Keba P30, starts made offline): matched only when the status timeline leaves no doubt
-        which connector stopped and that connector has the one open session."""
+        which connector stopped and that connector has the one open session, which started before the stop's
+        timestamp (both charger clock: a stop from before a transaction began cannot end it)."""
         remembered = [*self.state.sessions.values(), *self.state.closed.values()]
         if any(s.stop is not None and s.stop.fingerprint == item.fingerprint for s in remembered):
             return []  # the same stop resent
         connector = self._stopping_connector(item.gw_ms)
-        open_ones = [s for s in self.state.sessions.values() if not s.stopped]
+        open_ones = [s for s in self.state.sessions.values() if not s.stopped and not _started_after(s, item.stopped_ms)]
         if connector is not None:
             matched = [s for s in open_ones if s.connector == connector]
         else:
@@ -365,25 +374,35 @@ class Correlator:
         return self._stop(session, item, extra)
 
     def _stopping_connector(self, now_ms: int) -> int | None:
-        """The connector a stop without a usable id is about: the one that just left Charging, or else the
-        only one in a transaction (open session, or a charging status). ``None`` when that is not one."""
+        """The connector a stop without a usable id is about: the one that just left Charging (for a suspended
+        state only while no other connector is in a transaction nobody knows: that one's stop is as likely), or
+        else the only one in a transaction (open session, or a charging status). ``None`` when that is not one."""
         window = self.config.status_window_ms
-        left = [c for c, st in self.state.connectors.items()
+        connectors = self.state.connectors
+        left = [c for c, st in connectors.items()
                 if c > 0 and st.left_charging is not None and now_ms - st.left_charging.gw_ms <= window
                 and st.status not in IN_TRANSACTION - {Status.suspended_ev, Status.suspended_evse}]
         if len(left) == 1:
-            return left[0]
+            own = connectors[left[0]]
+            suspended = own.status in (Status.suspended_ev, Status.suspended_evse) or own.charging in (
+                Status.suspended_ev, Status.suspended_evse)
+            unknown = [c for c, st in connectors.items() if c > 0 and c != left[0] and st.tx is None
+                       and (st.status in IN_TRANSACTION or st.charging in IN_TRANSACTION)]
+            return None if suspended and unknown else left[0]
         if left:
             return None
         busy = {s.connector for s in self.state.sessions.values() if not s.stopped}
-        busy |= {c for c, st in self.state.connectors.items()
+        busy |= {c for c, st in connectors.items()
                  if c > 0 and (st.status in IN_TRANSACTION or st.charging in IN_TRANSACTION)}
         return busy.pop() if len(busy) == 1 and None not in busy else None
 
     def _stop_only_session(self, tx: str, item: TransactionStopped) -> SessionState:
+        """A session known only from its stop: its start register is what the stop reports of it (a 2.0.1 Ended's
+        meter series), if anything."""
         session = SessionState(
             transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=None, id_tag=item.id_tag,
-            start_ms=None, start_gw_ms=None, meter_start=None, start_fingerprint=None, ocpp_version=self.ocpp_version,
+            start_ms=None, start_gw_ms=None, meter_start=item.meter_start, start_fingerprint=None,
+            ocpp_version=self.ocpp_version,
         )
         self.state.sessions[session.session_id] = session
         return session
@@ -430,9 +449,9 @@ class Correlator:
         if session.phase_ms is not None:
             _set_phase(session, "", item.gw_ms)  # the phase times end at the stop
         session.flag(*sorted(item.flags))
-        # Only ahead of the gateway: a stop from an offline backlog is rightly hours or days old.
-        if item.stopped_ms is not None and item.stopped_ms - item.gw_ms > self.config.clock_skew_ms:
-            session.flag(Flag.CLOCK_SKEW)
+        session.clock_stop = self.state.clock.lag_ms  # (clock skew is the row's to decide: processors.clock)
+        if session.meter_start is None and item.meter_start is not None:
+            session.meter_start = item.meter_start  # the Started said none (or was never seen): the Ended's series does
         if item.stopped_ms is not None and session.start_ms is not None and item.stopped_ms < session.start_ms:
             session.flag(Flag.STOP_BEFORE_START)
         if not session.id_tag:
@@ -451,6 +470,10 @@ class Correlator:
         # Closed on a guess (Available, the next start, age): the real stop settles it (an offline backlog).
         guessed_by = session.emitted.closed_by if session.emitted is not None else ""
         self._apply_stop(session, item)
+        if not session.stop_status_known:
+            left = self._left_charging_of(session)  # the move out of Charging came after the guess closed it
+            if left is not None:
+                _attach_status(session, left)
         if guessed_by == AVAILABLE:
             session.blocked_ms = 0  # Available came before the stop: the car had left
         elif session.connector is not None and session.blocked_ms is None:
@@ -461,9 +484,26 @@ class Correlator:
         session.flag(Flag.LATE_STOP)
         return self._reemit(session, item.gw_ms, closed_by=STOP_TRANSACTION)
 
+    def _left_charging_of(self, session: SessionState) -> LeftCharging | None:
+        """The connector's last move out of Charging, if it was this session's: after its start, and no other
+        session began on the connector in between."""
+        if session.connector is None:
+            return None
+        left = self.state.connector(session.connector).left_charging
+        began = session.start_gw_ms or 0
+        if left is None or left.gw_ms < began:
+            return None
+        for other in (*self.state.sessions.values(), *self.state.closed.values()):
+            if (other is not session and other.connector == session.connector and other.start_gw_ms is not None
+                    and began < other.start_gw_ms <= left.gw_ms):
+                return None
+        return left
+
     # --- meter values ----------------------------------------------------------------------------
 
     def _on_samples(self, item: MeterSamples) -> list[Event]:
+        if item.readings:
+            self._saw_time(item.gw_ms, item.readings[-1].at_ms, item.flags)
         connector = item.connector_id if item.connector_id is not None and item.connector_id > 0 else None
         port_rows: list[Event] = []
         if connector is not None and connector not in self.state.outages.ports:
@@ -474,11 +514,11 @@ class Correlator:
         session: SessionState | None = None
         if item.transaction_id is not None:
             tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
-            open_ones = self._open_with(tx)
+            open_ones = self._open_with(tx, connector)
             if open_ones:
                 session = open_ones[0]
             else:
-                closed = self._closed_with(tx)
+                closed = self._closed_with(tx, connector)
                 if closed:  # never the connector's current session: these name another transaction
                     return self._samples_after_close(closed[-1], item)
                 if connector is not None:
@@ -498,7 +538,7 @@ class Correlator:
         session.flag(*sorted(item.flags - {Flag.CONNECTOR_ID_INVALID}))
         if session.stopped:
             session.flag(Flag.METER_VALUES_AFTER_STOP)
-        elif session.available_deadline is not None and item.transaction_id is not None:
+        elif session.available_deadline is not None and item.transaction_id is not None and _metered_after_available(session, item):
             _resume(session)  # the charger goes on metering the transaction after an Available
         self._add_readings(session, item.readings, transaction_data=False)
         return []
@@ -510,7 +550,8 @@ class Correlator:
         so a later revision counts them."""
         last = session.emitted
         assert last is not None
-        if session.stop is None and last.closed_by == AVAILABLE and self._reopen(session):
+        # Metered after the Available that closed it: it went on. Metered before it: a backlog of what it was.
+        if session.stop is None and last.closed_by == AVAILABLE and _metered_after_available(session, item) and self._reopen(session):
             self._add_readings(session, item.readings, transaction_data=False)
             return []
         self._add_readings(session, item.readings, transaction_data=False)
@@ -538,15 +579,17 @@ class Correlator:
     def _add_readings(self, session: SessionState, readings: tuple[Reading, ...], *, transaction_data: bool) -> None:
         for reading in readings:
             if reading.measurand == ENERGY_REGISTER:
+                mark = BREAK_MARKS.get(reading.context, 0)  # where it stands to a break in metering (Interruption.*)
                 if transaction_data:
                     if len(session.td) >= TRANSACTION_DATA_KEPT:
                         # A state is kept for days and written at every flush: beyond this, only the newest
                         # reading replaces the last one kept (a register's energy is in its ends).
                         session.td.pop()
                         session.flag(Flag.TRANSACTION_DATA_TRUNCATED)
-                    session.td.append([reading.at_ms, reading.value, reading.resolution])
+                    session.td.append([reading.at_ms, reading.value, reading.resolution, mark] if mark
+                                      else [reading.at_ms, reading.value, reading.resolution])
                 else:
-                    session.mv.add(reading.value, reading.at_ms, reading.resolution)
+                    session.mv.add(reading.value, reading.at_ms, reading.resolution, mark)
             elif reading.measurand == POWER:
                 session.peak_w = reading.value if session.peak_w is None else max(session.peak_w, reading.value)
             elif reading.measurand == SOC:
@@ -561,6 +604,7 @@ class Correlator:
             return []  # no usable connectorId: the frame is kept, nothing to put on a timeline
         occurred_ms = item.occurred_ms
         flags = sorted(item.flags)
+        self._saw_time(item.gw_ms, occurred_ms, item.flags)
         if occurred_ms is None:
             occurred_ms = item.gw_ms  # optional in OCPP 1.6: the gateway's time stands in
         elif item.gw_ms - occurred_ms > self.config.clock_skew_ms:
@@ -577,11 +621,15 @@ class Correlator:
                 occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(item.gw_ms), flags=codes(flags),
             )
         ]
-        if item.raises_faults:
-            open_tx = self._transaction_on(item.connector_id)
+        open_tx = self._transaction_on(item.connector_id)
+        if item.has_error_code:
             state.fault, faults = track_fault(self.charge_point_id, state.fault, item, occurred_ms, codes(flags), open_tx,
                                               self.ocpp_version)
             events.extend(faults)
+        else:
+            events.extend(evse_faults.on_status(self.charge_point_id, state, item, occurred_ms, codes(flags),
+                                                self._station_problem(), open_tx, self.ocpp_version))
+            self._naming_changed(item.connector_id, state)
         state.status = item.status
         if item.connector_id == STATION:
             events.extend(self.outages.station_changed(item.gw_ms))
@@ -607,15 +655,18 @@ class Correlator:
             if item.status == Status.available and session.available_deadline is None:
                 # Available may come before StopTransaction (ev-server #4082); wait the window for it.
                 session.available_deadline = item.gw_ms + self.config.status_window_ms
-            elif item.status in IN_TRANSACTION and session.available_deadline is not None:
+                session.available_ms = item.occurred_ms
+            elif (item.status in IN_TRANSACTION and session.available_deadline is not None
+                  and _after_available(session, item.occurred_ms)):
                 _resume(session)  # Available, then Preparing / Charging: the transaction goes on
         return events
 
     def _on_charging_state(self, item: ChargingStateChanged) -> list[Event]:
         """2.0.1: the EV's state in the transaction; a move out of Charging is the session's transition."""
+        self._saw_time(item.gw_ms, item.occurred_ms, item.flags)
         session = None
         if item.transaction_id is not None:
-            session = next(iter(self._open_with(item.transaction_id)), None)
+            session = next(iter(self._open_with(item.transaction_id, item.connector_id)), None)
             if session is None:
                 return []  # a closed transaction's state (an Updated replayed after the Ended): nothing to do
         connector = item.connector_id if item.connector_id is not None else (session.connector if session else None)
@@ -631,58 +682,109 @@ class Correlator:
             occurred_ms = item.occurred_ms if item.occurred_ms is not None else item.gw_ms
             left = state.left_charging = LeftCharging(item.state, "", item.gw_ms, occurred_ms)
             events.extend(self._transition_after_stop(connector, left, item.gw_ms))
-        if session is not None and not session.stopped and item.state == Status.charging and session.available_deadline:
+        if (session is not None and not session.stopped and item.state == Status.charging and session.available_deadline
+                and _after_available(session, item.occurred_ms)):
             _resume(session)
         return events
 
-    def _on_sequenced(self, item: EventSequenced) -> None:
-        """2.0.1 ``seqNo``: counted per transaction by some chargers and per station by others, so a gap is
-        only a gap when no other transaction's event came between (lbbrhzn/ocpp #2135)."""
+    def _on_sequenced(self, item: EventSequenced) -> list[Event]:
+        """2.0.1 ``seqNo`` (processors.seq_no): gaps per transaction or per station as the station counts; a number
+        the transaction already passed is a resend or a replay (flagged, and its stop is no second stop); an event
+        after the transaction's Ended is flagged on it."""
         station_last, self.state.seq_no = self.state.seq_no, item.seq_no
-        session = next(iter(self._open_with(item.transaction_id)), None)
+        session = next(iter(self._open_with(item.transaction_id, item.connector_id)), None)
         if session is None:
-            return
+            closed = self._closed_with(item.transaction_id, item.connector_id)
+            return self._sequenced_after_close(closed[-1], item, station_last) if closed else []
+        if session.seq_no is None:
+            self.state.seq_numbering = seq_no.numbering(self.state.seq_numbering, station_last, item.seq_no, item.opens)
+        verdict = seq_no.verdict(self.state.seq_numbering, session.seq_no, station_last, item.seq_no)
+        if verdict == seq_no.REPEATED:
+            session.flag(Flag.SEQ_NO_REPEATED)
+            self.state.seq_no, self._resent_event = station_last, item.event_id
+            return []
+        if verdict == seq_no.GAP:
+            session.flag(Flag.SEQ_NO_GAP)
+        session.seq_no = item.seq_no
+        return []
+
+    def _sequenced_after_close(self, session: SessionState, item: EventSequenced, station_last: int | None) -> list[Event]:
+        """An event of a transaction already written: a resend (its number passed), or, after its Ended, a replay
+        from the offline queue. Either changes nothing but the flag that says it (a revision)."""
         last = session.seq_no
         if last is not None and item.seq_no <= last:
             session.flag(Flag.SEQ_NO_REPEATED)
-            self.state.seq_no = station_last
-            return
-        if last is not None and station_last == last and item.seq_no > last + 1:
-            session.flag(Flag.SEQ_NO_GAP)
-        session.seq_no = item.seq_no
+            self.state.seq_no, self._resent_event = station_last, item.event_id
+        elif session.stop is not None:
+            session.flag(Flag.EVENT_AFTER_ENDED)
+            session.seq_no = item.seq_no
+        else:
+            session.seq_no = item.seq_no  # closed on a guess: its events go on (a late stop, late samples)
+            return []
+        return self._amend(session, item.gw_ms)
 
     def _on_problem(self, item: ProblemReported) -> list[Event]:
-        """2.0.1 NotifyEvent: a component's problem begins or ends a fault on its EVSE (0: the station)."""
+        """2.0.1 NotifyEvent: a component's problem begins or ends a fault on its EVSE (0: the station, whose problem
+        also takes every port down: processors.evse_faults, KPIS.md)."""
+        self._saw_time(item.gw_ms, item.occurred_ms, item.flags)
         state = self.state.connector(item.connector_id)
-        open_fault = state.fault
-        if item.active:
-            if open_fault is not None and open_fault.error_code == item.code:
-                return []  # still the same problem (a Delta repeated, an Alerting resent)
-            report = StatusReported(item.gw_ms, item.event_id, item.connector_id, Status.faulted, item.code, item.info,
-                                    "", item.vendor_code, item.occurred_ms, item.flags)
-        else:
-            if open_fault is None or open_fault.error_code != item.code:
-                return []  # another component's problem ends, or one never seen begin
-            # The problem ended; the status may still say Faulted until the next StatusNotification.
-            status = "" if state.status == Status.faulted else state.status
-            report = StatusReported(item.gw_ms, item.event_id, item.connector_id, status, NO_ERROR, item.info, "", item.vendor_code, item.occurred_ms, item.flags)
         occurred_ms = item.occurred_ms if item.occurred_ms is not None else item.gw_ms
-        state.fault, faults = track_fault(self.charge_point_id, open_fault, report, occurred_ms, codes(item.flags),
-                                          self._transaction_on(item.connector_id), self.ocpp_version)
-        events: list[Event] = list(faults)
+        events: list[Event] = list(evse_faults.on_problem(self.charge_point_id, state, item, occurred_ms,
+                                                          self._transaction_on(item.connector_id), self.ocpp_version))
+        self._naming_changed(item.connector_id, state)
         # The problem's code names an outage it joins (a Faulted status came, or comes, with it).
         if item.connector_id == STATION:
+            if item.active:  # the EVSEs it took down, Faulted a moment before it came
+                for connector in list(self.state.naming):
+                    evse = self.state.connectors[connector]
+                    events.extend(evse_faults.name_by_station(self.charge_point_id, connector, evse, item, self.ocpp_version))
+                    self._naming_changed(connector, evse)
             events.extend(self.outages.station_changed(item.gw_ms))
         else:
             events.extend(self.outages.refresh(item.connector_id, item.gw_ms))
         return events
 
+    def _station_problem(self) -> str:
+        """The code of the station-level problem active now ('' if none): it names the faults of the EVSEs it takes
+        down."""
+        station = self.state.connectors.get(STATION)
+        return station.problems[-1] if station is not None and station.problems else ""
+
+    def _naming_changed(self, connector: int, state: ConnectorState) -> None:
+        """Keep the list of connectors whose fault waits for its name (their deadlines) in step with their faults."""
+        waiting = state.fault is not None and not state.fault.announced
+        if waiting and connector not in self.state.naming:
+            self.state.naming.append(connector)
+        elif not waiting and connector in self.state.naming:
+            self.state.naming.remove(connector)
+
+    def _announce_unnamed(self, deadline: int) -> list[Event]:
+        """The faults whose naming wait ended at ``deadline`` go out, code unknown."""
+        events: list[Event] = []
+        for connector in list(self.state.naming):
+            state = self.state.connectors.get(connector)
+            if state is None or state.fault is None:
+                self.state.naming.remove(connector)
+            elif evse_faults.naming_deadline(state.fault) <= deadline:
+                events.extend(evse_faults.announce(self.charge_point_id, connector, state, self.ocpp_version))
+                self._naming_changed(connector, state)
+        return events
+
     def _transition_after_stop(self, connector: int, left: LeftCharging, now_ms: int) -> list[Event]:
+        attached = False
         for session in list(self.state.sessions.values()):
             if session.connector == connector and session.stopped and not session.stop_status_known:
                 _attach_status(session, left)
+                attached = True
                 if _energy_final(session):
                     return [self._emit(session, version_ms=now_ms)]
+        if attached:
+            return []
+        # A late stop that amended a session closed on a guess, its move out of Charging coming after it.
+        late = self._stopped(self.state.connector(connector).blocked_by)
+        if late is not None and late.emitted is not None and not late.stop_status_known:
+            _attach_status(late, left)
+            return self._amend(late, now_ms)
         return []
 
     # --- closing and emitting ----------------------------------------------------------------------
@@ -690,6 +792,7 @@ class Correlator:
     def _close_unstopped(self, session: SessionState, closed_by: str, at_ms: int) -> Session:
         session.flag(Flag.STOP_MISSING)
         session.closed_gw_ms = at_ms
+        session.clock_stop = self.state.clock.lag_ms
         if session.connector is not None:
             state = self.state.connector(session.connector)
             left = state.left_charging
@@ -775,7 +878,7 @@ class Correlator:
         """A 2.0.1 transaction started without an idToken names it now: the session has its driver's id,
         and that driver's Authorize is this transaction's, no attempt of its own."""
         tx = self.state.aliases.get(item.transaction_id, item.transaction_id)
-        for session in self._open_with(tx):
+        for session in self._open_with(tx, item.connector_id):
             if not session.id_tag:
                 session.id_tag, session.id_token_type = item.id_tag, item.id_token_type
                 self.attempts.take(item.id_tag, item.gw_ms)
@@ -789,9 +892,12 @@ class Correlator:
         """What a port's outage depends on, read from the connector states (the outage tracker's view)."""
         connectors = self.state.connectors
         own, station = connectors.get(port), connectors.get(STATION)
+        station_status = station.status if station is not None else ""
+        if station is not None and station.problems:
+            station_status = Status.faulted  # 2.0.1: a station-level problem (an emergency stop) takes every port down
         return PortCondition(
             status=own.status if own is not None else "", fault=_fault_codes(own),
-            station_status=station.status if station is not None else "", station_fault=_fault_codes(station),
+            station_status=station_status, station_fault=_fault_codes(station),
         )
 
     def _bay_freed(self, state: ConnectorState, now_ms: int) -> list[Event]:
@@ -828,13 +934,14 @@ class Correlator:
 
     # --- lookups ---------------------------------------------------------------------------------
 
-    def _open_with(self, tx: str) -> list[SessionState]:
-        """Sessions not emitted yet with that transaction id (open, or stopped and waiting for the window)."""
-        return [s for s in self.state.sessions.values() if s.transaction_id == tx]
+    def _open_with(self, tx: str, connector: int | None = None) -> list[SessionState]:
+        """Sessions not emitted yet (open, or stopped and waiting for the window) that a frame naming ``tx`` on
+        ``connector`` (``None``: not named) is about, the likeliest first (processors.transaction_identity)."""
+        return transaction_identity.with_id(self.state.sessions.values(), tx, connector)
 
-    def _closed_with(self, tx: str) -> list[SessionState]:
-        """Remembered sessions with that transaction id, oldest first."""
-        return [s for s in self.state.closed.values() if s.transaction_id == tx]
+    def _closed_with(self, tx: str, connector: int | None = None) -> list[SessionState]:
+        """Remembered sessions that a frame naming ``tx`` on ``connector`` is about, oldest first."""
+        return transaction_identity.with_id(self.state.closed.values(), tx, connector)
 
     def _transaction_on(self, connector: int) -> str | None:
         if connector <= 0:
@@ -893,8 +1000,23 @@ def _attach_status(session: SessionState, left: LeftCharging) -> None:
 
 
 def _resume(session: SessionState) -> None:
-    session.available_deadline = None
+    session.available_deadline = session.available_ms = None
     session.flag(Flag.AVAILABLE_THEN_RESUMED)
+
+
+def _after_available(session: SessionState, charger_ms: int | None) -> bool:
+    """Something the charger stamped ``charger_ms`` happened after the Available that may close (or closed) the
+    session, by the charger's clock; or nothing tells (no time). What happened before it is a backlog (an offline
+    queue) of the session as it was: it amends the session, it never resumes or reopens it."""
+    available_ms = session.available_ms
+    if available_ms is None and session.stop_status == Status.available:
+        available_ms = session.stop_status_ms  # a state written before available_ms: the Available it went to
+    return available_ms is None or charger_ms is None or charger_ms > available_ms
+
+
+def _metered_after_available(session: SessionState, item: MeterSamples) -> bool:
+    """Samples that show the transaction went on after its Available: one of them metered after it."""
+    return not item.readings or any(_after_available(session, r.at_ms) for r in item.readings)
 
 
 def _energy_final(session: SessionState) -> bool:

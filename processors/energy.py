@@ -20,7 +20,11 @@ Rules, in order:
    zero than the old level and the power bound could have counted it in the time that passed — and
    otherwise a *rebase* (``meter_rebased``: counting goes on from the new level, nothing across the
    jump). A drop still undecided at the end is not counted (``meter_trailing_drop``); a sample older
-   than the last one is not counted (``meter_sample_out_of_order``).
+   than the last one is not counted (``meter_sample_out_of_order``). Across a break in metering (a sample
+   marked ``Interruption.Begin``, then the next, ``Interruption.End``: a meter swapped, the power cut) nothing is
+   counted, up or down: the energy is what was counted before it plus what was counted after it
+   (``meter_interruption`` when the register moved across it; then meterStop - meterStart, read on two meters,
+   is not used).
 3. meterStart before and meterStop after the samples follow the same rules, with the time the samples
    do not cover (start to first sample, last sample to stop, charger clock; the session's duration when
    a time is missing); a rise beyond what the power bound allows in that time is not bracketed
@@ -50,6 +54,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from processors.flags import Flag
+from processors.meter import BREAK_BEGINS, BREAK_ENDS
 from schemas.records import EnergySource
 
 # Faster than this, on average, is not a charging session (MCS tops out near 3.75 MW; no AC or DC
@@ -116,25 +121,47 @@ class RegisterReducer:
     suspect_reset: bool = False  # the pending drop is a reset if it lasts (else a rebase)
     rebases: int = 0
     dips: int = 0
+    # Appended after the fifteen above: a break in metering (processors.meter.BREAK_MARKS).
+    in_break: bool = False  # the last sample began a break: the next one is across it
+    breaks: int = 0  # steps across a break beyond the tolerance, not counted
 
-    def add(self, value: float, at_ms: int | None = None, resolution: float = 0.0) -> None:
-        """Count one sample: a register reading (Wh, finite, >= 0), its charger time, its resolution (Wh)."""
+    def add(self, value: float, at_ms: int | None = None, resolution: float = 0.0, mark: int = 0) -> None:
+        """Count one sample: a register reading (Wh, finite, >= 0), its charger time, its resolution (Wh), and where
+        it stands to a break in metering (``mark``: :data:`~processors.meter.BREAK_BEGINS` after it,
+        :data:`~processors.meter.BREAK_ENDS` with it; module rule 2)."""
+        across = self.in_break or mark == BREAK_ENDS
         if at_ms is not None and self.last_at_ms is not None and at_ms <= self.last_at_ms:
             if at_ms < self.last_at_ms:
                 self.out_of_order += 1  # an older sample after a newer one: never a delta to count
-            return  # the same moment again: MeterValues resent after a lost answer count once
+                return
+            if not across:
+                return  # the same moment again: MeterValues resent after a lost answer count once
         self.count += 1
         self.resolution = max(self.resolution, resolution)
         if self.prev is None:
             self.first = self.prev = value
             self.first_at_ms = self.last_at_ms = at_ms
+            self.in_break = mark == BREAK_BEGINS
             return
         tolerance = tolerance_wh(self.resolution)
-        # Still at a pending drop's level, nothing is decided: a dropout may repeat its bad reading.
-        if self.suspect is None or abs(value - self.suspect) > tolerance:
+        if across:
+            self._across_break(value, tolerance)
+        elif self.suspect is None or abs(value - self.suspect) > tolerance:
+            # (Still at a pending drop's level, nothing is decided: a dropout may repeat its bad reading.)
             self._step(value, at_ms, tolerance)
         if at_ms is not None:
             self.last_at_ms = at_ms
+        self.in_break = mark == BREAK_BEGINS
+
+    def _across_break(self, value: float, tolerance: float) -> None:
+        """The first sample after a break (a meter swapped): nothing is counted from the level before it; a drop
+        still pending before the break is decided by what came before it (it lasted until the break)."""
+        assert self.prev is not None
+        if self.suspect is not None:
+            self._settle(self.suspect, False, tolerance)
+        if abs(value - self.prev) > tolerance:
+            self.breaks += 1
+        self.prev = value
 
     def _step(self, value: float, at_ms: int | None, tolerance: float) -> None:
         assert self.prev is not None
@@ -177,7 +204,7 @@ class RegisterReducer:
         """(Wh, flags); ``None`` when fewer than two samples make no difference to measure."""
         counters = ((Flag.METER_RESET, self.resets), (Flag.METER_REBASED, self.rebases),
                     (Flag.METER_DROPOUT, self.dropouts), (Flag.METER_DIP_IGNORED, self.dips),
-                    (Flag.METER_SAMPLE_OUT_OF_ORDER, self.out_of_order))
+                    (Flag.METER_SAMPLE_OUT_OF_ORDER, self.out_of_order), (Flag.METER_INTERRUPTION, self.breaks))
         flags: set[str] = {flag for flag, n in counters if n}
         if self.suspect is not None:
             flags.add(Flag.METER_TRAILING_DROP)  # a drop still undecided at the end: not counted
@@ -188,7 +215,7 @@ class RegisterReducer:
 
     @classmethod
     def from_state(cls, state: list[Any] | None) -> RegisterReducer:
-        """Reads every layout ever persisted: the first ten fields (the original state), or all of them."""
+        """Reads every layout ever persisted: the first ten fields (the original state), fifteen, or all of them."""
         return cls(*state) if state else cls()
 
 
@@ -341,6 +368,8 @@ def session_energy(inputs: EnergyInputs, max_power_w: float = DEFAULT_MAX_POWER_
             # A meter that resets every session and reports meterStart from the last one: only the
             # samples can tell. Never a negative energy.
             flags.add(Flag.METER_STOP_BELOW_START)
+        elif td.breaks or mv.breaks:
+            pass  # the meter was swapped between meterStart and meterStop (rule 2): their difference spans two meters
         elif plausible(stop - start, 1.0):
             metered = stop - start
         else:

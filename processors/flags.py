@@ -19,7 +19,7 @@ class Flag(StrEnum):
     TIMESTAMP_MISSING = "timestamp_missing"  # no charger timestamp where one was expected
     TIMESTAMP_UNREADABLE = "timestamp_unreadable"  # not RFC 3339, or outside what DateTime64(3) holds
     TIMESTAMP_WITHOUT_ZONE = "timestamp_without_zone"  # read as UTC
-    CLOCK_SKEW = "clock_skew"  # charger clock more than the skew limit from the gateway clock
+    CLOCK_SKEW = "clock_skew"  # the charger's clock off by more than the skew limit, as its frames show (processors.clock)
     STALE_TIMESTAMP = "stale_timestamp"  # a status timestamp far in the past (replayed after reboot)
     DURATION_FROM_GATEWAY_CLOCK = "duration_from_gateway_clock"  # charger clock unusable for a duration
 
@@ -33,10 +33,13 @@ class Flag(StrEnum):
     CONNECTOR_FROM_METER_VALUES = "connector_from_meter_values"  # connector of an unknown transaction, from its MeterValues
     OFFLINE_EVENT = "offline_event"  # a 2.0.1 TransactionEvent sent from the charger's offline queue
     SEQ_NO_REPEATED = "seq_no_repeated"  # a 2.0.1 TransactionEvent whose seqNo its transaction had already passed (a resend, a replay)
-    SEQ_NO_GAP = "seq_no_gap"  # seqNo jumped with no other transaction's event between: events of this transaction are missing
+    SEQ_NO_GAP = "seq_no_gap"  # seqNo jumped: events of this transaction are missing (processors.seq_no)
+    EVENT_AFTER_ENDED = "event_after_ended"  # a 2.0.1 TransactionEvent after the transaction's Ended (a replay): the Ended stands
+    TRANSACTION_EVSE_AMBIGUOUS = "transaction_evse_ambiguous"  # an event without evse, its id open on several EVSEs: the oldest's
     TRIGGER_REASON_MISSING = "trigger_reason_missing"  # a 2.0.1 TransactionEvent without triggerReason (MicroOcpp #405)
     CONNECTOR_UNKNOWN = "connector_unknown"  # the connector of the session could not be found
     ERROR_CODE_MISSING = "error_code_missing"  # StatusNotification without errorCode: read as NoError
+    ERROR_CODE_UNKNOWN = "error_code_unknown"  # a 2.0.1 EVSE Faulted with no problem to name it (processors.evse_faults)
 
     # --- session life (processors.correlator) -------------------------------------------------------
     DUPLICATE_START = "duplicate_start"  # the same StartTransaction answered twice
@@ -78,6 +81,7 @@ class Flag(StrEnum):
     METER_DROPOUT = "meter_dropout"  # one sample far below its neighbours: ignored
     METER_DIP_IGNORED = "meter_dip_ignored"  # a drop within the register's rounding: ignored
     METER_TRAILING_DROP = "meter_trailing_drop"
+    METER_INTERRUPTION = "meter_interruption"  # the register moved across an Interruption.Begin / .End pair: not counted
     METER_SAMPLE_OUT_OF_ORDER = "meter_sample_out_of_order"
     ENERGY_MISMATCH = "energy_mismatch"  # meterStop - meterStart disagrees with the samples
     ENERGY_IMPLAUSIBLE = "energy_implausible"  # a source beyond max power x duration: not used

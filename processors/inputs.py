@@ -96,6 +96,9 @@ class TransactionStopped(Input):
     fingerprint: str  # the stop's content: a resend has the same one
     flags: frozenset[str] = _NO_FLAGS
     connector_id: int | None = None  # OCPP 2.0.1 names the EVSE in the Ended; 1.6 never does
+    # The transaction's start register as the stop reports it (OCPP 2.0.1: the Ended's Transaction.Begin value, else
+    # the first sample of its series): a session known only from its stop starts there.
+    meter_start: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +123,9 @@ class StatusReported(Input):
     vendor_error_code: str
     occurred_ms: int | None  # charger clock; None when absent or unreadable
     flags: frozenset[str] = _NO_FLAGS
-    # OCPP 1.6: Faulted or an errorCode is a fault. OCPP 2.0.1 reports faults as NotifyEvent problems
-    # (:class:`ProblemReported`); its StatusNotification carries no error code and raises none.
-    raises_faults: bool = True
+    # OCPP 1.6: Faulted or an errorCode is a fault (processors.faults). OCPP 2.0.1's statuses carry no error code:
+    # Faulted begins a fault that a NotifyEvent problem (:class:`ProblemReported`) names (processors.evse_faults).
+    has_error_code: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,8 @@ class EventSequenced(Input):
 
     transaction_id: str
     seq_no: int
+    connector_id: int | None = None  # the EVSE, when the event names it
+    opens: bool = False  # the transaction's first event (Started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +190,7 @@ class TokenPresented(Input):
     transaction_id: str
     id_tag: str
     id_token_type: str = ""  # its idToken.type
+    connector_id: int | None = None  # the EVSE, when the event names it
 
 
 @dataclass(frozen=True, slots=True)

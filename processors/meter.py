@@ -2,7 +2,8 @@
 send them: values as strings or numbers, ``Wh`` or ``kWh``, totals and per-phase values side by
 side, ``Outlet`` and ``Inlet`` locations, signed data, unknown measurands. Pure functions.
 
-Rules, per ``MeterValue`` and measurand:
+Rules, per ``MeterValue``, context and measurand (one ``MeterValue`` may carry a register's Transaction.Begin and
+Transaction.End values side by side: OCPP 2.0.1 TxEndedMeasurands; each is a reading of its own, in the order sent):
 
 1. Only the register, power and SoC are read. ``SignedData``, unreadable values, values in an unknown
    unit and negative registers are skipped, each with a flag.
@@ -17,6 +18,8 @@ Rules, per ``MeterValue`` and measurand:
    decimals as sent (``"12345.6"`` kWh: 100 Wh; ``"14300"`` Wh: 1 Wh; ``"14.30"`` kWh: 10 Wh; a JSON
    number from its shortest ``repr``, an integer: 1 unit). A sum of phases carries the sum of their
    resolutions (their rounding adds up). :mod:`processors.energy` tells rounding from real drops by it.
+6. ``Interruption.Begin`` / ``Interruption.End`` readings bracket a break in metering (a meter swapped, the power
+   cut): :data:`BREAK_MARKS` tells the energy reducer, which counts nothing across it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from processors.flags import Flag
 from processors.timestamps import parse_charger_time
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+INTERRUPTION_BEGIN, INTERRUPTION_END = "Interruption.Begin", "Interruption.End"  # ReadingContext
+BREAK_BEGINS, BREAK_ENDS = 1, 2  # processors.energy.RegisterReducer.add's ``mark``
+# Where a reading stands to a break in metering: BREAK_BEGINS after it, BREAK_ENDS with it (other contexts: 0).
+BREAK_MARKS = {INTERRUPTION_BEGIN: BREAK_BEGINS, INTERRUPTION_END: BREAK_ENDS}
 POWER = "Power.Active.Import"
 SOC = "SoC"
 
@@ -121,8 +128,10 @@ def read_meter_values(meter_values: Any) -> MeterReport:
 
 
 def _readings_at(at_ms: int | None, sampled: list[Any], flags: set[str]) -> Iterable[Reading]:
-    # Group by measurand and location; within a group prefer the total over phases.
-    groups: dict[tuple[str, str], dict[str, tuple[float, str, float]]] = {}
+    # Group by measurand, location and context (a Transaction.Begin and a Transaction.End value of one register
+    # may share a meterValue: OCPP 2.0.1 TxEndedMeasurands); within a group prefer the total over phases.
+    groups: dict[tuple[str, str, str], dict[str, tuple[float, float]]] = {}
+    contexts: list[str] = []  # in the order first seen (nearly always one)
     for sample in sampled:
         if not isinstance(sample, dict):
             flags.add(Flag.METER_VALUES_UNREADABLE)
@@ -158,24 +167,27 @@ def _readings_at(at_ms: int | None, sampled: list[Any], flags: set[str]) -> Iter
             continue  # "EV", "Body", "Cable": not what the charger delivered
         phase = sample.get("phase") or ""
         context = sample.get("context") or "Sample.Periodic"
-        groups.setdefault((measurand, location), {})[phase] = (value * factor, context, step * factor)
-    for measurand in (ENERGY_REGISTER, POWER, SOC):
-        # Outlet is what was delivered to the car; Inlet (grid side) only when no Outlet value exists.
-        group = groups.get((measurand, "Outlet")) or groups.get((measurand, "Inlet"))
-        if not group:
-            continue
-        if "" in group:
-            value, context, resolution = group[""]
-        elif measurand == ENERGY_REGISTER and group.keys() in _SINGLE_PHASES:
-            value, context, resolution = next(iter(group.values()))
-            flags.add(Flag.ENERGY_FROM_SINGLE_PHASE)
-        else:
-            phases = next((p for p in _PHASE_GROUPS if p <= group.keys()), None)
-            if phases is None:
-                flags.add(Flag.INCOMPLETE_PHASES)
+        if not contexts or (context != contexts[0] and context not in contexts):
+            contexts.append(context)
+        groups.setdefault((measurand, location, context), {})[phase] = (value * factor, step * factor)
+    for context in contexts:
+        for measurand in (ENERGY_REGISTER, POWER, SOC):
+            # Outlet is what was delivered to the car; Inlet (grid side) only when no Outlet value exists.
+            group = groups.get((measurand, "Outlet", context)) or groups.get((measurand, "Inlet", context))
+            if not group:
                 continue
-            value = sum(group[p][0] for p in phases)
-            resolution = sum(group[p][2] for p in phases)
-            context = group[next(iter(phases))][1]
-            flags.add(Flag.ENERGY_SUMMED_FROM_PHASES if measurand == ENERGY_REGISTER else Flag.POWER_SUMMED_FROM_PHASES)
-        yield Reading(at_ms, measurand, value, context, resolution)
+            if "" in group:
+                value, resolution = group[""]
+            elif measurand == ENERGY_REGISTER and group.keys() in _SINGLE_PHASES:
+                value, resolution = next(iter(group.values()))
+                flags.add(Flag.ENERGY_FROM_SINGLE_PHASE)
+            else:
+                phases = next((p for p in _PHASE_GROUPS if p <= group.keys()), None)
+                if phases is None:
+                    flags.add(Flag.INCOMPLETE_PHASES)
+                    continue
+                value = sum(group[p][0] for p in phases)
+                resolution = sum(group[p][1] for p in phases)
+                flags.add(Flag.ENERGY_SUMMED_FROM_PHASES if measurand == ENERGY_REGISTER else Flag.POWER_SUMMED_FROM_PHASES)
+            yield Reading(at_ms, measurand, value, context, resolution)
+

@@ -4,12 +4,16 @@ The mapping, field by field, is the table in SESSIONS.md ("OCPP 2.0.1"). In shor
 - TransactionEvent (2.0.1 part 2, E01-E15): ``Started`` → :class:`TransactionStarted` (the charger names
   the transaction: ``transactionInfo.transactionId``); ``Updated`` → :class:`MeterSamples`, and
   :class:`TokenPresented` when it names an ``idToken`` (a transaction started at plug-in); ``Ended`` →
-  :class:`TransactionStopped` (``stoppedReason``, the Transaction.End register as meterStop). Every event's
-  ``transactionInfo.chargingState`` → :class:`ChargingStateChanged` (before the stop, so the move out of
+  :class:`TransactionStopped` (``stoppedReason``, the Transaction.End register as meterStop, and where its meter
+  series says the transaction started: TxEndedMeasurands' Transaction.Begin value, else its first sample). Every
+  event's ``transactionInfo.chargingState`` → :class:`ChargingStateChanged` (before the stop, so the move out of
   Charging is known when the stop is). ``evse.id`` is the domain connector (an EVSE is what a 1.6
-  connector was: one transaction at a time); later events may omit ``evse`` (EVerest #1835).
-- StatusNotification (``connectorStatus`` on ``evseId``) → :class:`StatusReported` without faults;
-  NotifyEvent ``Problem``-like variables → :class:`ProblemReported` (the faults of 2.0.1).
+  connector was: one transaction at a time), and names the transaction with its id (stations number per EVSE);
+  later events may omit ``evse`` (EVerest #1835, E01.FR.16).
+- StatusNotification (``connectorStatus`` on ``evseId``) → :class:`StatusReported` without an error code (Faulted
+  is a fault whose code a problem names: :mod:`processors.evse_faults`); NotifyEvent ``Problem``-like variables →
+  :class:`ProblemReported` (none on an EVSE: the station's, connector 0); the station's ``AvailabilityState`` →
+  connector 0's :class:`StatusReported`.
 - MeterValues (``evseId``, 0 = the station) → :class:`MeterSamples`; BootNotification → :class:`Booted`;
   Authorize (``idToken.idToken``) and its answer (``idTokenInfo.status``) → :class:`AuthorizeRequested` /
   :class:`AuthorizeAnswered` (charge attempts).
@@ -54,7 +58,10 @@ VERSION = "ocpp2.0.1"
 MAX_ID_LENGTH = 36  # transactionId is identifierString maxLength 36
 # NotifyEvent variables whose value "true" means a component is in trouble (2.0.1 part 2, N07 / appendix).
 PROBLEM_VARIABLES = frozenset({"Problem", "Fault", "Tripped", "Overload"})
-_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0", "", "off", "inactive", "cleared"})
+_EMERGENCY_STOP = "EmergencyStop"  # a sensor component whose "Active" is the button pressed
+STATION_COMPONENT, AVAILABILITY_STATE = "ChargingStation", "AvailabilityState"
+_STATION_STATES = frozenset({"Available", "Occupied", "Reserved", "Unavailable", "Faulted"})
 
 
 def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
@@ -152,6 +159,15 @@ def _register(report: MeterReport, context: str) -> tuple[float | None, tuple[Re
     return (chosen.value if chosen else None), tuple(r for r in report.readings if r is not chosen)
 
 
+def _start_reading(readings: tuple[Reading, ...]) -> float | None:
+    """Where the Ended's meter series (TxEndedMeasurands) says the transaction started: its Transaction.Begin
+    register value, else its first register sample."""
+    registers = [r for r in readings if r.measurand == ENERGY_REGISTER]
+    begin = next((r for r in registers if r.context == ReadingContextEnumType.transaction_begin), None)
+    first = begin or (registers[0] if registers else None)
+    return first.value if first is not None else None
+
+
 def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
     flags = set(env.content_flags())
     info = payload.get("transactionInfo") if isinstance(payload.get("transactionInfo"), dict) else {}
@@ -194,17 +210,18 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
         out.append(TransactionStopped(
             gw, event_id, tx, tx, token, meter_stop, meter_stop is not None, at_ms,
             values.text(info.get("stoppedReason")) or DEFAULT_STOP_REASON, others, fingerprint, frozenset(flags),
-            connector,
+            connector, _start_reading(others),
         ))
     else:
         if token:
-            out.append(TokenPresented(gw, event_id, tx, token, token_type))
+            out.append(TokenPresented(gw, event_id, tx, token, token_type, connector))
         if report.readings:
             out.append(MeterSamples(gw, event_id, connector, tx, report.readings, frozenset(flags)))
     seq_no = values.integer(payload.get("seqNo"))
     if seq_no is not None:
         # After the start (the session must exist to carry it), before everything else of the event.
-        out.insert(1 if event_type == TransactionEventEnumType.started else 0, EventSequenced(gw, event_id, tx, seq_no))
+        opens = event_type == TransactionEventEnumType.started
+        out.insert(1 if opens else 0, EventSequenced(gw, event_id, tx, seq_no, connector, opens))
     return out
 
 
@@ -217,10 +234,12 @@ def _status(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
         flags.add(Flag.CONNECTOR_ID_INVALID)
         evse = -1  # nothing to put on a timeline; the frame row keeps what was sent
     return [StatusReported(env.gateway_ts_ms, env.event_id(), evse, values.text(payload.get("connectorStatus")), NO_ERROR,
-                           "", "", "", occurred_ms, frozenset(flags), raises_faults=False)]
+                           "", "", "", occurred_ms, frozenset(flags), has_error_code=False)]
 
 
 def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+    """Component problems (:data:`PROBLEM_VARIABLES`; an emergency-stop sensor's ``Active``) → :class:`ProblemReported`
+    on their EVSE (none: the station, 0); the station's ``AvailabilityState`` → its status (connector 0)."""
     events = payload.get("eventData")
     if not isinstance(events, list):
         return []
@@ -230,20 +249,37 @@ def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInp
             continue
         component = event.get("component") if isinstance(event.get("component"), dict) else {}
         variable = event.get("variable") if isinstance(event.get("variable"), dict) else {}
-        variable_name = values.text(variable.get("name"))
-        if variable_name not in PROBLEM_VARIABLES:
+        variable_name, component_name = values.text(variable.get("name")), values.text(component.get("name"))
+        if variable_name == AVAILABILITY_STATE and component_name == STATION_COMPONENT:
+            out.extend(_station_availability(env, event))
+            continue
+        if variable_name not in PROBLEM_VARIABLES and not (variable_name == "Active" and _EMERGENCY_STOP in component_name):
             continue  # other monitored values (temperatures, counters) are not faults
         evse = component.get("evse") if isinstance(component.get("evse"), dict) else {}
         connector = _evse_id(evse.get("id")) or 0
         occurred_ms, time_flags = parse_charger_time(event.get("timestamp"))
-        actual = values.text(event.get("actualValue")).strip().lower()
-        code = f"{values.text(component.get('name'))}/{variable_name}"
+        actual = values.text(event.get("actualValue")).strip()
+        # A boolean as the spec wants ("true" / "false"), or a code where a station says what the problem is; the
+        # monitor's "cleared" says the situation is over whatever the value.
+        active = event.get("cleared") is not True and actual.lower() not in _FALSE
         out.append(ProblemReported(
-            env.gateway_ts_ms, env.event_id(), connector, code, actual in _TRUE,
-            f"{values.text(event.get('trigger'))} {values.text(event.get('actualValue'))}".strip(),
+            env.gateway_ts_ms, env.event_id(), connector, f"{component_name}/{variable_name}", active,
+            f"{values.text(event.get('trigger'))} {actual}".strip(),
             values.text(event.get("techCode")), occurred_ms, time_flags | env.content_flags(),
         ))
     return out
+
+
+def _station_availability(env: FrameEnvelope, event: dict[str, Any]) -> list[DomainInput]:
+    """The station's ``AvailabilityState`` (Available, Occupied, Reserved, Unavailable, Faulted): the status of
+    connector 0, as 1.6 reports it (2.0.1 has no StatusNotification for the station as a whole)."""
+    status = values.text(event.get("actualValue")).strip()
+    if status not in _STATION_STATES:
+        return []
+    occurred_ms, time_flags = parse_charger_time(event.get("timestamp"))
+    flags = (time_flags - {Flag.TIMESTAMP_MISSING}) | env.content_flags()
+    return [StatusReported(env.gateway_ts_ms, env.event_id(), 0, status, NO_ERROR, "", "", "", occurred_ms, flags,
+                           has_error_code=False)]
 
 
 def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:

@@ -1,13 +1,15 @@
 """A session's row (:class:`~schemas.records.Session`) from the correlator's state of it: pure.
 
-Durations: the charger's clock when both timestamps are readable, in order and not skewed; else the gateway's
-(``duration_from_gateway_clock``). Energy: :func:`processors.energy.session_energy`.
+Durations and clock skew: :func:`processors.clock.session_timing` (the charger's clock when its start and stop
+were made by the clock its frames show, in order; else the gateway's, ``duration_from_gateway_clock``). Energy:
+:func:`processors.energy.session_energy`, its plausibility judged by every duration the evidence supports.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from processors.clock import session_timing
 from processors.energy import EnergyInputs, session_energy
 from processors.flags import Flag
 from processors.inputs import Status
@@ -39,26 +41,24 @@ def phase_times(s: SessionState) -> tuple[float | None, float | None, float | No
 def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionState, closed_by: str, *, revision: int,
                    version: int, received_ms: int, previous: Emitted | None = None) -> Session:
     """The row of a session as it stands: its duration, its energy by :mod:`processors.energy`, its flags."""
-    flags = set(s.flags)
+    # Clock skew is decided here from the evidence (states written before kept a flag set at the start: dropped).
+    flags = set(s.flags) - {Flag.CLOCK_SKEW}
     stop_ms = s.stop.stopped_ms if s.stop is not None else None
-    stop_gw_ms = s.stop.gw_ms if s.stop is not None else s.closed_gw_ms
-    gateway_duration_s = None
-    if s.start_gw_ms is not None and stop_gw_ms is not None and stop_gw_ms >= s.start_gw_ms:
-        gateway_duration_s = (stop_gw_ms - s.start_gw_ms) / 1000
-    duration_s: float | None = None
-    if s.start_ms is not None and stop_ms is not None and stop_ms >= s.start_ms and Flag.CLOCK_SKEW not in flags:
-        duration_s = (stop_ms - s.start_ms) / 1000
-    elif gateway_duration_s is not None:
-        duration_s = gateway_duration_s
+    timing = session_timing(s.start_ms, s.start_gw_ms, s.clock_start, stop_ms, s.stop.gw_ms if s.stop is not None else None,
+                            s.clock_stop, s.stop.gw_ms if s.stop is not None else s.closed_gw_ms, config.clock_skew_ms)
+    if timing.skew:
+        flags.add(Flag.CLOCK_SKEW)
+    if timing.from_gateway:
         flags.add(Flag.DURATION_FROM_GATEWAY_CLOCK)
+    # The charger's own duration whenever its clock made both timestamps (a stop from an offline backlog reaches
+    # the gateway hours after it happened, and that time was not spent charging; a start from the queue reaches it
+    # seconds before its stop); the gateway's when it is the row's. A clock doubt never withholds the energy.
+    charger_s, gateway_s = timing.energy_s
     energy = session_energy(
         EnergyInputs(
             meter_start=s.meter_start, meter_stop=s.stop.meter_stop if s.stop is not None else None,
             has_stop=closed_by == STOP_TRANSACTION, transaction_data=[tuple(t) for t in s.td], meter_values=s.mv,
-            # The charger's clock when it can be trusted: a stop from an offline backlog reaches the
-            # gateway hours after it happened, and that time was not spent charging.
-            duration_s=duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK not in flags else None,
-            gateway_duration_s=gateway_duration_s if Flag.DURATION_FROM_GATEWAY_CLOCK in flags else None,
+            duration_s=charger_s, gateway_duration_s=gateway_s,
             started_ms=s.start_ms, stopped_ms=stop_ms,
             sampled_peak_power_w=s.peak_w,
         ),
@@ -84,7 +84,7 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
         stop_status=s.stop_status,
         stop_error_code=s.stop_error_code,
         stop_status_at=ms_to_datetime(s.stop_status_ms) if s.stop_status_ms is not None else None,
-        duration_s=duration_s,
+        duration_s=timing.duration_s,
         peak_power_w=energy.peak_power_w,
         soc_start_pct=s.soc[0],
         soc_end_pct=s.soc[1],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.attempts import AttemptState
+from processors.clock import ClockState
 from processors.energy import RegisterReducer
 from processors.inputs import StartDetails
 from processors.outages import OutageState
@@ -62,6 +63,10 @@ class OpenFault:
     vendor_error_code: str
     info: str
     stale: bool  # began with a replayed old timestamp (Alfen after reboot)
+    # Appended (states persisted before hold the seven above). OCPP 2.0.1: a Faulted status's fault whose began
+    # event waits for a problem to name it (processors.evse_faults), and the frame that began it.
+    announced: bool = True
+    event_id: str = ""
 
 
 @dataclass(slots=True)
@@ -72,6 +77,7 @@ class ConnectorState:
     left_charging: LeftCharging | None = None
     fault: OpenFault | None = None
     blocked_by: str | None = None  # session_id of a stopped session waiting for this connector's Available
+    problems: list[str] = field(default_factory=list)  # OCPP 2.0.1: codes of the component problems active on it, oldest first
 
 
 @dataclass(slots=True)
@@ -144,6 +150,10 @@ class SessionState:
     blocked_ms: int | None = None  # from the stop until Available; None until known
     attempt_key: str = ""  # of the attempt row last written for it (processors.attempts.attempt_key)
     emitted: Emitted | None = None
+    # The charger's clock (lag, processors.clock) as known when the start and the stop came; None: nothing shown.
+    clock_start: int | None = None
+    clock_stop: int | None = None
+    available_ms: int | None = None  # charger time of the Available that may close it (or closed it): a backlog is older
     id_token_type: str = ""  # how its driver identified (StartDetails.id_token_type); appended: states before it lack it
 
     def flag(self, *flags: str) -> None:
@@ -169,6 +179,9 @@ class CorrelatorState:
     aliases: dict[str, str] = field(default_factory=dict)  # transaction id -> the one it duplicates
     meter_hints: dict[str, int] = field(default_factory=dict)  # unknown transaction id -> connector of its MeterValues
     seq_no: int | None = None  # OCPP 2.0.1: the last TransactionEvent seqNo of any transaction
+    seq_numbering: str | None = None  # OCPP 2.0.1: how the station counts seqNo (processors.seq_no), None: not shown
+    clock: ClockState = field(default_factory=ClockState)  # what the charger's frames showed of its clock
+    naming: list[int] = field(default_factory=list)  # connectors whose fault waits for its name (processors.evse_faults)
     outages: OutageState = field(default_factory=OutageState)
     attempts: AttemptState = field(default_factory=AttemptState)
     offset: int = -1  # Kafka offset of the last frame applied (pipeline: frames are never applied twice)
@@ -199,7 +212,10 @@ class CorrelatorState:
             "aliases": self.aliases,
             "meter_hints": self.meter_hints,
             "seq_no": self.seq_no,
-            # Written only when they hold something, so a state without KPIs costs what it did before.
+            # Written only when they hold something, so a state without them costs what it did before.
+            **({"seq_numbering": self.seq_numbering} if self.seq_numbering is not None else {}),
+            **({"clock": self.clock.to_list()} if not self.clock.is_empty() else {}),
+            **({"naming": self.naming} if self.naming else {}),
             **({"outages": self.outages.to_dict()} if not self.outages.is_empty() else {}),
             **({"attempts": self.attempts.to_dict()} if not self.attempts.is_empty() else {}),
             "offset": self.offset,
@@ -220,6 +236,9 @@ class CorrelatorState:
             aliases=dict(data.get("aliases", {})),
             meter_hints=dict(data.get("meter_hints", {})),
             seq_no=data.get("seq_no"),
+            seq_numbering=data.get("seq_numbering"),
+            clock=ClockState.from_list(data.get("clock")),
+            naming=list(data.get("naming", ())),
             outages=OutageState.from_dict(data["outages"]) if "outages" in data else OutageState(),
             attempts=AttemptState.from_dict(data["attempts"]) if "attempts" in data else AttemptState(),
             offset=data.get("offset", -1),
@@ -236,9 +255,11 @@ def _connector_out(c: ConnectorState) -> dict[str, Any]:
         out["left"] = [lc.status, lc.error_code, lc.gw_ms, lc.ms]
     if c.fault is not None:
         f = c.fault
-        out["fault"] = [f.error_code, f.ms, f.gw_ms, f.tx, f.vendor_error_code, f.info, f.stale]
+        out["fault"] = [f.error_code, f.ms, f.gw_ms, f.tx, f.vendor_error_code, f.info, f.stale, f.announced, f.event_id]
     if c.blocked_by is not None:
         out["blocked_by"] = c.blocked_by
+    if c.problems:
+        out["problems"] = c.problems
     return out
 
 
@@ -248,7 +269,7 @@ def _connector_in(data: dict[str, Any]) -> ConnectorState:
     return ConnectorState(
         status=data.get("status", ""), tx=data.get("tx"), charging=data.get("charging", ""),
         left_charging=LeftCharging(*left) if left else None,
-        fault=OpenFault(*fault) if fault else None, blocked_by=data.get("blocked_by"),
+        fault=OpenFault(*fault) if fault else None, blocked_by=data.get("blocked_by"), problems=list(data.get("problems", ())),
     )
 
 
@@ -267,10 +288,16 @@ _SESSION_SCALARS = ("transaction_id", "session_id", "connector", "id_tag", "star
                     "emit_deadline", "stop_status", "stop_error_code", "stop_status_ms", "stop_status_known",
                     "closed_gw_ms", "ocpp_version", "seq_no", "attempt_ms", "first_charging_ms", "phase", "phase_ms",
                     "phase_totals", "blocked_ms", "attempt_key", "id_token_type")
+# Written only when set: most sessions never need them, and a state is written at every flush.
+_SESSION_OPTIONAL = ("clock_start", "clock_stop", "available_ms")
 
 
 def _session_out(s: SessionState) -> dict[str, Any]:
     out = {name: getattr(s, name) for name in _SESSION_SCALARS}
+    for name in _SESSION_OPTIONAL:
+        value = getattr(s, name)
+        if value is not None:
+            out[name] = value
     out["mv"] = s.mv.to_state()
     if s.stop is not None:
         st = s.stop
@@ -282,7 +309,7 @@ def _session_out(s: SessionState) -> dict[str, Any]:
 
 
 def _session_in(data: dict[str, Any]) -> SessionState:
-    session = SessionState(**{name: data[name] for name in _SESSION_SCALARS if name in data})
+    session = SessionState(**{name: data[name] for name in _SESSION_SCALARS + _SESSION_OPTIONAL if name in data})
     session.mv = RegisterReducer.from_state(data.get("mv"))
     if data.get("stop"):
         session.stop = StopInfo(*data["stop"])

@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from simulator import incidents, lives
+from simulator import backlog, incidents, lives
 from simulator.incidents import (AttemptKind, Behaviours, ExpectedAttempt, ExpectedConnection, ExpectedDown, ExpectedPort,
                                  IdleEnd)
 from simulator.lives import ENDINGS, Ending, ExpectedFault, ExpectedSession, Profile, Quirk, SessionPlan
@@ -44,6 +44,10 @@ class PowerCut(Exception):
 
 class Closing(Exception):
     """The run is over: finish what is open, quickly."""
+
+
+class EmergencyStopped(Exception):
+    """The station's emergency stop was pressed while this connector was waiting (OCPP 2.0.1 stations)."""
 
 
 @dataclass(frozen=True)
@@ -122,12 +126,17 @@ class Charger:
         self._cut = asyncio.Event()  # set while the power is off
         self._rebooted = asyncio.Event()
         self._rebooted.set()
+        self._estop = asyncio.Event()  # set while the station's emergency stop is pressed
+        self._released = asyncio.Event()
+        self._released.set()
 
     # --- the life -----------------------------------------------------------------------------
 
     async def live(self) -> None:
         try:
             await self._boot()
+            if self.behaviours.backlog_share > 0 and self.incident_rng.random() < self.behaviours.backlog_share:
+                await self._flush_backlog(self.connectors[0])
             background = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._offline_life()),
                           asyncio.create_task(self._station_life())]
             try:
@@ -196,6 +205,8 @@ class Charger:
             except PowerCut:
                 await self._rebooted.wait()
                 await self._status(conn.number, "Available", conn=conn)
+            except EmergencyStopped:
+                await self._released.wait()  # the station reports every EVSE Available when it is released
             except Closing:
                 break
             gap = lives.idle_gap_s(self.rng, self.timing.idle_mean_s)
@@ -226,6 +237,9 @@ class Charger:
             await self._end(session)
         except PowerCut:
             await self._end_after_power_loss(session)
+        except EmergencyStopped:
+            await self._end_after_emergency_stop(session)
+            raise  # the connector waits for the release
         except Closing:
             await self._end_now(session)
 
@@ -381,7 +395,10 @@ class Charger:
         s.transition = transition
         self._expect(s, reason="PowerLoss", stop_status=transition, closed_by="stop_transaction", ending=Ending.POWER_LOSS)
 
-    def _expect(self, s: "_Session", *, reason: str, stop_status: str, closed_by: str, ending: Ending | None = None) -> None:
+    def _expect(self, s: "_Session", *, reason: str, stop_status: str, closed_by: str, ending: Ending | None = None,
+                into_faulted: bool | None = None) -> None:
+        """What the pipeline must make of ``s`` (``into_faulted``: the EVSE went Faulted at the stop; default: the
+        status it went to from Charging is Faulted)."""
         s.expected = True
         kind = ending or s.plan.ending
         self.ledger.endings[kind.value] += 1
@@ -391,7 +408,8 @@ class Charger:
             attempt.delivered = attempt.first_charging_ms is not None or energy > 0
             stopped = closed_by == "stop_transaction"
             attempt.failure = incidents.transaction_failure(delivered=attempt.delivered, stopped=stopped, reason=reason,
-                                                            into_faulted=stop_status == "Faulted")
+                                                            into_faulted=stop_status == "Faulted" if into_faulted is None
+                                                            else into_faulted)
             attempt.ended_ok = attempt.failure == ""
             attempt.stopped_ms = s.stopped_ms if stopped else None
             attempt.closed = True
@@ -446,27 +464,33 @@ class Charger:
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    async def _wait(self, simulated_s: float, *, closing_ok: bool = False) -> None:
+    async def _wait(self, simulated_s: float, *, closing_ok: bool = False, stoppable: bool = True) -> None:
         """Sleep ``simulated_s``; a power cut raises :class:`PowerCut`, the end of the run :class:`Closing`
-        (or, with ``closing_ok``, just ends the wait: what follows is quick and must still be sent)."""
+        (or, with ``closing_ok``, just ends the wait: what follows is quick and must still be sent), the station's
+        emergency stop :class:`EmergencyStopped` (unless ``stoppable`` is false: the station's own waits)."""
         if self.closing.is_set():
             if closing_ok:
                 return
             raise Closing()
         if self._cut.is_set():
             raise PowerCut()
+        if stoppable and self._estop.is_set():
+            raise EmergencyStopped()
         sleeper = asyncio.ensure_future(asyncio.sleep(self.timing.real(simulated_s)))
         cut = asyncio.ensure_future(self._cut.wait())
         closing = asyncio.ensure_future(self.closing.wait())
+        waits = [sleeper, cut, closing] + ([asyncio.ensure_future(self._estop.wait())] if stoppable else [])
         try:
-            await asyncio.wait((sleeper, cut, closing), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for future in (sleeper, cut, closing):
+            for future in waits:
                 future.cancel()
         if self._cut.is_set():
             raise PowerCut()
         if self.closing.is_set() and not closing_ok:
             raise Closing()
+        if stoppable and self._estop.is_set():
+            raise EmergencyStopped()
 
     async def _status(self, connector: int, status: str, fault: tuple[str, str, str] | None = None, *,
                       conn: _Connector | None = None, at_ms: int | None = None) -> None:
@@ -564,27 +588,86 @@ class Charger:
                 await self.link.go_online()
 
     async def _station_life(self) -> None:
-        """Now and then the whole station (connector 0) is Unavailable for maintenance or Faulted (OCPP 1.6)."""
+        """Now and then the whole station is down: OCPP 1.6 connector 0 Unavailable (maintenance) or Faulted; an
+        OCPP 2.0.1 station says so as its AvailabilityState, and its Faulted is the emergency stop
+        (:class:`~simulator.charger_v201.Charger201`)."""
         while not self.closing.is_set():
             plan = incidents.plan_station_outage(self.incident_rng, self.behaviours)
             if plan is None or not self._has_station_status():
                 return
             try:
-                await self._wait(plan.after_s)
+                await self._wait(plan.after_s, stoppable=False)
                 self.ledger.station_outages += 1
                 self._station_up.clear()
-                fault = incidents.STATION_FAULT if plan.status == "Faulted" else None
-                await self._status(0, plan.status, fault)
-                if fault is not None:
-                    self._record_fault(0, fault[0])  # connector 0 faults clear with its next status
-                await self._wait(plan.lasts_s, closing_ok=True)
-                await self._status(0, "Available")
+                await self._station_down(plan.status)
+                await self._wait(plan.lasts_s, closing_ok=True, stoppable=False)
+                await self._station_back()
             except PowerCut:
                 await self._rebooted.wait()  # the boot reported connector 0 Available
+                await self._station_back_after_power_loss()
             except Closing:
                 return
             finally:
                 self._station_up.set()
+
+    async def _station_down(self, status: str) -> None:
+        fault = incidents.STATION_FAULT if status == "Faulted" else None
+        await self._status(0, status, fault)
+        if fault is not None:
+            self._record_fault(0, fault[0])  # connector 0 faults clear with its next status
+
+    async def _station_back(self) -> None:
+        await self._status(0, "Available")
+
+    async def _station_back_after_power_loss(self) -> None:
+        """(OCPP 1.6: the boot reported connector 0 Available.)"""
+
+    async def _flush_backlog(self, conn: _Connector) -> None:
+        """The session made before the first connection (:attr:`Behaviours.backlog_share`), its messages sent now
+        from the queue with the times they were made (:mod:`simulator.backlog`)."""
+        if self.profile.has(Quirk.REGISTER_PER_SESSION):
+            conn.register_wh, conn.energy_f = 0, 0.0
+        plan = backlog.plan_backlog(self.rng, self.profile, now_ms(), conn.register_wh)
+        started_ms = now_ms()
+        started = await self._backlog_start(conn, plan)
+        if started is None:
+            return
+        s, charging_ms = started
+        self.ledger.started += 1
+        conn.attempt = ExpectedAttempt(
+            self.profile.charge_point_id, conn.number, AttemptKind.START_TRANSACTION, started_ms=started_ms,
+            transaction_id=str(s.tx), id_tag=self._id_tag(s), first_charging_ms=charging_ms, ocpp_version=self.OCPP_VERSION,
+            available_ms=started_ms)  # the connector said Available at the boot: nothing blocks the bay after the stop
+        self.ledger.attempts.append(conn.attempt)
+        await self._backlog_samples(s, plan)
+        conn.register_wh = plan.meter_stop
+        s.transition = s.transition or "Finishing"
+        await self._stop(s, "Local", at_ms=plan.stop_ms)
+        self._expect(s, reason="Local", stop_status=self._backlog_stop_status(s), closed_by="stop_transaction",
+                     ending=Ending.USER_STOP)
+        self.ledger.sessions[-1].backlog = True
+
+    async def _backlog_start(self, conn: _Connector, plan: "backlog.Backlog") -> "tuple[_Session, int | None] | None":
+        """OCPP 1.6: StartTransaction as it was made (its id comes with the answer now); no status says Charging.
+        The session, and when the pipeline saw it charging (None: never)."""
+        payload = lives.start_payload(self.profile, conn.number, plan.plan, plan.meter_start, plan.start_ms)
+        answer = await self.link.call("StartTransaction", payload)
+        if not answer or not isinstance(answer.get("transactionId"), int):
+            self.ledger.start_refused += 1
+            return None
+        return _Session(conn, plan.plan, answer["transactionId"], plan.meter_start, plan.start_ms, self.epoch), None
+
+    async def _backlog_samples(self, s: "_Session", plan: "backlog.Backlog") -> None:
+        for at_ms, register_wh in plan.samples:
+            await self.link.call("MeterValues", {"connectorId": s.conn.number, "transactionId": s.tx, "meterValue": [
+                lives.meter_value(self.profile, at_ms, register_wh, s.plan.power_w, None)]})
+
+    def _backlog_stop_status(self, s: "_Session") -> str:
+        """OCPP 1.6 queues no StatusNotification (the spec: no historical status changes): no move out of Charging."""
+        return ""
+
+    async def _end_after_emergency_stop(self, s: "_Session") -> None:
+        """(OCPP 2.0.1 stations only: :class:`~simulator.charger_v201.Charger201`.)"""
 
     def _has_station_status(self) -> bool:
         return True

@@ -11,7 +11,13 @@ same random numbers in the same order); the moments whose messages differ are ov
   chargingState (an Updated before the Ended, or only in the Ended: the firmware's order), Ended with
   stoppedReason and the Transaction.End register, then Available when the cable goes;
 - a power loss: after the reboot the Ended that could not be sent goes out with ``offline`` true and
-  the register and time of the moment the power went.
+  the register and time of the moment the power went;
+- the station as a whole: maintenance as its ``AvailabilityState`` (Unavailable, then Available); its Faulted is the
+  emergency stop: NotifyEvent ``ChargingStation`` ``Problem`` "true", every EVSE in use or free Faulted, every
+  transaction Ended with ``EmergencyStop``; released: "false", every EVSE Available;
+- PER_EVSE_TRANSACTION_IDS: transaction ids "1", "2", ... per EVSE and seqNo per transaction;
+- a session queued before the first connection (``Behaviours.backlog_share``) goes out after the first boot as
+  TransactionEvents with their old times and without the ``offline`` flag (a firmware that does not set it).
 
 Every TransactionEvent takes the charger's next ``seqNo``, assigned when the event is made, just before
 the link queues it (the link sends in that order: one CALL in flight).
@@ -23,9 +29,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from simulator import v201
+from simulator import backlog, v201
 from simulator.charger import Charger, _Connector, _Session, now_ms
-from simulator.lives import Ending, Quirk, SessionPlan
+from simulator.lives import Ending, ExpectedFault, Quirk, SessionPlan
 
 
 class Charger201(Charger):
@@ -34,8 +40,12 @@ class Charger201(Charger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.seq_no = 0  # TransactionEvent.seqNo: +1 for every TransactionEvent this charger makes
+        self.tx_seq_nos: dict[str, int] = {}  # PER_EVSE_TRANSACTION_IDS: the next seqNo of each transaction
+        self.evse_tx: dict[int, int] = {}  # PER_EVSE_TRANSACTION_IDS: the last transaction number of each EVSE
         self.event_id = 0  # NotifyEvent eventId
         self.faults: dict[int, tuple[str, str, str]] = {}  # EVSE -> the fault NotifyEvent reported
+        self.station_down = ""  # the station's AvailabilityState while not Available (Faulted: the emergency stop)
+        self.estop_faults: dict[int, ExpectedFault] = {}  # EVSE -> the fault the emergency stop gave it
 
     # --- boot and status --------------------------------------------------------------------------
 
@@ -78,7 +88,72 @@ class Charger201(Charger):
         return v201.fault_error_code(fault) if fault is not None else ""
 
     def _has_station_status(self) -> bool:
-        return False  # 2.0.1 has no connector 0 status
+        return True  # as the station's AvailabilityState and its emergency stop (no connector 0 status in 2.0.1)
+
+    # --- the station as a whole -------------------------------------------------------------------
+
+    async def _station_down(self, status: str) -> None:
+        self.event_id += 1
+        if status != "Faulted":
+            answer = await self.link.call("NotifyEvent", v201.station_availability(self.profile, now_ms(), self.event_id, status))
+        else:
+            answer = await self.link.call("NotifyEvent", v201.station_problem(self.profile, now_ms(), self.event_id, active=True))
+            self._record_fault(0, v201.STATION_PROBLEM)  # cleared when it is released
+        if answer is not None:
+            self._reported(0, status, None, None)
+        self.station_down = status
+        if status == "Faulted":
+            await self._emergency_stop()
+
+    async def _emergency_stop(self) -> None:
+        """Every transaction ends (its connector's coroutine sends the Ended: :meth:`_end_after_emergency_stop`); every
+        EVSE in use or free goes Faulted. An EVSE already Faulted or Unavailable says nothing new; one whose car is
+        still in the bay after its stop stays as it is (its stop went into no fault)."""
+        self._released.clear()
+        self._estop.set()
+        for conn in self.connectors:
+            attempt = conn.attempt
+            waiting_for_unplug = attempt is not None and attempt.closed and attempt.available_ms is None
+            if conn.status in ("Faulted", "Unavailable") or waiting_for_unplug:
+                continue
+            await self._status(conn.number, "Faulted", conn=conn)
+            self.estop_faults[conn.number] = self._record_fault(conn.number, v201.STATION_PROBLEM, cleared=False)
+
+    async def _station_back(self) -> None:
+        if not self.station_down:
+            return
+        self.event_id += 1
+        if self.station_down != "Faulted":
+            answer = await self.link.call("NotifyEvent", v201.station_availability(self.profile, now_ms(), self.event_id, "Available"))
+        else:
+            answer = await self.link.call("NotifyEvent", v201.station_problem(self.profile, now_ms(), self.event_id, active=False))
+        if answer is not None:
+            self._reported(0, "Available", None, None)
+        if self.station_down == "Faulted":
+            self._estop.clear()
+            for conn in self.connectors:  # released: every EVSE the stop took down is free (faults of their own end too)
+                if conn.status != "Available":
+                    await self._status(conn.number, "Available", conn=conn)
+                fault = self.estop_faults.pop(conn.number, None)
+                if fault is not None:
+                    fault.cleared = True
+            self._released.set()
+        self.station_down = ""
+
+    async def _station_back_after_power_loss(self) -> None:
+        await self._station_back()  # the station says again that it is up (no connector 0 status at its boot)
+
+    async def _end_after_emergency_stop(self, s: _Session) -> None:
+        """The emergency stop ended the transaction: an Ended with ``EmergencyStop``, its EVSE Faulted."""
+        if s.expected:
+            return  # the stop had gone out (the car waiting to be unplugged)
+        if s.stop_reason:  # the Ended went out, its status gap was cut short
+            self._expect(s, reason=s.stop_reason, stop_status=s.transition, closed_by="stop_transaction", into_faulted=True)
+            return
+        s.transition = s.transition or "Faulted"  # the EV is still plugged in (EVConnected)
+        await self._stop(s, "EmergencyStop")
+        self._expect(s, reason="EmergencyStop", stop_status=s.transition, closed_by="stop_transaction",
+                     ending=Ending.EMERGENCY_STOP, into_faulted=True)
 
     async def _authorize(self, id_tag: str) -> bool:
         answer = await self.link.call("Authorize", v201.authorize_payload({"idToken": id_tag, "type": "ISO14443"}))
@@ -106,7 +181,7 @@ class Charger201(Charger):
             self._check_power(epoch)
             trigger = "Authorized"
         meter_start, start_ms = conn.register_wh, now_ms()
-        s = _Session(conn, plan, str(uuid.uuid4()), meter_start, start_ms, epoch, token=token)
+        s = _Session(conn, plan, self._new_transaction_id(conn), meter_start, start_ms, epoch, token=token)
         meter = v201.meter_value(self.profile, start_ms, meter_start, None, None, "Transaction.Begin")
         await self._send(s, "Started", trigger, ms=start_ms, state="EVConnected", meter=meter)
         return s
@@ -159,7 +234,7 @@ class Charger201(Charger):
         s.stop_reason = reason
         if self.profile.has(Quirk.UPDATED_AFTER_ENDED) and s.last_update is not None:
             # lbbrhzn/ocpp #2141: an Updated still in the offline queue goes out after the Ended.
-            replay = s.last_update | {"seqNo": self._next_seq_no(), "offline": True}
+            replay = s.last_update | {"seqNo": self._next_seq_no(s), "offline": True}
             await self.link.call("TransactionEvent", replay)
 
     async def _end_now(self, s: _Session) -> None:
@@ -186,6 +261,26 @@ class Charger201(Charger):
         await self._status(s.conn.number, "Available", conn=s.conn)
         self._expect(s, reason="PowerLoss", stop_status=s.transition, closed_by="stop_transaction", ending=Ending.POWER_LOSS)
 
+    # --- the session queued before the first connection -------------------------------------------
+
+    async def _backlog_start(self, conn: _Connector, plan: backlog.Backlog) -> tuple[_Session, int | None] | None:
+        """Started and the Updated that says Charging, as they were made (the pipeline sees Charging now)."""
+        s = _Session(conn, plan.plan, self._new_transaction_id(conn), plan.meter_start, plan.start_ms, self.epoch,
+                     token=v201.id_token(self.profile, plan.plan))
+        meter = v201.meter_value(self.profile, plan.start_ms, plan.meter_start, None, None, "Transaction.Begin")
+        await self._send(s, "Started", "CablePluggedIn", ms=plan.start_ms, state="EVConnected", meter=meter, offline=False)
+        s.charging_since_ms = plan.start_ms + 2000
+        await self._send(s, "Updated", "ChargingStateChanged", ms=s.charging_since_ms, state="Charging", offline=False)
+        return s, now_ms()
+
+    async def _backlog_samples(self, s: _Session, plan: backlog.Backlog) -> None:
+        for at_ms, register_wh in plan.samples:
+            meter = v201.meter_value(self.profile, at_ms, register_wh, s.plan.power_w, None)
+            await self._send(s, "Updated", "MeterValuePeriodic", ms=at_ms, meter=meter, offline=False)
+
+    def _backlog_stop_status(self, s: _Session) -> str:
+        return s.transition  # the Ended's chargingState (EVConnected) after the Updated that said Charging
+
     # --- helpers ----------------------------------------------------------------------------------
 
     def _id_tag(self, s: _Session) -> str:
@@ -194,7 +289,20 @@ class Charger201(Charger):
     def _stop_status(self, transition: str) -> str:
         return v201.charging_state(transition)
 
-    def _next_seq_no(self) -> int:
+    def _new_transaction_id(self, conn: _Connector) -> str:
+        """A UUID; PER_EVSE_TRANSACTION_IDS: the EVSE's next number, the same ids on every EVSE."""
+        if not self.profile.has(Quirk.PER_EVSE_TRANSACTION_IDS):
+            return str(uuid.uuid4())
+        self.evse_tx[conn.number] = self.evse_tx.get(conn.number, 0) + 1
+        return str(self.evse_tx[conn.number])
+
+    def _next_seq_no(self, s: _Session | None = None) -> int:
+        """The station's next seqNo; PER_EVSE_TRANSACTION_IDS: the transaction's own (each starts at 0)."""
+        if s is not None and self.profile.has(Quirk.PER_EVSE_TRANSACTION_IDS):
+            key = f"{s.conn.number}/{s.tx}"
+            seq_no = self.tx_seq_nos.get(key, 0)
+            self.tx_seq_nos[key] = seq_no + 1
+            return seq_no
         seq_no, self.seq_no = self.seq_no, self.seq_no + 1
         return seq_no
 
@@ -218,7 +326,7 @@ class Charger201(Charger):
         if state is not None:
             s.charging_state = state
         payload = v201.transaction_event(
-            self.profile, event_type=event_type, ms=ms, trigger=trigger, seq_no=self._next_seq_no(), transaction_id=str(s.tx),
+            self.profile, event_type=event_type, ms=ms, trigger=trigger, seq_no=self._next_seq_no(s), transaction_id=str(s.tx),
             evse=s.conn.number, token=s.token, charging_state=state, stopped_reason=stopped_reason,
             time_spent_charging_s=None if event_type == "Started" else self._time_spent_charging_s(s, ms),
             meter=meter, offline=(not self.link.online) if offline is None else offline,

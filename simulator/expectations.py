@@ -66,19 +66,57 @@ def expected_closed_by(expected: Mapping[str, Any], status_window_s: float | Non
     return expected["closed_by"]
 
 
+def by_transaction(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    """Sessions (expected, or rows) by (charge point, transaction id): stations that number transactions per EVSE
+    have several per key, told apart by their connector (:func:`pair`)."""
+    out: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for item in items:
+        out.setdefault((item["charge_point_id"], str(item["transaction_id"])), []).append(item)
+    return out
+
+
+def pair(wanted: list[Any], candidates: list[Mapping[str, Any]], connector_of: Any = None,
+         ) -> tuple[list[tuple[Any, Mapping[str, Any]]], list[Any]]:
+    """Expectations of one (charge point, transaction id) paired with rows: on the same connector first, then what
+    is left in order (a wrong connector is a difference, not a missing session). Returns the pairs and the
+    expectations left without a row; paired rows are removed from ``candidates``."""
+    connector = connector_of or (lambda e: e.get("connector_id"))
+    pairs: list[tuple[Any, Mapping[str, Any]]] = []
+    left = []
+    for e in wanted:
+        match = next((c for c in candidates if c.get("connector_id") == connector(e)), None)
+        if match is None:
+            left.append(e)
+        else:
+            candidates.remove(match)
+            pairs.append((e, match))
+    missing = []
+    for e in left:
+        if candidates:
+            pairs.append((e, candidates.pop(0)))
+        else:
+            missing.append(e)
+    return pairs, missing
+
+
 def session_differences(expected: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]], *,
                         status_window_s: float | None = None) -> list[SessionMismatch]:
-    """Every difference between expected sessions and session rows, keyed by (charge point, transaction):
-    missing ones first, then unexpected ones, then the ones whose fields differ, each sorted by key.
-    ``status_window_s``: the worker's (``OCPP_WORKER_STATUS_WINDOW_S``), when known (:func:`expected_closed_by`)."""
-    want = {(e["charge_point_id"], str(e["transaction_id"])): e for e in expected}
-    got = {(r["charge_point_id"], str(r["transaction_id"])): r for r in rows}
-    problems = [SessionMismatch(MismatchKind.MISSING, *k, f"missing session {k[0]}/{k[1]} ({want[k]['ending']})")
-                for k in sorted(want.keys() - got.keys())]
-    problems += [SessionMismatch(MismatchKind.UNEXPECTED, *k, f"unexpected session {k[0]}/{k[1]}: {dict(got[k])}")
-                 for k in sorted(got.keys() - want.keys())]
-    for key in sorted(want.keys() & got.keys()):
-        e, r = want[key], got[key]
+    """Every difference between expected sessions and session rows, keyed by (charge point, transaction) (and
+    the connector, where one id names sessions on several EVSEs): missing ones first, then unexpected ones, then
+    the ones whose fields differ, each sorted by key. ``status_window_s``: the worker's
+    (``OCPP_WORKER_STATUS_WINDOW_S``), when known (:func:`expected_closed_by`)."""
+    want, got = by_transaction(expected), by_transaction(rows)
+    pairs: list[tuple[tuple[str, str], Mapping[str, Any], Mapping[str, Any]]] = []
+    missing: list[tuple[tuple[str, str], Mapping[str, Any]]] = []
+    for key in sorted(want):
+        paired, left = pair(want[key], got.get(key, []))
+        pairs += [(key, e, r) for e, r in paired]
+        missing += [(key, e) for e in left]
+    problems = [SessionMismatch(MismatchKind.MISSING, *k, f"missing session {k[0]}/{k[1]} ({e['ending']})")
+                for k, e in missing]
+    problems += [SessionMismatch(MismatchKind.UNEXPECTED, *k, f"unexpected session {k[0]}/{k[1]}: {dict(r)}")
+                 for k in sorted(got) for r in got[k]]
+    for key, e, r in pairs:
         e = {**e, "closed_by": expected_closed_by(e, status_window_s)}
         diffs = {f: f"{f} {r.get(f)!r} != {e[f]!r}" for f in SESSION_FIELDS if r.get(f) != e[f]}
         version = e.get("ocpp_version", DEFAULT_VERSION)

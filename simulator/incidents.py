@@ -48,10 +48,11 @@ class Behaviours:
     station_every_s: float = 0.0  # mean time between whole-station outages (connector 0, OCPP 1.6); 0 = never
     blocked_share: float = 0.0  # share of sessions whose car stays in the bay long after the stop (Finishing held)
     blocked_s: float = 3600.0  # mean such post-stop occupancy
+    backlog_share: float = 0.0  # share of chargers whose first connection flushes a session made before it (simulator.backlog)
 
     def __post_init__(self) -> None:
         shares = (self.idle_fault_share, self.maintenance_share, self.authorize_only_share, self.plugin_only_share)
-        if any(not 0 <= s <= 1 for s in (*shares, self.offline_drop_share, self.blocked_share)):
+        if any(not 0 <= s <= 1 for s in (*shares, self.offline_drop_share, self.blocked_share, self.backlog_share)):
             raise ValueError("behaviour shares must be within 0-1")
         if sum(shares) > 1:
             raise ValueError(f"idle-period shares add up to {sum(shares):g}, more than 1")

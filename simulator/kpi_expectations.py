@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from simulator.expectations import MismatchKind
+from simulator.expectations import MismatchKind, by_transaction, pair
 from simulator.incidents import (AUTHORIZE_WINDOW_S, AttemptKind, ExpectedAttempt, ExpectedConnection, ExpectedDown,
                                  ExpectedPort)
 
@@ -267,7 +267,8 @@ def attempt_mismatches(truth: Truth, rows: Iterable[Mapping[str, Any]], *, as_of
     missing, and may be there (a worker closing them on a timer)."""
     rows = [dict(r) for r in rows]
     problems: list[Mismatch] = []
-    tx_rows = {(r["charge_point_id"], str(r["transaction_id"])): r for r in rows if r["transaction_id"]}
+    tx_rows = by_transaction(r for r in rows if r["transaction_id"])
+    tx_row_of = _paired((a for a in truth.attempts if a.kind == AttemptKind.START_TRANSACTION), tx_rows)
     others: dict[tuple[str, str, int], list[Mapping[str, Any]]] = defaultdict(list)
     for r in rows:
         if not r["transaction_id"]:
@@ -275,7 +276,7 @@ def attempt_mismatches(truth: Truth, rows: Iterable[Mapping[str, Any]], *, as_of
     for e in sorted(truth.attempts, key=lambda a: a.started_ms):
         key = f"{e.charge_point_id}/{e.transaction_id or e.connector_id}@{_iso(e.started_ms)} ({e.kind})"
         if e.kind == AttemptKind.START_TRANSACTION:
-            row = tx_rows.pop((e.charge_point_id, e.transaction_id), None)
+            row = tx_row_of.get(id(e))
         else:
             candidates = others[(e.charge_point_id, e.kind, e.connector_id)]
             row = next((r for r in candidates if abs(to_ms(r["started_at"]) - e.started_ms) <= tolerance.time_ms), None)
@@ -283,7 +284,7 @@ def attempt_mismatches(truth: Truth, rows: Iterable[Mapping[str, Any]], *, as_of
                 candidates.remove(row)
         pending = e.kind == AttemptKind.AUTHORIZE_WITHOUT_START and e.started_ms + authorize_window_s * 1000 > as_of_ms
         if row is None:
-            if not pending:
+            if not pending and not _joined_a_plugin(e, truth, authorize_window_s, tolerance):
                 problems.append(Mismatch("charge_attempts", MismatchKind.MISSING, key, f"failure {e.failure!r}"))
             continue
         diffs = [f"{name} {row.get(name)!r} != {want!r}" for name, want in (
@@ -299,11 +300,37 @@ def attempt_mismatches(truth: Truth, rows: Iterable[Mapping[str, Any]], *, as_of
             diffs.append(f"start_delay_s {delay!r} != {e.start_delay_s!r}")
         if diffs:
             problems.append(Mismatch("charge_attempts", MismatchKind.DIFFERS, key, "; ".join(diffs)))
-    leftovers = list(tx_rows.values()) + [r for candidates in others.values() for r in candidates]
+    leftovers = [r for candidates in (*tx_rows.values(), *others.values()) for r in candidates]
     problems += [Mismatch("charge_attempts", MismatchKind.UNEXPECTED,
                           f"{r['charge_point_id']}/{r['transaction_id'] or r['connector_id']}@{r['started_at']} ({r['kind']})",
                           f"failure {r.get('failure')!r}") for r in leftovers]
     return problems
+
+
+def _joined_a_plugin(authorize: ExpectedAttempt, truth: Truth, window_s: float, tolerance: Tolerance) -> bool:
+    """An Authorize near a plug-in of its charger (within the window, either side: the simulator's driver who only
+    shows a card walks past a bay someone plugs into) that the pipeline may, by KPIS.md's "one driver, one attempt",
+    have taken as that plug-in's driver's card: then it is no attempt of its own. The simulator does not know whose
+    card it was; the rule's window does, so such an Authorize may be missing."""
+    if authorize.kind != AttemptKind.AUTHORIZE_WITHOUT_START:
+        return False
+    reach_ms = window_s * 1000 + tolerance.time_ms
+    return any(a.charge_point_id == authorize.charge_point_id and a.kind != AttemptKind.AUTHORIZE_WITHOUT_START
+               and abs(a.started_ms - authorize.started_ms) <= reach_ms for a in truth.attempts)
+
+
+def _paired(attempts: Iterable[ExpectedAttempt], rows: dict[tuple[str, str], list[Mapping[str, Any]]]
+            ) -> dict[int, Mapping[str, Any]]:
+    """Each transaction's attempt (by ``id``) and its row, told apart by connector where one id names several
+    (stations that number transactions per EVSE); paired rows leave ``rows``."""
+    by_key: dict[tuple[str, str], list[ExpectedAttempt]] = defaultdict(list)
+    for a in attempts:
+        by_key[(a.charge_point_id, a.transaction_id)].append(a)
+    out: dict[int, Mapping[str, Any]] = {}
+    for key, wanted in by_key.items():
+        pairs, _ = pair(wanted, rows.get(key, []), lambda a: a.connector_id)
+        out.update((id(a), row) for a, row in pairs)
+    return out
 
 
 def expected_blocked_s(attempt: ExpectedAttempt) -> float | None:
@@ -317,13 +344,12 @@ def expected_blocked_s(attempt: ExpectedAttempt) -> float | None:
 def blocked_mismatches(truth: Truth, rows: Iterable[Mapping[str, Any]], tolerance: Tolerance = Tolerance()) -> list[Mismatch]:
     """``sessions.blocked_after_stop_s`` (FINAL) against the post-stop occupancy the chargers had. Sessions
     never stopped (closed on a guess) are not compared: the contract measures from the stop."""
-    got = {(r["charge_point_id"], str(r["transaction_id"])): r for r in rows}
+    stopped = [e for e in truth.attempts if e.kind == AttemptKind.START_TRANSACTION and e.stopped_ms is not None]
+    row_of = _paired(stopped, by_transaction(rows))
     problems = []
-    for e in truth.attempts:
-        if e.kind != AttemptKind.START_TRANSACTION or e.stopped_ms is None:
-            continue
+    for e in stopped:
         key = f"{e.charge_point_id}/{e.transaction_id}"
-        row = got.get((e.charge_point_id, e.transaction_id))
+        row = row_of.get(id(e))
         if row is None:
             problems.append(Mismatch("sessions", MismatchKind.MISSING, key, "no session row"))
             continue
@@ -408,10 +434,22 @@ def success_rates(attempts: Iterable[ExpectedAttempt | Mapping[str, Any]]) -> Su
     return SuccessRates(*counts)
 
 
-def decided_attempts(truth: Truth, as_of_ms: int, authorize_window_s: float = AUTHORIZE_WINDOW_S) -> list[ExpectedAttempt]:
-    """The attempts the pipeline can know of at ``as_of_ms`` (an Authorize waits out its window)."""
+def decided_attempts(truth: Truth, as_of_ms: int, authorize_window_s: float = AUTHORIZE_WINDOW_S,
+                     rows: Iterable[Mapping[str, Any]] | None = None, tolerance: Tolerance = Tolerance()) -> list[ExpectedAttempt]:
+    """The attempts the pipeline can know of at ``as_of_ms`` (an Authorize waits out its window); with ``rows``
+    (``charge_attempts``), an Authorize the pipeline took as a plug-in's driver's card (no row of its own, a plug-in
+    within the window: :func:`attempt_mismatches`) is none."""
+    authorize_rows = defaultdict(list)
+    for r in rows or ():
+        if r["kind"] == AttemptKind.AUTHORIZE_WITHOUT_START:
+            authorize_rows[r["charge_point_id"]].append(to_ms(r["started_at"]))
+
+    def joined(a: ExpectedAttempt) -> bool:
+        has_row = any(abs(ms - a.started_ms) <= tolerance.time_ms for ms in authorize_rows[a.charge_point_id])
+        return rows is not None and not has_row and _joined_a_plugin(a, truth, authorize_window_s, tolerance)
+
     return [a for a in truth.attempts if a.kind != AttemptKind.AUTHORIZE_WITHOUT_START
-            or a.started_ms + authorize_window_s * 1000 <= as_of_ms]
+            or (a.started_ms + authorize_window_s * 1000 <= as_of_ms and not joined(a))]
 
 
 # --- values from rows --------------------------------------------------------------------------------

@@ -78,6 +78,9 @@ class Quirk(StrEnum):
     UPDATED_AFTER_ENDED = "updated_after_ended"  # an Updated replayed, offline, after the Ended (lbbrhzn/ocpp #2141)
     EMPTY_FIRST_SUBPROTOCOL = "empty_first_subprotocol"  # Sec-WebSocket-Protocol ",ocpp2.0.1" (KEBA; OCPP.Core #91)
     NO_AUTHORIZATION = "no_authorization"  # a start button: idToken "" of type NoAuthorization (ocpp-go #223)
+    # transactionId numbered per EVSE ("1", "2", ... on each: the same id open on two EVSEs at once), seqNo counted
+    # per transaction (OCPP 2.0.1 Edition 2's reading)
+    PER_EVSE_TRANSACTION_IDS = "per_evse_transaction_ids"
 
 
 # The quirks a charger of each version may draw (in this order: the draws of a seed depend on it).
@@ -89,7 +92,7 @@ QUIRKS_V16: tuple[Quirk, ...] = (
 )
 QUIRKS_V201: tuple[Quirk, ...] = (
     Quirk.EVSE_ONLY_ON_START, Quirk.ID_TOKEN_EVERY_EVENT, Quirk.KWH_REGISTER, Quirk.ENDED_WITHOUT_TRIGGER,
-    Quirk.UPDATED_AFTER_ENDED, Quirk.EMPTY_FIRST_SUBPROTOCOL, Quirk.NO_AUTHORIZATION,
+    Quirk.UPDATED_AFTER_ENDED, Quirk.EMPTY_FIRST_SUBPROTOCOL, Quirk.NO_AUTHORIZATION, Quirk.PER_EVSE_TRANSACTION_IDS,
 )
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}  # OCPP version -> WebSocket subprotocol
 
@@ -151,10 +154,13 @@ def make_profile(rng: random.Random, number: int, *, id_prefix: str, connectors:
         quirks = frozenset(QUIRKS_V201[QUIRKS_V16.index(q) % len(QUIRKS_V201)] for q in drawn)
     vendor, model = rng.choice((("Alfen", "Eve Double"), ("ABB", "Terra AC"), ("Keba", "P30"), ("Wallbox", "Commander 2"),
                                 ("Kempower", "S-Series"), ("Legrand", "Green'Up")))
+    evses = rng.randint(*connectors)
+    if Quirk.PER_EVSE_TRANSACTION_IDS in quirks:
+        evses = max(evses, min(2, connectors[1]))  # numbering per EVSE is a habit of stations with several
     return Profile(
         number=number,
         charge_point_id=f"{id_prefix}{number:05d}",
-        connectors=rng.randint(*connectors),
+        connectors=evses,
         max_power_w=power,
         status_after_stop=rng.random() < 0.4,
         # meterStop -1 is only usable with transactionData: such chargers always send it.
@@ -324,6 +330,7 @@ class ExpectedSession:
     ending: str
     quirks: list[str] = field(default_factory=list)
     ocpp_version: str = "ocpp1.6"  # the subprotocol the charger spoke (the ``ocpp_version`` of the row)
+    backlog: bool = False  # made before the charger's first connection, flushed from its queue (simulator.backlog)
     # closed_by "available" only: real seconds from that Available to the connector's next plug-in that led to
     # a start (None: none came). A plug-in within the worker's status window reads as the transaction going on,
     # and the next start closes it (:func:`simulator.expectations.expected_closed_by`).

@@ -37,9 +37,10 @@ class SimulatorSettings(BaseSettings):
     offline_every_s: float = Field(0.0, ge=0, description="mean simulated time between a charger's offline periods (socket closed or dropped, then a reconnect); 0 = never")
     offline_s: float = Field(600.0, ge=0, description="mean simulated length of an offline period")
     offline_drop_share: float = Field(0.5, ge=0, le=1, description="share of offline periods whose socket dies without a close frame (else a clean close)")
-    station_every_s: float = Field(0.0, ge=0, description="mean simulated time between whole-station outages (OCPP 1.6 connector 0 Unavailable or Faulted); 0 = never")
+    station_every_s: float = Field(0.0, ge=0, description="mean simulated time between whole-station outages (OCPP 1.6 connector 0 Unavailable or Faulted; 2.0.1 the station's AvailabilityState Unavailable, or its emergency stop); 0 = never")
     blocked_share: float = Field(0.0, ge=0, le=1, description="share of sessions whose car stays in the bay long after the stop (Finishing held)")
     blocked_s: float = Field(3600.0, ge=0, description="mean simulated post-stop occupancy of those sessions")
+    backlog_share: float = Field(0.0, ge=0, le=1, description="share of chargers whose first connection flushes a session made before it (old timestamps, no close seen before)")
 
     @field_validator("connectors")
     @classmethod
@@ -74,7 +75,8 @@ class SimulatorSettings(BaseSettings):
             idle_fault_share=self.idle_fault_share, maintenance_share=self.maintenance_share, maintenance_s=self.maintenance_s,
             authorize_only_share=self.authorize_only_share, plugin_only_share=self.plugin_only_share,
             offline_every_s=self.offline_every_s, offline_s=self.offline_s, offline_drop_share=self.offline_drop_share,
-            station_every_s=self.station_every_s, blocked_share=self.blocked_share, blocked_s=self.blocked_s)
+            station_every_s=self.station_every_s, blocked_share=self.blocked_share, blocked_s=self.blocked_s,
+            backlog_share=self.backlog_share)
 
     def ocpp_shares(self) -> tuple[tuple[str, float], ...]:
         """(version, share) of the fleet, shares summing to 1: the mix if set, else all ``ocpp``."""
@@ -87,6 +89,7 @@ BEHAVIOUR_FLAGS: dict[str, str] = {
     "--authorize-only-share": "authorize_only_share", "--plugin-only-share": "plugin_only_share",
     "--offline-every": "offline_every_s", "--offline-for": "offline_s", "--offline-drop-share": "offline_drop_share",
     "--station-every": "station_every_s", "--blocked-share": "blocked_share", "--blocked-for": "blocked_s",
+    "--backlog-share": "backlog_share",
 }
 
 

@@ -17,8 +17,11 @@ normalizer (``processors/ocpp201.py``, SESSIONS.md "OCPP 2.0.1") maps back the s
   ``triggerReason``), the Transaction.End register and the transition's ``chargingState``;
   StatusNotification ``Available`` follows when the cable goes.
 
-``seqNo`` is the charger's (+1 for every TransactionEvent); ``transactionId`` is a UUID the charger
-makes. Faults are NotifyEvent component problems: the expected ``error_code`` is ``Component/Problem``.
+``seqNo`` is the charger's (+1 for every TransactionEvent; per transaction for PER_EVSE_TRANSACTION_IDS);
+``transactionId`` is a UUID the charger makes (PER_EVSE_TRANSACTION_IDS: "1", "2", ... per EVSE). Faults are
+NotifyEvent component problems: the expected ``error_code`` is ``Component/Problem``. The station as a whole
+(2.0.1 has no connector 0 status) says its maintenance as its ``AvailabilityState`` and its emergency stop as a
+``ChargingStation`` ``Problem`` (:data:`STATION_PROBLEM`); the EVSEs it takes down go Faulted under that code.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ FAULT_COMPONENT: dict[tuple[str, str, str], str] = dict(zip(FAULT_CODES, (
     "PowerContactor",  # OtherError "contactor welded"
 )))
 PROBLEM = "Problem"
+STATION = "ChargingStation"
+STATION_PROBLEM = f"{STATION}/{PROBLEM}"  # the expected error_code of an emergency stop, on connector 0 and every EVSE
 
 
 def charging_state(transition: str) -> str:
@@ -173,4 +178,24 @@ def notify_event(profile: Profile, ms: int, event_id: int, evse: int, fault: tup
         event["techInfo"] = info
     if not active:
         event["cleared"] = True
+    return {"generatedAt": timestamp(ms, profile), "seqNo": 0, "tbc": False, "eventData": [event]}
+
+
+def station_problem(profile: Profile, ms: int, event_id: int, *, active: bool) -> dict[str, Any]:
+    """The emergency stop pressed (``active``) or released: a ``Problem`` of the station as a whole (no EVSE)."""
+    event: dict[str, Any] = {
+        "eventId": event_id, "timestamp": timestamp(ms, profile), "trigger": "Alerting" if active else "Delta",
+        "actualValue": "true" if active else "false", "component": {"name": STATION}, "variable": {"name": PROBLEM},
+        "eventNotificationType": "HardWiredNotification", "techCode": "EmergencyStop",
+    }
+    if not active:
+        event["cleared"] = True
+    return {"generatedAt": timestamp(ms, profile), "seqNo": 0, "tbc": False, "eventData": [event]}
+
+
+def station_availability(profile: Profile, ms: int, event_id: int, state: str) -> dict[str, Any]:
+    """The station's ``AvailabilityState`` (Unavailable for maintenance, Available again)."""
+    event = {"eventId": event_id, "timestamp": timestamp(ms, profile), "trigger": "Delta", "actualValue": state,
+             "component": {"name": STATION}, "variable": {"name": "AvailabilityState"},
+             "eventNotificationType": "HardWiredNotification"}
     return {"generatedAt": timestamp(ms, profile), "seqNo": 0, "tbc": False, "eventData": [event]}

@@ -92,6 +92,7 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
     # Half the fleet speaks OCPP 2.0.1, half of it quirky; 300x time: sessions of real minutes take seconds.
     dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", "--chargers", "12", "--duration", "25",
                             "--time-scale", "300", "--quirky", "0.5", "--seed", "7", "--ocpp-mix", "1.6:0.5,2.0.1:0.5",
+                            "--backlog-share", "0.3",
                             "--expected", str(expected_path)],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -117,6 +118,13 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         assert len(sessions) >= 10 and any(s["quirks"] for s in sessions), sessions
         versions = {v: [s for s in sessions if s["ocpp_version"] == v] for v in ("ocpp1.6", "ocpp2.0.1")}
         assert all(len(of_version) >= 3 for of_version in versions.values()), sessions
+        # Issue #23's stations are in the fleet: sessions queued before a first connection, and a 2.0.1 station that
+        # numbers its transactions per EVSE (the same id on two EVSEs).
+        assert any(s["backlog"] for s in sessions), sessions
+        per_evse = {(s["charge_point_id"], s["transaction_id"]): s["connector_id"] for s in sessions
+                    if "per_evse_transaction_ids" in s["quirks"] and s["connector_id"] == 1}
+        assert any(per_evse.get((s["charge_point_id"], s["transaction_id"])) == 1 for s in sessions
+                   if "per_evse_transaction_ids" in s["quirks"] and s["connector_id"] == 2), sessions
 
         deadline, problems = time.monotonic() + 90, ["not queried"]
         while problems and time.monotonic() < deadline:

@@ -33,7 +33,9 @@ FLEET = ["--chargers", "16", "--duration", "25", "--time-scale", "400", "--quirk
          # Idle gaps of ~3 real s (OCPP_SIMULATOR_IDLE_MEAN_S below); incidents often enough that 25 s show each kind.
          "--offline-every", "4000", "--offline-for", "800", "--offline-drop-share", "0.5", "--station-every", "8000",
          "--maintenance-share", "0.12", "--maintenance-for", "1200", "--authorize-only-share", "0.12",
-         "--plugin-only-share", "0.12", "--idle-fault-share", "0.15", "--blocked-share", "0.4", "--blocked-for", "2400"]
+         "--plugin-only-share", "0.12", "--idle-fault-share", "0.15", "--blocked-share", "0.4", "--blocked-for", "2400",
+         # Sessions queued before a charger's first connection (issue #23): old timestamps, no close seen before them.
+         "--backlog-share", "0.3"]
 # The worker settings a short run needs: the status window after a stop, and (when the worker has one)
 # the window after which an Authorize without a start is an attempt (KPIS.md: 300 s of gateway time).
 STATUS_WINDOW_S = 5.0
@@ -98,6 +100,8 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
         assert expected_path.exists(), (home / "logs" / "simulator.log").read_text()
         truth = kpi.load_truth(expected_path)
         did_each_kind(truth)
+        sessions, _ = expectations.load(expected_path)
+        assert {s["ocpp_version"] for s in sessions if s["backlog"]} == {"ocpp1.6", "ocpp2.0.1"}, "no queued session"
 
         # The last frame of the run, give or take: what the pipeline can have decided by then.
         as_of_ms = max(c.closed_ms or c.opened_ms for c in truth.connections)
@@ -106,8 +110,8 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
             time.sleep(0.5)
         sim = "charge_point_id LIKE 'SIM-%'"
 
-        # Sessions stay exact when their charger goes offline mid-transaction (messages queued, 2.0.1 ``offline``).
-        sessions, _ = expectations.load(expected_path)
+        # Sessions stay exact when their charger goes offline mid-transaction (messages queued, 2.0.1 ``offline``), and
+        # when they were queued before its first connection.
         problems = poll(lambda: expectations.session_mismatches(
             sessions, sql_json(f"SELECT * FROM ocpp.sessions FINAL WHERE {sim}", env), status_window_s=STATUS_WINDOW_S))
         assert problems == [], "\n".join(problems)
@@ -118,14 +122,15 @@ def test_uptime_and_success_of_a_misbehaving_fleet_are_what_its_chargers_did(
         problems = poll(lambda: kpi.attempt_mismatches(truth, sql_json(attempts_query, env), as_of_ms=as_of_ms + 1,
                                                        authorize_window_s=AUTHORIZE_WINDOW_S))
         assert problems == [], "\n".join(map(str, problems))
-        sessions_query = f"SELECT charge_point_id, transaction_id, blocked_after_stop_s FROM ocpp.sessions FINAL WHERE {sim}"
+        sessions_query = (f"SELECT charge_point_id, connector_id, transaction_id, blocked_after_stop_s FROM ocpp.sessions FINAL "
+                          f"WHERE {sim}")
         problems = poll(lambda: kpi.blocked_mismatches(truth, sql_json(sessions_query, env)))
         assert problems == [], "\n".join(map(str, problems))
 
         # The rates: the rows' equal the truth's (Authorizes the pipeline could not yet decide aside), and the
         # reports' equal the rows' (when this build has the reports).
         rows = sql_json(attempts_query, env)
-        want = kpi.success_rates(kpi.decided_attempts(truth, as_of_ms, AUTHORIZE_WINDOW_S))
+        want = kpi.success_rates(kpi.decided_attempts(truth, as_of_ms, AUTHORIZE_WINDOW_S, rows))
         decided_rows = [r for r in rows if r["kind"] != AttemptKind.AUTHORIZE_WITHOUT_START
                         or kpi.to_ms(r["started_at"]) + AUTHORIZE_WINDOW_S * 1000 <= as_of_ms]
         assert kpi.success_rates(decided_rows) == want
@@ -154,8 +159,9 @@ def did_each_kind(truth: kpi.Truth) -> None:
     """The run is only a test of the KPIs if the fleet did each kind of thing they count."""
     closes = {c.how for c in truth.connections}
     assert {OfflineHow.CLOSED, OfflineHow.DROPPED, OfflineHow.RUN_END} <= closes, closes
-    downs = {(d.connector_id == 0, d.status) for d in truth.downs}
-    assert {(False, "Faulted"), (False, "Unavailable"), (True, "Unavailable")} <= downs, downs
+    downs = {(d.connector_id == 0, d.status, d.ocpp_version) for d in truth.downs}
+    assert {(False, "Faulted", "ocpp1.6"), (False, "Unavailable", "ocpp1.6"), (True, "Unavailable", "ocpp1.6")} <= downs, downs
+    assert (True, "Faulted", "ocpp2.0.1") in downs, downs  # a 2.0.1 station's emergency stop (issue #23)
     assert {d.ocpp_version for d in truth.downs if d.connector_id} == {"ocpp1.6", "ocpp2.0.1"}
     assert {a.kind for a in truth.attempts} == set(AttemptKind)
     assert {a.ocpp_version for a in truth.attempts if a.kind != AttemptKind.START_TRANSACTION} == {"ocpp1.6", "ocpp2.0.1"}

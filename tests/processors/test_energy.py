@@ -256,3 +256,79 @@ def test_reduced_energy_is_never_negative(values: list[float]) -> None:
 def test_session_energy_is_never_negative_whatever_the_meters_say(start: object, stop: object) -> None:
     result = session_energy(EnergyInputs(start, stop, True, meter_values=reduced(10, 20)))
     assert result.energy_wh is None or result.energy_wh >= 0
+
+
+# --- a break in metering: Interruption.Begin / .End (issue #23, class 10) ------------------------------------------
+
+BEGINS, ENDS = 1, 2  # processors.meter.BREAK_BEGINS / BREAK_ENDS
+
+
+def marked(*samples: tuple[float, int]) -> RegisterReducer:
+    """(Wh, mark) samples a minute apart."""
+    reducer = RegisterReducer()
+    for n, (value, mark) in enumerate(samples):
+        reducer.add(value, n * MIN, 0.0, mark)
+    return reducer
+
+
+@pytest.mark.parametrize(("samples", "energy", "flags"), [
+    pytest.param(((50_000, 0), (52_000, BEGINS), (120, ENDS), (1_120, 0)), 3000.0, {Flag.METER_INTERRUPTION},
+                 id="meter swapped for a new one at 120 Wh"),
+    pytest.param(((50_000, 0), (52_000, BEGINS), (80_000, ENDS), (81_000, 0)), 3000.0, {Flag.METER_INTERRUPTION},
+                 id="meter swapped for one reading higher"),
+    pytest.param(((50_000, 0), (52_000, BEGINS), (52_000, ENDS), (53_000, 0)), 3000.0, set(),
+                 id="a power cut: the same meter, nothing moved"),
+    pytest.param(((50_000, 0), (52_000, BEGINS), (9_000, 0), (10_000, 0)), 3000.0, {Flag.METER_INTERRUPTION},
+                 id="the end of the break not marked: the first sample after it is across it"),
+    pytest.param(((50_000, 0), (40_000, BEGINS), (700, ENDS), (900, 0)), 200.0,
+                 {Flag.METER_INTERRUPTION, Flag.METER_REBASED}, id="a drop pending before the break lasted until it"),
+])
+def test_nothing_is_counted_across_a_break_in_metering(samples: tuple[tuple[float, int], ...], energy: float,
+                                                       flags: set[str]) -> None:
+    assert marked(*samples).result() == (energy, flags)
+
+
+def test_a_break_at_one_moment_is_no_resend() -> None:
+    """The old meter's last reading and the new meter's first, stamped with the same second."""
+    reducer = RegisterReducer()
+    for at_ms, value, mark in ((0, 50_000, 0), (MIN, 52_000, BEGINS), (MIN, 300, ENDS), (2 * MIN, 800, 0)):
+        reducer.add(value, at_ms, 0.0, mark)
+    assert reducer.result() == (2500.0, {Flag.METER_INTERRUPTION})
+
+
+def test_meter_stop_minus_meter_start_across_a_swap_is_not_used() -> None:
+    """meterStart was read on the old meter, meterStop on the new one: only the samples can tell the energy."""
+    result = session_energy(EnergyInputs(50_000, 1_120, True, meter_values=marked(
+        (50_000, 0), (52_000, BEGINS), (120, ENDS), (1_120, 0)), duration_s=3 * 60.0))
+    assert (result.energy_wh, result.source) == (3000.0, EnergySource.METER_VALUES)
+    assert Flag.METER_STOP_BELOW_START in result.flags and Flag.METER_INTERRUPTION in result.flags
+
+
+def test_a_swap_to_a_higher_meter_never_bills_the_difference() -> None:
+    result = session_energy(EnergyInputs(50_000, 81_000, True, transaction_data=[
+        (0, 50_000, 1.0), (MIN, 52_000, 1.0, BEGINS), (2 * MIN, 80_000, 1.0, ENDS), (3 * MIN, 81_000, 1.0)],
+        duration_s=3 * 60.0))
+    assert (result.energy_wh, result.source) == (3000.0, EnergySource.TRANSACTION_DATA)
+
+
+def test_reducer_states_persisted_before_breaks_are_read() -> None:
+    old = [1000.0, 2000.0, 1000.0, None, 2 * MIN, 2, 0, 0, 0, None, 0, 1.0, False, 0, 0]  # fifteen fields
+    reducer = RegisterReducer.from_state(old)
+    reducer.add(2500.0, 3 * MIN)
+    assert reducer.result() == (1500.0, set()) and not reducer.in_break
+
+
+@pytest.mark.parametrize("new_meter_wh", [150, 900_000], ids=["new_meter_lower", "new_meter_higher"])
+def test_a_meter_swap_inside_a_session_through_the_correlator(new_meter_wh: int) -> None:
+    """OCPP 1.6 MeterValues with the Interruption contexts around a meter swap, meterStop read on the new meter."""
+    from tests.processors.script import Script, energy as register, only_session
+
+    script = Script()
+    script.at(0).status(1, "Charging").at(1).start(1, 5, meter_start=50_000)
+    script.at(600).meter(1, 5, register(52_000))
+    script.at(1200).meter(1, 5, register(53_000, context="Interruption.Begin"))
+    script.at(1500).meter(1, 5, register(new_meter_wh, context="Interruption.End"))
+    script.at(2100).meter(1, 5, register(new_meter_wh + 2000))
+    script.at(2400).status(1, "Finishing").at(2401).stop(5, new_meter_wh + 2500)
+    session = only_session(script.run(until=3000))
+    assert session.energy_wh == 5500.0 and Flag.METER_INTERRUPTION in session.flags

@@ -11,6 +11,7 @@ import pytest
 from processors.correlator import Correlator, CorrelatorConfig, Event
 from processors.flags import Flag
 from processors.state import CorrelatorState
+from schemas.base import ms_to_datetime
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import AttemptKind, EnergySource, FaultEvent, FaultEventKind, Session, StatusChange
 from tests.processors.script import T0_MS, attempts, iso, outages
@@ -199,19 +200,22 @@ def test_an_ended_without_trigger_reason_still_closes_the_session_flagged() -> N
 
 
 def test_an_updated_replayed_after_the_ended_does_not_reopen_the_session() -> None:
+    """It changes nothing but leaves its trace (issue #23, class 9; it used to leave none): a revision flagged."""
     station = Station().charge()
     station.at(3700).event("Updated", state="Charging", offline=True, ts=1800, seq_no=2,
                            meter=[register(17_150, "Sample.Periodic")])
     events = station.run(until=5000)
     session = only(events)
-    assert (session.energy_wh, session.closed_by, session.revision) == (14_300.0, "stop_transaction", 0)
+    assert (session.energy_wh, session.closed_by, session.revision) == (14_300.0, "stop_transaction", 1)
+    assert Flag.SEQ_NO_REPEATED in session.flags
 
 
 def test_a_resent_ended_never_doubles() -> None:
+    """One session, its energy once; the resend is flagged on it (a revision: issue #23, class 9)."""
     station = Station().charge()
     station.envelopes.append(station.envelopes[-1].model_copy(update={"seq": 99, "gateway_ts_ms": T0_MS + 3610_000}))
     events = station.run(until=5000)
-    assert len(sessions(events)) == 1 and only(events).energy_wh == 14_300.0
+    assert only(events).energy_wh == 14_300.0 and Flag.SEQ_NO_REPEATED in only(events).flags
 
 
 def test_evse_and_id_token_omitted_from_later_events() -> None:
@@ -239,7 +243,9 @@ def test_registers_sent_as_json_numbers_are_not_flagged_as_a_quirk() -> None:
 
 # --- status and faults ------------------------------------------------------------------------------
 
-def test_status_notifications_feed_the_timeline_but_faults_come_from_notify_event() -> None:
+def test_status_notifications_feed_the_timeline_and_notify_event_names_the_fault() -> None:
+    """The EVSE is in fault from its Faulted status (issue #23, class 6: it used to begin at the NotifyEvent) until
+    it says Available, the problem ending a second before; the NotifyEvent names it."""
     station = Station()
     station.at(0).status(1, "Available").at(10).status(1, "Faulted")
     station.at(11).problem(1, "ConnectorPlugRetentionLock", True, tech_code="E42")
@@ -252,7 +258,8 @@ def test_status_notifications_feed_the_timeline_but_faults_come_from_notify_even
         (FaultEventKind.BEGAN, "ConnectorPlugRetentionLock/Problem", 1),
         (FaultEventKind.CLEARED, "ConnectorPlugRetentionLock/Problem", 1),
     ]
-    assert faults[0].vendor_error_code == "E42" and faults[1].duration_s == 59.0
+    assert faults[0].vendor_error_code == "E42" and faults[1].duration_s == 61.0
+    assert faults[0].occurred_at == faults[1].began_at == ms_to_datetime(T0_MS + 10_000)
     assert all(f.ocpp_version == "ocpp2.0.1" for f in faults)
 
 

@@ -65,6 +65,42 @@ def test_a_legacy_stop_resent_after_the_upgrade_changes_nothing() -> None:
     assert sessions(continue_from(CorrelatorState.from_json(LEGACY), script)) == []
 
 
+# --- a state written before issue #23 (tests/processors/data/state_v2_before_issue23.json, by commit 52481ed) ---------
+# CP-V2: connector 2 Faulted (a fault of the seven-field layout); session 41 closed by Available at 900; then, after a
+# first connection whose close was never seen, session 42's start flushed from the queue an hour old: the code of
+# that commit flagged it clock_skew at its start (issue #23, class 1).
+
+BEFORE_23 = (Path(__file__).parent / "data" / "state_v2_before_issue23.json").read_bytes()  # Script's T0, as here
+
+
+def test_a_state_written_before_issue_23_is_read_whole_and_round_trips() -> None:
+    state = CorrelatorState.from_json(BEFORE_23)
+    (open_session,) = state.sessions.values()
+    assert (open_session.transaction_id, open_session.clock_start, open_session.available_ms) == ("42", None, None)
+    fault = state.connectors[2].fault
+    assert fault is not None and (fault.error_code, fault.announced, fault.event_id) == ("GroundFailure", True, "")
+    assert state.clock.is_empty() and state.naming == [] and state.connectors[2].problems == []
+    again = CorrelatorState.from_json(state.to_json())
+    assert again == state
+
+
+def test_its_queued_session_gets_the_meters_energy_when_its_stop_comes() -> None:
+    """The clock_skew its start was flagged with is decided again from the evidence: a queue; energy kept."""
+    script = Script("CP-V2").at(5001.4).stop(42, 16_000, ts="2025-11-24T17:22:21Z")  # made a minute before it came
+    (row,) = sessions(continue_from(CorrelatorState.from_json(BEFORE_23), script))
+    assert (row.transaction_id, row.energy_wh, row.duration_s) == ("42", 11_000.0, 3540.0)
+    assert Flag.CLOCK_SKEW not in row.flags and Flag.DURATION_FROM_GATEWAY_CLOCK not in row.flags
+
+
+def test_its_session_closed_by_available_takes_a_backlog_without_reopening() -> None:
+    """Samples from before its Available (charger time 800 < 900) amend it; its close stands."""
+    script = Script("CP-V2").at(6000).meter(1, 41, {"value": "4000", "measurand": "Energy.Active.Import.Register"},
+                                            ts="2025-11-24T16:13:20Z")
+    (row,) = sessions(continue_from(CorrelatorState.from_json(BEFORE_23), script))
+    assert (row.transaction_id, row.closed_by, row.energy_wh, row.revision) == ("41", "available", 3000.0, 1)
+    assert Flag.LATE_METER_VALUES in row.flags and Flag.AVAILABLE_THEN_RESUMED not in row.flags
+
+
 # --- the state the current worker writes (format 2), read by the code that added sessions.id_token_type ---------
 # ``data/state_v2_before_id_token_type.json``: written by main at 52481ed (before the token type), CP-V2 with a
 # session stopped and remembered (its bay time not known yet), one open, and a 1.6 start waiting for its answer.

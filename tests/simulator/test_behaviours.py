@@ -8,6 +8,7 @@ import asyncio
 import copy
 import random
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
@@ -172,9 +173,73 @@ def test_a_16_station_goes_unavailable_or_faulted_on_connector_0_and_serves_nobo
             assert not [at for at, a, _ in link.calls if a == "StartTransaction" and d.started_ms < at < d.ended_ms]
     faults = [f for f in ledger.faults if f.connector_id == 0]
     assert len(faults) == sum(d.status == "Faulted" for d in station) and all(f.cleared for f in faults)
-    c201, link201, ledger201, closing201 = charger("2.0.1", b, seed=2)
-    asyncio.run(live_for(c201, closing201, 0.5))
-    assert not [d for d in ledger201.downs if d.connector_id == 0]  # 2.0.1 has no connector 0 status
+
+
+def test_a_201_station_says_its_maintenance_and_its_emergency_stop_takes_every_evse_down() -> None:
+    """2.0.1 has no connector 0 status: the station says Unavailable as its AvailabilityState, and its Faulted is the
+    emergency stop (ChargingStation Problem): every transaction ends with EmergencyStop, every EVSE goes Faulted under
+    the station's code, and all are Available when it is released (issue #23)."""
+    b = Behaviours(station_every_s=600, maintenance_s=1200, **QUIET)
+    c, link, ledger, closing = charger("2.0.1", b, connectors=2, seed=2)
+    asyncio.run(live_for(c, closing, 3.0))
+    station = [d for d in ledger.downs if d.connector_id == 0]
+    assert {d.status for d in station} == {"Unavailable", "Faulted"} and all(d.ended_ms is not None for d in station)
+    notified = [(at, p["eventData"][0]) for at, a, p in link.calls if a == "NotifyEvent"
+                and p["eventData"][0]["component"]["name"] == "ChargingStation"]
+    assert {e["variable"]["name"] for _, e in notified} == {"AvailabilityState", "Problem"}
+    for stop in (d for d in station if d.status == "Faulted"):
+        during = [(at, a, p) for at, a, p in link.calls if stop.started_ms <= at <= stop.ended_ms]
+        assert not [p for _, a, p in during if a == "TransactionEvent" and p["eventType"] == "Started"]
+        ended = [p for _, a, p in during if a == "TransactionEvent" and p["eventType"] == "Ended"]
+        assert all(p["transactionInfo"]["stoppedReason"] == "EmergencyStop" for p in ended)
+        assert {(p["evseId"], p["connectorStatus"]) for _, a, p in during if a == "StatusNotification"} >= {(1, "Faulted"), (2, "Faulted")}
+    faults = {(f.connector_id, f.error_code, f.cleared) for f in ledger.faults}
+    assert {(0, "ChargingStation/Problem", True), (1, "ChargingStation/Problem", True)} <= faults
+    stopped = [e for e in ledger.sessions if e.stop_reason == "EmergencyStop"]
+    assert stopped and all(e.ending == "emergency_stop" and e.closed_by == "stop_transaction" for e in stopped)
+    assert all(a.failure == "faulted" for a in ledger.attempts if a.transaction_id in {e.transaction_id for e in stopped})
+
+
+def test_a_201_station_numbering_per_evse_opens_the_same_id_on_two_evses() -> None:
+    c, link, ledger, closing = charger("2.0.1", Behaviours(**QUIET), connectors=2, seed=4,
+                                       quirks=frozenset({lives.Quirk.PER_EVSE_TRANSACTION_IDS}))
+    asyncio.run(live_for(c, closing, 2.0))
+    events = [p for _, a, p in link.calls if a == "TransactionEvent"]
+    by_tx: dict[tuple[int, str], list[int]] = {}
+    evse_of: dict[str, int] = {}
+    for p in events:
+        tx = p["transactionInfo"]["transactionId"]
+        evse = p["evse"]["id"] if "evse" in p else evse_of[tx]
+        evse_of[tx] = evse
+        by_tx.setdefault((evse, tx), []).append(p["seqNo"])
+    assert {tx for _, tx in by_tx} <= {str(n) for n in range(1, 50)} and ("1" in {tx for e, tx in by_tx if e == 2})
+    assert all(numbers == list(range(len(numbers))) for numbers in by_tx.values())  # seqNo per transaction
+    keys = {(e.connector_id, e.transaction_id) for e in ledger.sessions}
+    assert (1, "1") in keys and (2, "1") in keys
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_session_queued_before_the_first_connection_goes_out_after_the_boot(version: str) -> None:
+    """A charger of ``backlog_share``: the start, samples and stop of a session that ended minutes to hours before the
+    first connection, with their own times, before anything else of the connectors' lives (and, in 2.0.1, not
+    flagged offline); its expectation is the meter's energy."""
+    c, link, ledger, closing = charger(version, Behaviours(backlog_share=1.0, **QUIET), seed=5)
+    asyncio.run(live_for(c, closing, 0.3))
+    actions = [a for _, a, _ in link.calls]
+    assert actions[0] == "BootNotification"
+    transaction = "StartTransaction" if version == "1.6" else "TransactionEvent"
+    first = next(i for i, a in enumerate(actions) if a == transaction)
+    answered_at, _, payload = link.calls[first]
+    stamped = payload["timestamp"]
+    age_s = answered_at / 1000 - datetime.fromisoformat(stamped.replace("Z", "+00:00")).timestamp()
+    assert age_s > 600  # older than the skew limit: only the charger's clock says it is a queue's
+    assert "offline" not in payload
+    backlog = ledger.sessions[0]
+    assert backlog.backlog and not any(e.backlog for e in ledger.sessions[1:])
+    assert (backlog.closed_by, backlog.stop_reason, backlog.ending) == ("stop_transaction", "Local", "user_stop")
+    assert backlog.energy_wh > 0 and backlog.stop_status == ("" if version == "1.6" else "EVConnected")
+    (attempt,) = [a for a in ledger.attempts if a.transaction_id == backlog.transaction_id]
+    assert (attempt.delivered, attempt.failure) == (True, "")
 
 
 @pytest.mark.parametrize("version", VERSIONS)

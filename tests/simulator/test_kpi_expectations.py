@@ -223,9 +223,9 @@ def attempt_row(a: ExpectedAttempt, **changes) -> dict:
 
 def test_attempt_rows_are_held_against_what_drivers_did() -> None:
     did = [attempt(), attempt(AttemptKind.PLUGIN_WITHOUT_START, 200 * S),
-           attempt(AttemptKind.AUTHORIZE_WITHOUT_START, 300 * S, id_tag="TAG1"),
-           attempt(AttemptKind.AUTHORIZE_WITHOUT_START, 900 * S, id_tag="TAG2")]
-    as_of = T + 1000 * S  # the second Authorize is still within its 300 s
+           attempt(AttemptKind.AUTHORIZE_WITHOUT_START, 600 * S, id_tag="TAG1"),
+           attempt(AttemptKind.AUTHORIZE_WITHOUT_START, 1200 * S, id_tag="TAG2")]
+    as_of = T + 1300 * S  # the second Authorize is still within its 300 s
     rows = [attempt_row(a) for a in did[:3]]
     assert kpi.attempt_mismatches(Truth(attempts=did), rows, as_of_ms=as_of) == []
     assert kpi.attempt_mismatches(Truth(attempts=did), rows + [attempt_row(did[3])], as_of_ms=as_of) == []  # early is fine
@@ -237,6 +237,16 @@ def test_attempt_rows_are_held_against_what_drivers_did() -> None:
     assert [p.kind for p in problems] == [MismatchKind.DIFFERS, MismatchKind.MISSING, MismatchKind.UNEXPECTED,
                                           MismatchKind.UNEXPECTED]
     assert "ended_ok" in problems[0].detail and "failure" in problems[0].detail and "start_delay_s" in problems[0].detail
+
+
+def test_an_authorize_near_a_plug_in_may_be_that_drivers_card() -> None:
+    """KPIS.md, one driver, one attempt: a card shown within the window of a plug-in of the charger may be taken as
+    that driver's (no attempt of its own); one far from any plug-in is still missing when it has no row."""
+    did = [attempt(AttemptKind.PLUGIN_WITHOUT_START, 200 * S), attempt(AttemptKind.AUTHORIZE_WITHOUT_START, 150 * S),
+           attempt(AttemptKind.AUTHORIZE_WITHOUT_START, 2000 * S)]
+    rows = [attempt_row(did[0])]
+    problems = kpi.attempt_mismatches(Truth(attempts=did), rows, as_of_ms=T + 5000 * S)
+    assert [(p.kind, p.key.split("@")[1][:19]) for p in problems] == [(MismatchKind.MISSING, kpi._iso(T + 2000 * S)[:19])]
 
 
 @pytest.mark.parametrize("stopped,available,blocked", [(60, 90, 30.0), (60, 50, 0.0), (60, None, None), (None, 90, None)])

@@ -141,6 +141,15 @@ def test_session_comparison_names_every_difference() -> None:
     assert any("stop_status 'Available' != 'Finishing'" in p and "energy_wh 98.0 != 100.0" in p for p in problems)
 
 
+def test_sessions_sharing_a_transaction_id_on_two_evses_are_told_apart_by_their_connector() -> None:
+    """A station numbering per EVSE: "1" on connector 1 and on connector 2, each held against its own row."""
+    one, two = session(transaction_id="1", connector_id=1), session(transaction_id="1", connector_id=2, energy_wh=300.0)
+    assert expectations.session_mismatches([one, two], [two, one]) == []
+    problems = expectations.session_differences([one, two], [one | {"energy_wh": 300.0}, two | {"energy_wh": 100.0}])
+    assert [m.fields for m in problems] == [("energy_wh",), ("energy_wh",)]
+    assert [m.kind for m in expectations.session_differences([one, two], [two])] == [expectations.MismatchKind.MISSING]
+
+
 def test_fault_comparison_counts_began_and_cleared_per_connector() -> None:
     fault = {"charge_point_id": "C", "connector_id": 1, "error_code": "GroundFailure", "cleared": True}
     began = {"charge_point_id": "C", "connector_id": 1, "error_code": "GroundFailure", "event": "began"}
