@@ -19,7 +19,7 @@ from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from kpi.errors import KpiError
 from schemas import ddl
-from schemas.migrations import MIGRATIONS
+from schemas.migrations import MIGRATIONS, RETAINED_TABLES
 
 
 def _say(message: str) -> None:
@@ -75,10 +75,16 @@ def cmd_db(args: argparse.Namespace) -> int:
             _say(f"\n-- migration {migration.version}: {migration.description}")
             for statement in migration.statements(settings.database, dialect):
                 _say(statement + ";\n")
+        _say("\n-- retention (OCPP_CLICKHOUSE_*_TTL_DAYS; every db migrate makes the tables' TTLs equal to it)")
+        for statements in clickhouse.retention_statements(
+                {ddl.local_name(t, dialect): None for t in RETAINED_TABLES}, settings.database, dialect,
+                settings.retention()).values():
+            for statement in statements:
+                _say(statement + ";\n")
         return 0
     client = clickhouse.connect(settings)
     try:
-        _say(clickhouse.migrate(client, settings.database, dialect).describe())
+        _say(clickhouse.migrate(client, settings.database, dialect, retention=settings.retention()).describe())
     finally:
         client.close()
     return 0

@@ -130,7 +130,7 @@ class Worker:
         self.settings = settings
         self.metrics = WorkerMetrics()
         self.client = clickhouse.connect(ch)
-        clickhouse.migrate(self.client, ch.database, clickhouse.dialect_for(ch))
+        clickhouse.migrate(self.client, ch.database, clickhouse.dialect_for(ch), retention=ch.retention())
         self.database = ch.database
         datadir = ch.home / "faust" / settings.app_id
         datadir.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,13 @@ when each column arrived (``Column.since``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from schemas.retention import TableClass
+
+# Migration 7 (issue 26) gave columns codecs chosen by measurement (bench/frames_size.py, BENCHMARKS.md); one
+# constant, so a renumbering at merge is one edit (schemas.migrations imports it).
+CODECS_AND_RETENTION = 7
 
 TS = "DateTime64(3, 'UTC')"
 EXCLUSION_AUDIT = 6
@@ -28,6 +34,12 @@ class Column:
     type: str
     comment: str = ""
     since: int = 1  # the migration version that added the column
+    codec: str = ""  # CODEC(...) arguments; "" = the server's default (LZ4)
+    codec_since: int = 0  # the migration that gave the column its codec (its ``since`` if it came with one)
+
+    def codec_at(self, version: int) -> str:
+        """The codec the column had once migration ``version`` was applied ("" = the default)."""
+        return self.codec if self.codec and version >= max(self.codec_since, self.since) else ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,8 @@ class Table:
     shard_key: str = "cityHash64(charge_point_id)"
     comment: str = ""
     summing: bool = False  # SummingMergeTree: rows with the same key add up (daily aggregates)
+    table_class: TableClass = TableClass.COMPLIANCE  # how long rows are kept (schemas.retention)
+    ttl_time: str = "received_at"  # the row's time its retention counts from (an SQL expression)
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         """The columns the table had once migration ``version`` was applied."""
@@ -56,10 +70,19 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
+def coded(codec: str, columns: tuple[Column, ...]) -> tuple[Column, ...]:
+    """``columns``, each with ``codec`` from migration 7 on unless it names its own (a column added later gets it
+    when it arrives)."""
+    return tuple(c if c.codec else replace(c, codec=codec, codec_since=CODECS_AND_RETENTION) for c in columns)
+
+
+# Codecs (migration 7), measured on a simulated fleet (bench/frames_size.py, BENCHMARKS.md): ZSTD(1) on every column
+# of the event tables is 15-30 % smaller than LZ4 and costs about as little to write; the alternatives it tried
+# (Delta, DoubleDelta, T64, Gorilla, higher ZSTD levels) won a few percent on some columns at best.
 SESSIONS = Table(
     name="sessions",
     comment="One row per charging session (an OCPP transaction); newest version wins.",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("charge_point_id", LC),
         Column("connector_id", "Nullable(UInt32)", "from StartTransaction or MeterValues; NULL if unknown"),
         Column("transaction_id", "String", "String so OCPP 2.0.1 ids fit"),
@@ -97,7 +120,7 @@ SESSIONS = Table(
                "from the stop until the connector was Available again; NULL until known (a later revision)", since=5),
         Column("id_token_type", LC, "how the driver identified: 2.0.1 idToken.type; 1.6 NoAuthorization for an empty "
                                     "idTag, else ''", since=ID_TOKEN_TYPE_SINCE),
-    ),
+    )),
     # session_id joined the key in migration 3: rows written before it have session_id ''.
     order_by=("charge_point_id", "transaction_id", "session_id"),
     partition_by="toYYYYMM(received_at)",
@@ -107,7 +130,7 @@ SESSIONS = Table(
 FAULT_EVENTS = Table(
     name="fault_events",
     comment="A fault beginning or clearing on a connector (0 = whole charge point).",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("event_id", "String", "connection id / frame seq of the StatusNotification"),
         Column("charge_point_id", LC),
         Column("connector_id", "UInt32"),
@@ -124,7 +147,7 @@ FAULT_EVENTS = Table(
         Column("duration_s", "Nullable(Float64)", "on cleared: how long it lasted"),
         Column("flags", FLAGS),
         Column("ocpp_version", LC, "ocpp1.6 | ocpp2.0.1; '' before migration 4", since=4),
-    ),
+    )),
     order_by=("charge_point_id", "connector_id", "received_at", "event_id", "event"),
     partition_by="toYYYYMM(received_at)",
 )
@@ -132,7 +155,7 @@ FAULT_EVENTS = Table(
 CONNECTOR_STATUS = Table(
     name="connector_status",
     comment="The status timeline: one row per StatusNotification.",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("event_id", "String"),
         Column("charge_point_id", LC),
         Column("connector_id", "UInt32"),
@@ -142,34 +165,43 @@ CONNECTOR_STATUS = Table(
         Column("info", "String"),
         Column("vendor_id", "String"),
         Column("vendor_error_code", "String"),
-        Column("occurred_at", TS, "charger clock"),
-        Column("received_at", TS, "gateway clock"),
+        Column("occurred_at", TS, "charger clock", codec="T64, ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("received_at", TS, "gateway clock", codec="T64, ZSTD(1)", codec_since=CODECS_AND_RETENTION),
         Column("flags", FLAGS),
-    ),
+    )),
     order_by=("charge_point_id", "connector_id", "received_at", "event_id"),
     partition_by="toYYYYMM(received_at)",
+    table_class=TableClass.STATUS,
 )
 
+# Frames codecs (migration 7), measured on 559k frames of a simulated fleet (BENCHMARKS.md, Frames table size): 23.97 ->
+# 10.9 bytes per frame. raw (nearly all the bytes): ZSTD(1) 9.6 B/row against LZ4's 18.5; ZSTD(6) and (9) save
+# another 0.3-1.4 B but cost 1.4x-1.8x its insert CPU in the embedded engine (the worker's own CPU). Times: Delta
+# (sorted by charger, then time); seq: DoubleDelta (steps of 1 per connection); the rest ZSTD.
 FRAMES = Table(
     name="frames",
     comment="Every frame in both directions, exactly as received or sent.",
     columns=(
-        Column("charge_point_id", LC),
-        Column("received_at", TS, "gateway clock"),
-        Column("direction", LC, "in = charger to backend, out = backend to charger"),
-        Column("message_type", "Nullable(UInt8)", "2 CALL, 3 CALLRESULT, 4 CALLERROR; NULL if unparseable"),
-        Column("action", LC),
-        Column("message_id", "String"),
-        Column("raw", "String", "the frame exactly as on the wire"),
-        Column("ocpp_version", LC),
-        Column("gateway_id", LC),
-        Column("connection_id", "String"),
-        Column("seq", "UInt64"),
-        Column("error", "String", "why the gateway could not parse or validate it"),
-        Column("flags", FLAGS),
+        Column("charge_point_id", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("received_at", TS, "gateway clock", codec="Delta(8), ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("direction", LC, "in = charger to backend, out = backend to charger", codec="ZSTD(1)",
+               codec_since=CODECS_AND_RETENTION),
+        Column("message_type", "Nullable(UInt8)", "2 CALL, 3 CALLRESULT, 4 CALLERROR; NULL if unparseable",
+               codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("action", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("message_id", "String", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
+        Column("raw", "String", "the frame exactly as on the wire", codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("ocpp_version", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("gateway_id", LC, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("connection_id", "String", codec="ZSTD(3)", codec_since=CODECS_AND_RETENTION),
+        Column("seq", "UInt64", codec="DoubleDelta, ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+        Column("error", "String", "why the gateway could not parse or validate it", codec="ZSTD(1)",
+               codec_since=CODECS_AND_RETENTION),
+        Column("flags", FLAGS, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
     ),
     order_by=("charge_point_id", "received_at", "connection_id", "seq"),
     partition_by="toYYYYMM(received_at)",
+    table_class=TableClass.RAW,
 )
 
 CHARGER_DAILY = Table(
@@ -187,6 +219,7 @@ CHARGER_DAILY = Table(
     order_by=("charge_point_id", "day"),
     partition_by="toYYYYMM(day)",
     summing=True,
+    ttl_time="day",
 )
 
 
@@ -246,7 +279,7 @@ PORT_OUTAGES = Table(
     name="port_outages",
     comment="A port (connector >= 1) out of service: its charger offline, it or the station Faulted or Unavailable. "
             "Newest version wins: an open outage (ended_at NULL) is re-emitted when it ends.",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("charge_point_id", LC, since=5),
         Column("connector_id", "UInt32", "the port (>= 1)", since=5),
         Column("outage_id", "String", "charge point + port + start: stable across replays", since=5),
@@ -260,10 +293,12 @@ PORT_OUTAGES = Table(
         Column("excluded_reason", LC, "'' since migration 6: read port_outages_with_exclusions (derived at read time)",
                since=5),
         Column("version", "UInt64", since=5),
-    ),
+    )),
     order_by=("charge_point_id", "connector_id", "outage_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
+    # An outage counts from its end (from its start while it is open).
+    ttl_time="ifNull(ended_at, started_at)",
 )
 
 OUTAGE_EXCLUSIONS = Table(
@@ -287,6 +322,7 @@ OUTAGE_EXCLUSIONS = Table(
     order_by=("charge_point_id", "exclusion_id"),
     partition_by=None,
     version_column="recorded_at",
+    ttl_time="to_at",
 )
 
 CHARGE_ATTEMPTS = Table(
@@ -294,7 +330,7 @@ CHARGE_ATTEMPTS = Table(
     comment="A driver's attempt to charge: a transaction, an Authorize not followed by a start, or a plug-in "
             "(Preparing) back to Available without one. Newest version wins (a transaction's attempt follows its "
             "session's revisions).",
-    columns=(
+    columns=coded("ZSTD(1)", (
         Column("charge_point_id", LC, since=5),
         Column("connector_id", "UInt32", "0 when unknown (an Authorize names no connector)", since=5),
         Column("attempt_id", "String", "the session id for a transaction; else charge point + first frame", since=5),
@@ -309,10 +345,11 @@ CHARGE_ATTEMPTS = Table(
         Column("start_delay_s", "Nullable(Float64)", "first Charging - started_at", since=5),
         Column("version", "UInt64", since=5),
         Column("ocpp_version", LC, since=5),
-    ),
+    )),
     order_by=("charge_point_id", "attempt_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
+    ttl_time="started_at",
 )
 
 ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES, PORT_OUTAGES, CHARGE_ATTEMPTS)
