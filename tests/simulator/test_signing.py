@@ -281,6 +281,8 @@ async def live(profile: lives.Profile, case: Case) -> tuple[FakeLink, Ledger]:
                    power_w=40_000, charge_s=1200, suspended_s=600, status_gap_s=30, unplug_s=60, fault_s=300, reboot_s=60)
     if case.ending is None:
         session = asyncio.create_task(charger._session(conn, plan))
+        while not ledger.started:  # the run ends while it charges, not while it starts (a loaded machine is slow)
+            await asyncio.sleep(0.01)
         await asyncio.sleep(TIMING.real(600))
         closing.set()
         await session
