@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -70,7 +71,7 @@ def meter_serial(profile: Profile, connector: int, generation: int) -> str:
 
 def first_pagination(plan: MeterPlan, connector: int) -> int:
     """Where an installed meter's counter stands when the run begins (meters count from their first day)."""
-    return 1 + int.from_bytes(f"{plan.key_seed}:{connector}".encode()[-8:], "big") % 5000
+    return 1 + zlib.crc32(f"{plan.key_seed}:{connector}".encode()) % 5000
 
 
 class OcmfMeter:
