@@ -222,7 +222,7 @@ def _session_page(source: RowSource, database: str, page: Span, with_port: str) 
         f"FROM {sessions} AS s FINAL "
         # A transaction's attempt is keyed by its charger and session id (charge_attempts' key); rows older than
         # session ids have no attempt. A session id is unique per charger only (SESSIONS.md): two chargers that
-        # start in the same gateway millisecond get the same 1.6 transactionId, and so the same session id.
+        # start in the same gateway millisecond can get the same 1.6 transactionId, and so the same session id.
         f"LEFT JOIN (SELECT charge_point_id AS attempt_charge_point_id, attempt_id, failure "
         f"FROM {table(database, CHARGE_ATTEMPTS.name)} FINAL WHERE attempt_id != '' AND (charge_point_id, attempt_id) "
         f"IN (SELECT charge_point_id, session_id FROM {sessions} WHERE {in_page})) AS a "
