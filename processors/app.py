@@ -39,7 +39,7 @@ from processors.batch_path import BatchPath
 from processors.clickhouse_sink import ClickHouseSink
 from processors.committer import INSERT_REFUSED_EXIT_CODE, Committer
 from processors.exclusion_intake import ExclusionIntake
-from processors.faust_adapter import TP, FaustConsumer, ShellApp
+from processors.faust_adapter import TP, FaustConsumer, ShellApp, StateTable
 from processors.intake import Intake
 from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
@@ -94,6 +94,7 @@ def _faust_app(settings: WorkerSettings, kafka: KafkaSettings, datadir: Path, fr
         # One poll is at most one flush worth of frames (the batch handed to the processor).
         broker_max_poll_records=settings.flush_rows,
         autodiscover=False,
+        Table=StateTable,  # its changelog writes can be awaited before offsets are committed
     )
 
 
@@ -132,8 +133,8 @@ class Worker:
         )
         table = app.Table("correlator-state", default=None, partitions=frames_partitions, use_partitioner=True,
                           changelog_topic=changelog)
-        if not isinstance(table, faust.Table):  # what App.Table makes (conf.Table), typed as its interface
-            raise TypeError(f"a faust.Table was expected, not {table!r}")
+        if not isinstance(table, StateTable):  # what App.Table makes (the app's Table setting)
+            raise TypeError(f"a StateTable was expected, not {table!r}")
         table.key_serializer = table.value_serializer = "raw"
         self.table = table
         frames_topic, exclusions_topic = frames.get_topic_name(), exclusions.get_topic_name()

@@ -62,15 +62,16 @@ class RecordTopic(Protocol):
 
 
 class StateStore(Protocol):
-    """The correlator states' table (its writes go to the changelog through the producer)."""
+    """The correlator states' table (:class:`processors.faust_adapter.StateTable`): each write goes to its changelog."""
 
     def __setitem__(self, key: bytes, value: bytes) -> None: ...
+
+    async def written(self) -> None:
+        """Return once Kafka holds every write so far."""
 
 
 class OffsetCommitter(Protocol):
     """What the flush needs of the consumer (:class:`processors.faust_adapter.FaustConsumer`)."""
-
-    async def flush_producer(self) -> None: ...
 
     async def commit(self, offsets: Mapping[TP, int]) -> bool: ...
 
@@ -205,9 +206,9 @@ class Committer:
         states = self._states
         for charge_point_id, state in out.states.items():
             states[charge_point_id.encode()] = state
-        # Table writes are buffered by Faust: make Kafka hold them before the offsets may be committed, or a crash
+        # Table writes are buffered by Faust: Kafka must hold them before the offsets may be committed, or a crash
         # could leave committed offsets ahead of the states they produced.
-        await self._consumer.flush_producer()
+        await states.written()
         self._processor.persisted(out.states)
         if commits or exclusions:
             offsets = {TP(self._frames_topic, p): n for p, n in commits.items()}

@@ -45,6 +45,12 @@ the revocation hook               the ``on_partitions_revoked`` signal, sent whi
                                   assigned (aiokafka's eager rebalance: before the rejoin): commits are accepted.
 stream health                     ``Monitor.stream_inbound_time[tp]``: what Faust's per-event stream records and its
                                   health check reads (without it: "Stream has not started processing" per partition).
+table writes Kafka holds          not ``Producer.flush()``: a table write goes to the producer's buffer and its future
+                                  is dropped (``Table.on_key_set``), and the buffer's flush returns as soon as no
+                                  message left it for 0.1 s (``ProducerBuffer.flush_atmost``), whatever is still in
+                                  it (the first write to a topic waits for its metadata longer than that; so does a
+                                  full send buffer). :class:`StateTable` keeps the futures of its changelog writes
+                                  (``Collection.send_changelog`` returns them) so that they can be awaited.
 ================================  =================================================================================
 """
 
@@ -59,7 +65,8 @@ import faust
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import Consumer
-from faust.types import TP
+from faust.types import TP, FutureMessage
+from faust.types.codecs import CodecArg
 from mode import Service, ServiceT
 
 log = logging.getLogger(__name__)
@@ -75,7 +82,7 @@ FetchLoop = Callable[[Callable[[], bool]], Awaitable[None]]
 
 PartitionsHook = Callable[[set[TP]], Awaitable[None]]
 
-__all__ = ["FaustConsumer", "FetchLoop", "KafkaRecord", "Poll", "ShellApp", "TP"]
+__all__ = ["FaustConsumer", "FetchLoop", "KafkaRecord", "Poll", "ShellApp", "StateTable", "TP"]
 
 
 class Companion(Protocol):
@@ -112,6 +119,27 @@ class ShellApp(faust.App):
         for companion in reversed(self._companions):
             await companion.stop()
         await super().on_stop()
+
+
+class StateTable(faust.Table[bytes, bytes]):
+    """Faust's table, whose changelog writes can be awaited (:meth:`written`); the app's ``Table`` class
+    (``ShellApp(..., Table=StateTable)``). Keys and values are raw bytes."""
+
+    _in_flight: list[FutureMessage] | None = None
+
+    def send_changelog(self, partition: int | None, key: Any, value: Any, key_serializer: CodecArg | None = None,
+                       value_serializer: CodecArg | None = None) -> FutureMessage:
+        future = super().send_changelog(partition, key, value, key_serializer, value_serializer)
+        if self._in_flight is None:
+            self._in_flight = []
+        self._in_flight.append(future)
+        return future
+
+    async def written(self) -> None:
+        """Return once Kafka acknowledged every write to this table so far; raises what a failed one raised."""
+        in_flight, self._in_flight = self._in_flight or [], []
+        if in_flight:
+            await asyncio.gather(*in_flight)
 
 
 class FaustConsumer:
@@ -235,13 +263,10 @@ class FaustConsumer:
     # --- writing ---------------------------------------------------------------------------------
 
     async def commit(self, offsets: Mapping[TP, int]) -> bool:
-        """Commit exactly ``offsets`` (the next offset to read, per partition). True once the group holds them;
+        """Commit exactly ``offsets`` (the next offset to read, per partition), after a flush of the producer. True
+        once the group holds them;
         False when refused without an error: partitions no longer assigned are dropped (the next owner's), and a
         group that rebalanced since refuses them all. Other failures crash the consumer (Faust's own handling)."""
         if not offsets:
             return True
         return await self._consumer._commit_offsets(offsets)
-
-    async def flush_producer(self) -> None:
-        """Wait until everything sent so far (topic records, table writes to the changelog) is acknowledged."""
-        await self._app.producer.flush()
