@@ -123,7 +123,7 @@ class Worker:
                            value_serializer="raw")
         exclusions = app.topic(kafka.topic(EXCLUSIONS.name), key_serializer="raw", value_serializer="raw")
         # Keys as raw bytes (the charge point id), exactly as on the frames topic: the partitioner then puts a
-        # charger's state in the same partition as its frames. Values are JSON snapshots (bytes).
+        # charger's state in the same partition as its frames. Values are JSON snapshots (bytes): StateTable.
         changelog = app.topic(
             f"{settings.app_id}-correlator-state-changelog", key_serializer="raw", value_serializer="raw",
             partitions=frames_partitions, compacting=True, deleting=False, internal=True,
@@ -135,7 +135,6 @@ class Worker:
                           changelog_topic=changelog)
         if not isinstance(table, StateTable):  # what App.Table makes (the app's Table setting)
             raise TypeError(f"a StateTable was expected, not {table!r}")
-        table.key_serializer = table.value_serializer = "raw"
         self.table = table
         frames_topic, exclusions_topic = frames.get_topic_name(), exclusions.get_topic_name()
 

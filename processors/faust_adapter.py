@@ -86,7 +86,8 @@ __all__ = ["FaustConsumer", "FetchLoop", "KafkaRecord", "Poll", "ShellApp", "Sta
 
 
 class Companion(Protocol):
-    """Something that lives as long as the app: started after Faust's own start, stopped after the hand-over."""
+    """Something that lives as long as the app: started as it starts (before its consumer), stopped after the
+    hand-over."""
 
     async def start(self) -> None: ...
 
@@ -123,9 +124,14 @@ class ShellApp(faust.App):
 
 class StateTable(faust.Table[bytes, bytes]):
     """Faust's table, whose changelog writes can be awaited (:meth:`written`); the app's ``Table`` class
-    (``ShellApp(..., Table=StateTable)``). Keys and values are raw bytes."""
+    (``ShellApp(..., Table=StateTable)``). Keys and values are raw bytes, written as they are: keys as on the frames
+    topic, so that the producer's partitioner (``use_partitioner``) puts a key's state in its frames' partition."""
 
     _in_flight: list[FutureMessage] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_serializer = self.value_serializer = "raw"
 
     def send_changelog(self, partition: int | None, key: Any, value: Any, key_serializer: CodecArg | None = None,
                        value_serializer: CodecArg | None = None) -> FutureMessage:

@@ -63,7 +63,6 @@ class Pins:
                                    partitions=2, compacting=True, deleting=False, internal=True, acks=False)
         table = self.app.Table("pins", default=None, partitions=2, use_partitioner=True, changelog_topic=changelog)
         assert isinstance(table, StateTable)
-        table.key_serializer = table.value_serializer = "raw"
         self.table = table
         self.changelog_name = changelog.get_topic_name()
         self.app.topics.add(self.topic)
