@@ -123,7 +123,8 @@ def test_end_offsets_from_the_last_fetch_and_from_the_broker(seen: dict[str, dic
 
 def test_a_table_write_is_on_the_changelog_once_written_returns(seen: dict[str, dict[str, Any]]) -> None:
     """``StateTable.written``: ``Collection.send_changelog`` returns the write's future, resolved when Kafka
-    acknowledged it (``Producer.flush`` is not enough in 0.15.3: the adapter's docstring)."""
+    acknowledged it (rather than ``Producer.flush``, which may return with a write still on its way in 0.15.3:
+    the adapter's docstring)."""
     assert seen["first"]["changelog_after_written"] == {"pinned": "value 1"}
 
 
