@@ -23,17 +23,10 @@ from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
 from schemas.tables import FRAMES, OUTAGE_EXCLUSIONS
 from tests.kpi.test_exclusions import excl
+from tests.processors.test_batch_path import Rec
 from tests.processors.script import Script, energy
 
 FRAMES_TOPIC, EXCLUSIONS_TOPIC = "t.ocpp.frames.v1", "t.ocpp.exclusions.v1"
-
-
-@dataclass(frozen=True)
-class Record:
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int = 0
 
 
 class Refused(Exception):
@@ -115,7 +108,7 @@ class Shell:
             metrics=self.metrics, refused=refuse)
 
     def feed(self, partition: int, script: Script, start: int = 0) -> int:
-        records = [Record(start + n, e.key(), e.model_dump_json().encode()) for n, e in enumerate(script.envelopes)]
+        records = [Rec(start + n, e.key(), e.model_dump_json().encode()) for n, e in enumerate(script.envelopes)]
         self.intake.taken(partition, self.processor.process_batch(partition, records))
         return start + len(records)
 
@@ -205,7 +198,7 @@ def test_exclusions_are_stored_and_committed_with_the_frames() -> None:
     shell = Shell()
     end = shell.feed(0, charger("CP-A"))
     good = excl(1, 0, 10, note="grid").model_dump_json().encode()
-    shell.exclusions.take(2, [Record(4, None, good), Record(5, None, b"{not json")])
+    shell.exclusions.take(2, [Rec(4, None, good), Rec(5, None, b"{not json")])
     asyncio.run(shell.committer.flush())
     assert ("insert", OUTAGE_EXCLUSIONS.name, 1) in shell.stand.journal
     assert shell.stand.commits() == [({TP(FRAMES_TOPIC, 0): end, TP(EXCLUSIONS_TOPIC, 2): 6}, True)]
