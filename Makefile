@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make run   - the main job on this machine (broker, topics, gateway, worker, embedded ClickHouse,
 #                simulated chargers); flags through DEV_ARGS="--chargers 200"
-#   make test  - the whole test suite against a real Kafka broker and the embedded ClickHouse engine
+#   make test  - the type gate (mypy), then the whole test suite against a real Kafka broker and the embedded
+#                ClickHouse engine
 # Both set themselves up on a fresh machine: virtualenv, install, broker jars (and for the tests
 # kustomize and promtool, built from the Go module proxy, to render the Kubernetes manifests and check and
 # unit-test the alerts; Grafana's dashboard schema and the TypeScript compiler from the npm registry).
@@ -10,7 +11,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup clean-local
+.PHONY: run test typecheck setup clean-local
 
 setup: $(VENV)/.installed
 
@@ -45,7 +46,12 @@ $(GRAFANA_SCHEMA)/node_modules/.installed: infra/grafana/schema-check/package.js
 	cd $(GRAFANA_SCHEMA) && npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
 
-test: setup .local/bin/kustomize .local/bin/promtool $(GRAFANA_SCHEMA)/node_modules/.installed
+# The type gate: what it checks, and how strictly, is [tool.mypy] in pyproject.toml (its `files`); no package list
+# here. Its cache (.mypy_cache) makes a run after a small change take seconds (README, "The type gate").
+typecheck: setup
+	$(BIN)/mypy
+
+test: setup .local/bin/kustomize .local/bin/promtool $(GRAFANA_SCHEMA)/node_modules/.installed typecheck
 	$(BIN)/ocpp-pipeline kafka fetch
 	$(BIN)/pytest $(PYTEST_ARGS)
 
