@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
+from infra.read_path import run_query
 from infra.settings import ClickHouseSettings, SqlSettings
 from schemas import ddl
 
@@ -39,9 +40,7 @@ class ReadPathSource:
         self._ch, self._sql = ch, sql
 
     def rows(self, sql: str) -> list[Sequence[Any]]:
-        from infra.read_path import run_query
-
-        return run_query(self._ch, self._sql, sql).rows
+        return list(run_query(self._ch, self._sql, sql).rows)
 
 
 def table(database: str, name: str) -> str:

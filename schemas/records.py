@@ -31,6 +31,15 @@ class EnergySource(StrEnum):
     NONE = "none"
 
 
+class ClosedBy(StrEnum):
+    """What closed a session (SESSIONS.md): its stop, or a guess the stop may amend (a later revision)."""
+
+    STOP_TRANSACTION = "stop_transaction"  # its StopTransaction / TransactionEvent Ended
+    TIMEOUT = "timeout"  # open past the session age limit
+    NEXT_TRANSACTION = "next_transaction"  # a newer start on its connector
+    AVAILABLE = "available"  # its connector went Available
+
+
 class FaultEventKind(StrEnum):
     """Whether a fault event opens or closes a fault on a connector."""
 
@@ -46,7 +55,7 @@ class Session(Record):
     ``session_id`` tells apart sessions that share a transaction id (chargers reuse ids); all
     revisions of one session keep its ``received_at`` (the first emission's) and carry what the
     revision before said (``previous_energy_wh`` / ``previous_duration_s``) so aggregates add the
-    difference. ``flags`` names every data-quality decision (:class:`processors.flags.Flag`).
+    difference. ``flags`` names every data-quality decision (:class:`schemas.flags.Flag`).
     """
 
     charge_point_id: LowCardinality
@@ -68,7 +77,7 @@ class Session(Record):
     soc_start_pct: float | None
     soc_end_pct: float | None
     sample_count: Annotated[UInt32, Col("meter samples seen for the session")]
-    closed_by: Annotated[LowCardinality, Col("stop_transaction | timeout | next_transaction | available")]
+    closed_by: Annotated[ClosedBy, Col("stop_transaction | timeout | next_transaction | available")]
     flags: Annotated[Flags, Col("one short code per data-quality decision")] = Field(default_factory=list)
     received_at: Annotated[datetime, Col("gateway clock of the frame that closed the session")]
     version: UInt64

@@ -16,6 +16,7 @@ from schemas.base import Record
 from schemas.columns import Column as Column
 from schemas.columns import columns_of
 from schemas.errors import ContractError
+from schemas.exclusions import EVERY_PORT
 from schemas.flags import Flag
 from schemas.migration_numbers import CODECS_AND_RETENTION as CODECS_AND_RETENTION
 from schemas.migration_numbers import EXCLUSION_AUDIT as EXCLUSION_AUDIT
@@ -270,7 +271,7 @@ class ReadView:
 # version) joined by charger to that charger's exclusions as one sorted array. GLOBAL: on a cluster the
 # exclusions are gathered once on the node that runs the query, not per shard.
 _FIRST_EXCLUSION = (
-    "arrayFirst(w -> (w.4 = 0 OR w.4 = o.connector_id) AND w.2 < ifNull(o.ended_at, toDateTime64('2299-12-31', 3, 'UTC')) "
+    f"arrayFirst(w -> (w.4 = {EVERY_PORT} OR w.4 = o.connector_id) AND w.2 < ifNull(o.ended_at, toDateTime64('2299-12-31', 3, 'UTC')) "
     "AND o.started_at < w.3, x.windows)"
 )
 PORT_OUTAGES_WITH_EXCLUSIONS = ReadView(
