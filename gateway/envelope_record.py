@@ -77,6 +77,6 @@ def _scrub(text: str) -> str:
 
 def encode_envelope(envelope: EnvelopeRecord | FrameEnvelope) -> bytes:
     """The Kafka value of either form of an envelope."""
-    if type(envelope) is EnvelopeRecord:
+    if isinstance(envelope, EnvelopeRecord):
         return envelope.encode()
     return envelope.to_bytes()

@@ -18,7 +18,7 @@ from schemas import ddl
 
 
 class RowSource(Protocol):
-    def rows(self, sql: str) -> list[Sequence[Any]]:
+    def rows(self, sql: str) -> Sequence[Sequence[Any]]:
         """The result rows of a read-only query."""
         ...
 
@@ -29,7 +29,7 @@ class ClientSource:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def rows(self, sql: str) -> list[Sequence[Any]]:
+    def rows(self, sql: str) -> Sequence[Sequence[Any]]:
         return list(self._client.query(sql).result_rows)
 
 
@@ -39,8 +39,8 @@ class ReadPathSource:
     def __init__(self, ch: ClickHouseSettings, sql: SqlSettings) -> None:
         self._ch, self._sql = ch, sql
 
-    def rows(self, sql: str) -> list[Sequence[Any]]:
-        return list(run_query(self._ch, self._sql, sql).rows)
+    def rows(self, sql: str) -> Sequence[Sequence[Any]]:
+        return run_query(self._ch, self._sql, sql).rows
 
 
 def table(database: str, name: str) -> str:
