@@ -47,7 +47,7 @@ from kpi.period import day_start_ms, quarter_dates, years_before
 from kpi.source import RowSource, string, table
 from kpi.stations import Stations
 from kpi.uptime import Port, PortUptime, UptimeInputs, fetch_inputs, port_uptimes
-from processors.flags import Flag
+from schemas.flags import Flag
 from schemas.tables import CHARGE_ATTEMPTS, SESSIONS
 
 __all__ = ["MODULE2_COLUMNS", "MODULE3_COLUMNS", "MODULE4_COLUMNS", "Export", "Quarter", "export"]

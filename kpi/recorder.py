@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from infra.errors import TopicError
 from infra.settings import KafkaSettings
-from kpi.exclusions import EVERY_PORT
+from schemas.exclusions import EVERY_PORT
 from schemas.records import OutageExclusion
 from schemas.topics import EXCLUSIONS
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -16,8 +19,16 @@ def as_utc(value: datetime) -> datetime:
 
 
 def ms_to_datetime(ms: int) -> datetime:
-    """Milliseconds since the epoch (the gateway clock) to an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    """Milliseconds since the epoch (the gateway clock) to an aware UTC datetime, exactly (no float on the way: a
+    float divided by 1000 is off by a microsecond after about 2200, a millisecond once truncated); raises
+    ``OverflowError`` beyond what a datetime holds."""
+    return EPOCH + ms * _MS
+
+
+def datetime_to_ms(value: datetime) -> int:
+    """An aware datetime as milliseconds since the epoch (exact inverse of :func:`ms_to_datetime`; below a
+    millisecond is floored)."""
+    return (value - EPOCH) // _MS
 
 
 class Record(BaseModel):

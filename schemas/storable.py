@@ -14,7 +14,7 @@ row is checked against its table's column types before it leaves the processors:
 - a value of the wrong kind (``None`` in a non-Nullable column, text in a number column): NULL or the
   type's zero.
 
-A row that needed any of this gets :attr:`~processors.flags.Flag.VALUE_NOT_STORABLE` in its ``flags``
+A row that needed any of this gets :attr:`~schemas.flags.Flag.VALUE_NOT_STORABLE` in its ``flags``
 column, so nothing is changed silently. A value that is fine costs one type check and one comparison.
 
 Each column type string of :mod:`schemas.tables` maps to one coercer, built once per table
@@ -31,9 +31,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from schemas.base import Record
+from schemas.flags import Flag
 from schemas.tables import Table
 
-VALUE_NOT_STORABLE = "value_not_storable"  # == processors.flags.Flag.VALUE_NOT_STORABLE (schemas imports no processors)
+VALUE_NOT_STORABLE: str = Flag.VALUE_NOT_STORABLE.value  # the plain code, as the other flags of a row
 
 Coercer = Callable[[Any], Any]
 
@@ -267,7 +268,8 @@ def _fast_check(table: Table) -> Callable[[list[Any]], bool]:
     scope: dict[str, Any] = {"datetime": datetime, "_utc": timezone.utc, "_ts_min": TS_MIN, "_ts_max": TS_MAX,
                              "_surrogate": _SURROGATE.search}
     exec(compile(source, f"<storable check of {table.name}>", "exec"), scope)  # noqa: S102 (source built from column types)
-    return scope["fine"]
+    fine: Callable[[list[Any]], bool] = scope["fine"]
+    return fine
 
 
 class RowCoercer:

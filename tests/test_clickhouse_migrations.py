@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from infra import clickhouse
 from infra.settings import ClickHouseSettings
 from schemas import ddl
+from schemas.columns import Col, columns_of
 from schemas.migrations import CODECS_AND_RETENTION, MIGRATIONS, RETAINED_TABLES, AddColumns, Migration
+from schemas.records import Session
 from schemas.retention import COMPLIANCE_FLOOR_DAYS, Retention, TableClass
 from schemas.tables import (AGGREGATE_TABLES, ALL_TABLES, FRAMES, OPERATOR_TABLES, READ_VIEWS, SESSIONS, VIEWS, Column,
                             Table)
@@ -37,7 +39,12 @@ def test_a_later_migration_adds_its_columns_once(chdb_client, unique: str) -> No
     database = f"m_{unique}"
     clickhouse.migrate(chdb_client, database)
     later = MIGRATIONS[-1].version + 1
-    grown = replace(SESSIONS, columns=SESSIONS.columns + (Column("tariff_id", "String", since=later),))
+
+    class TariffSession(Session):  # a field added to the record is the column added to its table
+        tariff_id: Annotated[str, Col(since=later)] = ""
+
+    grown = replace(SESSIONS, columns=columns_of(TariffSession, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+                    record=TariffSession)
     history = MIGRATIONS + (Migration(later, "tariff id", (AddColumns(grown),)),)
     report = clickhouse.migrate(chdb_client, database, migrations=history)
     again = clickhouse.migrate(chdb_client, database, migrations=history)
