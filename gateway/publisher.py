@@ -18,8 +18,8 @@ import logging
 import time
 from collections import deque
 
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # no py.typed
-from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from gateway.envelope_record import EnvelopeRecord, encode_envelope
 from gateway.metrics import GatewayMetrics

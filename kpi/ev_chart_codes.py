@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from ocpp.v16.enums import Reason  # type: ignore[import-untyped]  # no py.typed
-from ocpp.v201.enums import IdTokenEnumType, ReasonEnumType  # type: ignore[import-untyped]
+from ocpp.v16.enums import Reason
+from ocpp.v201.enums import IdTokenEnumType, ReasonEnumType
 
 from schemas.attempt_failure import OK_STOP_REASONS, AttemptFailure, stop_failure
 
