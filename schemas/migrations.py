@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas import ddl
+from schemas.migration_numbers import METER_KEYS as METER_KEYS_SINCE
 from schemas.tables import (
     AGGREGATE_TABLES,
     ALL_TABLES,
@@ -27,7 +28,6 @@ from schemas.tables import (
     FRAMES,
     ID_TOKEN_TYPE_SINCE,
     METER_KEYS,
-    METER_KEYS_SINCE,
     OPERATOR_TABLES,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
