@@ -29,6 +29,7 @@ from infra.settings import KafkaSettings
 from infra.topic_admin import partitions_of
 from processors.meter_key_intake import MeterKeyBatch, MeterKeyHolder, MeterKeyIntake
 from processors.metrics import WorkerMetrics
+from processors.whole_topic import read_to_end
 from schemas.tables import METER_KEYS
 from schemas.topics import METER_KEYS as METER_KEYS_TOPIC
 
@@ -76,19 +77,8 @@ class MeterKeyReader:
         consumer = self._consumer = AIOKafkaConsumer(**self._kafka.client_options(), group_id=None,
                                                      enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, starts[tp])
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
         before = self.holder.events
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=int(self._poll_s * 1000))
-            for tp, records in batch.items():
-                self._take(tp.partition, records)
-                if records and records[-1].offset >= ends[tp] - 1:
-                    remaining.discard(tp)
+        await read_to_end(consumer, partitions, self._take, poll_ms=int(self._poll_s * 1000), past_end=True)
         applied = self.holder.events - before
         self.replayed.set()
         log.info("meter keys: %d events read from %s in %.2f s; %d keys of %d charge points registered", applied,

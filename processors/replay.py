@@ -32,6 +32,7 @@ from processors.exclusion_intake import ExclusionIntake
 from processors.meter_key_intake import MeterKeyHolder, MeterKeyIntake
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
+from processors.whole_topic import read_to_end
 from schemas.tables import ALL_TABLES, METER_KEYS, OPERATOR_TABLES, OUTAGE_EXCLUSIONS
 from schemas.topics import EXCLUSIONS, FRAMES
 from schemas.topics import METER_KEYS as METER_KEYS_TOPIC
@@ -153,52 +154,36 @@ async def replay(
 async def _replay_exclusions(consumer: AIOKafkaConsumer, kafka: KafkaSettings, sink: ClickHouseSink) -> tuple[int, int]:
     """Every exclusion event on the topic (from its start: its retention is forever) into ``outage_exclusions``."""
     topic = kafka.topic(EXCLUSIONS.name)
-    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
-    consumer.assign(partitions)
-    ends = await consumer.end_offsets(partitions)
-    starts = await consumer.beginning_offsets(partitions)
-    for tp in partitions:
-        consumer.seek(tp, starts[tp])
-    remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-    intake, stored, invalid = ExclusionIntake(), 0, 0
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=1000)
-        for tp, records in batch.items():
-            intake.take(tp.partition, [r for r in records if r.offset < ends[tp]])
-            if records and records[-1].offset >= ends[tp] - 1:
-                remaining.discard(tp)
+    intake, counts = ExclusionIntake(), [0, 0]
+
+    async def store() -> None:
         taken = intake.drain()
         if taken.rows:
             await sink.write({OUTAGE_EXCLUSIONS.name: taken.rows}, taken.token("replay"))
-        stored, invalid = stored + len(taken.rows), invalid + taken.invalid
-    return stored, invalid
+        counts[0], counts[1] = counts[0] + len(taken.rows), counts[1] + taken.invalid
+
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+    await read_to_end(consumer, partitions, intake.take, after_poll=store)
+    return counts[0], counts[1]
 
 
 async def _replay_meter_keys(kafka: KafkaSettings, sink: ClickHouseSink) -> tuple[MeterKeyHolder, int, int]:
     """Every meter key event on the topic (from its start: kept forever) into a key registry and ``meter_keys``."""
     topic = kafka.topic(METER_KEYS_TOPIC.name)
     holder = MeterKeyHolder()
-    intake, stored, invalid = MeterKeyIntake(holder), 0, 0
+    intake, counts = MeterKeyIntake(holder), [0, 0]
+
+    async def store() -> None:
+        taken = intake.drain()
+        if taken.rows:
+            await sink.write({METER_KEYS.name: taken.rows}, taken.token("replay"))
+        counts[0], counts[1] = counts[0] + len(taken.rows), counts[1] + taken.invalid
+
     consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, starts[tp])
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                intake.take(tp.partition, [r for r in records if r.offset < ends[tp]])
-                if records and records[-1].offset >= ends[tp] - 1:
-                    remaining.discard(tp)
-            taken = intake.drain()
-            if taken.rows:
-                await sink.write({METER_KEYS.name: taken.rows}, taken.token("replay"))
-            stored, invalid = stored + len(taken.rows), invalid + taken.invalid
+        await read_to_end(consumer, partitions, intake.take, after_poll=store)
     finally:
         await consumer.stop()
-    return holder, stored, invalid
+    return holder, counts[0], counts[1]
