@@ -259,6 +259,8 @@ METER_KEYS = table(
     # One row per event: the same event written twice (a replay, two workers) is one row after merges.
     order_by=("charge_point_id", "fingerprint", "at", "action"),
     partition_by=None,
+    # Never expired, whatever the retention settings: a key verifies its meter's readings for years.
+    table_class=TableClass.REGISTRY,
     ttl_time="at",
 )
 
