@@ -38,7 +38,7 @@ def record_of(event: KeyEvent, at: datetime, curve: str | None = None) -> MeterK
 def event_of(record: MeterKeyEvent) -> KeyEvent:
     """The registry event of a record (from the topic or the table). Raises
     :class:`~signed_meter.errors.UnusablePublicKey` when its key does not decode."""
-    validate_key(record.public_key, record.curve or None)
+    validate_key(record.public_key)  # as KeyRegistry.add checks it: the same (cached) decoding, not a second one
     key = RegisteredKey(record.charge_point_id, record.connector_id, record.public_key, record.meter_serial or None,
                         record.author, record.reference)
     return KeyEvent(KeyAction(record.action.value), key, datetime_to_ms(record.at))
