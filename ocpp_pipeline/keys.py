@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,11 +89,10 @@ def events_from_args(args: argparse.Namespace, now: datetime) -> list[MeterKeyEv
             raise KeyCommandError(f"{args.file}: {exc}; nothing was registered") from None
         if not parsed:
             raise KeyCommandError(f"{args.file}: no keys (a header and one line per key)")
-        events = []
-        for n, event in enumerate(parsed, start=2):
-            _check_charge_point(event.key.charge_point_id, where=f"{args.file}: line {n}: ")
-            events.append(record_of(event, now))
-        return events
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:  # parse_key_file took them all: the ids a charger can have, each bad one by its line
+            _check_charge_point((row.get("charge_point_id") or "").strip(), where=f"{args.file}: line {reader.line_num}: ")
+        return [record_of(event, now) for event in parsed]
     _check_charge_point(args.charge_point, where="")
     if args.connector is not None and args.connector < 1:
         raise KeyCommandError(f"--connector {args.connector} is not a connector (1, 2, ...; leave it out for every one)")

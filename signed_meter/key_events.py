@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from schemas.base import datetime_to_ms, ms_to_datetime
+from schemas.base import datetime_to_ms
 from schemas.records import MeterKeyAction, MeterKeyEvent
 from signed_meter.registry import KeyAction, KeyEvent, KeyRegistry, RegisteredKey, registry_of, validate_key
 
@@ -39,21 +39,16 @@ def event_of(record: MeterKeyEvent) -> KeyEvent:
     """The registry event of a record (from the topic or the table). Raises
     :class:`~signed_meter.errors.UnusablePublicKey` when its key does not decode."""
     validate_key(record.public_key)  # as KeyRegistry.add checks it: the same (cached) decoding, not a second one
-    key = RegisteredKey(record.charge_point_id, record.connector_id, record.public_key, record.meter_serial or None,
-                        record.author, record.reference)
-    return KeyEvent(KeyAction(record.action.value), key, datetime_to_ms(record.at))
+    return _event(record)
 
 
 def registry_of_records(records: Iterable[MeterKeyEvent]) -> KeyRegistry:
     """The registry the records build, folded in the order they were recorded (``at``; ties in the given order).
     Records whose key does not decode are left out (the worker refused them too)."""
-    return registry_of(KeyEvent(KeyAction(r.action.value),
-                                RegisteredKey(r.charge_point_id, r.connector_id, r.public_key, r.meter_serial or None,
-                                              r.author, r.reference),
-                                datetime_to_ms(r.at))
-                       for r in sorted(records, key=lambda r: r.at))
+    return registry_of(_event(r) for r in sorted(records, key=lambda r: r.at))
 
 
-def at_of(event: KeyEvent, default: datetime) -> datetime:
-    """When ``event`` was recorded, ``default`` when it does not say (a parsed key file)."""
-    return ms_to_datetime(event.at_ms) if event.at_ms is not None else default
+def _event(record: MeterKeyEvent) -> KeyEvent:
+    key = RegisteredKey(record.charge_point_id, record.connector_id, record.public_key, record.meter_serial or None,
+                        record.author, record.reference)
+    return KeyEvent(KeyAction(record.action.value), key, datetime_to_ms(record.at))

@@ -69,7 +69,8 @@ HEADER = "charge_point_id,connector_id,public_key,meter_serial\n"
     ([f"CP-1,,{P256},S1", f"CP-2,0,{K1},S2"], 3, "connector_id"),
     ([f",1,{P256},S1"], 2, "required"),
     ([f"CP-1,,{P256},S1", f"CP 2,,{K1},"], 3, "can never connect"),
-], ids=["bad-key", "connector-0", "no-charge-point", "bad-charge-point"])
+    ([f"CP-1,,{P256},S1", "", f"CP 2,,{K1},"], 4, "can never connect"),  # a blank line still counts
+], ids=["bad-key", "connector-0", "no-charge-point", "bad-charge-point", "after-a-blank-line"])
 def test_a_bad_line_refuses_the_whole_file_naming_it(tmp_path: Path, lines, line, message) -> None:
     path = tmp_path / "keys.csv"
     path.write_text(HEADER + "\n".join(lines) + "\n")
