@@ -298,6 +298,22 @@ def cmd_outages(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.keys import run_keys
+
+    from infra.kafka_acls import OPERATOR
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), OPERATOR)
+    return run_keys(args, ClickHouseSettings(), SqlSettings(), kafka)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.verify import run_verify
+
+    return run_verify(args, ClickHouseSettings(), SqlSettings())
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ocpp_pipeline.reports import run_report
 
@@ -373,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_outages_parser(sub).set_defaults(func=cmd_outages)
     add_report_parser(sub).set_defaults(func=cmd_report)
+
+    from ocpp_pipeline.keys import add_keys_parser
+    from ocpp_pipeline.verify import add_verify_parser
+
+    add_keys_parser(sub).set_defaults(func=cmd_keys)
+    add_verify_parser(sub).set_defaults(func=cmd_verify)
 
     settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
     settings.set_defaults(func=cmd_settings)

@@ -7,7 +7,9 @@ embedded engine and serves the read endpoint that ``ocpp-pipeline sql`` uses). I
 look, restarts a worker that exits asking for it (code 70, see the stall watchdog), and on Ctrl-C
 or SIGTERM stops exactly what it started, by process id: the children first, then the broker if
 it was not already running. Unless told not to, a fleet of simulated chargers
-(``ocpp-pipeline simulate``) runs against the gateway as a third child, until Ctrl-C.
+(``ocpp-pipeline simulate``) runs against the gateway as a third child, until Ctrl-C; the public keys of its
+signing meters are registered first (``keys import`` of its keys file, as the operator), so its signed sessions
+verify from the first one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from gateway.settings import GatewaySettings
 from infra import local_kafka
-from infra.kafka_acls import GATEWAY, WORKER
+from infra.kafka_acls import GATEWAY, OPERATOR, WORKER
 from infra.local_credentials import env_values
 from infra.secured_broker import make_ready
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
@@ -101,14 +103,20 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             bus = make_ready(local, kafka, worker.app_id)
             topics = bus.topics
             gateway_kafka, worker_kafka = (env_values(bus.settings_of(name)) for name in (GATEWAY, WORKER))
+            operator_kafka = bus.settings_of(OPERATOR)
         else:
-            kafka = kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
+            kafka = operator_kafka = kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
             topics = asyncio.run(ensure_topics(kafka))
             gateway_kafka = worker_kafka = {"OCPP_KAFKA_BOOTSTRAP_SERVERS": local.bootstrap_servers}
         for state in topics:
             print("  topic " + state.describe(), flush=True)
         if local.secure:
             print(bus.describe(), flush=True)
+        if simulator is not None:
+            # Before the worker starts (it reads the keys whole before its first frame) and long before the fleet's
+            # first session: a signed reading judged without its key would be key_unknown.
+            print(import_simulator_keys(simulator.model_copy(update={"meter_keys_file": simulator.meter_keys_path(ch.home)}),
+                                        operator_kafka), flush=True)
         log_dir = ch.home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         children.append(Child("gateway", ["gateway"], {**env, **gateway_kafka}, log_dir))
@@ -153,6 +161,28 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             print("kafka stopped", flush=True)
         print("stopped", flush=True)
     return 0
+
+
+def import_simulator_keys(simulator: SimulatorSettings, operator: KafkaSettings) -> str:
+    """Write the simulated fleet's meter keys file (as ``simulate`` does) and register every key in it, as
+    ``keys import`` does; a line saying what was done."""
+    from datetime import datetime, timezone
+
+    from ocpp_pipeline.keys import publish
+    from signed_meter.key_events import record_of
+    from signed_meter.registry import parse_key_file
+    from simulator.fleet import write_meter_keys
+
+    path = simulator.meter_keys_file
+    assert path is not None
+    keys, signing = write_meter_keys(simulator, path)
+    if not signing:
+        return "  meter keys            none (no simulated charger signs)"
+    now = datetime.now(timezone.utc)
+    events = [record_of(e, now) for e in parse_key_file(path.read_text(encoding="utf-8"), author="ocpp-pipeline dev",
+                                                          reference=f"simulator keys file {path}")]
+    asyncio.run(publish(operator, events))
+    return f"  meter keys registered {len(events)} keys of {signing} signing chargers from {path} (keys import)"
 
 
 def _read_endpoint(ch: ClickHouseSettings) -> str:

@@ -15,6 +15,9 @@
   same way, before the consumer leaves the group (Faust sends no revocation then). Several workers share the
   partitions; the table (``use_partitioner``: the producer's murmur2 partitioner, as the gateway's) is partitioned
   like the frames topic, so a charger's state moves with its partition.
+- :mod:`processors.meter_key_reader`: every worker reads the meter keys (``ocpp.meter_keys.v1``) whole before it takes
+  its first frame, then follows them, into the key registry signed readings are verified with
+  (:class:`~processors.meter_key_intake.MeterKeyHolder`) and into ``meter_keys``.
 - :mod:`processors.stall_watch`: a worker with frames to read that takes none is nudged, then exits 70.
 - :mod:`processors.web`: ``/metrics`` on Faust's web server (``OCPP_WORKER_WEB_PORT``; Faust's own table and router
   pages are off: they would show correlator states), and ``/sql`` on a listener of its own.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import faust
@@ -41,6 +44,8 @@ from processors.committer import INSERT_REFUSED_EXIT_CODE, Committer
 from processors.exclusion_intake import ExclusionIntake
 from processors.faust_adapter import TP, FaustConsumer, ShellApp, StateTable
 from processors.intake import Intake
+from processors.meter_key_intake import MeterKeyHolder
+from processors.meter_key_reader import MeterKeyReader
 from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
@@ -139,6 +144,11 @@ class Worker:
         frames_topic, exclusions_topic = frames.get_topic_name(), exclusions.get_topic_name()
 
         self.consumer = consumer = FaustConsumer(app)
+        # The key registry signed readings are verified with, kept current by the reader (every worker reads the
+        # whole meter keys topic, before its first frame).
+        self.meter_keys = MeterKeyHolder()
+        self.meter_key_reader = MeterKeyReader(kafka, self.meter_keys, sink, metrics, salt=settings.app_id)
+        # TODO(issue 25, merge): pass meter_keys=self.meter_keys once FrameProcessor takes it (issue-25-signed).
         self.processor = FrameProcessor(settings.correlator_config(), self._load_state)
         intake, exclusion_intake = Intake(), ExclusionIntake()
         self.committer = Committer(
@@ -159,13 +169,21 @@ class Worker:
         # read by the batch path, not by an agent; so are the exclusions.
         app.topics.add(frames)
         app.topics.add(exclusions)
-        consumer.replace_fetch_loop(self.batch_path.run)
+        consumer.replace_fetch_loop(self._fetch)
         consumer.on_revoked(self._on_revoked)
         consumer.on_assigned(self._on_assigned)
         app.set_before_stop(self._before_stop)
         app.timer(settings.flush_interval_s)(self._on_timer)
         add_metrics_page(app, metrics)
         app.add_companion(SqlListener(sql or SqlSettings(), ch, metrics))
+
+    async def _fetch(self, stopped: Callable[[], bool]) -> None:
+        """The fetch loop: the meter keys first (a signed reading judged before its key is read would be
+        ``key_unknown``), then the batch path."""
+        if not self.meter_key_reader.replayed.is_set():
+            await self.meter_key_reader.replay()
+            self.meter_key_reader.start_following()
+        await self.batch_path.run(stopped)
 
     def _load_state(self, charge_point_id: str) -> bytes | None:
         state: bytes | None = self.table.get(charge_point_id.encode())
@@ -191,6 +209,7 @@ class Worker:
         taken any more, and everything processed is written and committed."""
         self.batch_path.stop_taking()
         await self.committer.hand_over()
+        await self.meter_key_reader.stop()
 
     async def _on_timer(self) -> None:
         self.batch_path.advance_idle_clocks(time.monotonic())

@@ -36,6 +36,13 @@ class WorkerMetrics:
         self.bad_exclusions = Counter(
             "ocpp_worker_invalid_exclusions", "records on the exclusions topic that are not valid exclusion events "
             "(skipped; they stay on the topic)", registry=r)
+        self.meter_keys = Counter("ocpp_worker_meter_keys", "meter key events read into the key registry (and meter_keys)",
+                                  registry=r)
+        self.bad_meter_keys = Counter(
+            "ocpp_worker_invalid_meter_keys", "records on the meter keys topic that are not valid meter key events "
+            "(skipped; they stay on the topic)", registry=r)
+        self.registered_meter_keys = Gauge("ocpp_worker_registered_meter_keys", "meter public keys in the key registry",
+                                           registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -3,7 +3,8 @@
     ContractError               a declaration, or a value said to follow one, does not
     ├── ColumnTypeError         a record field whose ClickHouse column type cannot be told
     ├── EnvelopeDrift           a fast (msgspec) form of the envelope differs from :class:`~schemas.envelope.FrameEnvelope`
-    └── InvalidExclusionEvent   a record of ``ocpp.exclusions.v1`` that is not an exclusion event
+    ├── InvalidExclusionEvent   a record of ``ocpp.exclusions.v1`` that is not an exclusion event
+    └── InvalidMeterKeyEvent    a record of ``ocpp.meter_keys.v1`` that is not a meter key event
 
 None is retriable: the declaration or the record has to change.
 """
@@ -24,4 +25,8 @@ class EnvelopeDrift(ContractError):
 
 
 class InvalidExclusionEvent(ContractError):
+    pass
+
+
+class InvalidMeterKeyEvent(ContractError):
     pass

@@ -9,3 +9,5 @@ CODECS_AND_RETENTION = 7
 """Column codecs chosen by measurement (bench/frames_size.py, BENCHMARKS.md); TTLs that drop whole parts (issue #26)."""
 ID_TOKEN_TYPE_SINCE = 8
 """``sessions.id_token_type`` (issue #27)."""
+METER_KEYS = 9
+"""``meter_keys``: the meter public keys operators registered (issue #25, ``ocpp-pipeline keys``)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas import ddl
+from schemas.migration_numbers import METER_KEYS as METER_KEYS_SINCE
 from schemas.tables import (
     AGGREGATE_TABLES,
     ALL_TABLES,
@@ -26,6 +27,7 @@ from schemas.tables import (
     FAULTS_DAILY,
     FRAMES,
     ID_TOKEN_TYPE_SINCE,
+    METER_KEYS,
     OPERATOR_TABLES,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
@@ -150,12 +152,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "column codecs chosen by measurement (frames: ZSTD for the JSON text, Delta / DoubleDelta for times and "
         "sequence numbers; the event tables ZSTD; BENCHMARKS.md); TTLs drop whole parts (retention from the settings)",
         tuple(ModifyCodecs(t) for t in (FRAMES, CONNECTOR_STATUS, SESSIONS, FAULT_EVENTS, PORT_OUTAGES, CHARGE_ATTEMPTS))
-        + tuple(TtlSettings(t) for t in RETAINED_TABLES),
+        # the tables that existed then (a table created later gets its settings in its own migration)
+        + tuple(TtlSettings(t) for t in RETAINED_TABLES if t.columns_at(CODECS_AND_RETENTION)),
     ),
     Migration(
         ID_TOKEN_TYPE_SINCE,
         "sessions.id_token_type: how the driver identified (EV-ChART module 2 payment_method)",
         (AddColumns(SESSIONS),),
+    ),
+    Migration(
+        METER_KEYS_SINCE,
+        "meter_keys: the meter public keys operators register (ocpp-pipeline keys, ocpp.meter_keys.v1), issue 25",
+        (CreateTable(METER_KEYS), TtlSettings(METER_KEYS)),
     ),
 )
 

@@ -1,7 +1,8 @@
 """Rows of the ClickHouse tables, declared once: each model's fields are its table's columns, in order, each with
 its column facts (:mod:`schemas.columns`: the type a Python type does not settle, the comment, the migration that
 added it, its codec). :mod:`schemas.tables` builds the tables from these models; sessions and fault events are
-also the JSON records on ``ocpp.sessions.v1`` and ``ocpp.faults.v1``, exclusions those on ``ocpp.exclusions.v1``.
+also the JSON records on ``ocpp.sessions.v1`` and ``ocpp.faults.v1``, exclusions those on ``ocpp.exclusions.v1``,
+meter keys those on ``ocpp.meter_keys.v1``.
 
 To add a column: add the field here with ``Col(since=N)`` (and a default, so records written before it still
 read), then ``Migration(N, "...", (AddColumns(TABLE),))`` in :mod:`schemas.migrations`.
@@ -17,7 +18,7 @@ from pydantic import Field
 
 from schemas.base import Record
 from schemas.columns import Col, LowCardinality, UInt8, UInt32, UInt64
-from schemas.migration_numbers import CODECS_AND_RETENTION, EXCLUSION_AUDIT, ID_TOKEN_TYPE_SINCE
+from schemas.migration_numbers import CODECS_AND_RETENTION, EXCLUSION_AUDIT, ID_TOKEN_TYPE_SINCE, METER_KEYS
 
 Flags = list[LowCardinality]
 """A row's data-quality flags (:class:`schemas.flags.Flag`, and the gateway's ``schema...`` flags)."""
@@ -283,3 +284,31 @@ class ChargeAttempt(Record):
     start_delay_s: Annotated[float | None, Col("first Charging - started_at")]
     version: UInt64
     ocpp_version: LowCardinality = "ocpp1.6"
+
+
+class MeterKeyAction(StrEnum):
+    """What an operator did to a meter key (``ocpp-pipeline keys add`` / ``keys import`` / ``keys remove``)."""
+
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class MeterKeyEvent(Record):
+    """An operator's change to the meter key registry (issue 25, SIGNED_METER_VALUES.md): the same JSON is the event on
+    ``ocpp.meter_keys.v1`` (written by ``ocpp-pipeline keys``) and the row the worker sinks into ``meter_keys``.
+
+    Keys belong to a charge point and, when given, one connector (``connector_id`` NULL: every connector); never to
+    a meter serial (serials repeat across meters). ``curve`` and ``fingerprint`` are those of the decoded key, so the
+    table can be read without decoding; ``public_key`` is kept as the operator gave it. Folding the events of a charge
+    point in ``at`` order gives its registered keys (``signed_meter.registry.registry_of``)."""
+
+    charge_point_id: LowCardinality
+    connector_id: Annotated[UInt32 | None, Col("the connector the meter measures; NULL: every connector")]
+    public_key: Annotated[str, Col("as the operator gave it (label, transparency data): DER hex/base64 or a SEC1 point")]
+    curve: Annotated[LowCardinality, Col("the decoded key's curve (secp256r1, brainpoolP256r1, ...)")]
+    fingerprint: Annotated[str, Col("first 16 hex digits of the SHA-256 of the DER key (sessions.signature_key)")]
+    meter_serial: Annotated[str, Col("the meter serial on the label; informative, never a lookup key; '' if none")]
+    action: Annotated[MeterKeyAction, Col("add | remove")]
+    author: Annotated[str, Col("who registered or removed it (keys --author)")]
+    reference: Annotated[str, Col("the operator's reference (ticket, delivery note, label photo)")]
+    at: Annotated[datetime, Col("when the CLI recorded it (UTC)")]

@@ -1,6 +1,6 @@
 """How long each class of table keeps its rows: a value the DDL renders as ClickHouse TTLs.
 
-Three classes (a table names its own in :mod:`schemas.tables`):
+Four classes (a table names its own in :mod:`schemas.tables`):
 
 - ``RAW``: ``frames``, every frame as on the wire: by far the largest table (~400 million rows a day at 100k
   chargers), kept for audits and disputes, not for the reports (those read the derived tables).
@@ -9,6 +9,8 @@ Three classes (a table names its own in :mod:`schemas.tables`):
 - ``COMPLIANCE``: sessions, fault events, outages, exclusions, attempts, the daily aggregates: billing and
   federal reporting rest on them; kept forever unless an operator sets a period (never below
   :data:`COMPLIANCE_FLOOR_DAYS`).
+- ``REGISTRY``: ``meter_keys``, the keys signed readings are verified with: a key registered when a meter was
+  installed verifies its readings for as long as it measures (years), so no setting expires it; always kept.
 
 ``None`` days means kept forever (no TTL). The settings (``OCPP_CLICKHOUSE_*_TTL_DAYS``) live in
 :class:`infra.settings.ClickHouseSettings`; every migration run makes the tables' TTLs equal to them.
@@ -28,6 +30,7 @@ class TableClass(enum.StrEnum):
     RAW = "raw"
     STATUS = "status"
     COMPLIANCE = "compliance"
+    REGISTRY = "registry"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Retention:
 
     def days(self, table_class: TableClass) -> int | None:
         return {TableClass.RAW: self.raw_days, TableClass.STATUS: self.status_days,
-                TableClass.COMPLIANCE: self.compliance_days}[table_class]
+                TableClass.COMPLIANCE: self.compliance_days, TableClass.REGISTRY: None}[table_class]
 
 
 KEEP_EVERYTHING = Retention()

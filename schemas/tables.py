@@ -21,12 +21,14 @@ from schemas.flags import Flag
 from schemas.migration_numbers import CODECS_AND_RETENTION as CODECS_AND_RETENTION
 from schemas.migration_numbers import EXCLUSION_AUDIT as EXCLUSION_AUDIT
 from schemas.migration_numbers import ID_TOKEN_TYPE_SINCE as ID_TOKEN_TYPE_SINCE
+from schemas.migration_numbers import METER_KEYS as METER_KEYS_SINCE
 from schemas.records import (
     ChargeAttempt,
     ChargerDay,
     FaultEvent,
     FaultEventKind,
     FrameRow,
+    MeterKeyEvent,
     OutageExclusion,
     PortOutage,
     Session,
@@ -248,7 +250,21 @@ CHARGE_ATTEMPTS = table(
 
 ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES, PORT_OUTAGES, CHARGE_ATTEMPTS)
 """The tables the worker writes from the frames topic (a replay rebuilds exactly these)."""
-OPERATOR_TABLES: tuple[Table, ...] = (OUTAGE_EXCLUSIONS,)
+METER_KEYS = table(
+    MeterKeyEvent,
+    name="meter_keys",
+    comment="Meter public keys registered and removed (ocpp-pipeline keys -> ocpp.meter_keys.v1 -> the worker), one row "
+            "per event; folded in `at` order they are the key registry `verify` uses.",
+    created=METER_KEYS_SINCE,
+    # One row per event: the same event written twice (a replay, two workers) is one row after merges.
+    order_by=("charge_point_id", "fingerprint", "at", "action"),
+    partition_by=None,
+    # Never expired, whatever the retention settings: a key verifies its meter's readings for years.
+    table_class=TableClass.REGISTRY,
+    ttl_time="at",
+)
+
+OPERATOR_TABLES: tuple[Table, ...] = (OUTAGE_EXCLUSIONS, METER_KEYS)
 """Tables of operator events (their own topics, written by the CLI, sunk by the worker); a replay rebuilds them from
 those topics."""
 AGGREGATE_TABLES: tuple[Table, ...] = (CHARGER_DAILY,)

@@ -138,8 +138,9 @@ def test_the_cluster_ddl_parses_in_the_real_engine(chdb_client) -> None:
 
 # --- retention (TTL per table class) and codecs: migration 7 and schemas/retention.py -------------------------
 
-RAW_TABLES = tuple(t for t in RETAINED_TABLES if t.table_class is not TableClass.COMPLIANCE)
+RAW_TABLES = tuple(t for t in RETAINED_TABLES if t.table_class in (TableClass.RAW, TableClass.STATUS))
 COMPLIANCE_TABLES = tuple(t for t in RETAINED_TABLES if t.table_class is TableClass.COMPLIANCE)
+REGISTRY_TABLES = tuple(t for t in RETAINED_TABLES if t.table_class is TableClass.REGISTRY)
 
 
 def _at(sample: Any, when: datetime, charge_point_id: str) -> Any:
@@ -160,6 +161,15 @@ def test_the_default_retention_puts_a_ttl_on_the_raw_tables_and_none_on_the_comp
     assert {t.name: have[t.name] for t in COMPLIANCE_TABLES} == {t.name: None for t in COMPLIANCE_TABLES}
     assert set(report.retention_changed) == {"frames", "connector_status"}
     assert clickhouse.migrate(chdb_client, database, retention=settings.retention()).retention_changed == ()
+
+
+def test_the_key_registry_is_never_expired_whatever_the_settings(chdb_client, unique: str) -> None:
+    database = f"r_{unique}"
+    clickhouse.migrate(chdb_client, database, retention=Retention(raw_days=1, status_days=1,
+                                                                  compliance_days=COMPLIANCE_FLOOR_DAYS))
+    have = clickhouse.table_ttls(chdb_client, database)
+    assert {t.name for t in REGISTRY_TABLES} == {"meter_keys"}
+    assert all(have[t.name] is None for t in REGISTRY_TABLES)
 
 
 @pytest.mark.parametrize("gap_days", [1, 45], ids=["same-month-part", "whole-part"])
@@ -318,7 +328,7 @@ def test_the_cluster_retention_ddl_parses_in_the_real_engine(chdb_client) -> Non
     todo = clickhouse.retention_statements({cluster_ddl.local_name(t, dialect): None for t in RETAINED_TABLES}, "ocpp",
                                            dialect, Retention(raw_days=120, status_days=400, compliance_days=2000))
     statements = [s for group in todo.values() for s in group]
-    assert len(statements) == len(RETAINED_TABLES)
+    assert len(statements) == len([t for t in RETAINED_TABLES if t.table_class is not TableClass.REGISTRY])
     for statement in statements:
         assert " ON CLUSTER 'ocpp' MODIFY TTL " in statement and "_local`" in statement
         chdb_client.query("SELECT formatQuery(%(q)s)", parameters={"q": statement})

@@ -26,6 +26,8 @@ from schemas.records import (
     FaultEvent,
     FaultEventKind,
     FrameRow,
+    MeterKeyAction,
+    MeterKeyEvent,
     OutageCause,
     OutageExclusion,
     PortOutage,
@@ -38,7 +40,7 @@ from schemas.topics import ALL_TOPICS, FRAMES as FRAMES_TOPIC
 
 MODEL_OF_TABLE = {SESSIONS.name: Session, FAULT_EVENTS.name: FaultEvent, CONNECTOR_STATUS.name: StatusChange, FRAMES.name: FrameRow,
                   PORT_OUTAGES.name: PortOutage, CHARGE_ATTEMPTS.name: ChargeAttempt, "outage_exclusions": OutageExclusion,
-                  "charger_daily": ChargerDay}
+                  "charger_daily": ChargerDay, "meter_keys": MeterKeyEvent}
 
 
 def test_every_table_is_made_of_its_record() -> None:
@@ -192,6 +194,11 @@ SAMPLES = {
         exclusion_id="9a8b7c6d5e4f3a2b", charge_point_id="CP-1", connector_id=0, from_at=T0, to_at=T1,
         reason=ExclusionReason.SCHEDULED_MAINTENANCE, note="firmware", recorded_at=T1, recorded_by="ops",
         reference="TICKET-9", forced=False,
+    ),
+    "meter_keys": MeterKeyEvent(
+        charge_point_id="CP-1", connector_id=None, public_key="3059301306072A8648CE3D020106082A8648CE3D030107034200",
+        curve="secp256r1", fingerprint="0123456789abcdef", meter_serial="", action=MeterKeyAction.REMOVE, author="ops",
+        reference="TICKET-10", at=T1,
     ),
     "charger_daily": ChargerDay(day=date(2024, 3, 1), charge_point_id="CP-1", sessions=3, energy_wh=12000.5,
                                 charging_s=5400.0, faults=1, fault_s=90.0),

@@ -112,6 +112,8 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         # Half the fleet signs its readings: their meters' keys are where dev says, for `keys import`.
         (keys_path,) = re.findall(r"meter keys +(\S+) \((\d+) signing chargers", output)
         assert Path(keys_path[0]) == (home / "simulator" / "meter-keys.csv").resolve() and keys_path[1] == "6", output
+        # ... and registered by dev before the worker and the fleet started (keys import, as the operator).
+        assert re.search(r"meter keys registered \d+ keys of 6 signing chargers", output), output
         tx = asyncio.run(charge(gateway_port))
 
         deadline = time.monotonic() + 120
@@ -150,6 +152,11 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
             if problems:
                 time.sleep(1)
         assert problems == [], "\n".join(problems)
+        listed = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "keys", "list", "--format", "json"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert {json.loads(r)["charge_point_id"] for r in listed.stdout.splitlines() if r.startswith("{")} == registered, \
+            listed.stdout
         assert {r["ocpp_version"] for r in rows} == {"ocpp1.6", "ocpp2.0.1"}
 
         independent = sql_json(f"SELECT transaction_id, energy_wh, stop_status FROM ocpp.sessions FINAL "
