@@ -147,9 +147,10 @@ class Charger:
             try:
                 await asyncio.gather(*(self._connector_life(c) for c in self.connectors))
             finally:
-                for task in background:
-                    task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+                async with self.link.between_calls():  # a heartbeat in flight is answered, not cut off
+                    for task in background:
+                        task.cancel()
+                    await asyncio.gather(*background, return_exceptions=True)
         finally:
             try:
                 await self.link.close()

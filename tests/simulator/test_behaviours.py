@@ -8,6 +8,7 @@ import asyncio
 import copy
 import random
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from simulator import lives
 from simulator.charger import Charger, Ledger, Timing, now_ms
 from simulator.charger_v201 import Charger201
 from simulator.incidents import AttemptKind, Behaviours, ExpectedConnection, OfflineHow
+from simulator.link import held_between_calls
 from simulator.lives import Ending
 
 TIMING = Timing(time_scale=3000, meter_interval_s=300, heartbeat_interval_s=300, idle_mean_s=300)
@@ -53,6 +55,9 @@ class FakeLink:
             if action == "TransactionEvent" and "idToken" in payload:
                 return {"idTokenInfo": status}
             return {}
+
+    def between_calls(self) -> AbstractAsyncContextManager[None]:
+        return held_between_calls(self._lock, 5.0)
 
     @property
     def online(self) -> bool:

@@ -13,6 +13,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from importlib import resources
 from typing import Any
@@ -28,6 +29,7 @@ from simulator import expectations, lives, v201
 from simulator.charger import Ledger, Timing, now_ms
 from simulator.charger_v201 import Charger201
 from simulator.fleet import make_charger, ocpp_version_of, plan_fleet
+from simulator.link import held_between_calls
 from simulator.lives import ENDINGS, Ending, Quirk
 from simulator.settings import SimulatorSettings
 
@@ -242,6 +244,9 @@ class RecordingLink:
         self._power = asyncio.Event()
         self._power.set()
         self._recorded = asyncio.Condition()
+
+    def between_calls(self) -> AbstractAsyncContextManager[None]:
+        return held_between_calls(self._lock, 5.0)
 
     async def call(self, action: str, payload: dict) -> dict | None:
         async with self._lock:
