@@ -30,16 +30,19 @@ from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from processors.app import STALLED_EXIT_CODE
 from processors.settings import WorkerSettings
-from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
+from simulator.fleet import plan_fleet
+from simulator.settings import FLEET_FLAGS, SimulatorSettings
 
 # ``dev`` shows the pipeline at work: a small fleet, half of it speaking OCPP 2.0.1 (a network migrating
 # its chargers), two minutes of simulated time per real second, so sessions land within the first minute.
 # It misbehaves too, so the reliability KPIs have something to show within minutes: with 20 chargers, three
 # minutes (six simulated hours) hold about 20 offline periods, 5 station outages, and a few maintenance
-# windows, failed attempts and long post-stop occupancies.
+# windows, failed attempts and long post-stop occupancies. A fifth of the chargers sign their readings (4 of 20), half
+# of those with a signing fault: sessions that verify, one whose signature fails, one verified only with its frame's key.
 DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0, "ocpp_mix": "1.6:0.5,2.0.1:0.5",
                           "offline_every_s": 21_600.0, "station_every_s": 43_200.0, "maintenance_share": 0.03,
-                          "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1, "backlog_share": 0.1}
+                          "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1, "backlog_share": 0.1,
+                          "signing_share": 0.2, "signing_quirky_share": 0.5}
 
 
 # How a child reaches Kafka comes from dev (its identity), never from the shell that ran dev.
@@ -115,7 +118,8 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
         _wait_for_port(host, gateway.port, children[0])
         _wait_for_port(worker.web_host, worker.web_port, children[1])
         if simulator is not None:
-            simulator = simulator.model_copy(update={"url": f"ws://{host}:{gateway.port}{gateway.path_prefix}"})
+            simulator = simulator.model_copy(update={"url": f"ws://{host}:{gateway.port}{gateway.path_prefix}",
+                                                     "meter_keys_file": simulator.meter_keys_path(ch.home)})
             extra = ["--expected", str(Path(expected).resolve())] if expected else []
             children.append(Child("simulator", ["simulate", "--quiet", *simulator_args(simulator), *extra], env, log_dir))
         print(f"ready in {time.monotonic() - started:.1f} s", flush=True)
@@ -130,6 +134,10 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
         if simulator is not None:
             print(f"  simulated chargers    {simulator.chargers} ({simulator.id_prefix}00001...), time scale "
                   f"{simulator.time_scale:g}; summary in {log_dir}/simulator.log", flush=True)
+            signing = sum(1 for p in plan_fleet(simulator) if p.meter is not None)
+            if signing:
+                print(f"  meter keys            {simulator.meter_keys_file} ({signing} signing chargers' meters; "
+                      f"CSV for `ocpp-pipeline keys import`)", flush=True)
         else:
             print("  simulated chargers    none (--no-simulator)", flush=True)
         for child in children:
@@ -188,7 +196,9 @@ def simulator_args(settings: SimulatorSettings) -> list[str]:
     args += ["--ocpp", settings.ocpp]
     if settings.ocpp_mix:
         args += ["--ocpp-mix", settings.ocpp_mix]
-    for flag, field in BEHAVIOUR_FLAGS.items():
+    if settings.meter_keys_file is not None:
+        args += ["--meter-keys", str(settings.meter_keys_file)]
+    for flag, field in FLEET_FLAGS.items():
         args += [flag, repr(getattr(settings, field))]
     return args
 

@@ -15,6 +15,7 @@ from processors.outages import OutageTracker
 from processors.protocols import DEFAULT, Protocol
 from processors.settings import CorrelatorConfig
 from processors.state import CorrelatorState
+from schemas.records import ChargeAttempt
 
 
 @dataclass(slots=True)
@@ -30,6 +31,10 @@ class ChargePoint:
     # The frame (event id) whose 2.0.1 seqNo its transaction had already passed: its stop is a resend (a fact of
     # that one frame, never kept).
     resent_event: str = ""
+    # Transactions' attempt rows made beside their sessions' rows (:mod:`processors.emission`) during one call of the
+    # correlator: handed out after that call's other rows (:meth:`take_attempt_rows`), the order the rows have
+    # always had within a flush (tests/golden holds it).
+    attempt_rows: list[ChargeAttempt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.outages = OutageTracker(self.id, self.state.outages, self.state.connectors)
@@ -38,3 +43,7 @@ class ChargePoint:
     def saw_time(self, gw_ms: int, charger_ms: int | None, flags: frozenset[str]) -> None:
         """A frame stamped by the charger: what it shows of the charger's clock (:func:`processors.clock.saw`)."""
         clock.saw(self.state.clock, gw_ms, charger_ms, flags, self.config.clock_skew_ms)
+
+    def take_attempt_rows(self) -> list[ChargeAttempt]:
+        rows, self.attempt_rows = self.attempt_rows, []
+        return rows

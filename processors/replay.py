@@ -72,7 +72,7 @@ async def replay(
     topic = kafka.topic(FRAMES.name)
     client = clickhouse.connect(ch)
     try:
-        clickhouse.migrate(client, ch.database, clickhouse.dialect_for(ch))
+        clickhouse.migrate(client, ch.database, clickhouse.dialect_for(ch), retention=ch.retention())
         existing = sum(client.query(f"SELECT count() FROM `{ch.database}`.`{t.name}`").result_rows[0][0]
                        for t in ALL_TABLES + OPERATOR_TABLES)
         if existing and not force:

@@ -18,8 +18,7 @@ from processors.state import Emitted, SessionState
 from processors.vocabulary import PHASES
 from schemas.base import ms_to_datetime
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
-from schemas.records import Session
+from schemas.records import ClosedBy, Session
 
 # What a revision's digest leaves out: it changes with every revision, or follows from one that does.
 _NOT_CONTENT = frozenset({"version", "revision", "received_at", "previous_energy_wh", "previous_duration_s"})

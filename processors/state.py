@@ -19,7 +19,7 @@ from processors.protocols import DEFAULT, Protocol
 from processors.seq_no import Numbering
 from processors.vocabulary import PHASES, Status
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
+from schemas.records import ClosedBy
 
 
 def session_id(transaction_id: str, opened_gw_ms: int) -> str:

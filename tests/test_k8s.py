@@ -46,6 +46,9 @@ CRD_SCHEMAS = {
     ("kafka.strimzi.io/v1beta2", "KafkaUser"): "strimzi/kafkauser.json",
     ("clickhouse.altinity.com/v1", "ClickHouseInstallation"): "altinity/clickhouseinstallation.json",
     ("clickhouse-keeper.altinity.com/v1", "ClickHouseKeeperInstallation"): "altinity/clickhousekeeperinstallation.json",
+    # Generated from the Prometheus Operator's API types (infra/k8s/schemas/prometheus-operator/generate).
+    ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator/podmonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator/prometheusrule.json",
 }
 # Secrets the overlays expect to exist: created by the operator (README, Deploying on Kubernetes). No password
 # is in git, not even a development one.
