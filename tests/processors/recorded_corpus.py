@@ -80,7 +80,7 @@ def replay(stream: dict[str, Any]) -> list[dict[str, Any]]:
             if table == "frames":
                 made["frames"] = _digest(rows)
             else:
-                made[table] = sorted(rows, key=json.dumps) if table == "charge_attempts" else rows
+                made[table] = rows
         counters = {"bad_envelopes": out.bad_envelopes, "processing_failures": out.processing_failures,
                     "unstorable_rows": out.unstorable_rows}
         made.update({name: n for name, n in counters.items() if n})
