@@ -91,20 +91,14 @@ _HANDLERS: Final[dict[type[DomainInput], Callable[[ChargePoint, Any], list[Event
 class Correlator:
     """Turns one charge point's frames into events. ``state`` is read and written in place."""
 
+    __slots__ = ("cp", "charge_point_id", "config", "state")
+
     def __init__(self, charge_point_id: str, config: CorrelatorConfig, state: CorrelatorState | None = None) -> None:
         self.cp = ChargePoint(charge_point_id, config, state if state is not None else CorrelatorState())
-
-    @property
-    def charge_point_id(self) -> str:
-        return self.cp.id
-
-    @property
-    def config(self) -> CorrelatorConfig:
-        return self.cp.config
-
-    @property
-    def state(self) -> CorrelatorState:
-        return self.cp.state
+        # The charge point's, as plain attributes (the pipeline reads them for every frame): never reassigned.
+        self.charge_point_id: Final = charge_point_id
+        self.config: Final = config
+        self.state: Final = self.cp.state
 
     def feed(self, envelope: Frame) -> list[Event]:
         """One envelope, in Kafka order. Never raises for any content."""
