@@ -28,13 +28,13 @@ from aiokafka.partitioner import murmur2
 from bench.worker_bench import Worker, charger_day
 from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
-from processors.correlator import CorrelatorConfig
+from processors.settings import CorrelatorConfig
 from processors.pipeline import FrameProcessor
 
 
 def template_states(partitions: int) -> list[bytes]:
     states: dict[str, bytes] = {}
-    processor = FrameProcessor(CorrelatorConfig(), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), states.get)
     for n in range(50):
         for offset, e in enumerate(charger_day(n, 3).envelopes):
             processor.process(n % partitions, offset, e.key(), e.model_dump_json().encode(), 0)
@@ -79,12 +79,12 @@ def main() -> None:
     for n in [int(x) for x in args.chargers.split(",")]:
         # In-process: the processor indexing the deadlines of n states (what a worker does once Faust recovered them).
         pairs = [(f"RST-{i:07d}", with_partition(templates[i % len(templates)], i % args.partitions)) for i in range(n)]
-        processor = FrameProcessor(CorrelatorConfig(), {}.get)
+        processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
         started = time.perf_counter()
         processor.recover(set(range(args.partitions)), pairs)
         index_all = time.perf_counter() - started
         started = time.perf_counter()
-        FrameProcessor(CorrelatorConfig(), {}.get).recover({0}, pairs)
+        FrameProcessor(CorrelatorConfig.defaults(), {}.get).recover({0}, pairs)
         index_one = time.perf_counter() - started
 
         run = uuid.uuid4().hex[:8]

@@ -93,11 +93,11 @@ async def raw_consume(kafka: KafkaSettings, total: int) -> float:
 def pure_processor(records: list[tuple[bytes, bytes]], partitions: int, flush_rows: int = 5000) -> float:
     """Frames/s of the FrameProcessor alone, in this process: envelopes in, rows and states out (taken
     every ``flush_rows`` frames, as the worker does), no I/O."""
-    from processors.correlator import CorrelatorConfig
+    from processors.settings import CorrelatorConfig
     from processors.pipeline import FrameProcessor
 
     states: dict[str, bytes] = {}
-    processor = FrameProcessor(CorrelatorConfig(), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), states.get)
     offsets = [0] * partitions
     started = time.perf_counter()
     for key, value in records:

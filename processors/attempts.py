@@ -19,29 +19,19 @@ earliest of the first two to the start that claims them (:meth:`AttemptTracker.c
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
-from processors.flags import Flag
-from processors.inputs import Status
+from processors.state import AttemptState, PendingAuthorize, PlugIn, SessionState
+from processors.vocabulary import PLUGGED_IN, Status
+from schemas.attempt_failure import AttemptFailure, transaction_failure
 from schemas.base import ms_to_datetime
-from schemas.records import AttemptKind, ChargeAttempt, Session
+from schemas.flags import Flag
+from schemas.records import AttemptKind, ChargeAttempt, ClosedBy, Session
 
-if TYPE_CHECKING:
-    from processors.state import SessionState
-
-OK_STOP_REASONS = frozenset({"Local", "Remote", "EVDisconnected", "StoppedByEV"})
-"""Stop reasons of a charge that ended as the driver meant (1.6 ``Reason``; 2.0.1 ``stoppedReason`` adds
-StoppedByEV); a missing reason is Local (OCPP 1.6, 6.46)."""
-PLUGGED_IN = frozenset({Status.preparing, "Occupied"})  # 1.6 Preparing; 2.0.1 connectorStatus Occupied
 AUTHORIZES_KEPT = 32  # pending Authorizes of one charger: a charger flooding them must not grow its state forever
 PLUGINS_KEPT = 64  # open plug-ins of one charger (one per connector): nor inventing connector ids
 _NOTHING_HELD: Mapping[str, int] = MappingProxyType({})
-AUTHORIZE_REJECTED, AUTHORIZE_NO_START, PLUGIN_NO_START = "authorize_rejected", "authorize_no_start", "plugin_no_start"
-NO_ENERGY, FAULTED, STOP_MISSING = "no_energy", "faulted", "stop_missing"
 
 
 def attempt_id(charge_point_id: str, event_id: str) -> str:
@@ -49,35 +39,15 @@ def attempt_id(charge_point_id: str, event_id: str) -> str:
     return hashlib.sha256(f"{charge_point_id}|{event_id}".encode()).hexdigest()[:16]
 
 
-def snake(name: str) -> str:
-    """``EmergencyStop`` → ``emergency_stop``, ``EVDisconnected`` → ``ev_disconnected``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
-
-
-def transaction_failure(*, delivered: bool, into_faulted: bool, stopped: bool, reason: str) -> str:
-    """``failure`` of a transaction's attempt, '' when it ended ok; the first that holds: it never delivered
-    (``no_energy``), it stopped into Faulted (``faulted``), it was never stopped (``stop_missing``: closed on a
-    guess), its stop reason was not one of :data:`OK_STOP_REASONS` (``stop_<reason>``)."""
-    if not delivered:
-        return NO_ENERGY
-    if into_faulted:
-        return FAULTED
-    if not stopped:
-        return STOP_MISSING
-    reason = reason or "Local"
-    return "" if reason in OK_STOP_REASONS else "stop_" + snake(reason)[:48]
-
-
-def transaction_attempt(session: "SessionState", record: Session) -> ChargeAttempt:
-    """The attempt of a transaction, as its session's row (``record``) says it now."""
-    from processors.session_record import STOP_TRANSACTION  # the session module imports this one
-
+def transaction_attempt(session: SessionState, record: Session) -> ChargeAttempt:
+    """The attempt of a transaction, as its session's row (``record``) says it now (its failure:
+    :func:`schemas.attempt_failure.transaction_failure`)."""
     known = [ms for ms in (session.attempt_ms, session.start_gw_ms, session.closed_gw_ms) if ms is not None]
     started_ms = min(known) if known else 0  # a stop-only session: its plug-in, or its stop
     delivered = (record.energy_wh or 0) > 0 or session.first_charging_ms is not None
-    into_faulted = record.stop_status == Status.faulted or Flag.FAULTED_AT_STOP in record.flags
+    into_faulted = record.stop_status == Status.FAULTED or Flag.FAULTED_AT_STOP in record.flags
     failure = transaction_failure(delivered=delivered, into_faulted=into_faulted,
-                                  stopped=record.closed_by == STOP_TRANSACTION, reason=record.stop_reason)
+                                  stopped=record.closed_by == ClosedBy.STOP_TRANSACTION, reason=record.stop_reason)
     delay = None
     if session.first_charging_ms is not None:
         delay = max(0, session.first_charging_ms - started_ms) / 1000
@@ -96,52 +66,6 @@ def attempt_key(attempt: ChargeAttempt) -> str:
     content = (attempt.connector_id, attempt.started_at.timestamp(), attempt.id_tag, attempt.delivered,
                attempt.failure, attempt.start_delay_s, attempt.transaction_id, attempt.ocpp_version)
     return hashlib.sha256(repr(content).encode()).hexdigest()[:12]
-
-
-@dataclass(slots=True)
-class PendingAuthorize:
-    gw_ms: int
-    event_id: str
-    message_id: str
-    id_tag: str
-    accepted: bool | None = None  # None until answered (or when the answer said nothing readable)
-    ocpp_version: str = "ocpp1.6"  # of its frame
-
-
-@dataclass(slots=True)
-class PlugIn:
-    """A connector plugged in (Preparing / Occupied) with no transaction yet."""
-
-    gw_ms: int  # when the attempt began: the plug-in, or an Authorize of its driver before it
-    event_id: str  # the plug-in's frame (the attempt's identity)
-    id_tag: str = ""  # of an Authorize that joined it
-    rejected: bool = False  # that Authorize was refused
-    ocpp_version: str = "ocpp1.6"  # of its frame
-
-    def join(self, pending: "PendingAuthorize") -> None:
-        """An Authorize of this plug-in's driver: its idTag names the attempt (a refused one wins: it says why
-        the driver left), and the attempt began with it if it came first."""
-        if not self.id_tag or pending.accepted is False:
-            self.id_tag, self.rejected = pending.id_tag, pending.accepted is False
-        self.gw_ms = min(self.gw_ms, pending.gw_ms)
-
-
-@dataclass(slots=True)
-class AttemptState:
-    authorizes: list[PendingAuthorize] = field(default_factory=list)  # oldest first
-    plugins: dict[int, PlugIn] = field(default_factory=dict)  # connector -> its open plug-in
-
-    def is_empty(self) -> bool:
-        return not (self.authorizes or self.plugins)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"a": [[a.gw_ms, a.event_id, a.message_id, a.id_tag, a.accepted, a.ocpp_version] for a in self.authorizes],
-                "p": {str(k): [p.gw_ms, p.event_id, p.id_tag, p.rejected, p.ocpp_version] for k, p in self.plugins.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AttemptState":
-        return cls(authorizes=[PendingAuthorize(*a) for a in data.get("a", [])],
-                   plugins={int(k): PlugIn(*p) for k, p in data.get("p", {}).items()})
 
 
 class AttemptTracker:
@@ -167,7 +91,7 @@ class AttemptTracker:
                 pending.accepted = accepted
                 return
 
-    def status(self, connector: int, status: str, gw_ms: int, event_id: str, *, free: bool, ocpp_version: str
+    def status(self, connector: int, status: Status, gw_ms: int, event_id: str, *, free: bool, ocpp_version: str
                ) -> list[ChargeAttempt]:
         """A connector's status. ``free``: no transaction holds the connector and none stopped on it waits for
         Available (a plug-in then is a new driver's)."""
@@ -176,7 +100,7 @@ class AttemptTracker:
             if connector not in plugins and free and len(plugins) < PLUGINS_KEPT:
                 plugins[connector] = PlugIn(gw_ms, event_id, ocpp_version=ocpp_version)
             return []
-        if status == Status.available and connector in plugins:
+        if status is Status.AVAILABLE and connector in plugins:
             return [self._plugin_attempt(connector, plugins.pop(connector), gw_ms)]
         return []
 
@@ -197,8 +121,8 @@ class AttemptTracker:
             else:
                 kept.append(pending)
         self.state.authorizes = kept
-        if plugin is not None:
-            del self.state.plugins[connector]  # type: ignore[arg-type]
+        if plugin is not None and connector is not None:
+            del self.state.plugins[connector]
         return min(times) if times else None
 
     # --- time ------------------------------------------------------------------------------------
@@ -258,17 +182,18 @@ class AttemptTracker:
                 kept.append(pending)
         self.state.authorizes = kept
         return self._row(AttemptKind.PLUGIN_WITHOUT_START, connector, plugin.event_id, plugin.gw_ms, plugin.id_tag,
-                         AUTHORIZE_REJECTED if plugin.rejected else PLUGIN_NO_START, now_ms, plugin.ocpp_version)
+                         AttemptFailure.AUTHORIZE_REJECTED if plugin.rejected else AttemptFailure.PLUGIN_NO_START, now_ms,
+                         plugin.ocpp_version)
 
     def _authorize_attempt(self, pending: PendingAuthorize, version_ms: int) -> ChargeAttempt:
-        failure = AUTHORIZE_REJECTED if pending.accepted is False else AUTHORIZE_NO_START
+        failure = AttemptFailure.AUTHORIZE_REJECTED if pending.accepted is False else AttemptFailure.AUTHORIZE_NO_START
         return self._row(AttemptKind.AUTHORIZE_WITHOUT_START, 0, pending.event_id, pending.gw_ms, pending.id_tag,
                          failure, version_ms, pending.ocpp_version)
 
-    def _row(self, kind: AttemptKind, connector: int, event_id: str, started_ms: int, id_tag: str, failure: str,
+    def _row(self, kind: AttemptKind, connector: int, event_id: str, started_ms: int, id_tag: str, failure: AttemptFailure,
              version_ms: int, ocpp_version: str) -> ChargeAttempt:
         return ChargeAttempt.model_construct(
             charge_point_id=self.charge_point_id, connector_id=connector, attempt_id=attempt_id(self.charge_point_id, event_id),
             started_at=ms_to_datetime(started_ms), kind=kind, transaction_id="", id_tag=id_tag, delivered=False,
-            ended_ok=False, failure=failure, start_delay_s=None, version=version_ms, ocpp_version=ocpp_version,
+            ended_ok=False, failure=failure.value, start_delay_s=None, version=version_ms, ocpp_version=ocpp_version,
         )

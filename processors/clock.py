@@ -27,8 +27,11 @@ order).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+
+from schemas.flags import Flag
 
 AGREE_MS = 5_000
 """Two frames of one live clock lag alike within this: latency, a CALL waiting for the one in flight, whole-second
@@ -50,16 +53,6 @@ class ClockState:
     def is_empty(self) -> bool:
         return self.lag_ms is None and self.candidate is None
 
-    def to_list(self) -> list[Any]:
-        return [self.lag_ms, list(self.candidate) if self.candidate is not None else None]
-
-    @classmethod
-    def from_list(cls, data: list[Any] | None) -> "ClockState":
-        if not data:
-            return cls()
-        lag, candidate = data[0], data[1] if len(data) > 1 else None
-        return cls(lag, (candidate[0], candidate[1]) if candidate else None)
-
 
 def observe(clock: ClockState, gw_ms: int, charger_ms: int, limit_ms: int) -> None:
     """One frame stamped ``charger_ms`` by the charger arrived at ``gw_ms``: what it shows of the clock."""
@@ -77,21 +70,32 @@ def observe(clock: ClockState, gw_ms: int, charger_ms: int, limit_ms: int) -> No
     clock.candidate = (gw_ms, lag)  # a queue's frame, or the first of a clock behind
 
 
+def saw(clock: ClockState, gw_ms: int, charger_ms: int | None, flags: Collection[str], limit_ms: int) -> None:
+    """A frame stamped by the charger (``charger_ms``, None: not stamped) with ``flags``: :func:`observe` it, unless
+    it is a 2.0.1 event the charger says it made offline (a queue's by its own word: it shows nothing)."""
+    if charger_ms is not None and Flag.OFFLINE_EVENT not in flags:
+        observe(clock, gw_ms, charger_ms, limit_ms)
+
+
 def forget(clock: ClockState) -> None:
     """The charger rebooted: it sets its clock from the BootNotification's answer."""
     clock.lag_ms, clock.candidate = None, None
 
 
-LIVE, QUEUED, OTHER_CLOCK = "live", "queued", "other_clock"
+class Placement(StrEnum):
+    """Where a charger-stamped frame stands against the clock known (:func:`place`)."""
+
+    LIVE = "live"  # made now by the known clock
+    QUEUED = "queued"  # made earlier by it, and queued
+    OTHER_CLOCK = "other_clock"  # stamped by some other clock: ahead of it, or older than any queue
 
 
-def place(charger_ms: int, gw_ms: int, clock_lag_ms: int | None, limit_ms: int) -> str:
-    """A frame against the clock known: made now by it (:data:`LIVE`), made earlier by it and queued
-    (:data:`QUEUED`), or stamped by some other clock (:data:`OTHER_CLOCK`: ahead of it, or older than any queue)."""
+def place(charger_ms: int, gw_ms: int, clock_lag_ms: int | None, limit_ms: int) -> Placement:
+    """A frame against the clock known (:class:`Placement`)."""
     age = (gw_ms - charger_ms) - (clock_lag_ms or 0)
     if age < -limit_ms or age > MAX_BACKLOG_MS:
-        return OTHER_CLOCK
-    return QUEUED if age > limit_ms else LIVE
+        return Placement.OTHER_CLOCK
+    return Placement.QUEUED if age > limit_ms else Placement.LIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +152,7 @@ def session_timing(start_ms: int | None, start_gw_ms: int | None, start_clock: i
               else None,
               place(stop_ms, stop_gw_ms, stop_clock, limit_ms) if stop_ms is not None and stop_gw_ms is not None
               else None]
-    one_clock = OTHER_CLOCK not in places and not changed
+    one_clock = Placement.OTHER_CLOCK not in places and not changed
     skew = skew or not one_clock
     charger_s = None
     if start_ms is not None and stop_ms is not None and stop_ms >= start_ms and one_clock:
@@ -156,7 +160,7 @@ def session_timing(start_ms: int | None, start_gw_ms: int | None, start_clock: i
     gateway_s = None
     if start_gw_ms is not None and end_gw_ms is not None and end_gw_ms >= start_gw_ms:
         gateway_s = (end_gw_ms - start_gw_ms) / 1000
-    if charger_s is not None and not (skew and places == [LIVE, LIVE]):
+    if charger_s is not None and not (skew and places == [Placement.LIVE, Placement.LIVE]):
         return SessionTiming(charger_s, False, skew, charger_s, gateway_s)
     if gateway_s is not None:
         return SessionTiming(gateway_s, True, skew, charger_s, gateway_s)

@@ -43,24 +43,24 @@ Rules, in order:
 7. Energy is never negative, never NaN or infinite, never above ``max_power_w`` × duration + tolerance.
 
 A series is reduced incrementally (``add`` per sample, ``result`` at the end), so a session's state stays
-small however long it runs; ``to_state`` / ``from_state`` keep it as a short JSON list.
+small however long it runs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
-from processors.flags import Flag
 from processors.meter import BREAK_BEGINS, BREAK_ENDS
+from schemas.flags import Flag
 from schemas.records import EnergySource
 
 # Faster than this, on average, is not a charging session (MCS tops out near 3.75 MW; no AC or DC
-# charger in the field sustains 1 MW over a session).
-DEFAULT_MAX_POWER_W = 1_000_000.0
-DEFAULT_MAX_DURATION_S = 72 * 3600.0  # the correlator's default maximum session age
+# charger in the field sustains 1 MW over a session): the register reducer's bound, and the default of the
+# setting that bounds a session's energy (processors.settings, OCPP_WORKER_MAX_POWER_KW).
+MAX_CHARGER_POWER_W = 1_000_000.0
 MIN_TOLERANCE_WH = 10.0
 # The coarsest register seen in the field counts whole kWh; a coarser "resolution" (a value sent as
 # "1E+6") must not widen the tolerance to megawatt-hours.
@@ -100,9 +100,8 @@ def _is_reset(level: float, value: float, elapsed_s: float, power_w: float, tole
 class RegisterReducer:
     """Energy counted by an energy register, from its samples in arrival order (module rule 2).
 
-    It knows no session: its power bound is 2 × its own peak, capped at :data:`DEFAULT_MAX_POWER_W`.
-    State is plain data (``to_state`` / ``from_state``) so it can live in a changelog-backed table.
-    The field order is the state's layout: fields are only ever appended.
+    It knows no session: its power bound is 2 × its own peak, capped at :data:`MAX_CHARGER_POWER_W`.
+    Plain data, so it lives in the correlator's state (:mod:`processors.state_codec` writes it by field name).
     """
 
     first: float | None = None
@@ -165,7 +164,7 @@ class RegisterReducer:
 
     def _step(self, value: float, at_ms: int | None, tolerance: float) -> None:
         assert self.prev is not None
-        power_w = power_bound_w(self.peak_power_w, DEFAULT_MAX_POWER_W)
+        power_w = power_bound_w(self.peak_power_w, MAX_CHARGER_POWER_W)
         elapsed_s = _elapsed_s(self.last_at_ms, at_ms)
         if self.suspect is not None:
             self._settle(value, value - self.suspect > _reachable_wh(power_w, elapsed_s) + tolerance, tolerance)
@@ -210,13 +209,14 @@ class RegisterReducer:
             flags.add(Flag.METER_TRAILING_DROP)  # a drop still undecided at the end: not counted
         return (self.total if self.count >= 2 else None), flags
 
-    def to_state(self) -> list[Any]:
-        return [getattr(self, f.name) for f in fields(self)]
 
-    @classmethod
-    def from_state(cls, state: list[Any] | None) -> RegisterReducer:
-        """Reads every layout ever persisted: the first ten fields (the original state), fifteen, or all of them."""
-        return cls(*state) if state else cls()
+class RegisterSample(NamedTuple):
+    """One register sample kept as it came (a stop's transactionData, replayed when the session's row is made)."""
+
+    at_ms: int | None  # charger clock
+    value: float  # Wh
+    resolution: float = 0.0  # Wh; 0: not known (states written before resolutions)
+    mark: int = 0  # where it stands to a break in metering (:data:`~processors.meter.BREAK_MARKS`)
 
 
 def _elapsed_s(earlier_ms: int | None, later_ms: int | None) -> float:
@@ -244,9 +244,7 @@ class EnergyInputs:
     meter_start: Any
     meter_stop: Any
     has_stop: bool
-    # (charger ms, Wh, resolution Wh); states persisted before resolutions existed hold (charger ms, Wh)
-    # pairs, as tuples or lists: both are read.
-    transaction_data: list[tuple[int | None, float, float]] = field(default_factory=list)
+    transaction_data: Sequence[RegisterSample] = ()
     meter_values: RegisterReducer = field(default_factory=RegisterReducer)
     duration_s: float | None = None  # charger clock, when trusted
     gateway_duration_s: float | None = None
@@ -276,7 +274,7 @@ class _Span:
 
 def _bracketed(samples: RegisterReducer, start: float | None, stop: float | None, span: _Span) -> tuple[float | None, set[str]]:
     """The samples' energy with meterStart before them and meterStop after them (module rule 3)."""
-    merged = RegisterReducer.from_state(samples.to_state())
+    merged = replace(samples)  # a copy: the bracket adds to it
     flags: set[str] = set()
     head_s, tail_s = span.head_tail_s(samples)
     tolerance = tolerance_wh(samples.resolution)
@@ -316,10 +314,10 @@ def _agrees(metered: float, samples: RegisterReducer, span: _Span) -> bool | Non
     return energy - tolerance <= metered <= energy + _reachable_wh(span.power_w, uncovered_s) + tolerance
 
 
-def _replay(transaction_data: Sequence[Sequence[Any]]) -> RegisterReducer:
+def _replay(transaction_data: Sequence[RegisterSample]) -> RegisterReducer:
     reducer = RegisterReducer()
-    for at_ms, value, *resolution in transaction_data:
-        reducer.add(value, at_ms, *resolution)
+    for sample in transaction_data:
+        reducer.add(sample.value, sample.at_ms, sample.resolution, sample.mark)
     return reducer
 
 
@@ -345,9 +343,9 @@ def _highest(*powers: float | None) -> float | None:
     return max(known, default=None)
 
 
-def session_energy(inputs: EnergyInputs, max_power_w: float = DEFAULT_MAX_POWER_W,
-                   max_duration_s: float = DEFAULT_MAX_DURATION_S) -> EnergyResult:
-    """The session's energy by the module's rules, in order."""
+def session_energy(inputs: EnergyInputs, max_power_w: float, max_duration_s: float) -> EnergyResult:
+    """The session's energy by the module's rules, in order: ``max_power_w`` bounds its average power,
+    ``max_duration_s`` (the longest a session lasts) stands in for a duration nothing tells."""
     start = valid_meter(inputs.meter_start)
     stop = valid_meter(inputs.meter_stop)
     flags = _meter_flags(inputs, start, stop)

@@ -18,11 +18,13 @@ keeps that code for its ``cleared`` event and its outage.
 
 from __future__ import annotations
 
+from processors.events import codes
 from processors.faults import track_fault
-from processors.flags import Flag
-from processors.inputs import NO_ERROR, ProblemReported, Status, StatusReported
+from processors.inputs import NO_ERROR, ProblemReported, StatusReported
 from processors.state import ConnectorState, OpenFault
+from processors.vocabulary import Status
 from schemas.base import ms_to_datetime
+from schemas.flags import Flag
 from schemas.records import FaultEvent, FaultEventKind
 
 NAMING_MS = 5_000
@@ -39,7 +41,7 @@ def on_status(charge_point_id: str, state: ConnectorState, report: StatusReporte
     """A status of an EVSE whose status carries no error code (``state.status`` is still the previous one), with
     the flags of its status row. ``station_code``: the station-level problem active now, '' if none."""
     fault = state.fault
-    if report.status == Status.faulted:
+    if report.status is Status.FAULTED:
         if fault is not None:
             return []  # already in fault (a problem came first, or Faulted again)
         code = (state.problems[-1] if state.problems else "") or station_code
@@ -69,23 +71,23 @@ def on_problem(charge_point_id: str, state: ConnectorState, item: ProblemReporte
                 return []
             fault.announced = True
             return [began(charge_point_id, item.connector_id, fault, ocpp_version)]
-        report = StatusReported(item.gw_ms, item.event_id, item.connector_id, Status.faulted, item.code, item.info,
-                                "", item.vendor_code, item.occurred_ms, item.flags)
+        report = StatusReported(item.gw_ms, item.event_id, item.connector_id, Status.FAULTED, Status.FAULTED.value,
+                                item.code, item.info, "", item.vendor_code, item.occurred_ms, item.flags)
         state.fault, events = track_fault(charge_point_id, fault, report, occurred_ms, sorted(item.flags), transaction_id,
                                           ocpp_version)
         return events
     if fault is None or fault.error_code != item.code:
         return []  # another component's problem, or one never seen begin
     if state.problems:  # another problem holds the EVSE: the fault goes on under its name
-        report = StatusReported(item.gw_ms, item.event_id, item.connector_id, Status.faulted, state.problems[-1], "", "",
-                                "", item.occurred_ms, item.flags)
+        report = StatusReported(item.gw_ms, item.event_id, item.connector_id, Status.FAULTED, Status.FAULTED.value,
+                                state.problems[-1], "", "", "", item.occurred_ms, item.flags)
         state.fault, events = track_fault(charge_point_id, fault, report, occurred_ms, sorted(item.flags), transaction_id,
                                           ocpp_version)
         return events
-    if state.status == Status.faulted:
+    if state.status is Status.FAULTED:
         return []  # the EVSE still says Faulted: the fault goes on, named
-    report = StatusReported(item.gw_ms, item.event_id, item.connector_id, state.status, NO_ERROR, item.info, "",
-                            item.vendor_code, item.occurred_ms, item.flags)
+    report = StatusReported(item.gw_ms, item.event_id, item.connector_id, state.status, state.status_text, NO_ERROR,
+                            item.info, "", item.vendor_code, item.occurred_ms, item.flags)
     return _clear(charge_point_id, state, report, occurred_ms, sorted(item.flags), transaction_id, ocpp_version)
 
 
@@ -116,9 +118,9 @@ def began(charge_point_id: str, connector_id: int, fault: OpenFault, ocpp_versio
         flags.append(Flag.STALE_TIMESTAMP)
     return FaultEvent(
         event_id=fault.event_id, charge_point_id=charge_point_id, connector_id=connector_id, event=FaultEventKind.BEGAN,
-        occurred_at=ms_to_datetime(fault.ms), received_at=ms_to_datetime(fault.gw_ms), status=Status.faulted,
+        occurred_at=ms_to_datetime(fault.ms), received_at=ms_to_datetime(fault.gw_ms), status=Status.FAULTED.value,
         error_code=fault.error_code, info=fault.info, vendor_id="", vendor_error_code=fault.vendor_error_code,
-        transaction_id=fault.tx, began_at=None, duration_s=None, flags=sorted(str(f) for f in flags),
+        transaction_id=fault.tx, began_at=None, duration_s=None, flags=codes(flags),
         ocpp_version=ocpp_version,
     )
 

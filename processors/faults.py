@@ -6,10 +6,11 @@ events out.
 
 from __future__ import annotations
 
-from processors.flags import Flag
-from processors.inputs import NO_ERROR, Status, StatusReported
+from processors.inputs import NO_ERROR, StatusReported
 from processors.state import OpenFault
+from processors.vocabulary import Status
 from schemas.base import ms_to_datetime
+from schemas.flags import Flag, error_code_while
 from schemas.records import FaultEvent, FaultEventKind
 
 
@@ -20,20 +21,14 @@ def track_fault(
     occurred_ms: int,
     flags: list[str],
     transaction_id: str | None,
-    ocpp_version: str = "ocpp1.6",
+    ocpp_version: str,
 ) -> tuple[OpenFault | None, list[FaultEvent]]:
     """``occurred_ms`` is the report's time (the gateway's when the charger gave none); ``flags`` those of
     the status row; ``transaction_id`` the transaction open on the connector, if any."""
-    faulty = report.status == Status.faulted or report.error_code != NO_ERROR
-    base = dict(
-        event_id=report.event_id, charge_point_id=charge_point_id, connector_id=report.connector_id,
-        received_at=ms_to_datetime(report.gw_ms), status=report.status, error_code=report.error_code,
-        info=report.info, vendor_id=report.vendor_id, vendor_error_code=report.vendor_error_code,
-        transaction_id=transaction_id, ocpp_version=ocpp_version,
-    )
+    faulty = report.status is Status.FAULTED or report.error_code != NO_ERROR
     events: list[FaultEvent] = []
     if open_fault is not None and (not faulty or report.error_code != open_fault.error_code):
-        duration_flags = list(flags)
+        duration_flags: list[str] = list(flags)
         if open_fault.stale:
             # Began with a replayed old timestamp (Alfen after reboot): the charger's clock would make
             # it days long; the gateway saw it open for this long.
@@ -46,24 +41,38 @@ def track_fault(
             duration_flags.append(Flag.DURATION_FROM_GATEWAY_CLOCK)
         if faulty:
             duration_flags.append(Flag.SUPERSEDED_BY_OTHER_ERROR)
-        events.append(FaultEvent(
-            event=FaultEventKind.CLEARED, occurred_at=ms_to_datetime(occurred_ms),
-            began_at=ms_to_datetime(open_fault.ms), duration_s=duration_s, flags=sorted(set(duration_flags)),
-            # The cleared event names the fault it ends (alerting and durations group by it); the status
-            # that ended it is in ``status`` and in the status timeline.
-            **(base | {"transaction_id": open_fault.tx or transaction_id, "error_code": open_fault.error_code,
-                       "vendor_error_code": open_fault.vendor_error_code, "info": open_fault.info}),
+        # The cleared event names the fault it ends (alerting and durations group by it); the status that ended
+        # it is in ``status`` and in the status timeline.
+        events.append(_event(
+            charge_point_id, report, ocpp_version, FaultEventKind.CLEARED, occurred_ms, began_ms=open_fault.ms,
+            duration_s=duration_s, flags=duration_flags, transaction_id=open_fault.tx or transaction_id,
+            error_code=open_fault.error_code, vendor_error_code=open_fault.vendor_error_code, info=open_fault.info,
         ))
         open_fault = None
     if faulty and open_fault is None:
-        fault_flags = list(flags)
-        if report.status != Status.faulted:
+        fault_flags: list[str] = list(flags)
+        if report.status is not Status.FAULTED:
             # e.g. Finishing with an errorCode (an ABB quirk): a fault all the same, said so.
-            fault_flags.append("error_code_while_" + (report.status.lower() or "unknown"))
+            fault_flags.append(error_code_while(report.status_text))
         open_fault = OpenFault(report.error_code, occurred_ms, report.gw_ms, transaction_id, report.vendor_error_code,
                                report.info, Flag.STALE_TIMESTAMP in flags)
-        events.append(FaultEvent(
-            event=FaultEventKind.BEGAN, occurred_at=ms_to_datetime(occurred_ms), began_at=None, duration_s=None,
-            flags=sorted(set(fault_flags)), **base,
+        events.append(_event(
+            charge_point_id, report, ocpp_version, FaultEventKind.BEGAN, occurred_ms, began_ms=None, duration_s=None,
+            flags=fault_flags, transaction_id=transaction_id, error_code=report.error_code,
+            vendor_error_code=report.vendor_error_code, info=report.info,
         ))
     return open_fault, events
+
+
+def _event(charge_point_id: str, report: StatusReported, ocpp_version: str, kind: FaultEventKind, occurred_ms: int, *,
+           began_ms: int | None, duration_s: float | None, flags: list[str], transaction_id: str | None,
+           error_code: str, vendor_error_code: str, info: str) -> FaultEvent:
+    """A fault event of ``report``'s connector: the fault's codes, the report's status and times."""
+    return FaultEvent(
+        event_id=report.event_id, charge_point_id=charge_point_id, connector_id=report.connector_id, event=kind,
+        occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(report.gw_ms),
+        began_at=ms_to_datetime(began_ms) if began_ms is not None else None, duration_s=duration_s,
+        status=report.status_text, error_code=error_code, info=info, vendor_id=report.vendor_id,
+        vendor_error_code=vendor_error_code, transaction_id=transaction_id, flags=sorted(set(flags)),
+        ocpp_version=ocpp_version,
+    )

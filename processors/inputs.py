@@ -1,38 +1,75 @@
 """The typed domain inputs of the correlator: what a charger said, parsed once, version-neutral.
 
-Each OCPP version has a normalizer (:mod:`processors.ocpp16`; 2.0.1 beside it) that turns a frame
+Each OCPP version has a normalizer (:mod:`processors.ocpp16`, :mod:`processors.ocpp201`) that turns a frame
 envelope into zero or more of these. Values are already validated: ids are ``str`` (OCPP 2.0.1 ids are
 strings; 1.6 integers are written in decimal), connector ids are ints in range or ``None``, times are
-milliseconds inside what ``DateTime64(3)`` holds or ``None``, and every doubt found on the way is in
-``flags``. The correlator (:mod:`processors.correlator`) reads nothing else.
-
-The status vocabulary is OCPP 1.6's ``ChargePointStatus`` (the wire strings of ``ocpp.v16.enums``): it
-is the finer one, and 2.0.1's connector status plus charging state map onto it.
+milliseconds inside what ``DateTime64(3)`` holds or ``None``, statuses are the domain's
+(:class:`~processors.vocabulary.Status`, with the text as sent beside it where a row repeats it), and every
+doubt found on the way is in ``flags`` (members of :class:`~schemas.flags.Flag`, and the gateway's
+``schema*`` codes the frame came with). The correlator (:mod:`processors.correlator`) reads nothing else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from ocpp.v16.enums import ChargePointErrorCode, ChargePointStatus, Reason
+from ocpp.v16.enums import ChargePointErrorCode, Reason
 from ocpp.v201.enums import IdTokenEnumType
 
 from processors.meter import Reading
+from processors.vocabulary import Status
+from schemas.envelope import ConnectionEvent, Direction, MessageType
 
-Status = ChargePointStatus
 NO_ERROR = ChargePointErrorCode.no_error.value
 DEFAULT_STOP_REASON = Reason.local.value  # OCPP 1.6, 6.46: an absent reason means Local
 # The driver's token type (2.0.1 IdTokenEnumType, the wire strings) of a start that named no driver: 2.0.1 says
 # it; a 1.6 StartTransaction with an empty idTag means the same (1.6 has no token type otherwise).
 NO_AUTHORIZATION = IdTokenEnumType.no_authorization.value
 MAX_TOKEN_TYPE = 20  # the longest IdTokenEnumType is 15 characters: room for a newer one, bounded
-# Where a connector goes when charging ends (the seed article: Charging -> ...).
-OUT_OF_CHARGING = frozenset({Status.available, Status.suspended_ev, Status.suspended_evse, Status.finishing,
-                             Status.unavailable, Status.faulted})
-# Statuses that say a transaction on the connector is going on (after an Available, it resumed).
-IN_TRANSACTION = frozenset({Status.preparing, Status.charging, Status.suspended_ev, Status.suspended_evse})
 
 _NO_FLAGS: frozenset[str] = frozenset()
+
+
+class Frame(Protocol):
+    """A frame envelope as the processors read it, whichever decoder made it (:class:`schemas.envelope.FrameEnvelope`
+    or the worker's fast one, :class:`processors.envelope_decode.Envelope`): the fields and derived facts of
+    ``ocpp.frames.v1``'s envelope, read only."""
+
+    @property
+    def charge_point_id(self) -> str: ...
+    @property
+    def direction(self) -> Direction: ...
+    @property
+    def gateway_ts_ms(self) -> int: ...
+    @property
+    def frame(self) -> str: ...
+    @property
+    def ocpp_version(self) -> str: ...
+    @property
+    def gateway_id(self) -> str: ...
+    @property
+    def connection_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def message_type(self) -> MessageType | None: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def flags(self) -> tuple[str, ...]: ...
+    @property
+    def event(self) -> ConnectionEvent | None: ...
+    @property
+    def close_code(self) -> int | None: ...
+
+    def event_id(self) -> str: ...
+
+    def content_flags(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +150,12 @@ class MeterSamples(Input):
 
 @dataclass(frozen=True, slots=True)
 class StatusReported(Input):
-    """A connector's status (``connector_id`` 0: the whole charge point)."""
+    """A connector's status (``connector_id`` 0: the whole charge point): ``status`` its meaning, ``status_text``
+    what the charger sent (the status timeline repeats it)."""
 
     connector_id: int
-    status: str
+    status: Status
+    status_text: str
     error_code: str
     info: str
     vendor_id: str
@@ -136,7 +175,8 @@ class ChargingStateChanged(Input):
 
     connector_id: int | None  # None: the transaction's connector
     transaction_id: str | None
-    state: str
+    state: Status
+    state_text: str  # as sent: a move out of Charging is the session's ``stop_status``, as the station said it
     occurred_ms: int | None
     flags: frozenset[str] = _NO_FLAGS
 

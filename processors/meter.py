@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from processors.flags import Flag
+from schemas.flags import Flag
 from processors.timestamps import parse_charger_time
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"

@@ -22,7 +22,6 @@ from typing import Any
 from ocpp.v16.enums import Action, AuthorizationStatus
 
 from processors import frame_json, values
-from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
     NO_AUTHORIZATION,
@@ -31,6 +30,7 @@ from processors.inputs import (
     AuthorizeRequested,
     Booted,
     DomainInput,
+    Frame,
     MeterSamples,
     StartAnswered,
     StartDetails,
@@ -39,15 +39,18 @@ from processors.inputs import (
     TransactionStopped,
 )
 from processors.meter import read_meter_values
+from processors.protocols import OCPP16
 from processors.timestamps import parse_charger_time
-from schemas.envelope import Direction, FrameEnvelope, MessageType
+from processors.vocabulary import status_of
+from schemas.envelope import Direction, MessageType
+from schemas.flags import Flag
 
-VERSION = "ocpp1.6"
+VERSION = OCPP16.version
 # OCPP 1.6 transactionId and connectorId are JSON integers; a 1.6 transactionId is int32 > 0.
 MAX_CONNECTOR_ID = values.INT32_MAX
 
 
-def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
+def normalize(envelope: Frame) -> list[DomainInput]:
     """The domain inputs one envelope carries (none for most frames)."""
     action = envelope.action or ""
     call_in = envelope.direction == Direction.IN and envelope.message_type == MessageType.CALL
@@ -71,13 +74,13 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     return [answer(envelope, values.text(envelope.message_id), result)]
 
 
-def _start_answer(env: FrameEnvelope, message_id: str, result: dict[str, Any] | None) -> DomainInput:
+def _start_answer(env: Frame, message_id: str, result: dict[str, Any] | None) -> DomainInput:
     """The transactionId the answer to a StartTransaction gave, or none (CALLERROR)."""
     tx = transaction_id(result.get("transactionId")) if result is not None else None
     return StartAnswered(env.gateway_ts_ms, env.event_id(), message_id, tx)
 
 
-def _authorize_answer(env: FrameEnvelope, message_id: str, result: dict[str, Any] | None) -> DomainInput:
+def _authorize_answer(env: Frame, message_id: str, result: dict[str, Any] | None) -> DomainInput:
     """Whether the answer to an Authorize accepted the idTag (None: a CALLERROR or no readable status)."""
     info = result.get("idTagInfo") if result is not None else None
     status = info.get("status") if isinstance(info, dict) else None
@@ -95,7 +98,7 @@ def connector_id(raw: Any) -> int | None:
     return values.in_range(values.integer(raw), 0, MAX_CONNECTOR_ID)
 
 
-def _start(env: FrameEnvelope, payload: dict[str, Any]) -> StartRequested:
+def _start(env: Frame, payload: dict[str, Any]) -> StartRequested:
     details = start_details(payload, env.content_flags())
     return StartRequested(env.gateway_ts_ms, env.event_id(), values.text(env.message_id), details)
 
@@ -120,7 +123,7 @@ def start_details(payload: dict[str, Any], gateway_flags: frozenset[str]) -> Sta
     return StartDetails(connector, id_tag, meter_start, started_ms, fingerprint, frozenset(flags), token_type)
 
 
-def _stop(env: FrameEnvelope, payload: dict[str, Any]) -> TransactionStopped:
+def _stop(env: Frame, payload: dict[str, Any]) -> TransactionStopped:
     flags = set(env.content_flags())
     raw_tx = payload.get("transactionId")
     tx = transaction_id(raw_tx)
@@ -142,7 +145,7 @@ def _stop(env: FrameEnvelope, payload: dict[str, Any]) -> TransactionStopped:
     )
 
 
-def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> MeterSamples:
+def _meter_values(env: Frame, payload: dict[str, Any]) -> MeterSamples:
     flags = set(env.content_flags())
     connector = connector_id(payload.get("connectorId"))
     if connector is None:
@@ -153,7 +156,7 @@ def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> MeterSamples:
     return MeterSamples(env.gateway_ts_ms, env.event_id(), connector, tx, report.readings, frozenset(flags))
 
 
-def _status(env: FrameEnvelope, payload: dict[str, Any]) -> StatusReported:
+def _status(env: Frame, payload: dict[str, Any]) -> StatusReported:
     flags = set(env.content_flags())
     connector = connector_id(payload.get("connectorId"))
     occurred_ms, time_flags = parse_charger_time(payload.get("timestamp"))
@@ -166,23 +169,24 @@ def _status(env: FrameEnvelope, payload: dict[str, Any]) -> StatusReported:
     if connector is None:
         flags.add(Flag.CONNECTOR_ID_INVALID)
         connector = -1  # the correlator records nothing for it; the frame row keeps what was sent
+    status = values.text(payload.get("status"))
     return StatusReported(
-        env.gateway_ts_ms, env.event_id(), connector, values.text(payload.get("status")), error_code,
+        env.gateway_ts_ms, env.event_id(), connector, status_of(status), status, error_code,
         values.text(payload.get("info")), values.text(payload.get("vendorId")),
         values.text(payload.get("vendorErrorCode")), occurred_ms, frozenset(flags),
     )
 
 
-def _authorize(env: FrameEnvelope, payload: dict[str, Any]) -> AuthorizeRequested:
+def _authorize(env: Frame, payload: dict[str, Any]) -> AuthorizeRequested:
     return AuthorizeRequested(env.gateway_ts_ms, env.event_id(), values.text(env.message_id),
                               values.text(payload.get("idTag")))
 
 
-def _boot(env: FrameEnvelope, payload: dict[str, Any]) -> Booted:
+def _boot(env: Frame, payload: dict[str, Any]) -> Booted:
     return Booted(env.gateway_ts_ms, env.event_id(), values.text(payload.get("firmwareVersion")))
 
 
-_CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], DomainInput]] = {
+_CALLS: dict[str, Callable[[Frame, dict[str, Any]], DomainInput]] = {
     Action.start_transaction: _start,
     Action.stop_transaction: _stop,
     Action.meter_values: _meter_values,
@@ -191,7 +195,7 @@ _CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], DomainInput]] = {
     Action.authorize: _authorize,
 }
 # Answers (the gateway's CALLRESULT / CALLERROR, direction out) that carry what the correlator needs.
-_ANSWERS: dict[str, Callable[[FrameEnvelope, str, dict[str, Any] | None], DomainInput]] = {
+_ANSWERS: dict[str, Callable[[Frame, str, dict[str, Any] | None], DomainInput]] = {
     Action.start_transaction: _start_answer,
     Action.authorize: _authorize_answer,
 }

@@ -31,7 +31,6 @@ from typing import Any
 from ocpp.v201.enums import Action, AuthorizationStatusEnumType, ReadingContextEnumType, TransactionEventEnumType
 
 from processors import frame_json, values
-from processors.flags import Flag
 from processors.inputs import (
     DEFAULT_STOP_REASON,
     MAX_TOKEN_TYPE,
@@ -42,6 +41,7 @@ from processors.inputs import (
     ChargingStateChanged,
     DomainInput,
     EventSequenced,
+    Frame,
     MeterSamples,
     ProblemReported,
     StartDetails,
@@ -51,20 +51,23 @@ from processors.inputs import (
     TransactionStopped,
 )
 from processors.meter import ENERGY_REGISTER, MeterReport, Reading, read_meter_values
+from processors.protocols import OCPP201
 from processors.timestamps import parse_charger_time
-from schemas.envelope import Direction, FrameEnvelope, MessageType
+from processors.vocabulary import Status, status_of
+from schemas.envelope import Direction, MessageType
+from schemas.flags import Flag
 
-VERSION = "ocpp2.0.1"
+VERSION = OCPP201.version
 MAX_ID_LENGTH = 36  # transactionId is identifierString maxLength 36
 # NotifyEvent variables whose value "true" means a component is in trouble (2.0.1 part 2, N07 / appendix).
 PROBLEM_VARIABLES = frozenset({"Problem", "Fault", "Tripped", "Overload"})
 _FALSE = frozenset({"false", "0", "", "off", "inactive", "cleared"})
 _EMERGENCY_STOP = "EmergencyStop"  # a sensor component whose "Active" is the button pressed
 STATION_COMPONENT, AVAILABILITY_STATE = "ChargingStation", "AvailabilityState"
-_STATION_STATES = frozenset({"Available", "Occupied", "Reserved", "Unavailable", "Faulted"})
+_STATION_STATES = frozenset({Status.AVAILABLE, Status.OCCUPIED, Status.RESERVED, Status.UNAVAILABLE, Status.FAULTED})
 
 
-def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
+def normalize(envelope: Frame) -> list[DomainInput]:
     """The domain inputs one envelope carries (none for most frames)."""
     if envelope.direction == Direction.OUT and envelope.action == Action.authorize:
         return _authorize_answer(envelope)  # the only 2.0.1 answer the correlator reads (charge attempts)
@@ -82,13 +85,13 @@ def normalize(envelope: FrameEnvelope) -> list[DomainInput]:
     return reader(envelope, message[3])
 
 
-def _authorize(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
-    token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+def _authorize(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:
+    token = _object(payload.get("idToken"))
     return [AuthorizeRequested(env.gateway_ts_ms, env.event_id(), values.text(env.message_id),
                                values.text(token.get("idToken")))]
 
 
-def _authorize_answer(env: FrameEnvelope) -> list[DomainInput]:
+def _authorize_answer(env: Frame) -> list[DomainInput]:
     """Accepted or not (``None``: a CALLERROR, or no readable ``idTokenInfo.status``)."""
     try:
         message = frame_json.loads(env.frame)
@@ -104,6 +107,11 @@ def _authorize_answer(env: FrameEnvelope) -> list[DomainInput]:
     elif env.message_type != MessageType.CALL_ERROR:
         return []
     return [AuthorizeAnswered(env.gateway_ts_ms, env.event_id(), values.text(env.message_id), accepted)]
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object where the spec wants one; ``{}`` for anything else (absent, null, a list, a string)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _evse_id(raw: Any) -> int | None:
@@ -137,7 +145,7 @@ def _as_16(sample: Any) -> Any:
     """A 2.0.1 sampledValue in the 1.6 shape: the value as a decimal string with the multiplier applied."""
     if not isinstance(sample, dict):
         return sample
-    unit = sample.get("unitOfMeasure") if isinstance(sample.get("unitOfMeasure"), dict) else {}
+    unit = _object(sample.get("unitOfMeasure"))
     value = sample.get("value")
     multiplier = values.integer(unit.get("multiplier", 0))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -168,12 +176,12 @@ def _start_reading(readings: tuple[Reading, ...]) -> float | None:
     return first.value if first is not None else None
 
 
-def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+def _transaction_event(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:
     flags = set(env.content_flags())
-    info = payload.get("transactionInfo") if isinstance(payload.get("transactionInfo"), dict) else {}
+    info = _object(payload.get("transactionInfo"))
     tx = transaction_id(info.get("transactionId"))
     event_type = values.text(payload.get("eventType"))
-    evse = payload.get("evse") if isinstance(payload.get("evse"), dict) else {}
+    evse = _object(payload.get("evse"))
     connector = _evse_id(evse.get("id"))
     if connector == 0:
         connector = None  # a transaction runs on an EVSE, never on the station
@@ -192,9 +200,10 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
         return [MeterSamples(gw, event_id, connector, None, report.readings, frozenset(flags))] if report.readings else []
     state = info.get("chargingState")
     if isinstance(state, str) and state:
-        out.append(ChargingStateChanged(gw, event_id, connector, tx, values.text(state), at_ms, frozenset(flags)))
+        text = values.text(state)
+        out.append(ChargingStateChanged(gw, event_id, connector, tx, status_of(text), text, at_ms, frozenset(flags)))
     fingerprint = json.dumps([event_type, tx, payload.get("seqNo"), payload.get("timestamp")], sort_keys=True)
-    id_token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+    id_token = _object(payload.get("idToken"))
     token = values.text(id_token.get("idToken"))
     token_type = values.text(id_token.get("type"))[:MAX_TOKEN_TYPE]  # how the driver identified (EV-ChART payment)
     if event_type == TransactionEventEnumType.started:
@@ -225,7 +234,7 @@ def _transaction_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[Doma
     return out
 
 
-def _status(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+def _status(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:
     flags = set(env.content_flags())
     evse = _evse_id(payload.get("evseId"))
     occurred_ms, time_flags = parse_charger_time(payload.get("timestamp"))
@@ -233,11 +242,12 @@ def _status(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
     if evse is None:
         flags.add(Flag.CONNECTOR_ID_INVALID)
         evse = -1  # nothing to put on a timeline; the frame row keeps what was sent
-    return [StatusReported(env.gateway_ts_ms, env.event_id(), evse, values.text(payload.get("connectorStatus")), NO_ERROR,
+    status = values.text(payload.get("connectorStatus"))
+    return [StatusReported(env.gateway_ts_ms, env.event_id(), evse, status_of(status), status, NO_ERROR,
                            "", "", "", occurred_ms, frozenset(flags), has_error_code=False)]
 
 
-def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+def _notify_event(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:
     """Component problems (:data:`PROBLEM_VARIABLES`; an emergency-stop sensor's ``Active``) → :class:`ProblemReported`
     on their EVSE (none: the station, 0); the station's ``AvailabilityState`` → its status (connector 0)."""
     events = payload.get("eventData")
@@ -247,15 +257,15 @@ def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInp
     for event in events:
         if not isinstance(event, dict):
             continue
-        component = event.get("component") if isinstance(event.get("component"), dict) else {}
-        variable = event.get("variable") if isinstance(event.get("variable"), dict) else {}
+        component = _object(event.get("component"))
+        variable = _object(event.get("variable"))
         variable_name, component_name = values.text(variable.get("name")), values.text(component.get("name"))
         if variable_name == AVAILABILITY_STATE and component_name == STATION_COMPONENT:
             out.extend(_station_availability(env, event))
             continue
         if variable_name not in PROBLEM_VARIABLES and not (variable_name == "Active" and _EMERGENCY_STOP in component_name):
             continue  # other monitored values (temperatures, counters) are not faults
-        evse = component.get("evse") if isinstance(component.get("evse"), dict) else {}
+        evse = _object(component.get("evse"))
         connector = _evse_id(evse.get("id")) or 0
         occurred_ms, time_flags = parse_charger_time(event.get("timestamp"))
         actual = values.text(event.get("actualValue")).strip()
@@ -270,7 +280,7 @@ def _notify_event(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInp
     return out
 
 
-def _station_availability(env: FrameEnvelope, event: dict[str, Any]) -> list[DomainInput]:
+def _station_availability(env: Frame, event: dict[str, Any]) -> list[DomainInput]:
     """The station's ``AvailabilityState`` (Available, Occupied, Reserved, Unavailable, Faulted): the status of
     connector 0, as 1.6 reports it (2.0.1 has no StatusNotification for the station as a whole)."""
     status = values.text(event.get("actualValue")).strip()
@@ -278,23 +288,23 @@ def _station_availability(env: FrameEnvelope, event: dict[str, Any]) -> list[Dom
         return []
     occurred_ms, time_flags = parse_charger_time(event.get("timestamp"))
     flags = (time_flags - {Flag.TIMESTAMP_MISSING}) | env.content_flags()
-    return [StatusReported(env.gateway_ts_ms, env.event_id(), 0, status, NO_ERROR, "", "", "", occurred_ms, flags,
-                           has_error_code=False)]
+    return [StatusReported(env.gateway_ts_ms, env.event_id(), 0, status_of(status), status, NO_ERROR, "", "", "",
+                           occurred_ms, flags, has_error_code=False)]
 
 
-def _meter_values(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
+def _meter_values(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:
     evse = _evse_id(payload.get("evseId"))
     report = meter_report(payload.get("meterValue"))
     flags = env.content_flags() | report.flags
     return [MeterSamples(env.gateway_ts_ms, env.event_id(), evse or None, None, report.readings, frozenset(flags))]
 
 
-def _boot(env: FrameEnvelope, payload: dict[str, Any]) -> list[DomainInput]:
-    station = payload.get("chargingStation") if isinstance(payload.get("chargingStation"), dict) else {}
+def _boot(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:
+    station = _object(payload.get("chargingStation"))
     return [Booted(env.gateway_ts_ms, env.event_id(), values.text(station.get("firmwareVersion")))]
 
 
-_CALLS: dict[str, Callable[[FrameEnvelope, dict[str, Any]], list[DomainInput]]] = {
+_CALLS: dict[str, Callable[[Frame, dict[str, Any]], list[DomainInput]]] = {
     Action.transaction_event: _transaction_event,
     Action.status_notification: _status,
     Action.notify_event: _notify_event,

@@ -20,19 +20,19 @@ events existed) opens it, so such chargers are never counted offline.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from processors.inputs import Status
+from processors.state import ConnectorState, OpenOutage, OutageState
+from processors.vocabulary import Status
 from schemas.base import ms_to_datetime
 from schemas.records import OutageCause, PortOutage
 
 CAUSE_ORDER = (OutageCause.OFFLINE, OutageCause.FAULTED, OutageCause.UNAVAILABLE, OutageCause.STATION_FAULTED,
                OutageCause.STATION_UNAVAILABLE)
 """KPIS.md's order: when several causes begin at the same frame, the first of these names the outage."""
-_PORT_CAUSE = {Status.faulted: OutageCause.FAULTED, Status.unavailable: OutageCause.UNAVAILABLE}
-_STATION_CAUSE = {Status.faulted: OutageCause.STATION_FAULTED, Status.unavailable: OutageCause.STATION_UNAVAILABLE}
+_PORT_CAUSE = {Status.FAULTED: OutageCause.FAULTED, Status.UNAVAILABLE: OutageCause.UNAVAILABLE}
+_STATION_CAUSE = {Status.FAULTED: OutageCause.STATION_FAULTED, Status.UNAVAILABLE: OutageCause.STATION_UNAVAILABLE}
 _FAULT_CAUSES = frozenset({OutageCause.FAULTED, OutageCause.STATION_FAULTED})
 STATION = 0
 REJOIN_MS = 1000
@@ -48,7 +48,7 @@ def outage_id(charge_point_id: str, connector_id: int, started_ms: int) -> str:
     return hashlib.sha256(f"{charge_point_id}|{connector_id}|{started_ms}".encode()).hexdigest()[:16]
 
 
-def down_causes(offline: bool, port_status: str, station_status: str) -> list[OutageCause]:
+def down_causes(offline: bool, port_status: Status, station_status: Status) -> list[OutageCause]:
     """The causes that hold for a port, in :data:`CAUSE_ORDER`."""
     causes = [OutageCause.OFFLINE] if offline else []
     if port_status in _PORT_CAUSE:
@@ -63,63 +63,37 @@ class PortCondition:
     """What a port's outage depends on besides the charger being online: its status and the station's, and
     the error code of the fault open on each (``("", "")`` when none)."""
 
-    status: str = ""
+    status: Status = Status.NONE
     fault: tuple[str, str] = ("", "")
-    station_status: str = ""
+    station_status: Status = Status.NONE
     station_fault: tuple[str, str] = ("", "")
 
 
-@dataclass(slots=True)
-class OpenOutage:
-    outage_id: str
-    started_ms: int
-    cause: str
-    error_code: str
-    vendor_error_code: str
-    version: int  # of the row last written for it
-    ended_ms: int | None = None
+def port_condition(connectors: Mapping[int, ConnectorState], port: int) -> PortCondition:
+    """A port's :class:`PortCondition`, read from the charge point's connector states (statuses and faults are
+    kept in one place, there). An OCPP 2.0.1 station-level problem (an emergency stop) takes every port down: the
+    station reads as Faulted while one is active."""
+    own, station = connectors.get(port), connectors.get(STATION)
+    station_status = station.status if station is not None else Status.NONE
+    if station is not None and station.problems:
+        station_status = Status.FAULTED
+    return PortCondition(status=own.status if own is not None else Status.NONE, fault=_fault_codes(own),
+                         station_status=station_status, station_fault=_fault_codes(station))
 
 
-@dataclass(slots=True)
-class OutageState:
-    connections: dict[str, int] = field(default_factory=dict)  # open connection id -> gateway ms of its last frame
-    newest: str = ""  # the connection opened last
-    newest_ms: int = 0  # when it opened
-    closed: list[str] = field(default_factory=list)  # recently closed connection ids, oldest first
-    offline_ms: int | None = None  # since when the charger has had no open connection
-    ports: list[int] = field(default_factory=list)  # connector ids >= 1 the charger reported, in order seen
-    open: dict[int, OpenOutage] = field(default_factory=dict)  # port -> its open outage
-    last: dict[int, OpenOutage] = field(default_factory=dict)  # port -> its last ended outage (it may rejoin)
-
-    def is_empty(self) -> bool:
-        return not (self.connections or self.closed or self.ports or self.open or self.offline_ms is not None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"c": self.connections, "n": [self.newest, self.newest_ms], "x": self.closed, "off": self.offline_ms,
-                "p": self.ports, "o": _outages_out(self.open), "e": _outages_out(self.last)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OutageState":
-        newest, newest_ms = data.get("n") or ["", 0]
-        return cls(connections=dict(data.get("c", {})), newest=newest, newest_ms=newest_ms, closed=list(data.get("x", [])),
-                   offline_ms=data.get("off"), ports=list(data.get("p", [])),
-                   open={int(k): OpenOutage(*v) for k, v in data.get("o", {}).items()},
-                   last={int(k): OpenOutage(*v) for k, v in data.get("e", {}).items()})
-
-
-def _outages_out(outages: dict[int, OpenOutage]) -> dict[str, list[Any]]:
-    return {str(k): [o.outage_id, o.started_ms, o.cause, o.error_code, o.vendor_error_code, o.version, o.ended_ms]
-            for k, o in outages.items()}
+def _fault_codes(state: ConnectorState | None) -> tuple[str, str]:
+    fault = state.fault if state is not None else None
+    return (fault.error_code, fault.vendor_error_code) if fault is not None else ("", "")
 
 
 class OutageTracker:
-    """One charger's outages. ``condition_of(port)`` reads a port's :class:`PortCondition` from the
-    correlator's connector state (statuses and faults are kept in one place, there)."""
+    """One charger's outages: its :class:`~processors.state.OutageState`, and its connectors' states to read each
+    port's condition from (:func:`port_condition`)."""
 
-    def __init__(self, charge_point_id: str, state: OutageState, condition_of: Callable[[int], PortCondition]) -> None:
+    def __init__(self, charge_point_id: str, state: OutageState, connectors: Mapping[int, ConnectorState]) -> None:
         self.charge_point_id = charge_point_id
         self.state = state
-        self.condition_of = condition_of
+        self.connectors = connectors
 
     @property
     def offline(self) -> bool:
@@ -197,7 +171,7 @@ class OutageTracker:
         """Open, amend or end the port's outage as its causes now say."""
         if port not in self.state.ports:
             return []
-        condition = self.condition_of(port)
+        condition = port_condition(self.connectors, port)
         causes = down_causes(self.offline, condition.status, condition.station_status)
         current = self.state.open.get(port)
         if current is None:

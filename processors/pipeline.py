@@ -37,19 +37,31 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from processors.correlator import Correlator, CorrelatorConfig, Event
-from processors.envelope_decode import Envelope, decode_envelope
-from processors.flags import Flag
+from processors import state_codec
+from processors.correlator import Correlator
+from processors.envelope_decode import decode_envelope
+from processors.events import Event
+from processors.inputs import Frame
+from processors.settings import CorrelatorConfig
 from processors.state import CorrelatorState
 from schemas.base import ms_to_datetime
-from schemas.envelope import FrameEnvelope
+from schemas.flags import Flag, close_code
 from schemas.records import ChargeAttempt, FaultEvent, PortOutage, Session, StatusChange
 from schemas.storable import row_coercer
-from schemas.tables import ALL_TABLES, CHARGE_ATTEMPTS, CONNECTOR_STATUS, FAULT_EVENTS, FRAMES, PORT_OUTAGES, SESSIONS
+from schemas.tables import (
+    ALL_TABLES,
+    CHARGE_ATTEMPTS,
+    CONNECTOR_STATUS,
+    FAULT_EVENTS,
+    FRAMES,
+    PORT_OUTAGES,
+    SESSIONS,
+    Table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +71,6 @@ StateLoader = Callable[[str], bytes | None]
 
 _FRAMES_COLUMNS = FRAMES.column_names
 _ERROR, _FLAGS = _FRAMES_COLUMNS.index("error"), _FRAMES_COLUMNS.index("flags")
-_FEED, _ADVANCE, _SKIP = 0, 1, 2  # journal operations
 # Resolved once: ``row_coercer`` is cached on the (frozen, deep) Table, and hashing it per row cost more
 # than the check itself.
 _COERCE = {t.name: row_coercer(t) for t in ALL_TABLES}
@@ -68,23 +79,13 @@ _EVENT_TABLES = {StatusChange: CONNECTOR_STATUS, FaultEvent: FAULT_EVENTS, Sessi
                  ChargeAttempt: CHARGE_ATTEMPTS}
 
 
-def _partition_hint(snapshot: bytes) -> int | None:
-    """The partition a snapshot names in its last key (``..."p":3}``), or None when it cannot be told so
-    cheaply (then the snapshot is parsed)."""
-    at = snapshot.rfind(b'"p":', max(0, len(snapshot) - 24))
-    if at < 0 or not snapshot.endswith(b"}"):
-        return None
-    digits = snapshot[at + 4:-1]
-    return int(digits) if digits.isdigit() else None
-
-
 def _load_state_bytes(snapshot: bytes | None) -> CorrelatorState:
     """A persisted snapshot (None: a charger never seen) as the correlator's state."""
-    return CorrelatorState.from_json(snapshot) if snapshot else CorrelatorState()
+    return state_codec.loads(snapshot) if snapshot else CorrelatorState()
 
 
 def _dump_state(correlator: Correlator) -> bytes:
-    return correlator.state.to_json()
+    return state_codec.dumps(correlator.state)
 
 
 @dataclass
@@ -128,19 +129,29 @@ def _received_at(ms: int) -> datetime:
         return _DATETIME_MIN if ms < 0 else _DATETIME_MAX
 
 
-def frame_row(env: FrameEnvelope | Envelope) -> list[Any]:
-    """The ``frames`` row of an envelope, in column order (see :class:`schemas.records.FrameRow`). A
-    connection event's row is flagged with the event (``connected`` / ``disconnected``, ``close_code:<n>``)."""
+def _frames_row(*, charge_point_id: str, received_at: datetime, direction: str, message_type: int | None, action: str,
+                message_id: str, raw: str, ocpp_version: str, gateway_id: str, connection_id: str, seq: int, error: str,
+                flags: list[str]) -> list[Any]:
+    """A ``frames`` row from its columns by name (:data:`schemas.tables.FRAMES`), in the table's order. The keyword
+    names are the columns' (a test holds them equal), so a column moved in the table moves here by name."""
+    return [charge_point_id, received_at, direction, message_type, action, message_id, raw, ocpp_version, gateway_id,
+            connection_id, seq, error, flags]
+
+
+def frame_row(env: Frame) -> list[Any]:
+    """The ``frames`` row of an envelope (see :class:`schemas.records.FrameRow`). A connection event's row is
+    flagged with the event (``connected`` / ``disconnected``, ``close_code:<n>``)."""
     flags = list(env.flags)
     if env.event is not None:
         flags.append(Flag(env.event.value))
         if env.close_code is not None:
-            flags.append(f"close_code:{env.close_code}")
-    return [
-        env.charge_point_id, _received_at(env.gateway_ts_ms), str(env.direction),
-        int(env.message_type) if env.message_type is not None else None, env.action or "", env.message_id or "",
-        env.frame, env.ocpp_version, env.gateway_id, env.connection_id, env.seq, env.error or "", flags,
-    ]
+            flags.append(close_code(env.close_code))
+    return _frames_row(
+        charge_point_id=env.charge_point_id, received_at=_received_at(env.gateway_ts_ms), direction=str(env.direction),
+        message_type=int(env.message_type) if env.message_type is not None else None, action=env.action or "",
+        message_id=env.message_id or "", raw=env.frame, ocpp_version=env.ocpp_version, gateway_id=env.gateway_id,
+        connection_id=env.connection_id, seq=env.seq, error=env.error or "", flags=flags,
+    )
 
 
 def bad_record_row(key: bytes | None, value: bytes | None, error: str, flag: Flag, *, partition: int, offset: int,
@@ -148,21 +159,40 @@ def bad_record_row(key: bytes | None, value: bytes | None, error: str, flag: Fla
     """A record on the frames topic that is not an envelope (or has no value): kept, raw, with the reason.
     Its sort key comes from its Kafka coordinates, so every such record is a row of its own and a replay
     rewrites the same one."""
-    return [
-        (key or b"").decode("utf-8", "replace")[:48], _received_at(max(timestamp_ms or 0, 0)), "", None, "", "",
-        (value or b"").decode("utf-8", "replace"), "", "", f"kafka:{partition}", offset, error[:1000], [flag],
-    ]
+    return _frames_row(
+        charge_point_id=(key or b"").decode("utf-8", "replace")[:48], received_at=_received_at(max(timestamp_ms or 0, 0)),
+        direction="", message_type=None, action="", message_id="", raw=(value or b"").decode("utf-8", "replace"),
+        ocpp_version="", gateway_id="", connection_id=f"kafka:{partition}", seq=offset, error=error[:1000], flags=[flag],
+    )
+
+
+class _Fed(NamedTuple):
+    """Journal: a frame applied, at its offset."""
+
+    envelope: Frame
+    offset: int
+
+
+class _Advanced(NamedTuple):
+    """Journal: the clock moved on."""
+
+    now_ms: int
+
+
+class _Skipped(NamedTuple):
+    """Journal: a frame that failed, kept in the frames table and skipped (its offset counts as applied)."""
+
+    offset: int
 
 
 @dataclass(slots=True)
 class _Loaded:
     """A correlator of the current batch: the snapshot it was loaded from and the journal of what
-    was applied to it since (``(_FEED, envelope, offset)``, ``(_ADVANCE, now_ms, None)``,
-    ``(_SKIP, None, offset)``): enough to rebuild it as it was before any one call."""
+    was applied to it since: enough to rebuild it as it was before any one call."""
 
     correlator: Correlator
     snapshot: bytes | None
-    journal: list[tuple[int, Any, int | None]] = field(default_factory=list)
+    journal: list[_Fed | _Advanced | _Skipped] = field(default_factory=list)
 
 
 class FrameProcessor:
@@ -252,7 +282,7 @@ class FrameProcessor:
         wanted = {partitions} if isinstance(partitions, int) else set(partitions)
         read = 0
         for charge_point_id, snapshot in states:
-            hint = _partition_hint(snapshot)
+            hint = state_codec.partition_hint(snapshot)
             if hint is not None and hint not in wanted:
                 continue
             try:
@@ -299,7 +329,7 @@ class FrameProcessor:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _feed(self, env: FrameEnvelope | Envelope, partition: int, offset: int) -> tuple[bool, Exception | None]:
+    def _feed(self, env: Frame, partition: int, offset: int) -> tuple[bool, Exception | None]:
         """Apply one envelope to its charger: (applied, the exception it raised)."""
         charge_point_id = env.charge_point_id
         try:
@@ -314,7 +344,7 @@ class FrameProcessor:
         except Exception as exc:
             self._failed(charge_point_id, partition, exc, f"frame at {partition}/{offset}", skipped_offset=offset)
             return False, exc
-        loaded.journal.append((_FEED, env, offset))
+        loaded.journal.append(_Fed(env, offset))
         self._emit(events)
         return True, None
 
@@ -343,7 +373,7 @@ class FrameProcessor:
             loaded.journal.clear()
         if skipped_offset is not None and skipped_offset > correlator.state.offset:
             correlator.state.offset = skipped_offset  # handled (kept, flagged): a crash-replay skips it too
-            loaded.journal.append((_SKIP, None, skipped_offset))
+            loaded.journal.append(_Skipped(skipped_offset))
         loaded.correlator = correlator
         try:
             self._touched(correlator, partition)
@@ -354,14 +384,14 @@ class FrameProcessor:
         """The correlator as the snapshot plus the journal made it; events are discarded."""
         correlator = self._fresh(charge_point_id, partition, loaded.snapshot)
         state = correlator.state
-        for op, arg, offset in loaded.journal:
-            if op == _FEED:
-                correlator.feed(arg)
-                state.offset = offset
-            elif op == _ADVANCE:
-                correlator.advance(arg)
+        for entry in loaded.journal:
+            if isinstance(entry, _Fed):
+                correlator.feed(entry.envelope)
+                state.offset = entry.offset
+            elif isinstance(entry, _Advanced):
+                correlator.advance(entry.now_ms)
             else:
-                state.offset = offset
+                state.offset = entry.offset
         return correlator
 
     def _fresh(self, charge_point_id: str, partition: int | None, snapshot: bytes | None) -> Correlator:
@@ -402,7 +432,7 @@ class FrameProcessor:
             deadline, charge_point_id = heapq.heappop(heap)
             if self._indexed.get(charge_point_id) == deadline:
                 del self._indexed[charge_point_id]  # the live entry is consumed
-            current = deadline
+            current: int | None = deadline
             try:
                 loaded = self._loaded(charge_point_id, partition)
                 correlator = loaded.correlator
@@ -418,10 +448,10 @@ class FrameProcessor:
                 self._failed(charge_point_id, partition, exc, f"clock move to {now} ms (partition {partition})",
                              skipped_offset=None)
                 continue
-            loaded.journal.append((_ADVANCE, now, None))
+            loaded.journal.append(_Advanced(now))
             self._emit(events)
 
-    def _keep(self, table: Any, row: list[Any]) -> list[Any]:
+    def _keep(self, table: Table, row: list[Any]) -> list[Any]:
         storable = _COERCE[table.name](row)
         if storable is not row:
             self._out.unstorable_rows += 1
@@ -446,7 +476,7 @@ class FrameProcessor:
                 record, row = event.model_copy(update=dict(zip(type(event).model_fields, fixed))), fixed
                 out.unstorable_rows += 1
             rows[table.name].append(row)
-            if table is FAULT_EVENTS:
+            if isinstance(record, FaultEvent):
                 out.faults.append(record)
-            elif table is SESSIONS:
+            elif isinstance(record, Session):
                 out.sessions.append(record)

@@ -14,28 +14,40 @@ A number the transaction already passed is a resend or a replay from the offline
 
 from __future__ import annotations
 
-PER_TRANSACTION, PER_STATION = "transaction", "station"
-OK, REPEATED, GAP = "ok", "repeated", "gap"
+from enum import StrEnum
 
 
-def numbering(known: str | None, station_last: int | None, seq_no: int, opens: bool) -> str | None:
+class Numbering(StrEnum):
+    """How a station counts ``seqNo`` (kept in the correlator's state: the values are persisted)."""
+
+    PER_TRANSACTION = "transaction"  # each transaction restarts its count
+    PER_STATION = "station"  # one counter for every transaction
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    REPEATED = "repeated"  # a number the transaction already passed: a resend or a replay
+    GAP = "gap"  # events of the transaction are missing
+
+
+def numbering(known: Numbering | None, station_last: int | None, seq_no: int, opens: bool) -> Numbering | None:
     """How the station counts, after an event numbered ``seq_no`` (``opens``: a Started, the first of its
     transaction) following ``station_last`` (the station's last number, of any transaction)."""
     if not opens or station_last is None:
         return known
     if seq_no <= station_last:
-        return PER_TRANSACTION  # a new transaction went back below the station's count: it restarted
+        return Numbering.PER_TRANSACTION  # a new transaction went back below the station's count: it restarted
     if seq_no == station_last + 1:
-        return PER_STATION  # it went on with the station's count
+        return Numbering.PER_STATION  # it went on with the station's count
     return known  # a jump: events missing somewhere, nothing shown
 
 
-def verdict(mode: str | None, last: int | None, station_last: int | None, seq_no: int) -> str:
+def verdict(mode: Numbering | None, last: int | None, station_last: int | None, seq_no: int) -> Verdict:
     """An event numbered ``seq_no`` of a transaction whose last was ``last`` (``None``: its first)."""
     if last is None:
-        return OK
+        return Verdict.OK
     if seq_no <= last:
-        return REPEATED
-    if seq_no > last + 1 and (mode == PER_TRANSACTION or station_last == last):
-        return GAP
-    return OK
+        return Verdict.REPEATED
+    if seq_no > last + 1 and (mode is Numbering.PER_TRANSACTION or station_last == last):
+        return Verdict.GAP
+    return Verdict.OK

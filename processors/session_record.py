@@ -7,23 +7,33 @@ were made by the clock its frames show, in order; else the gateway's, ``duration
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import json
 
 from processors.clock import session_timing
 from processors.energy import EnergyInputs, session_energy
-from processors.flags import Flag
-from processors.inputs import Status
+from processors.events import codes
+from processors.settings import CorrelatorConfig
 from processors.state import Emitted, SessionState
+from processors.vocabulary import PHASES
 from schemas.base import ms_to_datetime
-from schemas.records import Session
+from schemas.flags import Flag
+from schemas.records import ClosedBy, Session
 
-if TYPE_CHECKING:
-    from processors.correlator import CorrelatorConfig
+# What a revision's digest leaves out: it changes with every revision, or follows from one that does.
+_NOT_CONTENT = frozenset({"version", "revision", "received_at", "previous_energy_wh", "previous_duration_s"})
+# Fields of the row added after digests were persisted: left out while empty, so a session remembered across the
+# upgrade keeps its digest (and is not re-emitted for a field it never had).
+_ADDED_LATER = ("id_token_type",)
 
-STOP_TRANSACTION = "stop_transaction"
-PHASES = (Status.charging, Status.suspended_ev, Status.suspended_evse)
-"""What the connector did during a session that ``charging_s`` / ``suspended_ev_s`` / ``suspended_evse_s``
-count (1.6 status; 2.0.1 chargingState), in :attr:`SessionState.phase_totals`' order."""
+
+def record_digest(record: Session) -> str:
+    """The content of an emitted row: a revision is emitted only when it differs."""
+    content = record.model_dump(mode="json", exclude=set(_NOT_CONTENT))
+    for name in _ADDED_LATER:
+        if not content[name]:
+            del content[name]
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def phase_times(s: SessionState) -> tuple[float | None, float | None, float | None]:
@@ -38,7 +48,7 @@ def phase_times(s: SessionState) -> tuple[float | None, float | None, float | No
     return totals[0] / 1000, totals[1] / 1000, totals[2] / 1000
 
 
-def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionState, closed_by: str, *, revision: int,
+def session_record(charge_point_id: str, config: CorrelatorConfig, s: SessionState, closed_by: ClosedBy, *, revision: int,
                    version: int, received_ms: int, previous: Emitted | None = None) -> Session:
     """The row of a session as it stands: its duration, its energy by :mod:`processors.energy`, its flags."""
     # Clock skew is decided here from the evidence (states written before kept a flag set at the start: dropped).
@@ -57,7 +67,7 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
     energy = session_energy(
         EnergyInputs(
             meter_start=s.meter_start, meter_stop=s.stop.meter_stop if s.stop is not None else None,
-            has_stop=closed_by == STOP_TRANSACTION, transaction_data=[tuple(t) for t in s.td], meter_values=s.mv,
+            has_stop=closed_by is ClosedBy.STOP_TRANSACTION, transaction_data=s.td, meter_values=s.mv,
             duration_s=charger_s, gateway_duration_s=gateway_s,
             started_ms=s.start_ms, stopped_ms=stop_ms,
             sampled_peak_power_w=s.peak_w,
@@ -66,7 +76,7 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
         config.max_session_age_ms / 1000,
     )
     flags |= energy.flags
-    if closed_by != STOP_TRANSACTION and s.start_ms is None:
+    if closed_by is not ClosedBy.STOP_TRANSACTION and s.start_ms is None:
         flags.add(Flag.STOP_WITHOUT_START)
     charging_s, suspended_ev_s, suspended_evse_s = phase_times(s)
     return Session(
@@ -81,7 +91,7 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
         energy_wh=energy.energy_wh,
         energy_source=energy.source,
         stop_reason=s.stop.reason if s.stop is not None else "",
-        stop_status=s.stop_status,
+        stop_status=s.stop_status_text,
         stop_error_code=s.stop_error_code,
         stop_status_at=ms_to_datetime(s.stop_status_ms) if s.stop_status_ms is not None else None,
         duration_s=timing.duration_s,
@@ -95,7 +105,7 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
         version=version,
         revision=revision,
         session_id=s.session_id,
-        ocpp_version=s.ocpp_version,
+        ocpp_version=s.protocol.version,
         previous_energy_wh=previous.energy_wh if previous is not None else None,
         previous_duration_s=previous.duration_s if previous is not None else None,
         charging_s=charging_s,
@@ -104,8 +114,3 @@ def session_record(charge_point_id: str, config: "CorrelatorConfig", s: SessionS
         blocked_after_stop_s=s.blocked_ms / 1000 if s.blocked_ms is not None else None,
         id_token_type=s.id_token_type,
     )
-
-
-def codes(flags: set[str] | list[str] | frozenset[str]) -> list[str]:
-    """Flags as plain sorted strings (members of :class:`Flag` and the few composed codes)."""
-    return sorted({str(f) for f in flags})

@@ -1,11 +1,40 @@
-"""Settings of ``ocpp-pipeline worker`` and ``replay`` (``OCPP_WORKER_*``)."""
+"""Settings of ``ocpp-pipeline worker`` and ``replay`` (``OCPP_WORKER_*``), and the correlator's share of them.
+
+Every default is a field default of :class:`WorkerSettings`, here and nowhere else: :class:`CorrelatorConfig`
+(what the pure processors read, in milliseconds and watts) has none of its own, and
+:meth:`CorrelatorConfig.defaults` is the settings' defaults, read without the environment.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from processors.correlator import CorrelatorConfig
+from processors.energy import MAX_CHARGER_POWER_W
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelatorConfig:
+    """The rules' settings, as the correlator reads them (gateway-clock milliseconds, watts)."""
+
+    status_window_ms: int  # how long a stopped session waits for its move out of Charging
+    max_session_age_ms: int  # a session never stopped is closed after this long
+    clock_skew_ms: int  # a charger clock further off than this is flagged
+    max_power_w: float  # energy meaning more than this average power is not billed (energy_implausible)
+    # How long an emitted session is remembered (a late stop or a resend still finds it): the longest a
+    # session can stay open, plus a day of offline backlog.
+    closed_retention_ms: int
+    authorize_window_ms: int  # an Authorize followed by no start with its idTag within this is an attempt of its own
+
+    @classmethod
+    def defaults(cls, **changes: Any) -> CorrelatorConfig:
+        """The settings' defaults (:class:`WorkerSettings`' field defaults, no environment read), with ``changes``."""
+        return dataclasses.replace(_default_config(), **changes) if changes else _default_config()
 
 
 class WorkerSettings(BaseSettings):
@@ -17,7 +46,7 @@ class WorkerSettings(BaseSettings):
     status_window_s: float = Field(60.0, gt=0, description="how long a stopped session waits for its status transition (gateway clock)")
     max_session_age_h: float = Field(72.0, gt=0, description="a session never stopped is closed after this long")
     clock_skew_s: float = Field(300.0, gt=0, description="charger clock further off than this is flagged")
-    max_power_kw: float = Field(1000.0, gt=0, description="energy meaning more than this average power is not billed (energy_implausible)")
+    max_power_kw: float = Field(MAX_CHARGER_POWER_W / 1000, gt=0, description="energy meaning more than this average power is not billed (energy_implausible)")
     closed_retention_h: float = Field(96.0, gt=0, description="how long an emitted session is remembered: a late stop or a resend still finds it")
     authorize_window_s: float = Field(300.0, gt=0, description="an Authorize followed by no start with its idTag within this is a charge attempt of its own (KPIS.md)")
     flush_rows: int = Field(5000, ge=1, description="rows buffered before a ClickHouse insert")
@@ -34,3 +63,8 @@ class WorkerSettings(BaseSettings):
             closed_retention_ms=int(self.closed_retention_h * 3600 * 1000),
             authorize_window_ms=int(self.authorize_window_s * 1000),
         )
+
+
+@cache
+def _default_config() -> CorrelatorConfig:
+    return WorkerSettings.model_construct().correlator_config()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from processors.flags import Flag
+from schemas.flags import Flag
 
 _EMPTY: frozenset[str] = frozenset()
 MIN_MS = int(datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)

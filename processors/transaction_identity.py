@@ -13,10 +13,8 @@ over sessions.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from processors.state import SessionState
+from processors.state import CorrelatorState, SessionState
 
 
 def same_connector(session_connector: int | None, connector: int | None) -> bool:
@@ -24,7 +22,7 @@ def same_connector(session_connector: int | None, connector: int | None) -> bool
     return connector is None or session_connector is None or session_connector == connector
 
 
-def with_id(sessions: Iterable["SessionState"], transaction_id: str, connector: int | None) -> list["SessionState"]:
+def with_id(sessions: Iterable[SessionState], transaction_id: str, connector: int | None) -> list[SessionState]:
     """The sessions that a frame naming ``transaction_id`` on ``connector`` can be about, the likeliest first: in
     the order given (oldest first), except that, when the frame names no connector, those not stopped yet come
     first."""
@@ -36,7 +34,36 @@ def with_id(sessions: Iterable["SessionState"], transaction_id: str, connector: 
     return found
 
 
-def ambiguous(candidates: list["SessionState"], connector: int | None) -> bool:
+def ambiguous(candidates: list[SessionState], connector: int | None) -> bool:
     """The frame named no connector and its id is open (not stopped) on more than one connector: the oldest is
     taken, with a flag."""
     return connector is None and len({s.connector for s in candidates if s.stop is None}) > 1
+
+
+# --- lookups over a charge point's sessions ----------------------------------------------------------
+
+
+def open_with(state: CorrelatorState, transaction_id: str, connector: int | None = None) -> list[SessionState]:
+    """Sessions not emitted yet (open, or stopped and waiting for the window) that a frame naming
+    ``transaction_id`` on ``connector`` (``None``: not named) is about, the likeliest first."""
+    return with_id(state.sessions.values(), transaction_id, connector)
+
+
+def closed_with(state: CorrelatorState, transaction_id: str, connector: int | None = None) -> list[SessionState]:
+    """Remembered sessions that a frame naming ``transaction_id`` on ``connector`` is about, oldest first."""
+    return with_id(state.closed.values(), transaction_id, connector)
+
+
+def transaction_on(state: CorrelatorState, connector: int) -> str | None:
+    """The transaction id of the session open on ``connector`` (none on connector 0, the whole charge point)."""
+    if connector <= 0:
+        return None
+    key = state.connector(connector).tx
+    session = state.sessions.get(key) if key else None
+    return session.transaction_id if session is not None else None
+
+
+def stopped(state: CorrelatorState, key: str | None) -> SessionState | None:
+    """The stopped session a connector waits on (``blocked_by``), written yet or not; None if forgotten."""
+    session = (state.sessions.get(key) or state.closed.get(key)) if key else None
+    return session if session is not None and session.stop is not None else None

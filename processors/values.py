@@ -53,15 +53,14 @@ def text(value: Any) -> str:
     (which JSON escapes can carry and UTF-8 cannot) replaced."""
     if value is None:
         return ""
-    if not isinstance(value, str):
-        value = str(value)
-    if value.isascii():
-        return value  # the common case, without an encode
+    string = value if isinstance(value, str) else str(value)
+    if string.isascii():
+        return string  # the common case, without an encode
     try:
-        value.encode("utf-8")
+        string.encode("utf-8")
     except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
+        string = string.encode("utf-8", "replace").decode("utf-8")
+    return string
 
 
 def in_range(value: int | None, low: int, high: int) -> int | None:

@@ -44,10 +44,10 @@ def transaction_failure(*, delivered: bool, into_faulted: bool, stopped: bool, r
     (``no_energy``), it stopped into Faulted (``faulted``), it was never stopped (``stop_missing``: closed on a
     guess), its stop reason was not one of :data:`OK_STOP_REASONS` (``stop_<reason>``)."""
     if not delivered:
-        return AttemptFailure.NO_ENERGY
+        return AttemptFailure.NO_ENERGY.value
     if into_faulted:
-        return AttemptFailure.FAULTED
+        return AttemptFailure.FAULTED.value
     if not stopped:
-        return AttemptFailure.STOP_MISSING
+        return AttemptFailure.STOP_MISSING.value
     reason = reason or DEFAULT_STOP_REASON
     return "" if reason in OK_STOP_REASONS else stop_failure(reason)

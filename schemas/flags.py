@@ -1,18 +1,21 @@
-"""Every data-quality flag, in one place (DESIGN.md: "every fallback and every doubt becomes a flag, never a
-silent guess").
+"""Every data-quality flag the processors set, in one place (DESIGN.md: "every fallback and every
+doubt becomes a flag, never a silent guess").
 
 A flag is a short, stable code in the ``flags`` column of ``sessions``, ``fault_events``,
-``connector_status`` and ``frames`` (and in the topic records): a value of a public contract, so it lives
-here, below the worker (which sets flags) and the reports (which read them, as do the views of
-:mod:`schemas.tables`). Values are the wire strings, so a member compares equal to its code. The comment
-beside each member says what it means and the module that sets it. Gateway flags (``schema_violation`` and
-``schema:<field>:<rule>``, set by the gateway when it let a transaction message through despite its schema)
-travel in the envelope and are copied onto the rows they concern.
+``connector_status`` and ``frames`` (and in the topic records). Values are the wire strings, so a
+member compares equal to its code. The comment beside each member says what it means and the
+module that sets it. Gateway flags (``schema_violation`` and ``schema:<field>:<rule>``, set by the
+gateway when it let a transaction message through despite its schema) travel in the envelope and
+are copied onto the rows they concern; so does a connection event's ``close_code:<n>`` (:func:`close_code`).
+
+The flags are part of the rows' contract, so they live here, below the processors that set them and the
+reports and views that read them (``kpi/``, :mod:`schemas.tables`).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
 
 class Flag(StrEnum):
@@ -90,6 +93,17 @@ class Flag(StrEnum):
     # --- faults (processors.faults) -----------------------------------------------------------------
     SUPERSEDED_BY_OTHER_ERROR = "superseded_by_other_error"
     BEGAN_STALE = "began_stale"
+    # A fault reported with a status other than Faulted (an ABB's Finishing with an errorCode): one member per
+    # OCPP 1.6 ChargePointStatus but Faulted, ``error_code_while_`` + the status in lower case (:func:`error_code_while`).
+    ERROR_CODE_WHILE_AVAILABLE = "error_code_while_available"
+    ERROR_CODE_WHILE_PREPARING = "error_code_while_preparing"
+    ERROR_CODE_WHILE_CHARGING = "error_code_while_charging"
+    ERROR_CODE_WHILE_SUSPENDEDEVSE = "error_code_while_suspendedevse"
+    ERROR_CODE_WHILE_SUSPENDEDEV = "error_code_while_suspendedev"
+    ERROR_CODE_WHILE_FINISHING = "error_code_while_finishing"
+    ERROR_CODE_WHILE_RESERVED = "error_code_while_reserved"
+    ERROR_CODE_WHILE_UNAVAILABLE = "error_code_while_unavailable"
+    ERROR_CODE_WHILE_UNKNOWN = "error_code_while_unknown"  # a status empty, or none OCPP 1.6 defines
 
     # --- rows and records (processors.pipeline, schemas.storable) -----------------------------------
     INVALID_ENVELOPE = "invalid_envelope"  # a record on the frames topic that is not an envelope
@@ -99,3 +113,21 @@ class Flag(StrEnum):
     # A connection event's frames row (KPIS.md): which event, and ``close_code:<n>`` beside a disconnect.
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
+
+
+ERROR_CODE_WHILE_PREFIX: Final = "error_code_while_"
+_ERROR_CODE_WHILE = {flag.value.removeprefix(ERROR_CODE_WHILE_PREFIX): flag for flag in Flag
+                     if flag.value.startswith(ERROR_CODE_WHILE_PREFIX) and flag is not Flag.ERROR_CODE_WHILE_UNKNOWN}
+
+
+def error_code_while(status: str) -> Flag:
+    """The flag of a fault reported with ``status`` (not Faulted): its member of the ``error_code_while_<status>``
+    family, the status compared in lower case; ``error_code_while_unknown`` for an empty status or one no OCPP 1.6
+    charger may send (the code stays one of a closed set, whatever a charger sends)."""
+    return _ERROR_CODE_WHILE.get(status.lower(), Flag.ERROR_CODE_WHILE_UNKNOWN)
+
+
+def close_code(code: int) -> str:
+    """The flag of a ``disconnected`` event's frames row that names its WebSocket close code: ``close_code:<n>``
+    (like the gateway's ``schema:<field>:<rule>``, a family with a value in it)."""
+    return f"close_code:{code}"

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.clickhouse_sink import COLUMNS
-from processors.flags import Flag
+from schemas.flags import Flag
 from schemas.storable import (
     TS_MAX,
     TS_MIN,

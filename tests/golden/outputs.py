@@ -107,11 +107,11 @@ class _Record:
 
 def worker_outputs(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The rows of every table and the records of the sessions and faults topics, flush by flush."""
-    from processors.correlator import CorrelatorConfig
     from processors.pipeline import FrameProcessor
+    from processors.settings import CorrelatorConfig
 
     states: dict[str, bytes] = {}
-    processor = FrameProcessor(CorrelatorConfig(), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), states.get)
     offsets: dict[int, int] = {}
     flushes: list[dict[str, Any]] = []
     last_ms = 0

@@ -25,7 +25,7 @@ from kpi.source import ClientSource
 from kpi.stations import parse_stations
 from kpi.uptime import OutageSpan, Port, UptimeInputs
 from processors.clickhouse_sink import ClickHouseSink
-from processors.correlator import CorrelatorConfig
+from processors.settings import CorrelatorConfig
 from processors.pipeline import FrameProcessor
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import ExclusionReason
@@ -315,7 +315,7 @@ def test_frames_through_the_worker_export_as_ev_chart_expects(chdb_client, datab
                          meterValue=register(500, "Transaction.Begin"), info={"chargingState": "Charging"}),
            station_event(1, 700, "Ended", meterValue=register(12_500, "Transaction.End"),
                          info={"stoppedReason": "EVDisconnected", "chargingState": "Idle"})]
-    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     for offset, envelope in enumerate(sorted(one.envelopes + two, key=lambda e: e.gateway_ts_ms)):
         processor.process(0, offset, envelope.key(), envelope.model_dump_json().encode())
     processor.advance(0, T0_MS + 7_200_000)  # the worker's idle clock: every window has passed

@@ -8,7 +8,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from processors.correlator import Correlator, CorrelatorConfig, Event
+from processors import state_codec
+from processors.correlator import Correlator
+from processors.settings import CorrelatorConfig
+from processors.events import Event
 from processors.state import CorrelatorState
 from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope, MessageType
 from schemas.records import ChargeAttempt, FaultEvent, PortOutage, Session, StatusChange
@@ -189,13 +192,13 @@ class Script:
     def run(self, config: CorrelatorConfig | None = None, *, until: float | None = None, roundtrip_state: bool = True) -> list[Event]:
         """Feed every envelope; with ``until``, let gateway time reach T0 + until seconds.
         ``roundtrip_state`` passes the state through JSON between frames, as the Faust table does."""
-        config = config or CorrelatorConfig()
+        config = config or CorrelatorConfig.defaults()
         state = None
         events: list[Event] = []
         for envelope in self.envelopes:
             correlator = Correlator(self.charge_point_id, config, state)
             events += correlator.feed(envelope)
-            state = CorrelatorState.from_json(correlator.state.to_json()) if roundtrip_state else correlator.state
+            state = state_codec.loads(state_codec.dumps(correlator.state)) if roundtrip_state else correlator.state
         if until is not None:
             correlator = Correlator(self.charge_point_id, config, state)
             events += correlator.advance(T0_MS + int(until * 1000))

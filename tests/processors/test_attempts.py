@@ -7,8 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.attempts import AUTHORIZES_KEPT, PLUGINS_KEPT, snake, transaction_failure
-from processors.correlator import Correlator, CorrelatorConfig
+from processors.attempts import AUTHORIZES_KEPT, PLUGINS_KEPT
+from schemas.attempt_failure import snake, transaction_failure
+from processors.correlator import Correlator
+from processors.settings import CorrelatorConfig
 from schemas.records import AttemptKind, ChargeAttempt
 from tests.processors.script import T0, Script, attempts, newest, only_session, revisions
 
@@ -62,7 +64,7 @@ def test_a_transaction_that_never_charged_delivered_nothing() -> None:
 
 def test_a_transaction_never_stopped_is_stop_missing() -> None:
     script = Script().at(0).status(1, "Preparing").at(20).start(1, 77).at(25).status(1, "Charging")
-    attempt = only_attempt(script.run(CorrelatorConfig(max_session_age_ms=3_600_000), until=4000))
+    attempt = only_attempt(script.run(CorrelatorConfig.defaults(max_session_age_ms=3_600_000), until=4000))
     assert (attempt.delivered, attempt.failure) == (True, "stop_missing")
 
 
@@ -232,7 +234,7 @@ def test_a_charger_inventing_connector_ids_does_not_grow_its_state_forever() -> 
         script.at(n).status(n, "Preparing")
     for n in range(100):
         script.at(600 + n).authorize(f"CARD-{n}", None)
-    correlator = Correlator("CP-1", CorrelatorConfig())
+    correlator = Correlator("CP-1", CorrelatorConfig.defaults())
     for envelope in script.envelopes:
         correlator.feed(envelope)
     assert len(correlator.state.attempts.plugins) == PLUGINS_KEPT

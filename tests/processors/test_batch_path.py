@@ -17,14 +17,15 @@ from pydantic import ValidationError
 
 from processors import frame_json
 from processors.batch_path import BatchPath
-from processors.correlator import CorrelatorConfig
 from processors.envelope_decode import Envelope, decode_envelope
 from processors.exclusion_intake import ExclusionIntake
 from processors.faust_adapter import TP
 from processors.intake import Intake
 from processors.metrics import WorkerMetrics
-from processors.pipeline import FrameProcessor, _partition_hint
+from processors.pipeline import FrameProcessor
+from processors.settings import CorrelatorConfig
 from processors.stall import StallWatch
+from processors.state_codec import partition_hint
 from schemas.envelope import FrameEnvelope
 from tests.processors.script import T0_MS, Script, energy
 
@@ -89,10 +90,10 @@ def test_a_record_that_is_no_envelope_is_refused_as_before(value: bytes) -> None
 
 def test_a_batch_is_its_records_one_by_one() -> None:
     values = envelopes() + [b"not an envelope", None]
-    one = FrameProcessor(CorrelatorConfig(), {}.get)
+    one = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     for offset, value in enumerate(values):
         one.process(0, offset, b"CP-1", value, 1000 + offset)
-    batch = FrameProcessor(CorrelatorConfig(), {}.get)
+    batch = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     records = [SimpleNamespace(offset=o, key=b"CP-1", value=v, timestamp=1000 + o) for o, v in enumerate(values)]
     assert batch.process_batch(0, records) == len(values)
     a, b = one.take(), batch.take()
@@ -101,7 +102,7 @@ def test_a_batch_is_its_records_one_by_one() -> None:
 
 def test_forgotten_partitions_lose_their_clock_and_deadlines_and_come_back_by_recovery() -> None:
     states: dict = {}
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=60_000), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=60_000), states.get)
     script = Script("CP-1")
     script.at(0).status(1, "Charging").at(1).start(1, 7, meter_start=100).at(50).stop(7, 600)  # waits for its window
     for offset, e in enumerate(script.envelopes):
@@ -109,7 +110,7 @@ def test_forgotten_partitions_lose_their_clock_and_deadlines_and_come_back_by_re
     out = processor.take()
     states.update(out.states)
     processor.persisted(out.states)
-    assert _partition_hint(states["CP-1"]) == 3
+    assert partition_hint(states["CP-1"]) == 3
     processor.forget({3})
     assert processor.watermark(3) is None
     processor.advance(3, T0_MS + 10**7)
@@ -132,7 +133,7 @@ def test_the_correlator_makes_the_same_of_msgspec_envelopes_as_of_pydantic_ones(
     ).model_dump_json().encode()))
 
     def run() -> tuple:
-        processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), {}.get)
+        processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=2_000), {}.get)
         for offset, (key, value) in enumerate(values):
             processor.process(0, offset, key, value, 0)
         processor.advance(0, T0_MS + 10**8)
@@ -175,7 +176,7 @@ def _stored_run(values: list[tuple[int, bytes, bytes]], batch: int, crash: tuple
             committed.update(offsets)
 
     def run(crash_at: tuple[int, str] | None) -> bool:
-        processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), states.get)
+        processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=2_000), states.get)
         processor.recover({0, 1}, list(states.items()))  # as the worker does before its first batch
         todo = [(p, o, k, v) for p, o, k, v in values if o >= committed[p]]
         for flush, start in enumerate(range(0, len(todo), batch)):
@@ -305,7 +306,7 @@ class Loop:
     intake: Intake = field(default_factory=Intake)
 
     def __post_init__(self) -> None:
-        self.processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), self.states.get)
+        self.processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=2_000), self.states.get)
 
         async def flush() -> None:
             self.flushes += 1

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from processors import clock
-from processors.correlator import CorrelatorConfig
-from processors.flags import Flag
+from processors.settings import CorrelatorConfig
+from schemas.flags import Flag
 from schemas.records import EnergySource, Session
 from tests.processors.script import Script, energy, iso, newest, only_session
 from tests.processors.test_ocpp201 import Station, only, register
@@ -253,7 +253,7 @@ def test_a_queue_of_any_age_and_length_keeps_the_meters_energy(age: int, length:
     script.at(now + 1 + flush_s).stop(77, meter_start + wh, ts=iso(stopped))
     if live == "status_after":
         script.at(now + 2 + flush_s).status(1, "Available")
-    session = only_session(script.run(CorrelatorConfig(max_power_w=200_000), until=now + 10 * HOUR))
+    session = only_session(script.run(CorrelatorConfig.defaults(max_power_w=200_000), until=now + 10 * HOUR))
     assert (session.energy_wh, session.duration_s) == (float(wh), float(length))
     assert not SKEW_FLAGS & set(session.flags)
 

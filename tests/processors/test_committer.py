@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from infra.errors import InsertFailed
 from processors.committer import Committer, OffsetLedger
-from processors.correlator import CorrelatorConfig
 from processors.exclusion_intake import ExclusionIntake
 from processors.faust_adapter import TP
 from processors.intake import Intake
 from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
+from processors.settings import CorrelatorConfig
 from schemas.tables import FRAMES, OUTAGE_EXCLUSIONS
 from tests.kpi.test_exclusions import excl
 from tests.processors.test_batch_path import Rec
@@ -100,7 +100,7 @@ class Shell:
     committer: Committer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.processor = FrameProcessor(CorrelatorConfig(status_window_ms=2000), self.stand.states.get)
+        self.processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=2000), self.stand.states.get)
         self.committer = Committer(
             processor=self.processor, intake=self.intake, exclusions=self.exclusions, sink=self.stand,
             sessions=self.stand.topic("sessions"), faults=self.stand.topic("faults"), states=self.stand,

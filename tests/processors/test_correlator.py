@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from processors.correlator import OUT_OF_CHARGING, CorrelatorConfig
+from processors.settings import CorrelatorConfig
+from processors.vocabulary import OUT_OF_CHARGING
 from schemas.records import EnergySource, FaultEventKind
 from tests.processors.script import Script, T0_MS, energy, faults, iso, only_session, sessions, statuses
 
@@ -72,7 +73,7 @@ def test_the_window_is_configurable() -> None:
     script = charging_session()
     script.at(3600).stop(77, 5000)
     script.at(3600 + 90).status(1, "Finishing")
-    session = only_session(script.run(CorrelatorConfig(status_window_ms=120_000)))
+    session = only_session(script.run(CorrelatorConfig.defaults(status_window_ms=120_000)))
     assert session.stop_status == "Finishing" and session.flags == []
 
 
@@ -376,7 +377,7 @@ def test_available_before_the_stop_is_the_normal_case() -> None:
 
 def test_a_session_is_closed_after_the_configured_age() -> None:
     script = charging_session()
-    config = CorrelatorConfig(max_session_age_ms=3600_000)
+    config = CorrelatorConfig.defaults(max_session_age_ms=3600_000)
     assert sessions(script.run(config, until=3000)) == []
     session = only_session(script.run(config, until=3700))
     assert session.closed_by == "timeout" and "stop_missing" in session.flags

@@ -8,8 +8,10 @@ import json
 import os
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from processors.correlator import Correlator, CorrelatorConfig
-from processors.flags import Flag
+from processors import state_codec
+from processors.correlator import Correlator
+from processors.settings import CorrelatorConfig
+from schemas.flags import Flag
 from processors.state import CorrelatorState
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import Session
@@ -70,16 +72,16 @@ KNOWN_FLAGS = {flag.value for flag in Flag}
 @settings(max_examples=int(os.environ.get("CORRELATOR_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_the_correlator_never_raises_and_never_goes_negative_or_doubles(plan) -> None:
-    config = CorrelatorConfig(status_window_ms=60_000, max_session_age_ms=3600_000)
+    config = CorrelatorConfig.defaults(status_window_ms=60_000, max_session_age_ms=3600_000)
     state = None
     events = []
     for envelope in envelopes(plan):
         correlator = Correlator("CP", config, state)
         events += correlator.feed(envelope)
-        state = CorrelatorState.from_json(correlator.state.to_json())  # always serialisable
+        state = state_codec.loads(state_codec.dumps(correlator.state))  # always serialisable
     events += Correlator("CP", config, state).advance(T0_MS + 10**9)
     sessions = [e for e in events if isinstance(e, Session)]
-    for event in events:  # every flag is documented in processors/flags.py (gateway schema flags travel on)
+    for event in events:  # every flag is documented in schemas/flags.py (gateway schema flags travel on)
         flags = getattr(event, "flags", ())  # outage and attempt rows have none
         assert all(f in KNOWN_FLAGS or f.startswith(("schema", "error_code_while_")) for f in flags), flags
     for session in sessions:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, strategies as st
 
-from processors.energy import EnergyInputs, RegisterReducer, session_energy
-from processors.flags import Flag
+from processors import legacy_state, state_codec
+from processors.energy import EnergyInputs, RegisterReducer
+from schemas.flags import Flag
 from schemas.records import EnergySource
+from tests.processors.energy_inputs import energy_of, make_inputs
+
 
 MIN = 60_000  # ms
 
@@ -97,7 +101,7 @@ def test_peak_power_from_register_deltas() -> None:
 
 def test_state_round_trip() -> None:
     reducer = reduced(10, 20, 0, 30)
-    assert RegisterReducer.from_state(reducer.to_state()) == reducer
+    assert state_codec.reducer_from_dict(json.loads(json.dumps(state_codec.reducer_to_dict(reducer)))) == reducer
 
 
 @pytest.mark.parametrize(
@@ -114,7 +118,7 @@ def test_state_round_trip() -> None:
 )
 def test_reducer_reads_the_old_ten_element_state(old_state: list, then: tuple[float, int], energy: float,
                                                  flags: set[str]) -> None:
-    reducer = RegisterReducer.from_state(old_state)
+    reducer = legacy_state.reducer(old_state)
     reducer.add(*then)
     assert reducer.result() == (energy, flags)
 
@@ -129,38 +133,38 @@ ABB_REBOOT = [(MIN, 5000.0, 1.0), (2 * MIN, 5200.0, 1.0), (3 * MIN, 150.0, 1.0),
 def lifetime_session(meter_start: object, meter_stop: object, has_stop: bool = True, **kwargs: object) -> EnergyInputs:
     """Samples from minute 1 to minute 4 of a session of 5 minutes (charger clock)."""
     defaults: dict = {"started_ms": 0, "stopped_ms": 5 * MIN, "duration_s": 300.0, "transaction_data": LIFETIME}
-    return EnergyInputs(meter_start, meter_stop, has_stop, **{**defaults, **kwargs})
+    return make_inputs(meter_start, meter_stop, has_stop, **{**defaults, **kwargs})
 
 
 @pytest.mark.parametrize(
     "inputs, energy, source, flags",
     [
         # rule 1: meterStart / meterStop
-        pytest.param(EnergyInputs(1000, 4000, True), 3000.0, EnergySource.METER_STOP, set(), id="meter stop"),
-        pytest.param(EnergyInputs(0, 0, True), 0.0, EnergySource.METER_STOP, set(), id="zero"),
-        pytest.param(EnergyInputs(1000, 1000.5, True), 0.5, EnergySource.METER_STOP, {Flag.METER_VALUE_NOT_INTEGER},
+        pytest.param(make_inputs(1000, 4000, True), 3000.0, EnergySource.METER_STOP, set(), id="meter stop"),
+        pytest.param(make_inputs(0, 0, True), 0.0, EnergySource.METER_STOP, set(), id="zero"),
+        pytest.param(make_inputs(1000, 1000.5, True), 0.5, EnergySource.METER_STOP, {Flag.METER_VALUE_NOT_INTEGER},
                      id="float meter stop"),
-        pytest.param(EnergyInputs(1000, -1, True), None, EnergySource.NONE, {Flag.METER_STOP_UNKNOWN},
+        pytest.param(make_inputs(1000, -1, True), None, EnergySource.NONE, {Flag.METER_STOP_UNKNOWN},
                      id="meter stop -1, no samples"),
-        pytest.param(EnergyInputs(1000, None, True), None, EnergySource.NONE, {Flag.METER_STOP_MISSING},
+        pytest.param(make_inputs(1000, None, True), None, EnergySource.NONE, {Flag.METER_STOP_MISSING},
                      id="meter stop missing"),
-        pytest.param(EnergyInputs(1000, "12", True), None, EnergySource.NONE, {Flag.METER_STOP_INVALID},
+        pytest.param(make_inputs(1000, "12", True), None, EnergySource.NONE, {Flag.METER_STOP_INVALID},
                      id="meter stop not a number"),
-        pytest.param(EnergyInputs(-5, 100, True), None, EnergySource.NONE, {Flag.METER_START_INVALID},
+        pytest.param(make_inputs(-5, 100, True), None, EnergySource.NONE, {Flag.METER_START_INVALID},
                      id="meter start negative"),
-        pytest.param(EnergyInputs(4000, 1000, True), None, EnergySource.NONE, {Flag.METER_STOP_BELOW_START},
+        pytest.param(make_inputs(4000, 1000, True), None, EnergySource.NONE, {Flag.METER_STOP_BELOW_START},
                      id="meter stop below start, no samples"),
         # rule 5: the samples, bracketed (rule 3)
-        pytest.param(EnergyInputs(1000, -1, True, transaction_data=[(None, 1500.0), (None, 2500.0)]), 1500.0,
+        pytest.param(make_inputs(1000, -1, True, transaction_data=[(None, 1500.0), (None, 2500.0)]), 1500.0,
                      EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_UNKNOWN}, id="transaction data, old pairs"),
-        pytest.param(EnergyInputs(1000, -1, True, transaction_data=[[MIN, 1500.0], [2 * MIN, 2500.0]]), 1500.0,
+        pytest.param(make_inputs(1000, -1, True, transaction_data=[[MIN, 1500.0], [2 * MIN, 2500.0]]), 1500.0,
                      EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_UNKNOWN}, id="transaction data, old lists"),
-        pytest.param(EnergyInputs(1000, -1, True, meter_values=reduced(1200, 1900)), 900.0, EnergySource.METER_VALUES,
+        pytest.param(make_inputs(1000, -1, True, meter_values=reduced(1200, 1900)), 900.0, EnergySource.METER_VALUES,
                      {Flag.METER_STOP_UNKNOWN}, id="meter values bracketed by meter start"),
-        pytest.param(EnergyInputs(1000, -1, True, transaction_data=[(None, 3000.0, 1.0)],
+        pytest.param(make_inputs(1000, -1, True, transaction_data=[(None, 3000.0, 1.0)],
                                   meter_values=reduced(1200, 1900)), 2000.0,
                      EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_UNKNOWN}, id="one transaction-data sample and meter start"),
-        pytest.param(EnergyInputs(None, None, False, meter_values=reduced(1200, 1900)), 700.0, EnergySource.METER_VALUES,
+        pytest.param(make_inputs(None, None, False, meter_values=reduced(1200, 1900)), 700.0, EnergySource.METER_VALUES,
                      set(), id="never stopped: meter values"),
         pytest.param(lifetime_session(12345678, -1), 14222.0, EnergySource.TRANSACTION_DATA,
                      {Flag.METER_STOP_UNKNOWN, Flag.METER_DIP_IGNORED}, id="meter stop -1 with samples"),
@@ -172,16 +176,16 @@ def lifetime_session(meter_start: object, meter_stop: object, has_stop: bool = T
                      id="small dip mid-series: meter stop agrees"),
         pytest.param(lifetime_session(12345678, None, has_stop=False), 14222.0, EnergySource.TRANSACTION_DATA,
                      {Flag.METER_DIP_IGNORED}, id="kWh samples below a Wh meter start, never stopped: no reset"),
-        pytest.param(EnergyInputs(4000, 1000, True, meter_values=reduced(0, 600)), 1000.0, EnergySource.METER_VALUES,
+        pytest.param(make_inputs(4000, 1000, True, meter_values=reduced(0, 600)), 1000.0, EnergySource.METER_VALUES,
                      {Flag.METER_STOP_BELOW_START, Flag.METER_RESET}, id="reset every session, meter stop brackets"),
-        pytest.param(EnergyInputs(9000, 4000, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
+        pytest.param(make_inputs(9000, 4000, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
                                   transaction_data=[(MIN, 150.0, 1.0), (2 * MIN, 1100.0, 1.0), (4 * MIN, 3900.0, 1.0)]),
                      4000.0, EnergySource.TRANSACTION_DATA, {Flag.METER_STOP_BELOW_START, Flag.METER_RESET},
                      id="reset every session: meter start is the last session's"),
-        pytest.param(EnergyInputs(4800, 460, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
+        pytest.param(make_inputs(4800, 460, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
                                   transaction_data=ABB_REBOOT), 860.0, EnergySource.TRANSACTION_DATA,
                      {Flag.METER_STOP_BELOW_START, Flag.METER_RESET}, id="true reset mid-session (ABB reboot)"),
-        pytest.param(EnergyInputs(5000, -1, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
+        pytest.param(make_inputs(5000, -1, True, started_ms=0, stopped_ms=5 * MIN, duration_s=300.0,
                                   meter_values=reduced(5000, 5200, 0, 5400)), 400.0, EnergySource.METER_VALUES,
                      {Flag.METER_STOP_UNKNOWN, Flag.METER_DROPOUT}, id="dropout to 0 for one sample"),
         # rule 6: meterStop - meterStart against the samples
@@ -208,41 +212,41 @@ def lifetime_session(meter_start: object, meter_stop: object, has_stop: bool = T
         pytest.param(lifetime_session(12345678, 12359878, transaction_data=LIFETIME[:1]), 14200.0,
                      EnergySource.METER_STOP, set(), id="one sample cannot check meter stop"),
         # rule 4: plausibility
-        pytest.param(EnergyInputs(1000, 1e30, True), None, EnergySource.NONE, {Flag.ENERGY_IMPLAUSIBLE},
+        pytest.param(make_inputs(1000, 1e30, True), None, EnergySource.NONE, {Flag.ENERGY_IMPLAUSIBLE},
                      id="meter stop 1e30"),
         pytest.param(lifetime_session(12345678, 1e30), 14222.0, EnergySource.TRANSACTION_DATA,
                      {Flag.ENERGY_IMPLAUSIBLE, Flag.ENERGY_MISMATCH, Flag.METER_DIP_IGNORED},
                      id="meter stop 1e30 with samples"),
-        pytest.param(EnergyInputs(0, 10_000_000, True, duration_s=60), None, EnergySource.NONE,
+        pytest.param(make_inputs(0, 10_000_000, True, duration_s=60), None, EnergySource.NONE,
                      {Flag.ENERGY_IMPLAUSIBLE}, id="10 MWh in a minute"),
-        pytest.param(EnergyInputs(1000, 1040, True, duration_s=10), 40.0, EnergySource.METER_STOP, set(),
+        pytest.param(make_inputs(1000, 1040, True, duration_s=10), 40.0, EnergySource.METER_STOP, set(),
                      id="10-second session of 40 Wh"),
-        pytest.param(EnergyInputs(None, None, False, duration_s=10, transaction_data=kwh("12345.60", "12345.64", every_ms=10_000)),
+        pytest.param(make_inputs(None, None, False, duration_s=10, transaction_data=kwh("12345.60", "12345.64", every_ms=10_000)),
                      40.0, EnergySource.TRANSACTION_DATA, set(), id="10-second session of 40 Wh in kWh samples"),
-        pytest.param(EnergyInputs(1000, 1000 + 500_000, True, duration_s=60, gateway_duration_s=HOUR), 500_000.0,
+        pytest.param(make_inputs(1000, 1000 + 500_000, True, duration_s=60, gateway_duration_s=HOUR), 500_000.0,
                      EnergySource.METER_STOP, set(), id="the longest known duration decides"),
-        pytest.param(EnergyInputs(0, 80_000_000, True), None, EnergySource.NONE, {Flag.ENERGY_IMPLAUSIBLE},
+        pytest.param(make_inputs(0, 80_000_000, True), None, EnergySource.NONE, {Flag.ENERGY_IMPLAUSIBLE},
                      id="no duration: more than max power for the maximum session age"),
-        pytest.param(EnergyInputs(1000, -1, True, duration_s=60, transaction_data=[(None, 1500.0), (None, 9e7)],
+        pytest.param(make_inputs(1000, -1, True, duration_s=60, transaction_data=[(None, 1500.0), (None, 9e7)],
                                   meter_values=reduced(1200, 1900)), 900.0, EnergySource.METER_VALUES,
                      {Flag.METER_STOP_UNKNOWN, Flag.ENERGY_IMPLAUSIBLE}, id="implausible transaction data: meter values"),
     ],
 )
 def test_session_energy_rules(inputs: EnergyInputs, energy: float | None, source: EnergySource, flags: set[str]) -> None:
-    result = session_energy(inputs)
+    result = energy_of(inputs)
     assert (result.energy_wh, result.source, set(result.flags)) == (pytest.approx(energy), source, flags)
 
 
 def test_the_maximum_session_age_bounds_a_session_without_duration() -> None:
-    inputs = EnergyInputs(0, 50_000, True)
-    assert session_energy(inputs, max_power_w=1000, max_duration_s=HOUR).flags == {Flag.ENERGY_IMPLAUSIBLE}
-    assert session_energy(inputs, max_power_w=1000, max_duration_s=60 * HOUR).energy_wh == 50_000
+    inputs = make_inputs(0, 50_000, True)
+    assert energy_of(inputs, max_power_w=1000, max_duration_s=HOUR).flags == {Flag.ENERGY_IMPLAUSIBLE}
+    assert energy_of(inputs, max_power_w=1000, max_duration_s=60 * HOUR).energy_wh == 50_000
 
 
 def test_peak_power_prefers_the_sampled_one() -> None:
-    assert session_energy(EnergyInputs(0, 500, True, meter_values=reduced(0, 100, 500))).peak_power_w == 24_000
-    sampled = EnergyInputs(0, 500, True, meter_values=reduced(0, 100, 500), sampled_peak_power_w=11_000)
-    assert session_energy(sampled).peak_power_w == 11_000
+    assert energy_of(make_inputs(0, 500, True, meter_values=reduced(0, 100, 500))).peak_power_w == 24_000
+    sampled = make_inputs(0, 500, True, meter_values=reduced(0, 100, 500), sampled_peak_power_w=11_000)
+    assert energy_of(sampled).peak_power_w == 11_000
 
 
 @given(st.lists(st.floats(min_value=0, max_value=1e7, allow_nan=False), max_size=40))
@@ -254,7 +258,7 @@ def test_reduced_energy_is_never_negative(values: list[float]) -> None:
 @given(st.one_of(st.none(), st.integers(-5, 10**7), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5)),
        st.one_of(st.none(), st.integers(-5, 10**7), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5)))
 def test_session_energy_is_never_negative_whatever_the_meters_say(start: object, stop: object) -> None:
-    result = session_energy(EnergyInputs(start, stop, True, meter_values=reduced(10, 20)))
+    result = energy_of(make_inputs(start, stop, True, meter_values=reduced(10, 20)))
     assert result.energy_wh is None or result.energy_wh >= 0
 
 
@@ -298,14 +302,14 @@ def test_a_break_at_one_moment_is_no_resend() -> None:
 
 def test_meter_stop_minus_meter_start_across_a_swap_is_not_used() -> None:
     """meterStart was read on the old meter, meterStop on the new one: only the samples can tell the energy."""
-    result = session_energy(EnergyInputs(50_000, 1_120, True, meter_values=marked(
+    result = energy_of(make_inputs(50_000, 1_120, True, meter_values=marked(
         (50_000, 0), (52_000, BEGINS), (120, ENDS), (1_120, 0)), duration_s=3 * 60.0))
     assert (result.energy_wh, result.source) == (3000.0, EnergySource.METER_VALUES)
     assert Flag.METER_STOP_BELOW_START in result.flags and Flag.METER_INTERRUPTION in result.flags
 
 
 def test_a_swap_to_a_higher_meter_never_bills_the_difference() -> None:
-    result = session_energy(EnergyInputs(50_000, 81_000, True, transaction_data=[
+    result = energy_of(make_inputs(50_000, 81_000, True, transaction_data=[
         (0, 50_000, 1.0), (MIN, 52_000, 1.0, BEGINS), (2 * MIN, 80_000, 1.0, ENDS), (3 * MIN, 81_000, 1.0)],
         duration_s=3 * 60.0))
     assert (result.energy_wh, result.source) == (3000.0, EnergySource.TRANSACTION_DATA)
@@ -313,7 +317,7 @@ def test_a_swap_to_a_higher_meter_never_bills_the_difference() -> None:
 
 def test_reducer_states_persisted_before_breaks_are_read() -> None:
     old = [1000.0, 2000.0, 1000.0, None, 2 * MIN, 2, 0, 0, 0, None, 0, 1.0, False, 0, 0]  # fifteen fields
-    reducer = RegisterReducer.from_state(old)
+    reducer = legacy_state.reducer(old)
     reducer.add(2500.0, 3 * MIN)
     assert reducer.result() == (1500.0, set()) and not reducer.in_break
 

@@ -8,8 +8,11 @@ from typing import Any
 
 from hypothesis import assume, given, settings, strategies as st
 
-from processors.energy import DEFAULT_MAX_DURATION_S, EnergyInputs, RegisterReducer, session_energy, tolerance_wh
-from processors.flags import Flag
+from processors import state_codec
+from processors.energy import EnergyInputs, RegisterReducer, tolerance_wh
+from schemas.flags import Flag
+from tests.processors.energy_inputs import DEFAULT_MAX_DURATION_S, energy_of, make_inputs
+
 
 RESOLUTIONS = st.sampled_from([0.0, 1.0, 10.0, 100.0, 1000.0])
 Sample = tuple[int | None, float, float]
@@ -59,7 +62,7 @@ TIMES = st.one_of(st.none(), st.integers(0, 2 * 10**9))
 def sessions(draw: st.DrawFn) -> tuple[EnergyInputs, float]:
     """Any session the correlator could describe, and a max power."""
     transaction_data, meter_values = draw(series()), draw(series())
-    inputs = EnergyInputs(
+    inputs = make_inputs(
         draw(METERS), draw(METERS), draw(st.booleans()),
         transaction_data=transaction_data, meter_values=reduce(meter_values),
         duration_s=draw(DURATIONS), gateway_duration_s=draw(DURATIONS),
@@ -70,14 +73,14 @@ def sessions(draw: st.DrawFn) -> tuple[EnergyInputs, float]:
 
 
 def coarsest(inputs: EnergyInputs) -> float:
-    return max([r for _, _, r in inputs.transaction_data] + [inputs.meter_values.resolution, 1.0])
+    return max([s.resolution for s in inputs.transaction_data] + [inputs.meter_values.resolution, 1.0])
 
 
 @settings(max_examples=300, deadline=None)
 @given(sessions())
 def test_energy_is_never_negative_nor_nan(session: tuple[EnergyInputs, float]) -> None:
     inputs, max_power_w = session
-    energy = session_energy(inputs, max_power_w).energy_wh
+    energy = energy_of(inputs, max_power_w).energy_wh
     assert energy is None or (math.isfinite(energy) and energy >= 0)
 
 
@@ -87,7 +90,7 @@ def test_energy_is_never_above_max_power_for_the_longest_duration(session: tuple
     inputs, max_power_w = session
     durations = [d for d in (inputs.duration_s, inputs.gateway_duration_s) if d is not None and 0 <= d < math.inf]
     duration_s = max(durations, default=DEFAULT_MAX_DURATION_S)
-    result = session_energy(inputs, max_power_w)
+    result = energy_of(inputs, max_power_w)
     assert result.energy_wh is None or result.energy_wh <= max_power_w * duration_s / 3600 + tolerance_wh(coarsest(inputs))
 
 
@@ -98,7 +101,7 @@ def test_a_rounded_rising_register_is_never_a_reset(register: tuple[list[Sample]
     energy, flags = reduce(samples).result()
     assert energy is not None and energy <= samples[-1][1] - samples[0][1] + tolerance_wh(resolution)
     assert not flags & {Flag.METER_RESET, Flag.METER_REBASED, Flag.METER_DROPOUT, Flag.METER_TRAILING_DROP}
-    session = session_energy(EnergyInputs(None, -1, True, transaction_data=samples))
+    session = energy_of(make_inputs(None, -1, True, transaction_data=samples))
     assert session.energy_wh == energy
 
 
@@ -118,8 +121,8 @@ def test_a_rounding_dip_never_adds_energy(samples: list[Sample], data: st.DataOb
     dipped_energy, _ = reduce(dipped).result()
     assert dipped_energy is not None and energy is not None and dipped_energy <= energy
     inputs: dict[str, Any] = {"meter_start": samples[0][1], "meter_stop": -1, "has_stop": True}
-    with_dip = session_energy(EnergyInputs(**inputs, transaction_data=dipped)).energy_wh
-    without = session_energy(EnergyInputs(**inputs, transaction_data=samples)).energy_wh
+    with_dip = energy_of(make_inputs(**inputs, transaction_data=dipped)).energy_wh
+    without = energy_of(make_inputs(**inputs, transaction_data=samples)).energy_wh
     assert with_dip == without if without is None else with_dip is not None and with_dip <= without
 
 
@@ -127,7 +130,7 @@ def test_a_rounding_dip_never_adds_energy(samples: list[Sample], data: st.DataOb
 @given(series(), st.data())
 def test_state_round_trip_mid_series_changes_nothing(samples: list[Sample], data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(samples)), label="cut")
-    resumed = RegisterReducer.from_state(json.loads(json.dumps(reduce(samples[:cut]).to_state())))
+    resumed = state_codec.reducer_from_dict(json.loads(json.dumps(state_codec.reducer_to_dict(reduce(samples[:cut])))))
     resumed = reduce(samples[cut:], resumed)
     uninterrupted = reduce(samples)
     assert resumed.result() == uninterrupted.result() and resumed == uninterrupted
@@ -167,9 +170,9 @@ def test_energy_across_meter_swaps_is_what_each_meter_counted(drawn: tuple[list[
     # A new meter reading within the rounding of the old one is no swap to see: meterStop - meterStart may stand,
     # off by that rounding at most, per break.
     rounding = tolerance_wh(1.0) * sum(1 for *_, mark in samples if mark == 2)
-    inputs = EnergyInputs(samples[0][1], samples[-1][1], True, duration_s=(samples[-1][0] - samples[0][0]) / 1000 + 60,
+    inputs = make_inputs(samples[0][1], samples[-1][1], True, duration_s=(samples[-1][0] - samples[0][0]) / 1000 + 60,
                           **({"transaction_data": samples} if as_transaction_data else {"meter_values": reducer}))
-    result = session_energy(inputs)
+    result = energy_of(inputs)
     if len(samples) >= 2:
         assert result.energy_wh is not None
         assert math.isclose(result.energy_wh, total, abs_tol=1e-6 * max(1.0, total) + rounding + 1e-6), result

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from processors.evse_faults import NAMING_MS
-from processors.flags import Flag
+from schemas.flags import Flag
 from schemas.records import FaultEvent, FaultEventKind
 from tests.processors.script import T0, iso, outages
 from tests.processors.test_ocpp201 import Station

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.correlator import Correlator, CorrelatorConfig
+from processors import state_codec
+from processors.correlator import Correlator
+from processors.settings import CorrelatorConfig
 from processors.inputs import MAX_TOKEN_TYPE
 from processors.state import CorrelatorState
 from schemas.envelope import Direction, FrameEnvelope, MessageType
@@ -39,10 +41,10 @@ def event(seq: int, event_type: str, token: Any = ABSENT, *, at: float) -> Frame
 def session_of(envelopes: list[FrameEnvelope]) -> Session:
     state, events = None, []
     for envelope in envelopes:
-        correlator = Correlator("CS-1", CorrelatorConfig(), state)
+        correlator = Correlator("CS-1", CorrelatorConfig.defaults(), state)
         events += correlator.feed(envelope)
-        state = CorrelatorState.from_json(correlator.state.to_json())  # as the changelog-backed table keeps it
-    events += Correlator("CS-1", CorrelatorConfig(), state).advance(envelopes[-1].gateway_ts_ms + 3_600_000)
+        state = state_codec.loads(state_codec.dumps(correlator.state))  # as the changelog-backed table keeps it
+    events += Correlator("CS-1", CorrelatorConfig.defaults(), state).advance(envelopes[-1].gateway_ts_ms + 3_600_000)
     return only_session(events)
 
 

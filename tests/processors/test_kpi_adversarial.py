@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.correlator import Event
+from processors.events import Event
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import AttemptKind, ChargeAttempt, PortOutage
 from tests.processors.script import T0, T0_MS, Script, attempts, newest, only_session, outages

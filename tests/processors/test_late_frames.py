@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from processors.flags import Flag
+from schemas.flags import Flag
 from tests.processors.script import Script, energy, iso, newest
 from tests.processors.test_sessions_adversarial import HOUR, WINDOW, charging, one, play
 

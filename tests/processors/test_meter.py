@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.energy import EnergyInputs, session_energy
-from processors.flags import Flag
+from schemas.flags import Flag
 from processors.meter import ENERGY_REGISTER, POWER, Reading, _any_number, _number, read_meter_values
 from schemas.records import EnergySource
+from tests.processors.energy_inputs import energy_of, make_inputs
+
 
 AT = "2024-05-01T10:00:00Z"
 AT_MS = 1_714_557_600_000
@@ -81,7 +82,7 @@ def test_a_reading_keeps_time_and_context() -> None:
 def test_a_single_phase_charger_bills_from_its_l1_register() -> None:
     samples = [r for ts, value in (("2024-05-01T10:01:00Z", "4.1"), ("2024-05-01T10:31:00Z", "7.6"))
                for r in read_meter_values(at(register(value, "kWh", phase="L1"), timestamp=ts)).readings]
-    result = session_energy(EnergyInputs(None, -1, True, transaction_data=[(r.at_ms, r.value, r.resolution) for r in samples]))
+    result = energy_of(make_inputs(None, -1, True, transaction_data=[(r.at_ms, r.value, r.resolution) for r in samples]))
     assert (result.energy_wh, result.source) == (pytest.approx(3500.0), EnergySource.TRANSACTION_DATA)
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from processors.correlator import CorrelatorConfig
-from processors.flags import Flag
+from processors.settings import CorrelatorConfig
+from schemas.flags import Flag
 from schemas.records import EnergySource, Session
 from tests.processors.script import T0_MS, iso
 from tests.processors.test_ocpp201 import Station, newest, only, register
@@ -267,7 +267,7 @@ def play(plan: Plan, dropped: list[int], counting: str, omit: bool) -> tuple[lis
             again = station.envelopes[-1]
             station.envelopes.append(again.model_copy(update={"seq": len(station.envelopes),
                                                               "gateway_ts_ms": again.gateway_ts_ms + 10_000}))
-    return station.run(CorrelatorConfig(), until=30 * len(plan.events) + 3600), lost
+    return station.run(CorrelatorConfig.defaults(), until=30 * len(plan.events) + 3600), lost
 
 
 @settings(max_examples=int(os.environ.get("EVSE_EXAMPLES", "150")), deadline=None, database=None)

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from processors.correlator import Correlator, CorrelatorConfig, Event
-from processors.flags import Flag
+from processors import state_codec
+from processors.correlator import Correlator
+from processors.settings import CorrelatorConfig
+from processors.events import Event
+from schemas.flags import Flag
 from processors.state import CorrelatorState
 from schemas.base import ms_to_datetime
 from schemas.envelope import Direction, FrameEnvelope, MessageType
@@ -99,13 +102,13 @@ class Station:
         return self
 
     def run(self, config: CorrelatorConfig | None = None, *, until: float | None = None) -> list[Event]:
-        config = config or CorrelatorConfig()
+        config = config or CorrelatorConfig.defaults()
         state: CorrelatorState | None = None
         events: list[Event] = []
         for envelope in self.envelopes:
             correlator = Correlator(self.charge_point_id, config, state)
             events += correlator.feed(envelope)
-            state = CorrelatorState.from_json(correlator.state.to_json())
+            state = state_codec.loads(state_codec.dumps(correlator.state))
         if until is not None:
             events += Correlator(self.charge_point_id, config, state).advance(T0_MS + int(until * 1000))
         return events

@@ -8,7 +8,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.correlator import CorrelatorConfig
+from processors.settings import CorrelatorConfig
 from processors.outages import REJOIN_MS, outage_id
 from schemas.records import OutageCause, PortOutage
 from tests.processors.script import T0, T0_MS, Script, outages
@@ -221,4 +221,4 @@ def test_offline_time_is_the_time_between_a_close_and_the_next_open(periods: lis
         want.append((1, t, t + down, "offline", ""))
         t += down
         script.at(t).connected(f"c{n}")
-    assert spans(outages(script.run(CorrelatorConfig()))) == want
+    assert spans(outages(script.run(CorrelatorConfig.defaults()))) == want

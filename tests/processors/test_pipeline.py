@@ -12,9 +12,11 @@ from datetime import datetime, timezone
 
 import pytest
 
+from processors import state_codec
 from processors.clickhouse_sink import ClickHouseSink
-from processors.correlator import Correlator, CorrelatorConfig
-from processors.flags import Flag
+from processors.correlator import Correlator
+from processors.settings import CorrelatorConfig
+from schemas.flags import Flag
 from processors.pipeline import FrameProcessor, frame_row
 from processors.state import CorrelatorState
 from schemas.base import ms_to_datetime
@@ -39,7 +41,7 @@ def session_script(cp: str = "CP-1", tx: int = 7) -> Script:
 
 def test_every_frame_becomes_a_frames_row() -> None:
     script = session_script()
-    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     feed(processor, script)
     out = processor.take()
     assert len(out.rows["frames"]) == len(script.envelopes)
@@ -51,7 +53,7 @@ def test_every_frame_becomes_a_frames_row() -> None:
 
 def test_a_partition_clock_expires_a_quiet_chargers_window() -> None:
     states: dict = {}
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=60_000), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=60_000), states.get)
     feed(processor, session_script("CP-1"))
     out = processor.take()
     assert out.sessions == []
@@ -64,7 +66,7 @@ def test_a_partition_clock_expires_a_quiet_chargers_window() -> None:
 
 
 def test_advance_moves_an_idle_partition() -> None:
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=60_000), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=60_000), {}.get)
     feed(processor, session_script())
     processor.advance(0, T0_MS + 50_000 + 60_001)
     assert len(processor.take().sessions) == 1
@@ -72,10 +74,10 @@ def test_advance_moves_an_idle_partition() -> None:
 
 def test_deadlines_survive_a_restart() -> None:
     states: dict = {}
-    processor = FrameProcessor(CorrelatorConfig(), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), states.get)
     feed(processor, session_script())
     states.update(processor.take().states)
-    restarted = FrameProcessor(CorrelatorConfig(), states.get)
+    restarted = FrameProcessor(CorrelatorConfig.defaults(), states.get)
     restarted.recover(0, states.items())
     restarted.advance(0, T0_MS + 10**7)
     assert len(restarted.take().sessions) == 1
@@ -87,11 +89,11 @@ def test_frames_already_in_the_state_are_not_applied_twice() -> None:
     script.at(1).start(1, 7, meter_start=100)
     script.at(10).meter(1, 7, {"value": "300"})
     states: dict = {}
-    processor = FrameProcessor(CorrelatorConfig(), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), states.get)
     feed(processor, script)
     states.update(processor.take().states)
     # The worker crashed after writing states but before committing offsets: the frames come again.
-    again = FrameProcessor(CorrelatorConfig(), states.get)
+    again = FrameProcessor(CorrelatorConfig.defaults(), states.get)
     feed(again, script)
     script.at(20).status(1, "Finishing")
     script.at(21).stop(7, 900)
@@ -107,7 +109,7 @@ def _tail(script: Script, start: int) -> Script:
 
 
 def test_records_that_are_not_envelopes_are_kept_raw() -> None:
-    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     processor.process(3, 41, b"CP-9", b"\x00not json")
     processor.process(3, 42, None, b'{"v": 1}')
     out = processor.take()
@@ -117,7 +119,7 @@ def test_records_that_are_not_envelopes_are_kept_raw() -> None:
 
 
 def test_the_dedup_token_depends_only_on_the_frames() -> None:
-    a, b = FrameProcessor(CorrelatorConfig(), {}.get), FrameProcessor(CorrelatorConfig(), {}.get)
+    a, b = FrameProcessor(CorrelatorConfig.defaults(), {}.get), FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     feed(a, session_script())
     feed(b, session_script())
     assert a.take().token("x") == b.take().token("x")
@@ -127,7 +129,7 @@ def test_batches_without_frames_get_their_own_dedup_tokens() -> None:
     """Sessions closed by the clock of a quiet partition come in batches without frames; each
     such batch needs its own token, or ClickHouse drops all but the first as duplicates."""
     store: dict[str, bytes] = {}
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=1_000), store.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=1_000), store.get)
     feed(processor, session_script("CP-1", 7), partition=0)
     feed(processor, session_script("CP-2", 8), partition=1)
     first = processor.take()
@@ -145,7 +147,7 @@ def test_frames_after_a_take_start_from_the_taken_state_until_it_is_stored() -> 
     """A writer may still be storing the last batch when the next frames come: they must not
     start from the older stored state."""
     stored: dict = {}
-    processor = FrameProcessor(CorrelatorConfig(), stored.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), stored.get)
     script = session_script()
     head, tail = _tail(script, 0), _tail(script, 3)
     head.envelopes = script.envelopes[:3]  # status, start, its answer: the session is open
@@ -167,7 +169,7 @@ def test_frames_that_keep_a_deadline_do_not_grow_the_deadline_index() -> None:
     script.at(1).start(1, 7, meter_start=100)
     for minute in range(1, 200):  # a long session: MeterValues every minute, one open deadline (its age)
         script.at(60 * minute).meter(1, 7, {"value": str(100 + minute)})
-    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     feed(processor, script)
     assert len(processor._deadlines[0]) == 1
 
@@ -179,7 +181,7 @@ def _frames(out) -> list[dict]:
 
 
 def test_a_tombstone_is_a_flagged_row_keyed_by_its_kafka_coordinates() -> None:
-    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     processor.process(1, 17, b"CP-9", None, T0_MS)
     processor.process(1, 18, None, None)  # no key, no timestamp either
     out = processor.take()
@@ -192,7 +194,7 @@ def test_a_tombstone_is_a_flagged_row_keyed_by_its_kafka_coordinates() -> None:
 
 def test_invalid_records_with_one_key_are_one_row_each_and_a_replay_rewrites_the_same_rows(chdb_client, database: str) -> None:
     def run() -> list[list]:
-        processor = FrameProcessor(CorrelatorConfig(), {}.get)
+        processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
         for offset in range(8):  # the same bytes eight times: only their Kafka coordinates differ
             processor.process(0, 100 + offset, b"CP-9", b"{not json", T0_MS + offset // 2)
         return processor.take().rows["frames"]
@@ -285,13 +287,13 @@ def test_a_frame_the_correlator_raises_on_is_kept_flagged_and_skipped_with_the_s
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, take_every: int) -> None:
     bad, ok, poison = two_chargers()
     stored: dict[str, bytes] = {}
-    baseline = run_records(FrameProcessor(CorrelatorConfig(), stored.get), interleaved(bad, ok, skip=poison),
+    baseline = run_records(FrameProcessor(CorrelatorConfig.defaults(), stored.get), interleaved(bad, ok, skip=poison),
                            take_every=take_every, store=stored)
     without = merged(baseline)
     fail = FailOn(monkeypatch, poison)
     store: dict[str, bytes] = {}
     with caplog.at_level(logging.ERROR, logger="processors.pipeline"):
-        outs = run_records(FrameProcessor(CorrelatorConfig(), store.get), interleaved(bad, ok), take_every=take_every, store=store)
+        outs = run_records(FrameProcessor(CorrelatorConfig.defaults(), store.get), interleaved(bad, ok), take_every=take_every, store=store)
     got = merged(outs)
     assert fail.calls == 1 and got["failures"] == 1
     # Every later frame of BAD and every frame of OK gave exactly what they give without the bad frame.
@@ -322,12 +324,12 @@ def test_a_crash_replay_does_not_retry_a_skipped_frame(monkeypatch: pytest.Monke
     records = interleaved(bad, ok)
     fail = FailOn(monkeypatch, poison)
     store: dict[str, bytes] = {}
-    processor = FrameProcessor(CorrelatorConfig(), store.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), store.get)
     cut = next(n for n, (_, e) in enumerate(records) if e is poison) + 1
     for offset, envelope in records[:cut]:
         processor.process(0, offset, envelope.key(), envelope.model_dump_json().encode())
     store.update(processor.take().states)  # states written, offsets not committed: the batch comes again
-    again = FrameProcessor(CorrelatorConfig(), store.get)
+    again = FrameProcessor(CorrelatorConfig.defaults(), store.get)
     for offset, envelope in records:
         again.process(0, offset, envelope.key(), envelope.model_dump_json().encode())
     assert fail.calls == 1 and again.take().processing_failures == 0
@@ -338,7 +340,7 @@ def test_when_re_applying_fails_too_the_charger_falls_back_to_its_snapshot(
     bad, ok, poison = two_chargers()
     records = interleaved(bad, ok)
     store: dict[str, bytes] = {}
-    processor = FrameProcessor(CorrelatorConfig(), store.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), store.get)
     head = [r for r in records if r[1].gateway_ts_ms < bad.envelopes[0].gateway_ts_ms + 30_000]
     for offset, envelope in head:  # BAD's session is open and stored
         processor.process(0, offset, envelope.key(), envelope.model_dump_json().encode())
@@ -354,17 +356,17 @@ def test_when_re_applying_fails_too_the_charger_falls_back_to_its_snapshot(
     out = processor.take()
     assert out.processing_failures == 1
     assert any("falls back to its last snapshot" in r.getMessage() for r in caplog.records)
-    state = CorrelatorState.from_json(out.states["BAD"])
-    snapshot = CorrelatorState.from_json(store["BAD"])
+    state = state_codec.loads(out.states["BAD"])
+    snapshot = state_codec.loads(store["BAD"])
     poison_offset = next(o for o, e in records if e is poison)
     assert state.offset == poison_offset  # the skipped frame is handled; the rest is the snapshot
     state.offset = snapshot.offset
-    assert state.to_json() == snapshot.to_json()
+    assert state_codec.dumps(state) == state_codec.dumps(snapshot)
 
 
 def test_a_clock_move_that_raises_is_rolled_back_and_retried_only_after_the_chargers_next_frame(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=60_000), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=60_000), {}.get)
     feed(processor, session_script("CP-1"))  # stopped, waiting for its status window
     feed(processor, session_script("CP-2", 8), first_offset=100)
     before = processor.take()
@@ -384,7 +386,7 @@ def test_a_clock_move_that_raises_is_rolled_back_and_retried_only_after_the_char
     out = processor.take()
     assert calls == [T0_MS + 10**6] and out.processing_failures == 1
     assert [s.charge_point_id for s in out.sessions] == ["CP-2"]  # the other charger on the partition goes on
-    assert CorrelatorState.from_json(out.states["CP-1"]).to_json() == before.states["CP-1"]  # rolled back
+    assert state_codec.dumps(state_codec.loads(out.states["CP-1"])) == before.states["CP-1"]  # rolled back
     monkeypatch.setattr(Correlator, "advance", advance)
     later = Script("CP-1")
     later.at(55).status(2, "Available")  # before the deadline, on another connector: changes nothing of it
@@ -395,7 +397,7 @@ def test_a_clock_move_that_raises_is_rolled_back_and_retried_only_after_the_char
 
 def test_an_unreadable_state_starts_the_charger_afresh_instead_of_failing_every_frame(caplog: pytest.LogCaptureFixture) -> None:
     store = {"CP-1": b"{not a state"}
-    processor = FrameProcessor(CorrelatorConfig(), store.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), store.get)
     processor.recover(0, store.items())
     with caplog.at_level(logging.ERROR, logger="processors.pipeline"):
         feed(processor, session_script())
@@ -419,7 +421,7 @@ def test_rows_and_records_hold_only_storable_values(monkeypatch: pytest.MonkeyPa
     script = Script("CP-1")
     script.at(0).status(1, "Charging").at(1).start(1, 7, meter_start=100)
     script.at(2).status(1, "Faulted", "GroundFailure").at(3).stop(7, 900)
-    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     feed(processor, script)
     processor.process(0, 99, b"CP-1", script.envelopes[0].model_copy(update={"gateway_ts_ms": 10**20}).model_dump_json().encode())
     processor.advance(0, T0_MS + 10**7)
@@ -441,7 +443,7 @@ def test_rows_and_records_hold_only_storable_values(monkeypatch: pytest.MonkeyPa
 
 def test_the_poison_frames_of_the_issue_stop_nothing(chdb_client, database: str) -> None:
     """The integrator's frames (tests/processors/test_poison_live.py sends them to the real worker)."""
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=2_000), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=2_000), {}.get)
     records = poison_records() + good_session_records(41, at=600)
     for offset, (key, value) in enumerate(records):
         processor.process(0, offset, key, value, T0_MS + offset)
@@ -483,7 +485,7 @@ def good_session_records(tx: int, at: float) -> list[tuple[bytes, bytes | None]]
 def test_connection_events_are_frames_rows_flagged_and_outage_rows() -> None:
     """A connection event is kept in ``frames`` (flagged with what it was) and feeds ``port_outages``."""
     script = Script("CP-1").at(0).connected("c1").status(1, "Available").at(60).disconnected("c1", close_code=1001)
-    processor = FrameProcessor(CorrelatorConfig(), {}.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(), {}.get)
     feed(processor, script)  # the envelopes' JSON as the gateway writes it (the event fields only on events)
     out = processor.take()
     flags = [row[-1] for row in out.rows["frames"]]

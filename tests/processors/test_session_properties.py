@@ -14,8 +14,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from processors.correlator import CorrelatorConfig
-from processors.flags import Flag
+from processors.settings import CorrelatorConfig
+from schemas.flags import Flag
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import Session
 from tests.processors.script import T0_MS, Script, energy, iso, newest, sessions
@@ -24,7 +24,7 @@ from tests.processors.test_sessions_adversarial import play
 HOUR = 3600
 WINDOW = 60
 MAX_POWER_W = 22_000.0  # an AC charger: the plausibility rule bites on random conversations
-CONFIG = CorrelatorConfig(max_power_w=MAX_POWER_W, max_session_age_ms=6 * HOUR * 1000)
+CONFIG = CorrelatorConfig.defaults(max_power_w=MAX_POWER_W, max_session_age_ms=6 * HOUR * 1000)
 TOLERANCE_WH = 1000.0
 TAGS = ["TAG-A", "TAG-B", "04E91C2A", ""]
 FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -263,7 +263,7 @@ def test_a_late_real_stop_never_loses_information(case: tuple[Plan, dict[str, An
     """Late stops (SESSIONS.md, Identity): the newest revision has the stop's meterStop energy (plausible and
     consistent with the samples here) and keeps the idTag, connector and start of the guessed row."""
     plan, facts = case
-    config = CorrelatorConfig(max_power_w=MAX_POWER_W, max_session_age_ms=HOUR * 1000)
+    config = CorrelatorConfig.defaults(max_power_w=MAX_POWER_W, max_session_age_ms=HOUR * 1000)
     events = play(plan.script(), config, until=plan.end + 2 * WINDOW)
     check_rows(events, plan)
     rows = [r for r in sessions(events) if r.transaction_id == "5"]

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from processors.correlator import CorrelatorConfig, Event
-from processors.flags import Flag
+from processors.settings import CorrelatorConfig
+from processors.events import Event
+from schemas.flags import Flag
 from schemas.records import EnergySource, Session
 from tests.processors.script import T0, Script, energy, faults, iso, newest, revisions, sessions, statuses
 
@@ -95,7 +96,7 @@ GUESSES = {"available": _guess_available, "next_transaction": _guess_next_transa
 def test_a_late_real_stop_amends_the_session_closed_on_a_guess(closed_by: str) -> None:
     """Class 1: the real StopTransaction after a close by available / next_transaction / timeout makes a new
     revision with the stop's energy, reason and time, closed_by stop_transaction, late_stop, no stop_missing."""
-    config = CorrelatorConfig(max_session_age_ms=HOUR * 1000)
+    config = CorrelatorConfig.defaults(max_session_age_ms=HOUR * 1000)
     script = charging(Script())
     script.at(100).meter(1, 77, energy(1500))
     script.at(500).meter(1, 77, energy(3000))
@@ -131,7 +132,7 @@ def test_a_late_stop_bills_what_the_same_stop_on_time_bills(shape: tuple[float, 
     """Class 1: the revision made by a late stop says what the row would have said had the stop come in time
     (energy and its source); and never more than max power x duration + tolerance (SESSIONS.md, Energy)."""
     meter_start, samples, meter_stop = shape
-    config = CorrelatorConfig(max_power_w=22_000)
+    config = CorrelatorConfig.defaults(max_power_w=22_000)
 
     def conversation(arrival: float) -> Session:
         script = charging(Script(), meter_start=meter_start)
@@ -683,7 +684,7 @@ def test_a_start_resent_after_its_session_closed_makes_nothing_new() -> None:
     before = play(script, until=700)
     script.at(800).start(1, 77, meter_start=1000, ts=iso(1))
     # A wrongly opened session would be closed by age (1 h here) and show up.
-    after = play(script, CorrelatorConfig(max_session_age_ms=HOUR * 1000), until=800 + 3 * HOUR)
+    after = play(script, CorrelatorConfig.defaults(max_session_age_ms=HOUR * 1000), until=800 + 3 * HOUR)
     assert [s.model_dump() for s in sessions(after)] == [s.model_dump() for s in sessions(before)]
 
 
@@ -732,7 +733,7 @@ def test_the_same_meter_values_resent_change_nothing(shape: tuple[float, float, 
                 script.at(15 + 7 * n + 0.5).meter(1, 77, energy(value), ts=iso(15 + 7 * n))
         script.at(29).status(1, "Finishing")
         script.at(30).stop(77, meter_stop, ts=iso(30))
-        return one(play(script, CorrelatorConfig(max_power_w=power), until=30 + WINDOW + 1), 77)
+        return one(play(script, CorrelatorConfig.defaults(max_power_w=power), until=30 + WINDOW + 1), 77)
 
     resent, once = conversation(resend=True), conversation(resend=False)
     assert (resent.energy_wh, resent.energy_source) == (once.energy_wh, once.energy_source)

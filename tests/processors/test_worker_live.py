@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from infra.errors import ReadUnavailable
 from infra.settings import KafkaSettings
 from infra.topic_admin import ensure_topics
-from processors.correlator import CorrelatorConfig
+from processors.settings import CorrelatorConfig
 from processors.pipeline import FrameProcessor
 from schemas.topics import FAULTS, FRAMES, SESSIONS
 from tests.conftest import free_port
@@ -174,7 +174,7 @@ def expected_outputs(records: list[tuple[int, int, bytes, bytes]], window_s: flo
     """What the pure processor makes of the same records, settled one window past the end; ``sessions``
     holds each session's newest revision (what a table keeps, FINAL)."""
     states: dict = {}
-    processor = FrameProcessor(CorrelatorConfig(status_window_ms=int(window_s * 1000)), states.get)
+    processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=int(window_s * 1000)), states.get)
     for record in sorted(records):
         processor.process(*record)
     for partition in {r[0] for r in records}:

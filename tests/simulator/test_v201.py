@@ -22,7 +22,8 @@ import fastjsonschema
 import pytest
 from pydantic import ValidationError
 
-from processors.correlator import Correlator, CorrelatorConfig
+from processors.correlator import Correlator
+from processors.settings import CorrelatorConfig
 from schemas.envelope import Direction, FrameEnvelope, MessageType
 from schemas.records import FaultEvent, Session
 from simulator import expectations, lives, v201
@@ -326,7 +327,7 @@ def envelopes(charge_point_id: str, link: RecordingLink) -> list[FrameEnvelope]:
 
 def correlate(charge_point_id: str, link: RecordingLink) -> tuple[list[dict], list[dict]]:
     """What the pipeline's correlator makes of the frames: the newest revision of each session, the fault events."""
-    correlator = Correlator(charge_point_id, CorrelatorConfig())
+    correlator = Correlator(charge_point_id, CorrelatorConfig.defaults())
     events = []
     for envelope in envelopes(charge_point_id, link):
         events += correlator.feed(envelope)
