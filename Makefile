@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup clean-local
+.PHONY: run test setup clean-local compile
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,12 @@ KUSTOMIZE_VERSION := v5.7.1
 test: setup .local/bin/kustomize
 	$(BIN)/ocpp-pipeline kafka fetch
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Opt-in: the per-frame core compiled with mypyc into .local/compiled, used when first on PYTHONPATH
+# (PYTHONPATH=.local/compiled .venv/bin/ocpp-pipeline worker); needs gcc and Python's headers. BENCHMARKS.md.
+compile: setup
+	$(BIN)/pip install -q -e '.[compile]'
+	$(BIN)/python -m infra.compiled_core .local/compiled --if-stale
 
 clean-local:
 	$(BIN)/ocpp-pipeline kafka stop || true
