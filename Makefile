@@ -11,7 +11,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test typecheck setup clean-local
+.PHONY: run test typecheck setup clean-local compile
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,12 @@ typecheck: setup
 test: setup .local/bin/kustomize .local/bin/promtool $(GRAFANA_SCHEMA)/node_modules/.installed typecheck
 	$(BIN)/ocpp-pipeline kafka fetch
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Opt-in: the per-frame core compiled with mypyc into .local/compiled, used when first on PYTHONPATH
+# (PYTHONPATH=.local/compiled .venv/bin/ocpp-pipeline worker); needs gcc and Python's headers. BENCHMARKS.md.
+compile: setup
+	$(BIN)/pip install -q -e '.[compile]'
+	$(BIN)/python -m infra.compiled_core .local/compiled --if-stale
 
 clean-local:
 	$(BIN)/ocpp-pipeline kafka stop || true
