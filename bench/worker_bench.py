@@ -116,7 +116,9 @@ class Worker:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.log = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "worker", "--log-level", "warning"],
+        # -P when env sets PYTHONPATH (--pythonpath: the compiled core): the checkout must not come before it.
+        flags = ["-P"] if "PYTHONPATH" in env else []
+        self.proc = subprocess.Popen([sys.executable, *flags, "-m", "ocpp_pipeline", "worker", "--log-level", "warning"],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def query(self, sql: str):
@@ -216,6 +218,8 @@ def main() -> None:
     parser.add_argument("--two-workers", action="store_true", help="also drain a second backlog with two workers")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--pythonpath", type=Path, help="run the worker with this folder first on its path "
+                        "(make compile's .local/compiled: the compiled core)")
     parser.add_argument("--py-spy", type=Path, help="record the worker with py-spy while it drains the backlog "
                         "(collapsed stacks to this file)")
     args = parser.parse_args()
@@ -234,6 +238,8 @@ def main() -> None:
                "OCPP_KAFKA_PARTITIONS": str(args.partitions), "OCPP_HOME": str(home), "OCPP_WORKER_APP_ID": f"bench{run}",
                "OCPP_WORKER_WEB_PORT": str(6100 + random.randint(0, 800)), "OCPP_WORKER_SQL_PORT": "0", "OCPP_WORKER_FLUSH_INTERVAL_S": "0.5",
                "OCPP_WORKER_FLUSH_ROWS": str(args.flush_rows)}
+        if args.pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(args.pythonpath.resolve()), str(ROOT)])
         if produce:
             asyncio.run(produce_all(kafka, records))
             print(f"{total} frames on {kafka.topic(FRAMES.name)} ({args.partitions} partitions) [{tag}]", flush=True)

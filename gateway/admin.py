@@ -15,6 +15,7 @@ Plain HTTP GET over the same websockets server machinery as the chargers' port (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -60,7 +61,8 @@ async def _never_upgraded(connection: ServerConnection) -> None:  # every reques
     await connection.close()
 
 
-async def serve_admin(endpoints: AdminEndpoints, host: str, port: int, *, reuse_port: bool, logger: object = None) -> Server:
+async def serve_admin(endpoints: AdminEndpoints, host: str, port: int, *, reuse_port: bool,
+                      logger: logging.Logger | None = None) -> Server:
     return await serve(
         _never_upgraded, host, port, process_request=endpoints.respond, server_header=None, compression=None,
         reuse_port=reuse_port, logger=logger, open_timeout=10, max_size=1024,

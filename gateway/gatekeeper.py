@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from gateway import handshake, password_policy
 from gateway.credentials import Credentials, Verdict
@@ -36,7 +36,7 @@ class Attempt:
     path: str
     offered_subprotocols: Sequence[str]  # the raw Sec-WebSocket-Protocol header values
     authorization: tuple[str, ...] = ()  # every Authorization header value (one is expected)
-    peer_certificate: dict | None = None  # profile 3: the verified TLS client certificate
+    peer_certificate: dict[str, Any] | None = None  # profile 3: the verified TLS client certificate
     address: str | None = None  # the client's address key (gateway.client_address), None when unknown
     now: float = 0.0  # monotonic seconds
 
@@ -93,9 +93,9 @@ class Gatekeeper:
             raise
         verdict = self.credentials.check(charge_point_id, password)
         if verdict is not Verdict.ACCEPTED:
-            refusal = handshake.unauthorized(_FAILED[verdict])
-            refusal.blocked_for_s = self.throttle.failed(charge_point_id, attempt.address, attempt.now)
-            raise refusal
+            wrong = handshake.unauthorized(_FAILED[verdict])
+            wrong.blocked_for_s = self.throttle.failed(charge_point_id, attempt.address, attempt.now)
+            raise wrong
         self.throttle.succeeded(charge_point_id, attempt.address)
         if password_policy.acceptable(password):
             return False

@@ -42,7 +42,7 @@ class ConnectionInfo:
 
 @dataclass(frozen=True, slots=True)
 class Reaction:
-    """What to do with one received frame."""
+    """What to do with one received frame. ``reply`` and ``reply_envelope`` are both set (an answer) or both None."""
 
     inbound: EnvelopeRecord
     durable: bool  # the answer waits for Kafka's acknowledgement of ``inbound``

@@ -11,6 +11,7 @@ import binascii
 import re
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import unquote
 
 from gateway.errors import HandshakeRefused, RefusalKind
@@ -95,7 +96,7 @@ def basic_password(authorization: str | None, charge_point_id: str) -> bytes:
     return password
 
 
-def check_client_certificate(peer_certificate: dict | None, charge_point_id: str) -> None:
+def check_client_certificate(peer_certificate: dict[str, Any] | None, charge_point_id: str) -> None:
     """Security profile 3: the TLS client certificate (already verified against the CA) must name the
     charge point: its subject commonName, or a DNS / URI subjectAltName, equals the id."""
     if not peer_certificate:

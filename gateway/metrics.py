@@ -77,5 +77,5 @@ class GatewayMetrics:
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         host = CollectorRegistry()
-        MultiProcessCollector(host, path=str(self._multiprocess_dir))
+        MultiProcessCollector(host, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
         return generate_latest(host)

@@ -71,10 +71,12 @@ def parse(text: str) -> Message:
     if not isinstance(data, list) or not data:
         raise RpcFrameworkError("an OCPP-J message is a non-empty JSON array")
     message_type = data[0]
-    raw_id = data[1] if len(data) > 1 else None
+    raw_id: object = data[1] if len(data) > 1 else None
     # An id must go back to the charger in a UTF-8 frame: a lone surrogate (a JSON escape) cannot.
-    id_ok = isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_MESSAGE_ID_LENGTH and _is_text(raw_id)
-    message_id = raw_id if id_ok else "-1"
+    if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_MESSAGE_ID_LENGTH and _is_text(raw_id):
+        message_id, id_ok = raw_id, True
+    else:
+        message_id, id_ok = "-1", False
     if type(message_type) is not int:
         raise RpcFrameworkError("the message type id must be an integer", message_id)
     if not id_ok:

@@ -52,7 +52,10 @@ def load_schema(version: str, action: str, *, response: bool = False) -> dict[st
     folder, request_name, response_name = SCHEMA_FILES[version]
     name = (response_name if response else request_name).format(action=action)
     text = (resources.files("ocpp") / folder / "schemas" / name).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema = json.loads(text)
+    if not isinstance(schema, dict):
+        raise ValueError(f"the OCPP {version} schema {name} is not a JSON object")
+    return schema
 
 
 def compile_validators(version: str = OCPP16, actions: tuple[str, ...] | None = None) -> dict[str, Validator]:

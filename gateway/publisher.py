@@ -192,7 +192,8 @@ class FramePublisher:
             chunk.append((key, item))
         batches: list[tuple[int, object, list[_Item]]] = []
         for partition, chunk in chunks.items():
-            batch, members = producer.create_batch(), []
+            batch = producer.create_batch()
+            members: list[_Item] = []
             for key, item in chunk:
                 value = encode_envelope(item[0])
                 if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
@@ -209,7 +210,7 @@ class FramePublisher:
             self._in_flight += len(members)
             delivery.add_done_callback(lambda fut, members=members: self._delivered(fut, members))
 
-    def _delivered(self, delivery: asyncio.Future, members: list[_Item]) -> None:
+    def _delivered(self, delivery: asyncio.Future[object], members: list[_Item]) -> None:
         self._in_flight -= len(members)
         if delivery.cancelled() or delivery.exception() is not None:
             # Timed out in the producer (e.g. the broker was down longer than the request timeout):

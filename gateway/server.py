@@ -27,11 +27,13 @@ import uuid
 import weakref
 from http import HTTPStatus
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from gateway.admin import AdminEndpoints, serve_admin
 from gateway.answers import AnswerPolicy
@@ -146,6 +148,16 @@ class ChargerConnection(ServerConnection):
             self.counter.lost(self)
 
 
+def counted_connections(counter: AddressCounter) -> type[ChargerConnection]:
+    """The connection class websockets builds the chargers' connections from, counting them under ``counter``."""
+
+    class CountedConnection(ChargerConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, counter=counter, **kwargs)
+
+    return CountedConnection
+
+
 def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
     if settings.security_profile < 2:
         return None
@@ -201,12 +213,14 @@ class Gateway:
     @property
     def port(self) -> int:
         assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
 
     @property
     def admin_port(self) -> int:
         assert self._admin_server is not None
-        return self._admin_server.sockets[0].getsockname()[1]
+        port: int = self._admin_server.sockets[0].getsockname()[1]
+        return port
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -234,10 +248,10 @@ class Gateway:
             self._serve_connection,
             s.host,
             s.port,
-            create_connection=lambda *args, **kwargs: ChargerConnection(*args, counter=self.counter, **kwargs),
+            create_connection=counted_connections(self.counter),
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
-            subprotocols=list(s.subprotocols),
+            subprotocols=[Subprotocol(p) for p in s.subprotocols],
             compression=None,  # chargers rarely ask for it, and it costs ~100 KiB per connection
             ping_interval=s.ping_interval_s or None,
             ping_timeout=s.ping_timeout_s or None,
@@ -319,9 +333,9 @@ class Gateway:
                     "(SetVariables BasicAuthPassword / ChangeConfiguration AuthorizationKey, then `ocpp-pipeline "
                     "credentials set`); OCPP_GATEWAY_WEAK_PASSWORDS=refuse refuses such logins", charge_point_id)
 
-    def _select_subprotocol(self, connection: ServerConnection, offered: object) -> str | None:
+    def _select_subprotocol(self, connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         accepted = self._accepted.get(connection)
-        return accepted[1] if accepted else None
+        return Subprotocol(accepted[1]) if accepted else None
 
     # --- connection loop ---------------------------------------------------------------------------
 
@@ -376,9 +390,10 @@ class Gateway:
             except TimeoutError:
                 self.metrics.unacknowledged.inc()
                 reaction = handler.unacknowledged(reaction, now_ms(), "Kafka did not acknowledge in time")
-                await self.publisher.submit(reaction.reply_envelope)
+                if reaction.reply_envelope is not None:  # always: the CALLERROR it answers instead
+                    await self.publisher.submit(reaction.reply_envelope)
             await self._send(connection, reaction)
-        elif reaction.reply is not None:
+        elif reaction.reply_envelope is not None:  # an answer (a reply goes with its envelope)
             await self._send(connection, reaction)
             await self.publisher.submit(reaction.reply_envelope)
         self.metrics.count_frame("in", reaction.inbound.action, reaction.outcome)
@@ -397,7 +412,7 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: Wo
     import signal
 
     from infra.limits import raise_open_files_limit
-    from infra.topic_admin import wait_for_topics
+    from infra.topic_admin import TopicsReady, wait_for_topics
 
     # Signals first: a SIGTERM while the gateway starts stops it cleanly once it has started.
     stop = asyncio.Event()
@@ -405,7 +420,7 @@ async def run_gateway(settings: GatewaySettings, kafka: KafkaSettings, place: Wo
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    def topics_refused(task: asyncio.Task) -> None:  # only a refusal waiting cannot fix ends the wait
+    def topics_refused(task: asyncio.Task[TopicsReady]) -> None:  # only a refusal waiting cannot fix ends the wait
         if not task.cancelled() and task.exception() is not None:
             log.error("stopping: %s", task.exception())
             stop.set()

@@ -129,9 +129,10 @@ class Supervisor:
 
     def _terminate(self, process: BaseProcess | None) -> None:
         """SIGTERM once: a second one could land after the process's handler is gone and kill it midway."""
-        if process is not None and process.pid not in self._signalled and process.is_alive():
-            self._signalled.add(process.pid)
-            os.kill(process.pid, signal.SIGTERM)
+        pid = None if process is None else process.pid  # None: not started
+        if process is not None and pid is not None and pid not in self._signalled and process.is_alive():
+            self._signalled.add(pid)
+            os.kill(pid, signal.SIGTERM)
 
     def run(self) -> int:
         """Serve until SIGTERM / SIGINT; 0 when every process drained and exited cleanly."""
@@ -162,10 +163,11 @@ class Supervisor:
             while not self._stopping:
                 running = {p.sentinel: (i, p) for i, p in enumerate(self._workers) if p is not None}
                 for sentinel in wait(list(running), timeout=1.0):
+                    assert isinstance(sentinel, int)  # wait() hands back the sentinels it was given
                     index, process = running[sentinel]
                     process.join()
                     self._host.mark_dead(index)
-                    multiprocess.mark_process_dead(process.pid, str(self._metrics_dir))
+                    multiprocess.mark_process_dead(process.pid, str(self._metrics_dir))  # type: ignore[no-untyped-call]
                     if self._stopping:
                         break
                     log.error("gateway process %d (pid %d) exited with %s; starting it again", index + 1, process.pid, process.exitcode)

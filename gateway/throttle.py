@@ -27,6 +27,7 @@ connections over N of them).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -50,7 +51,7 @@ class Backoff:
         excess = score - self.free_failures
         if excess <= 0:
             return 0.0
-        return min(self.base_s * 2.0 ** min(excess - 1, 64), self.max_s)
+        return min(self.base_s * math.pow(2.0, min(excess - 1, 64)), self.max_s)
 
 
 class _Entry:

@@ -13,12 +13,14 @@ What each client actually asks Kafka for (found by running each against a broker
   InitProducerId, which since Kafka 3.0 (KIP-679) needs Write on any topic instead of the cluster's
   IdempotentWrite: no cluster permission at all.
 - worker (Faust): its consumer group (JoinGroup, SyncGroup, OffsetCommit, OffsetFetch: Read on the
-  group ``<app id>``), Fetch on frames and exclusions, Produce on sessions and faults, and its own
+  group ``<app id>``), Fetch on frames, exclusions and meter keys (the meter keys read whole by every worker
+  without a group: Read on the topic only), Produce on sessions and faults, and its own
   internal topics - the table's changelog and the assignor's leader topic, both named ``<app id>-...``:
   Faust creates them when missing (CreateTopics), reads them (recovery, the leader's assignment) and
   writes the changelog, so Create, Read, Write and Describe on the prefix ``<app id>-`` and nothing wider.
   Its producer is not idempotent and uses no transactions.
-- operator (``ocpp-pipeline outages exclude``): Produce on ``ocpp.exclusions.v1``.
+- operator (``ocpp-pipeline outages exclude``, ``ocpp-pipeline keys``): Produce on ``ocpp.exclusions.v1`` and
+  ``ocpp.meter_keys.v1`` (who may register a meter key may make a forged reading verify: SECURITY.md).
 - alerting reader: Fetch on ``ocpp.faults.v1`` with consumer groups named ``ocpp-alerting...``.
 
 Nobody but the cluster's administrators may create or alter the contract topics: they are declared
@@ -31,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from schemas.topics import EXCLUSIONS, FAULTS, FRAMES, SESSIONS
+from schemas.topics import EXCLUSIONS, FAULTS, FRAMES, METER_KEYS, SESSIONS
 
 EXCLUSIONS_TOPIC = EXCLUSIONS.name
 DEFAULT_APP_ID = "ocpp-processors"  # OCPP_WORKER_APP_ID's default
@@ -151,12 +153,14 @@ def identities(topic_prefix: str = "", app_id: str = DEFAULT_APP_ID) -> tuple[Id
     read, write, describe, create = Operation.READ, Operation.WRITE, Operation.DESCRIBE, Operation.CREATE
     frames, sessions, faults = (topic_prefix + t.name for t in (FRAMES, SESSIONS, FAULTS))
     exclusions = topic_prefix + EXCLUSIONS_TOPIC
+    meter_keys = topic_prefix + METER_KEYS.name
     return (
         Identity(GATEWAY, "the only writer of charger frames and connection events",
                  (_topic(frames, write, describe),)),
-        Identity(WORKER, "reads frames and exclusions; writes sessions, faults and its own state", (
+        Identity(WORKER, "reads frames, exclusions and meter keys; writes sessions, faults and its own state", (
             _topic(frames, read, describe),
             _topic(exclusions, read, describe),
+            _topic(meter_keys, read, describe),
             _topic(sessions, write, describe),
             _topic(faults, write, describe),
             # Faust's changelog and leader topics: created when missing, read on recovery, written.
@@ -164,7 +168,10 @@ def identities(topic_prefix: str = "", app_id: str = DEFAULT_APP_ID) -> tuple[Id
                   frozenset({create, read, write, describe})),
             Grant(Resource(ResourceType.GROUP, app_id), frozenset({read})),
         )),
-        Identity(OPERATOR, "records operator decisions (outage exclusions)", (_topic(exclusions, write, describe),)),
+        Identity(OPERATOR, "records operator decisions (outage exclusions, meter keys)", (
+            _topic(exclusions, write, describe),
+            _topic(meter_keys, write, describe),
+        )),
         Identity(ALERTING, "pages people: reads fault events only", (
             _topic(faults, read, describe),
             Grant(Resource(ResourceType.GROUP, ALERTING, PatternType.PREFIXED), frozenset({read})),

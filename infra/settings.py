@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.retention import COMPLIANCE_FLOOR_DAYS, Retention
+
 HOME_HELP = "folder for local state: broker jars and data, embedded ClickHouse data"
 
 
@@ -190,11 +192,34 @@ class ClickHouseSettings(BaseSettings):
     read_dsn: SecretStr | None = Field(
         None, description="server mode: the analysts' read-only user (https://analyst:pass@host:8443/db) that "
                           "`sql` and `report` read with; never the ingest DSN")
+    # Retention per table class (schemas/retention.py; README, Operations > Retention says what each protects).
+    frames_ttl_days: int = Field(
+        120, ge=0, description="days the raw frames table keeps a frame (audits, disputes: card chargebacks come up "
+                               "to 120 days later); 0 = forever. Applied by db migrate and at worker start")
+    status_ttl_days: int = Field(
+        400, ge=0, description="days connector_status keeps a status change (the evidence behind the trailing "
+                               "12 months of NEVI uptime, plus a month); 0 = forever")
+    compliance_ttl_days: int = Field(
+        0, ge=0, description=f"days sessions, faults, outages, exclusions, attempts and daily aggregates are kept; "
+                             f"0 = forever (the default), else at least {COMPLIANCE_FLOOR_DAYS}")
 
     @field_validator("home", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("compliance_ttl_days", mode="after")
+    @classmethod
+    def _compliance_floor(cls, value: int) -> int:
+        if 0 < value < COMPLIANCE_FLOOR_DAYS:
+            raise ValueError(f"0 (kept forever) or at least {COMPLIANCE_FLOOR_DAYS} days: the uptime reports read "
+                             f"the trailing 12 months")
+        return value
+
+    def retention(self) -> Retention:
+        """The TTL of each table class (0 days: none)."""
+        return Retention(raw_days=self.frames_ttl_days or None, status_days=self.status_ttl_days or None,
+                         compliance_days=self.compliance_ttl_days or None)
 
     def resolved_dsn(self) -> str:
         if self.dsn is not None:

@@ -220,10 +220,13 @@ def _session_page(source: RowSource, database: str, page: Span, with_port: str) 
         f"a.attempt_id != '', a.failure, stop_reason, stop_error_code, stop_status, closed_by, "
         f"has(flags, {string(Flag.FAULTED_AT_STOP)}), id_token_type "
         f"FROM {sessions} AS s FINAL "
-        # A transaction's attempt is keyed by its session id; rows older than session ids have no attempt.
-        f"LEFT JOIN (SELECT attempt_id, failure FROM {table(database, CHARGE_ATTEMPTS.name)} FINAL "
-        f"WHERE attempt_id != '' AND attempt_id IN (SELECT session_id FROM {sessions} WHERE {in_page})) AS a "
-        f"ON a.attempt_id = s.session_id "
+        # A transaction's attempt is keyed by its charger and session id (charge_attempts' key); rows older than
+        # session ids have no attempt. A session id is unique per charger only (SESSIONS.md): two chargers that
+        # start in the same gateway millisecond can get the same 1.6 transactionId, and so the same session id.
+        f"LEFT JOIN (SELECT charge_point_id AS attempt_charge_point_id, attempt_id, failure "
+        f"FROM {table(database, CHARGE_ATTEMPTS.name)} FINAL WHERE attempt_id != '' AND (charge_point_id, attempt_id) "
+        f"IN (SELECT charge_point_id, session_id FROM {sessions} WHERE {in_page})) AS a "
+        f"ON a.attempt_charge_point_id = s.charge_point_id AND a.attempt_id = s.session_id "
         f"WHERE {with_port} AND {in_page} ORDER BY charge_point_id, connector_id, {START_MS}, session_id"
     )
     return [SessionFacts(

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from ocpp.v16.enums import Reason
 from ocpp.v201.enums import IdTokenEnumType, ReasonEnumType
 
-from schemas.outcomes import OK_STOP_REASONS, Failure, snake
+from schemas.attempt_failure import OK_STOP_REASONS, AttemptFailure, stop_failure
 
 MAX_TEXT = 255  # session_error, error_other, payment_method, payment_other: VARCHAR(255)
 
@@ -92,8 +92,8 @@ OTHER_ERROR = "other"
 
 _UNNAMED_REASON = "Other"  # OCPP's stop reason "Other": the charger named none
 SESSION_ERRORS: frozenset[str] = frozenset(
-    {Failure.NO_ENERGY.value, Failure.FAULTED.value, Failure.STOP_MISSING.value}
-    | {"stop_" + snake(r) for r in {*(r.value for r in Reason), *(r.value for r in ReasonEnumType)}
+    {AttemptFailure.NO_ENERGY.value, AttemptFailure.FAULTED.value, AttemptFailure.STOP_MISSING.value}
+    | {stop_failure(r) for r in {*(r.value for r in Reason), *(r.value for r in ReasonEnumType)}
        if r not in OK_STOP_REASONS and r != _UNNAMED_REASON}
 )
 """The ``session_error`` codes besides :data:`NO_ERROR` and ``other``: the charge attempt's ``failure`` codes

@@ -18,8 +18,8 @@ from kpi.ev_chart_codes import MAX_TEXT, PaymentSource, payment_of, session_erro
 from kpi.intervals import MS_PER_MINUTE, Span
 from kpi.stations import StationPort, Stations
 from kpi.uptime import OutageSpan, PortKey, PortUptime
-from schemas.outcomes import ClosedBy, transaction_failure
-from schemas.records import EV_CHART_CODES
+from schemas.attempt_failure import transaction_failure
+from schemas.records import EV_CHART_CODES, ClosedBy
 
 STATION_COLUMNS = ("station_id", "port_id", "network_provider")
 MODULE2_COLUMNS = STATION_COLUMNS + (
@@ -36,7 +36,6 @@ MAX_MINUTES = 999_999.99  # total_outage, total_outage_excl, outage_duration: DE
 MAX_UPTIME = 100.0  # uptime: DECIMAL(5,2), a percentage
 MIN_OUTAGE_MINUTES = 0.01  # outage_duration's smallest value
 _LAST_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z: the last time a datetime cell holds
-_STOP_TRANSACTION = ClosedBy.STOP_TRANSACTION.value  # sessions.closed_by of a session its charger stopped
 _FAULTED = "Faulted"
 
 Row = list[str]
@@ -62,7 +61,7 @@ class SessionFacts:
     stop_reason: str = ""
     stop_error_code: str = ""
     stop_status: str = ""
-    closed_by: str = _STOP_TRANSACTION
+    closed_by: str = ClosedBy.STOP_TRANSACTION
     faulted_at_stop: bool = False
     id_token_type: str = ""
 
@@ -140,12 +139,12 @@ def session_end_ms(s: SessionFacts) -> int:
 
 def failure_of(s: SessionFacts) -> str:
     """The charge attempt's ``failure``; for a session without an attempt row, the same rule on its own row
-    (:func:`schemas.outcomes.transaction_failure`, delivered = energy or time spent charging)."""
+    (:func:`schemas.attempt_failure.transaction_failure`, delivered = energy or time spent charging)."""
     if s.failure is not None:
         return s.failure
     delivered = (s.energy_wh or 0) > 0 or (s.charging_s or 0) > 0
     return transaction_failure(delivered=delivered, into_faulted=s.stop_status == _FAULTED or s.faulted_at_stop,
-                               stopped=s.closed_by == _STOP_TRANSACTION, reason=s.stop_reason)
+                               stopped=s.closed_by == ClosedBy.STOP_TRANSACTION, reason=s.stop_reason)
 
 
 def ev_session_id(s: SessionFacts) -> str:

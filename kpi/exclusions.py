@@ -1,8 +1,9 @@
-"""Operator exclusions (KPIS.md, Exclusions): the event ``outages exclude`` records, its checks, and reading it.
+"""Operator exclusions (KPIS.md, Exclusions): the checks of the event ``outages exclude`` records, and reading it.
 
 An exclusion is an event on ``ocpp.exclusions.v1`` (the ``outage_exclusions`` row as JSON, key = charge point
-id) that the worker sinks into ``outage_exclusions``; a replay rebuilds the table from the topic. Which exclusion
-names an outage is decided at read time by the view ``port_outages_with_exclusions``
+id) that the worker sinks into ``outage_exclusions``; a replay rebuilds the table from the topic. The event itself
+(its id, its decoding, the ports it covers) is a contract: :mod:`schemas.exclusions`. Which exclusion names an
+outage is decided at read time by the view ``port_outages_with_exclusions``
 (:data:`schemas.tables.PORT_OUTAGES_WITH_EXCLUSIONS`, the one rule); nothing writes it into outage rows.
 
 Pure, except :func:`fetch_lifetime` (one query through a :class:`~kpi.source.RowSource`).
@@ -10,49 +11,23 @@ Pure, except :func:`fetch_lifetime` (one query through a :class:`~kpi.source.Row
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from kpi.errors import InvalidExclusion
 from kpi.source import RowSource, string, table
+from schemas.base import datetime_to_ms, ms_to_datetime
+from schemas.exclusions import EVERY_PORT, exclusion_id
 from schemas.records import ExclusionReason, OutageExclusion
 from schemas.tables import CONNECTOR_STATUS, FRAMES, PORT_OUTAGES
 
 log = logging.getLogger(__name__)
 
-EVERY_PORT = 0
-"""``connector_id`` of an exclusion that covers every port of its charger."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
 MAX_TEXT = 1000  # note, reference, recorded_by: characters kept (EV-ChART's notes hold 255)
-
-
-def to_ms(value: datetime) -> int:
-    """An aware datetime as milliseconds since the epoch (exact: no float on the way)."""
-    return (value - _EPOCH) // _MS
-
-
-def from_ms(ms: int) -> datetime:
-    """Milliseconds since the epoch as an aware UTC datetime (exact inverse of :func:`to_ms`)."""
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def covers_port(exclusion: OutageExclusion, connector_id: int) -> bool:
-    return exclusion.connector_id in (EVERY_PORT, connector_id)
-
-
-def exclusion_id(charge_point_id: str, connector_id: int, from_at: datetime, to_at: datetime,
-                 reason: ExclusionReason, note: str) -> str:
-    """Content hash of what is excluded (not of who recorded it): recording the same exclusion twice leaves one row,
-    the newest recording's (``recorded_at`` is the table's version); the topic keeps every recording."""
-    text = "|".join((charge_point_id, str(connector_id), str(to_ms(from_at)), str(to_ms(to_at)), str(reason), note))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def new_exclusion(charge_point_id: str, connector_id: int, from_at: datetime, to_at: datetime,
@@ -82,23 +57,6 @@ def new_exclusion(charge_point_id: str, connector_id: int, from_at: datetime, to
         charge_point_id=charge_point_id, connector_id=connector_id, from_at=from_at, to_at=to_at, reason=reason,
         note=note, recorded_at=recorded_at, recorded_by=recorded_by.strip(), reference=reference, forced=forced,
     )
-
-
-def decode_event(value: bytes | None) -> OutageExclusion:
-    """An event of ``ocpp.exclusions.v1``, or :class:`InvalidExclusion` (the worker counts and skips it). The id
-    must be the content's: an event cannot overwrite another exclusion's row by naming its id."""
-    if value is None:
-        raise InvalidExclusion("a tombstone (no value)")
-    try:
-        exclusion = OutageExclusion.model_validate_json(value)
-    except ValidationError as exc:
-        raise InvalidExclusion("not an exclusion event: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])) from None
-    expected = exclusion_id(exclusion.charge_point_id, exclusion.connector_id, exclusion.from_at, exclusion.to_at,
-                            exclusion.reason, exclusion.note)
-    if exclusion.exclusion_id != expected:
-        raise InvalidExclusion(f"exclusion_id {exclusion.exclusion_id!r} is not its content's ({expected})")
-    return exclusion
 
 
 def exclusion_from_row(values: dict[str, Any]) -> OutageExclusion | None:
@@ -135,10 +93,10 @@ def check_bounds(exclusion: OutageExclusion, lifetime: Lifetime, now_ms: int) ->
     else:
         if not lifetime.port_seen:
             problems.append(f"{cp} never reported port {exclusion.connector_id}")
-        if to_ms(exclusion.from_at) < lifetime.first_ms:
+        if datetime_to_ms(exclusion.from_at) < lifetime.first_ms:
             problems.append(f"--from {exclusion.from_at.isoformat()} is before {cp} was first seen "
-                            f"({from_ms(lifetime.first_ms).isoformat()})")
-    if to_ms(exclusion.to_at) > now_ms:
+                            f"({ms_to_datetime(lifetime.first_ms).isoformat()})")
+    if datetime_to_ms(exclusion.to_at) > now_ms:
         problems.append(f"--to {exclusion.to_at.isoformat()} is in the future: record an exclusion once its window "
                         "has passed")
     if problems:

@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 
 from infra.errors import TopicError
 from infra.settings import KafkaSettings
-from kpi.exclusions import EVERY_PORT
+from schemas.exclusions import EVERY_PORT
 from schemas.records import OutageExclusion
 from schemas.topics import EXCLUSIONS
 

@@ -12,12 +12,13 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
+from infra.read_path import run_query
 from infra.settings import ClickHouseSettings, SqlSettings
 from schemas import ddl
 
 
 class RowSource(Protocol):
-    def rows(self, sql: str) -> list[Sequence[Any]]:
+    def rows(self, sql: str) -> Sequence[Sequence[Any]]:
         """The result rows of a read-only query."""
         ...
 
@@ -28,7 +29,7 @@ class ClientSource:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def rows(self, sql: str) -> list[Sequence[Any]]:
+    def rows(self, sql: str) -> Sequence[Sequence[Any]]:
         return list(self._client.query(sql).result_rows)
 
 
@@ -38,9 +39,7 @@ class ReadPathSource:
     def __init__(self, ch: ClickHouseSettings, sql: SqlSettings) -> None:
         self._ch, self._sql = ch, sql
 
-    def rows(self, sql: str) -> list[Sequence[Any]]:
-        from infra.read_path import run_query
-
+    def rows(self, sql: str) -> Sequence[Sequence[Any]]:
         return run_query(self._ch, self._sql, sql).rows
 
 

@@ -13,9 +13,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from kpi.exclusions import covers_port, exclusion_from_row, from_ms, to_ms
+from kpi.exclusions import exclusion_from_row
 from kpi.intervals import MS_PER_MINUTE, Span, UptimeFigures, uptime_figures
 from kpi.source import RowSource, table
+from schemas.base import datetime_to_ms, ms_to_datetime
+from schemas.exclusions import covers_port
 from schemas.records import OutageExclusion
 from schemas.tables import CONNECTOR_STATUS, OUTAGE_EXCLUSIONS, PORT_OUTAGES, PORT_OUTAGES_WITH_EXCLUSIONS
 
@@ -103,7 +105,8 @@ def port_uptimes(inputs: UptimeInputs, period: Span, now_ms: int) -> list[PortUp
         span = Span(max(period.start_ms, port.first_seen_ms), min(period.end_ms, now_ms))
         if span.empty:
             continue
-        covering = [Span(to_ms(e.from_at), to_ms(e.to_at)) for e in exclusions.get(port.charge_point_id, ())
+        covering = [Span(datetime_to_ms(e.from_at), datetime_to_ms(e.to_at))
+                    for e in exclusions.get(port.charge_point_id, ())
                     if covers_port(e, port.connector_id)]
         out.append(PortUptime(port, span, uptime_figures(span, outages.get(port.key, ()), covering)))
     return out
@@ -152,8 +155,8 @@ def fetch_inputs(source: RowSource, database: str, period: Span) -> UptimeInputs
                             str(r[6])) for r in source.rows(outages_sql)],
         exclusions=[e for r in source.rows(exclusions_sql) if (e := exclusion_from_row({
             "exclusion_id": str(r[0]), "charge_point_id": str(r[1]), "connector_id": int(r[2]),
-            "from_at": from_ms(int(r[3])), "to_at": from_ms(int(r[4])), "reason": str(r[5]), "note": str(r[6]),
-            "recorded_at": from_ms(int(r[7])), "recorded_by": str(r[8]), "reference": str(r[9]),
+            "from_at": ms_to_datetime(int(r[3])), "to_at": ms_to_datetime(int(r[4])), "reason": str(r[5]), "note": str(r[6]),
+            "recorded_at": ms_to_datetime(int(r[7])), "recorded_by": str(r[8]), "reference": str(r[9]),
             "forced": bool(r[10])})) is not None],
     )
 

@@ -19,7 +19,7 @@ from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from kpi.errors import KpiError
 from schemas import ddl
-from schemas.migrations import MIGRATIONS
+from schemas.migrations import MIGRATIONS, RETAINED_TABLES
 
 
 def _say(message: str) -> None:
@@ -75,10 +75,16 @@ def cmd_db(args: argparse.Namespace) -> int:
             _say(f"\n-- migration {migration.version}: {migration.description}")
             for statement in migration.statements(settings.database, dialect):
                 _say(statement + ";\n")
+        _say("\n-- retention (OCPP_CLICKHOUSE_*_TTL_DAYS; every db migrate makes the tables' TTLs equal to it)")
+        for statements in clickhouse.retention_statements(
+                {ddl.local_name(t, dialect): None for t in RETAINED_TABLES}, settings.database, dialect,
+                settings.retention()).values():
+            for statement in statements:
+                _say(statement + ";\n")
         return 0
     client = clickhouse.connect(settings)
     try:
-        _say(clickhouse.migrate(client, settings.database, dialect).describe())
+        _say(clickhouse.migrate(client, settings.database, dialect, retention=settings.retention()).describe())
     finally:
         client.close()
     return 0
@@ -211,14 +217,14 @@ def cmd_credentials(args: argparse.Namespace) -> int:
 
 def simulator_settings(args: argparse.Namespace, defaults: dict[str, object] | None = None):  # -> SimulatorSettings
     """Flags over ``OCPP_SIMULATOR_*`` over ``defaults`` (``dev``'s) over the class defaults."""
-    from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
+    from simulator.settings import FLEET_FLAGS, SimulatorSettings
 
     from_env = SimulatorSettings()
     chosen = {k: v for k, v in (defaults or {}).items() if k not in from_env.model_fields_set}
     flags = {"url": getattr(args, "url", None), "chargers": args.chargers, "connectors": args.connectors,
              "duration_s": args.duration, "time_scale": args.time_scale, "rate": args.rate, "seed": args.seed,
-             "quirky_share": args.quirky, "ocpp": args.ocpp, "ocpp_mix": args.ocpp_mix}
-    flags |= {field: getattr(args, field) for field in BEHAVIOUR_FLAGS.values()}
+             "quirky_share": args.quirky, "ocpp": args.ocpp, "ocpp_mix": args.ocpp_mix, "meter_keys_file": args.meter_keys}
+    flags |= {field: getattr(args, field) for field in FLEET_FLAGS.values()}
     chosen |= {k: v for k, v in flags.items() if v is not None}
     if args.ocpp is not None and args.ocpp_mix is None:
         chosen["ocpp_mix"] = None  # --ocpp names the version of the whole fleet: no mix from elsewhere
@@ -229,9 +235,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
 
-    from simulator.fleet import run_fleet, stderr_progress
+    from simulator.fleet import run_fleet, stderr_progress, write_meter_keys
 
     settings = simulator_settings(args)
+    keys_path = settings.meter_keys_path(ClickHouseSettings().home)
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -247,6 +254,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, on_signal)
         _say(f"simulating {settings.chargers} chargers against {settings.url} "
              f"({'until Ctrl-C' if not settings.duration_s else f'{settings.duration_s:g} s'}, time scale {settings.time_scale:g})")
+        keys, signing = write_meter_keys(settings, keys_path)
+        if signing:
+            _say(f"  meter keys  {keys} public keys of {signing} signing chargers' meters in {keys_path} "
+                 f"(CSV for `ocpp-pipeline keys import`)")
         run = await run_fleet(settings, stop=stop, report=None if args.quiet else stderr_progress)
         if not args.quiet and sys.stderr.isatty():
             print(file=sys.stderr)
@@ -285,6 +296,22 @@ def cmd_outages(args: argparse.Namespace) -> int:
     kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), OPERATOR)
     _say(record_exclusion_from_args(args, ClickHouseSettings(), SqlSettings(), kafka))
     return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.keys import run_keys
+
+    from infra.kafka_acls import OPERATOR
+    from infra.secured_broker import as_local_identity
+
+    kafka = as_local_identity(KafkaSettings(), LocalKafkaSettings(), OPERATOR)
+    return run_keys(args, ClickHouseSettings(), SqlSettings(), kafka)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ocpp_pipeline.verify import run_verify
+
+    return run_verify(args, ClickHouseSettings(), SqlSettings())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -363,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_outages_parser(sub).set_defaults(func=cmd_outages)
     add_report_parser(sub).set_defaults(func=cmd_report)
 
+    from ocpp_pipeline.keys import add_keys_parser
+    from ocpp_pipeline.verify import add_verify_parser
+
+    add_keys_parser(sub).set_defaults(func=cmd_keys)
+    add_verify_parser(sub).set_defaults(func=cmd_verify)
+
     settings = sub.add_parser("settings", help="print every OCPP_* variable with its default")
     settings.set_defaults(func=cmd_settings)
 
@@ -387,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False) -> None:
     """Flags of the simulator; unset ones fall back to ``OCPP_SIMULATOR_*`` (``dev`` has its own defaults)."""
-    from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
+    from simulator.settings import FLEET_FLAGS, SimulatorSettings
 
     parser.add_argument("--url", help="gateway URL (OCPP_SIMULATOR_URL)" if not dev_defaults else argparse.SUPPRESS)
     parser.add_argument("--chargers", type=int, help="number of chargers (OCPP_SIMULATOR_CHARGERS)")
@@ -399,7 +432,9 @@ def _simulator_flags(parser: argparse.ArgumentParser, dev_defaults: bool = False
     parser.add_argument("--quirky", type=float, help="share of quirky chargers, 0-1")
     parser.add_argument("--ocpp", help="OCPP version of every charger: 1.6 or 2.0.1 (OCPP_SIMULATOR_OCPP)")
     parser.add_argument("--ocpp-mix", help="share per version, e.g. 1.6:0.5,2.0.1:0.5 (OCPP_SIMULATOR_OCPP_MIX)")
-    for flag, field in BEHAVIOUR_FLAGS.items():
+    parser.add_argument("--meter-keys", metavar="FILE", help="where the signing meters' public keys are written "
+                        "(OCPP_SIMULATOR_METER_KEYS_FILE; default <OCPP_HOME>/simulator/meter-keys.csv)")
+    for flag, field in FLEET_FLAGS.items():
         about = SimulatorSettings.model_fields[field].description or ""
         parser.add_argument(flag, type=float, dest=field, help=f"{about} (OCPP_SIMULATOR_{field.upper()})".replace("%", "%%"))
 

@@ -7,7 +7,9 @@ embedded engine and serves the read endpoint that ``ocpp-pipeline sql`` uses). I
 look, restarts a worker that exits asking for it (code 70, see the stall watchdog), and on Ctrl-C
 or SIGTERM stops exactly what it started, by process id: the children first, then the broker if
 it was not already running. Unless told not to, a fleet of simulated chargers
-(``ocpp-pipeline simulate``) runs against the gateway as a third child, until Ctrl-C.
+(``ocpp-pipeline simulate``) runs against the gateway as a third child, until Ctrl-C; the public keys of its
+signing meters are registered first (``keys import`` of its keys file, as the operator), so its signed sessions
+verify from the first one.
 """
 
 from __future__ import annotations
@@ -23,23 +25,26 @@ from pathlib import Path
 
 from gateway.settings import GatewaySettings
 from infra import local_kafka
-from infra.kafka_acls import GATEWAY, WORKER
+from infra.kafka_acls import GATEWAY, OPERATOR, WORKER
 from infra.local_credentials import env_values
 from infra.secured_broker import make_ready
 from infra.settings import ClickHouseSettings, KafkaSettings, LocalKafkaSettings
 from infra.topic_admin import ensure_topics
 from processors.app import STALLED_EXIT_CODE
 from processors.settings import WorkerSettings
-from simulator.settings import BEHAVIOUR_FLAGS, SimulatorSettings
+from simulator.fleet import plan_fleet
+from simulator.settings import FLEET_FLAGS, SimulatorSettings
 
 # ``dev`` shows the pipeline at work: a small fleet, half of it speaking OCPP 2.0.1 (a network migrating
 # its chargers), two minutes of simulated time per real second, so sessions land within the first minute.
 # It misbehaves too, so the reliability KPIs have something to show within minutes: with 20 chargers, three
 # minutes (six simulated hours) hold about 20 offline periods, 5 station outages, and a few maintenance
-# windows, failed attempts and long post-stop occupancies.
+# windows, failed attempts and long post-stop occupancies. A fifth of the chargers sign their readings (4 of 20), half
+# of those with a signing fault: sessions that verify, one whose signature fails, one verified only with its frame's key.
 DEV_SIMULATOR_DEFAULTS = {"chargers": 20, "time_scale": 120.0, "duration_s": 0.0, "ocpp_mix": "1.6:0.5,2.0.1:0.5",
                           "offline_every_s": 21_600.0, "station_every_s": 43_200.0, "maintenance_share": 0.03,
-                          "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1, "backlog_share": 0.1}
+                          "authorize_only_share": 0.05, "plugin_only_share": 0.05, "blocked_share": 0.1, "backlog_share": 0.1,
+                          "signing_share": 0.2, "signing_quirky_share": 0.5}
 
 
 # How a child reaches Kafka comes from dev (its identity), never from the shell that ran dev.
@@ -98,14 +103,20 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             bus = make_ready(local, kafka, worker.app_id)
             topics = bus.topics
             gateway_kafka, worker_kafka = (env_values(bus.settings_of(name)) for name in (GATEWAY, WORKER))
+            operator_kafka = bus.settings_of(OPERATOR)
         else:
-            kafka = kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
+            kafka = operator_kafka = kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
             topics = asyncio.run(ensure_topics(kafka))
             gateway_kafka = worker_kafka = {"OCPP_KAFKA_BOOTSTRAP_SERVERS": local.bootstrap_servers}
         for state in topics:
             print("  topic " + state.describe(), flush=True)
         if local.secure:
             print(bus.describe(), flush=True)
+        if simulator is not None:
+            # Before the worker starts (it reads the keys whole before its first frame) and long before the fleet's
+            # first session: a signed reading judged without its key would be key_unknown.
+            print(import_simulator_keys(simulator.model_copy(update={"meter_keys_file": simulator.meter_keys_path(ch.home)}),
+                                        operator_kafka), flush=True)
         log_dir = ch.home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         children.append(Child("gateway", ["gateway"], {**env, **gateway_kafka}, log_dir))
@@ -115,7 +126,8 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
         _wait_for_port(host, gateway.port, children[0])
         _wait_for_port(worker.web_host, worker.web_port, children[1])
         if simulator is not None:
-            simulator = simulator.model_copy(update={"url": f"ws://{host}:{gateway.port}{gateway.path_prefix}"})
+            simulator = simulator.model_copy(update={"url": f"ws://{host}:{gateway.port}{gateway.path_prefix}",
+                                                     "meter_keys_file": simulator.meter_keys_path(ch.home)})
             extra = ["--expected", str(Path(expected).resolve())] if expected else []
             children.append(Child("simulator", ["simulate", "--quiet", *simulator_args(simulator), *extra], env, log_dir))
         print(f"ready in {time.monotonic() - started:.1f} s", flush=True)
@@ -130,6 +142,10 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
         if simulator is not None:
             print(f"  simulated chargers    {simulator.chargers} ({simulator.id_prefix}00001...), time scale "
                   f"{simulator.time_scale:g}; summary in {log_dir}/simulator.log", flush=True)
+            signing = sum(1 for p in plan_fleet(simulator) if p.meter is not None)
+            if signing:
+                print(f"  meter keys            {simulator.meter_keys_file} ({signing} signing chargers' meters; "
+                      f"CSV for `ocpp-pipeline keys import`)", flush=True)
         else:
             print("  simulated chargers    none (--no-simulator)", flush=True)
         for child in children:
@@ -145,6 +161,28 @@ def run_dev(local: LocalKafkaSettings, kafka: KafkaSettings, ch: ClickHouseSetti
             print("kafka stopped", flush=True)
         print("stopped", flush=True)
     return 0
+
+
+def import_simulator_keys(simulator: SimulatorSettings, operator: KafkaSettings) -> str:
+    """Write the simulated fleet's meter keys file (as ``simulate`` does) and register every key in it, as
+    ``keys import`` does; a line saying what was done."""
+    from datetime import datetime, timezone
+
+    from ocpp_pipeline.keys import publish
+    from signed_meter.key_events import record_of
+    from signed_meter.registry import parse_key_file
+    from simulator.fleet import write_meter_keys
+
+    path = simulator.meter_keys_file
+    assert path is not None
+    keys, signing = write_meter_keys(simulator, path)
+    if not signing:
+        return "  meter keys            none (no simulated charger signs)"
+    now = datetime.now(timezone.utc)
+    events = [record_of(e, now) for e in parse_key_file(path.read_text(encoding="utf-8"), author="ocpp-pipeline dev",
+                                                          reference=f"simulator keys file {path}")]
+    asyncio.run(publish(operator, events))
+    return f"  meter keys registered {len(events)} keys of {signing} signing chargers from {path} (keys import)"
 
 
 def _read_endpoint(ch: ClickHouseSettings) -> str:
@@ -188,7 +226,9 @@ def simulator_args(settings: SimulatorSettings) -> list[str]:
     args += ["--ocpp", settings.ocpp]
     if settings.ocpp_mix:
         args += ["--ocpp-mix", settings.ocpp_mix]
-    for flag, field in BEHAVIOUR_FLAGS.items():
+    if settings.meter_keys_file is not None:
+        args += ["--meter-keys", str(settings.meter_keys_file)]
+    for flag, field in FLEET_FLAGS.items():
         args += [flag, repr(getattr(settings, field))]
     return args
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from infra.settings import ClickHouseSettings, KafkaSettings, SqlSettings
 from kpi.errors import InvalidExclusion
 from ocpp_pipeline.output import FORMATS, Rows, print_rows
+from schemas.base import datetime_to_ms
 from schemas.records import ExclusionReason
 
 _TS_HELP = "ISO 8601 time, UTC when it names no zone (2026-07-01T08:00, 2026-07-01T08:00:00+02:00, 2026-07-01)"
@@ -73,7 +74,7 @@ def parse_timestamp(text: str, flag: str) -> datetime:
 
 def record_exclusion_from_args(args: argparse.Namespace, ch: ClickHouseSettings, sql: SqlSettings,
                                kafka: KafkaSettings) -> str:
-    from kpi.exclusions import check_bounds, fetch_lifetime, new_exclusion, to_ms
+    from kpi.exclusions import check_bounds, fetch_lifetime, new_exclusion
     from kpi.recorder import publish
     from kpi.source import ReadPathSource
 
@@ -83,7 +84,7 @@ def record_exclusion_from_args(args: argparse.Namespace, ch: ClickHouseSettings,
                               recorded_by=args.recorded_by or _os_user(), reference=args.reference, forced=args.force)
     if not args.force:
         lifetime = fetch_lifetime(ReadPathSource(ch, sql), ch.database, exclusion.charge_point_id, exclusion.connector_id)
-        check_bounds(exclusion, lifetime, to_ms(now))
+        check_bounds(exclusion, lifetime, datetime_to_ms(now))
     recorded = asyncio.run(publish(kafka, exclusion))
     return recorded.describe() + "; the worker stores it in outage_exclusions"
 

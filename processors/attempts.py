@@ -24,10 +24,10 @@ from types import MappingProxyType
 
 from processors.state import AttemptState, PendingAuthorize, PlugIn, SessionState
 from processors.vocabulary import PLUGGED_IN, Status
+from schemas.attempt_failure import AttemptFailure, transaction_failure
 from schemas.base import ms_to_datetime
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy, Failure, transaction_failure
-from schemas.records import AttemptKind, ChargeAttempt, Session
+from schemas.records import AttemptKind, ChargeAttempt, ClosedBy, Session
 
 AUTHORIZES_KEPT = 32  # pending Authorizes of one charger: a charger flooding them must not grow its state forever
 PLUGINS_KEPT = 64  # open plug-ins of one charger (one per connector): nor inventing connector ids
@@ -41,7 +41,7 @@ def attempt_id(charge_point_id: str, event_id: str) -> str:
 
 def transaction_attempt(session: SessionState, record: Session) -> ChargeAttempt:
     """The attempt of a transaction, as its session's row (``record``) says it now (its failure:
-    :func:`schemas.outcomes.transaction_failure`)."""
+    :func:`schemas.attempt_failure.transaction_failure`)."""
     known = [ms for ms in (session.attempt_ms, session.start_gw_ms, session.closed_gw_ms) if ms is not None]
     started_ms = min(known) if known else 0  # a stop-only session: its plug-in, or its stop
     delivered = (record.energy_wh or 0) > 0 or session.first_charging_ms is not None
@@ -182,15 +182,15 @@ class AttemptTracker:
                 kept.append(pending)
         self.state.authorizes = kept
         return self._row(AttemptKind.PLUGIN_WITHOUT_START, connector, plugin.event_id, plugin.gw_ms, plugin.id_tag,
-                         Failure.AUTHORIZE_REJECTED if plugin.rejected else Failure.PLUGIN_NO_START, now_ms,
+                         AttemptFailure.AUTHORIZE_REJECTED if plugin.rejected else AttemptFailure.PLUGIN_NO_START, now_ms,
                          plugin.ocpp_version)
 
     def _authorize_attempt(self, pending: PendingAuthorize, version_ms: int) -> ChargeAttempt:
-        failure = Failure.AUTHORIZE_REJECTED if pending.accepted is False else Failure.AUTHORIZE_NO_START
+        failure = AttemptFailure.AUTHORIZE_REJECTED if pending.accepted is False else AttemptFailure.AUTHORIZE_NO_START
         return self._row(AttemptKind.AUTHORIZE_WITHOUT_START, 0, pending.event_id, pending.gw_ms, pending.id_tag,
                          failure, version_ms, pending.ocpp_version)
 
-    def _row(self, kind: AttemptKind, connector: int, event_id: str, started_ms: int, id_tag: str, failure: Failure,
+    def _row(self, kind: AttemptKind, connector: int, event_id: str, started_ms: int, id_tag: str, failure: AttemptFailure,
              version_ms: int, ocpp_version: str) -> ChargeAttempt:
         return ChargeAttempt.model_construct(
             charge_point_id=self.charge_point_id, connector_id=connector, attempt_id=attempt_id(self.charge_point_id, event_id),

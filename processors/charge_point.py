@@ -16,6 +16,7 @@ from processors.outages import OutageTracker
 from processors.protocols import DEFAULT, Protocol
 from processors.settings import CorrelatorConfig
 from processors.state import CorrelatorState
+from schemas.records import ChargeAttempt
 from signed_meter.model import SignatureStatus
 from signed_meter.registry import KeyRegistry, RegisteredKey
 
@@ -46,6 +47,10 @@ class ChargePoint:
     meter_keys: KeyLookup = NO_KEYS  # the keys signed meter values are verified with (processors.signed_samples)
     # The verdicts on signed values since the last look (the worker counts them: signed_values_total{status}).
     signed_statuses: list[SignatureStatus] = field(default_factory=list)
+    # Transactions' attempt rows made beside their sessions' rows (:mod:`processors.emission`) during one call of the
+    # correlator: handed out after that call's other rows (:meth:`take_attempt_rows`), the order the rows have
+    # always had within a flush (tests/golden holds it).
+    attempt_rows: list[ChargeAttempt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.outages = OutageTracker(self.id, self.state.outages, self.state.connectors)
@@ -54,3 +59,7 @@ class ChargePoint:
     def saw_time(self, gw_ms: int, charger_ms: int | None, flags: frozenset[str]) -> None:
         """A frame stamped by the charger: what it shows of the charger's clock (:func:`processors.clock.saw`)."""
         clock.saw(self.state.clock, gw_ms, charger_ms, flags, self.config.clock_skew_ms)
+
+    def take_attempt_rows(self) -> list[ChargeAttempt]:
+        rows, self.attempt_rows = self.attempt_rows, []
+        return rows

@@ -75,11 +75,13 @@ def classify(exc: BaseException) -> tuple[bool, str]:
 
 def describe(exc: BaseException) -> str:
     """The exception and what caused it, on one line (the driver wraps the useful part)."""
-    parts, seen = [], set()
-    while exc is not None and id(exc) not in seen and len(parts) < 4:
-        seen.add(id(exc))
-        parts.append(f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")[:500])
-        exc = exc.__cause__ or exc.__context__
+    parts: list[str] = []
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen and len(parts) < 4:
+        seen.add(id(link))
+        parts.append(f"{type(link).__name__}: {link}".strip().replace("\n", " ")[:500])
+        link = link.__cause__ or link.__context__
     return " <- ".join(parts)
 
 

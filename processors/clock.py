@@ -154,10 +154,10 @@ def session_timing(start_ms: int | None, start_gw_ms: int | None, start_clock: i
               else None]
     one_clock = Placement.OTHER_CLOCK not in places and not changed
     skew = skew or not one_clock
-    charger_s = None
+    charger_s: float | None = None
     if start_ms is not None and stop_ms is not None and stop_ms >= start_ms and one_clock:
         charger_s = (stop_ms - start_ms) / 1000
-    gateway_s = None
+    gateway_s: float | None = None
     if start_gw_ms is not None and end_gw_ms is not None and end_gw_ms >= start_gw_ms:
         gateway_s = (end_gw_ms - start_gw_ms) / 1000
     if charger_s is not None and not (skew and places == [Placement.LIVE, Placement.LIVE]):

@@ -17,7 +17,8 @@ must mean the same thing on every charger. Charger timestamps are kept and check
 The processors, bottom to top (each imports only what is below it; ``tests/test_imports.py`` holds it):
 
 1. settings, words and facts: :mod:`~processors.settings`, :mod:`~processors.vocabulary`,
-   :mod:`~processors.protocols`, :mod:`schemas.flags`, :mod:`schemas.outcomes`; JSON values and charger times:
+   :mod:`~processors.protocols`, :mod:`schemas.flags`, :mod:`schemas.records` (``ClosedBy``),
+   :mod:`schemas.attempt_failure`; JSON values and charger times:
    :mod:`~processors.values`, :mod:`~processors.frame_json`, :mod:`~processors.timestamps`;
 2. rules on plain values: :mod:`~processors.meter`, :mod:`~processors.energy`, :mod:`~processors.clock`,
    :mod:`~processors.seq_no`;
@@ -93,24 +94,18 @@ _HANDLERS: Final[dict[type[DomainInput], Callable[[ChargePoint, Any], list[Event
 class Correlator:
     """Turns one charge point's frames into events. ``state`` is read and written in place."""
 
+    __slots__ = ("cp", "charge_point_id", "config", "state")
+
     def __init__(self, charge_point_id: str, config: CorrelatorConfig, state: CorrelatorState | None = None, *,
                  meter_keys: KeyLookup = NO_KEYS) -> None:
         """``meter_keys``: the meter public keys signed values are verified with (issue 25), asked at each
         verification."""
         self.cp = ChargePoint(charge_point_id, config, state if state is not None else CorrelatorState(),
                               meter_keys=meter_keys)
-
-    @property
-    def charge_point_id(self) -> str:
-        return self.cp.id
-
-    @property
-    def config(self) -> CorrelatorConfig:
-        return self.cp.config
-
-    @property
-    def state(self) -> CorrelatorState:
-        return self.cp.state
+        # The charge point's, as plain attributes (the pipeline reads them for every frame): never reassigned.
+        self.charge_point_id: Final = charge_point_id
+        self.config: Final = config
+        self.state: Final = self.cp.state
 
     def feed(self, envelope: Frame) -> list[Event]:
         """One envelope, in Kafka order. Never raises for any content."""
@@ -128,16 +123,24 @@ class Correlator:
             # writes to a socket it has not yet noticed dead). Nearly every frame comes on the newest.
             events.extend(cp.outages.frame_on(envelope.connection_id, now_ms))
         for item in normalize(envelope):
-            events.extend(_HANDLERS[type(item)](cp, item))
+            events.extend(self.apply(item))
         return events
 
     def apply(self, item: DomainInput) -> list[Event]:
         """One domain input (its time already reached by :meth:`advance`), read as the frame last fed was."""
-        return _HANDLERS[type(item)](self.cp, item)
+        cp = self.cp
+        events = _HANDLERS[type(item)](cp, item)
+        if cp.attempt_rows:
+            events += cp.take_attempt_rows()
+        return events
 
     def advance(self, now_ms: int) -> list[Event]:
         """Let gateway time reach ``now_ms``: close what waited for a deadline before it."""
-        return deadlines.advance(self.cp, now_ms)
+        cp = self.cp
+        events = deadlines.advance(cp, now_ms)
+        if cp.attempt_rows:
+            events += cp.take_attempt_rows()
+        return events
 
     def next_deadline(self) -> int | None:
         """The earliest gateway time at which :meth:`advance` has something to do."""

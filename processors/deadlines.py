@@ -21,7 +21,7 @@ from processors.problems import announce_unnamed, naming_deadlines
 from processors.state import SessionState
 from processors.vocabulary import DeadlineKind
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
+from schemas.records import ClosedBy
 
 _CLOSED_BY = {DeadlineKind.AVAILABLE: ClosedBy.AVAILABLE, DeadlineKind.TIMEOUT: ClosedBy.TIMEOUT}
 

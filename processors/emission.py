@@ -1,6 +1,7 @@
 """A session's rows going out: its first row when it closes (on its stop, or on a guess), and a new revision each
 time what is known of it after that changes its row (SESSIONS.md, *Revisions*). Beside each session row goes its
-transaction's charge attempt row, when that changed (:mod:`processors.attempts`).
+transaction's charge attempt row, when that changed (:mod:`processors.attempts`), after the other rows of the
+correlator's call that made it.
 
 A session moves from :attr:`~processors.state.CorrelatorState.sessions` (open, or stopped and waiting for its
 status window) to :attr:`~processors.state.CorrelatorState.closed` (remembered for ``closed_retention_ms``, at
@@ -16,8 +17,7 @@ from processors.events import Event
 from processors.session_record import record_digest, session_record
 from processors.state import Emitted, SessionState
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
-from schemas.records import Session
+from schemas.records import ClosedBy, Session
 
 CLOSED_KEPT = 512  # a bound beside the time bound, for a charger that floods stops with unknown ids
 
@@ -47,7 +47,7 @@ def emit(cp: ChargePoint, session: SessionState, *, version_ms: int,
     closed[session.memory_key] = session
     while len(closed) > CLOSED_KEPT:
         closed.pop(next(iter(closed)))
-    return _with_attempt(session, record)
+    return _with_attempt(cp, session, record)
 
 
 def reemit(cp: ChargePoint, session: SessionState, now_ms: int, closed_by: ClosedBy | None = None) -> list[Event]:
@@ -63,7 +63,7 @@ def reemit(cp: ChargePoint, session: SessionState, now_ms: int, closed_by: Close
         return []
     session.emitted = Emitted(last.revision + 1, version, last.received_ms, closed_by, record.energy_wh,
                               record.duration_s, digest)
-    return _with_attempt(session, record)
+    return _with_attempt(cp, session, record)
 
 
 def amend(cp: ChargePoint, session: SessionState, now_ms: int) -> list[Event]:
@@ -110,12 +110,13 @@ def forget_closed(cp: ChargePoint, now_ms: int) -> None:
         del closed[key]
 
 
-def _with_attempt(session: SessionState, record: Session) -> list[Event]:
-    """The session's row, and its transaction's attempt row when that says something new: a revision that only
-    learnt the bay time leaves the attempt as it was (its row stands, at the version it was written)."""
+def _with_attempt(cp: ChargePoint, session: SessionState, record: Session) -> list[Event]:
+    """The session's row; its transaction's attempt row, when that says something new, goes to
+    :attr:`ChargePoint.attempt_rows` (handed out after the call's other rows). A revision that only learnt the bay
+    time leaves the attempt as it was (its row stands, at the version it was written)."""
     attempt = transaction_attempt(session, record)
     key = attempt_key(attempt)
-    if key == session.attempt_key:
-        return [record]
-    session.attempt_key = key
-    return [record, attempt]
+    if key != session.attempt_key:
+        session.attempt_key = key
+        cp.attempt_rows.append(attempt)
+    return [record]

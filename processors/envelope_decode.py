@@ -1,20 +1,21 @@
 """The worker's envelope decoder: msgspec first (about 4x cheaper than pydantic), pydantic for the rest.
 
-:class:`Envelope` is a strict subset of what :class:`~schemas.envelope.FrameEnvelope` accepts, with the
-same values: a record msgspec refuses (a float for an int, a numeric string, a lone surrogate, ...) goes
-to :class:`FrameEnvelope`, which decides, as it always did, whether it is an envelope and why not. Both
-carry the same fields and the same derived facts (``event_id``, ``content_flags``, ``key``: the
-pydantic model's own methods, so each fact is defined once), and the normalizers and the correlator read
-only those, so they take either.
+:class:`Envelope` mirrors :class:`~schemas.envelope.FrameEnvelope` field for field and is a strict subset of what
+it accepts, with the same values (this module holds it to the declaration when it is imported:
+:func:`schemas.envelope.hold_to_envelope`). A record msgspec refuses (a float for an int, a numeric string, a lone
+surrogate, ...) goes to :class:`FrameEnvelope`, which decides, as it always did, whether it is an envelope and
+why not. Both carry the same fields and the same derived facts (``event_id``, ``content_flags``, ``key``: defined
+once in :mod:`schemas.envelope`); what reads an envelope takes :data:`AnyEnvelope`, either form.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 import msgspec
 
-from schemas.envelope import ConnectionEvent, Direction, FrameEnvelope, MessageType
+from schemas import envelope as contract
+from schemas.envelope import ENVELOPE_VERSION, ConnectionEvent, Direction, FrameEnvelope, MessageType
 
 
 class Envelope(msgspec.Struct, frozen=True, gc=False):
@@ -28,7 +29,7 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
     gateway_id: str
     connection_id: str
     seq: Annotated[int, msgspec.Meta(ge=0)]
-    v: int = 1
+    v: int = ENVELOPE_VERSION
     message_type: MessageType | None = None
     action: str | None = None
     message_id: str | None = None
@@ -38,16 +39,20 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
     close_code: int | None = None
     reason: str | None = None
 
-    # The envelope's derived facts, defined once on FrameEnvelope (they read fields only).
-    event_id = FrameEnvelope.event_id
-    content_flags = FrameEnvelope.content_flags
-    key = FrameEnvelope.key
+    event_id = contract.event_id
+    content_flags = contract.content_flags
+    key = contract.key
 
+
+contract.hold_to_envelope(Envelope, role="decoder")
+
+AnyEnvelope: TypeAlias = Envelope | FrameEnvelope
+"""An envelope as the worker reads it: the fast form, or the declared one (a record only pydantic reads, a test's)."""
 
 _decode = msgspec.json.Decoder(Envelope).decode
 
 
-def decode_envelope(value: bytes) -> Envelope | FrameEnvelope:
+def decode_envelope(value: bytes) -> AnyEnvelope:
     """The envelope of a record's value; raises pydantic's ``ValidationError`` when it is none."""
     try:
         return _decode(value)

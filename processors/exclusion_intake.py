@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kpi.errors import InvalidExclusion
-from kpi.exclusions import decode_event
+from schemas.errors import InvalidExclusionEvent
+from schemas.exclusions import decode_event
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ExclusionIntake:
             batch.offsets[partition] = (min(first, record.offset), record.offset)
             try:
                 batch.rows.append(decode_event(record.value).row())
-            except InvalidExclusion as exc:
+            except InvalidExclusionEvent as exc:
                 batch.invalid += 1
                 log.warning("exclusions partition %d offset %d skipped (it stays on the topic): %s", partition,
                             record.offset, exc)

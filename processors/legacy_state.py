@@ -43,8 +43,7 @@ from processors.state import (
 )
 from processors.vocabulary import status_of
 from schemas.base import datetime_to_ms
-from schemas.outcomes import ClosedBy
-from schemas.records import Session
+from schemas.records import ClosedBy, Session
 
 # --- format 2: the positional layouts, as that code wrote them --------------------------------------------
 

@@ -39,6 +39,13 @@ class WorkerMetrics:
         self.signed_values = Counter(
             "ocpp_worker_signed_values", "signed meter values verified, by verdict (issue 25): an unparsable or invalid "
             "rate is an alert", ["status"], registry=r)
+        self.meter_keys = Counter("ocpp_worker_meter_keys", "meter key events read into the key registry (and meter_keys)",
+                                  registry=r)
+        self.bad_meter_keys = Counter(
+            "ocpp_worker_invalid_meter_keys", "records on the meter keys topic that are not valid meter key events "
+            "(skipped; they stay on the topic)", registry=r)
+        self.registered_meter_keys = Gauge("ocpp_worker_registered_meter_keys", "meter public keys in the key registry",
+                                           registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -5,7 +5,8 @@ the topic (or from a time) up to the end offsets seen when the replay began, so 
 give the same rows. At the end, each partition's clock moves one status window past its last
 frame ("settling"), so sessions whose window was still open are emitted as the live worker would
 once that time had passed. Operator exclusions are rebuilt too, from the whole of ``ocpp.exclusions.v1``
-(the same rows the worker stores). A replay writes ClickHouse only: it publishes nothing to the
+(the same rows the worker stores), and ``meter_keys`` from the whole of ``ocpp.meter_keys.v1``, read first, as the
+worker does, into the key registry signed readings are judged with. A replay writes ClickHouse only: it publishes nothing to the
 sessions / faults topics and does not touch the live worker's state.
 
 Like the worker, a replay goes on past every bad record (kept, flagged, counted in the summary); an
@@ -28,10 +29,13 @@ from infra.settings import ClickHouseSettings, KafkaSettings
 from infra.topic_admin import partitions_of
 from processors.clickhouse_sink import ClickHouseSink
 from processors.exclusion_intake import ExclusionIntake
+from processors.meter_key_intake import MeterKeyHolder, MeterKeyIntake
 from processors.pipeline import FrameProcessor
 from processors.settings import WorkerSettings
-from schemas.tables import ALL_TABLES, OPERATOR_TABLES, OUTAGE_EXCLUSIONS
+from processors.whole_topic import read_to_end
+from schemas.tables import ALL_TABLES, METER_KEYS, OPERATOR_TABLES, OUTAGE_EXCLUSIONS
 from schemas.topics import EXCLUSIONS, FRAMES
+from schemas.topics import METER_KEYS as METER_KEYS_TOPIC
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class ReplaySummary:
     processing_failures: int = 0  # frames the correlator raised on: kept, flagged processing_failed, skipped
     exclusions: int = 0  # exclusion events stored
     invalid_exclusions: int = 0  # records on the exclusions topic that are not exclusion events (skipped)
+    meter_keys: int = 0  # meter key events stored
+    invalid_meter_keys: int = 0  # records on the meter keys topic that are not meter key events (skipped)
 
     def describe(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0
@@ -55,6 +61,9 @@ class ReplaySummary:
         text += f"; {self.exclusions} exclusions"
         if self.invalid_exclusions:
             text += f" ({self.invalid_exclusions} invalid exclusion events skipped)"
+        text += f"; {self.meter_keys} meter key events"
+        if self.invalid_meter_keys:
+            text += f" ({self.invalid_meter_keys} invalid meter key events skipped)"
         return text
 
 
@@ -72,7 +81,7 @@ async def replay(
     topic = kafka.topic(FRAMES.name)
     client = clickhouse.connect(ch)
     try:
-        clickhouse.migrate(client, ch.database, clickhouse.dialect_for(ch))
+        clickhouse.migrate(client, ch.database, clickhouse.dialect_for(ch), retention=ch.retention())
         existing = sum(client.query(f"SELECT count() FROM `{ch.database}`.`{t.name}`").result_rows[0][0]
                        for t in ALL_TABLES + OPERATOR_TABLES)
         if existing and not force:
@@ -82,7 +91,9 @@ async def replay(
             )
         sink = ClickHouseSink(client, ch.database)
         states: dict[str, bytes] = {}  # a replay starts from no state and keeps its own
-        processor = FrameProcessor(worker.correlator_config(), states.get)
+        # The keys first, as the worker reads them before its first frame.
+        meter_keys, keys_stored, keys_invalid = await _replay_meter_keys(kafka, sink)
+        processor = FrameProcessor(worker.correlator_config(), states.get, meter_keys=meter_keys)
         consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None,
                                     max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()
@@ -135,28 +146,43 @@ async def replay(
             await consumer.stop()
     finally:
         client.close()
-    return ReplaySummary(done, sessions, faults, time.monotonic() - started, bad, failures, stored, invalid)
+    return ReplaySummary(done, sessions, faults, time.monotonic() - started, bad, failures, stored, invalid, keys_stored,
+                         keys_invalid)
 
 
 async def _replay_exclusions(consumer: AIOKafkaConsumer, kafka: KafkaSettings, sink: ClickHouseSink) -> tuple[int, int]:
     """Every exclusion event on the topic (from its start: its retention is forever) into ``outage_exclusions``."""
     topic = kafka.topic(EXCLUSIONS.name)
-    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
-    consumer.assign(partitions)
-    ends = await consumer.end_offsets(partitions)
-    starts = await consumer.beginning_offsets(partitions)
-    for tp in partitions:
-        consumer.seek(tp, starts[tp])
-    remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-    intake, stored, invalid = ExclusionIntake(), 0, 0
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=1000)
-        for tp, records in batch.items():
-            intake.take(tp.partition, [r for r in records if r.offset < ends[tp]])
-            if records and records[-1].offset >= ends[tp] - 1:
-                remaining.discard(tp)
+    intake, counts = ExclusionIntake(), [0, 0]
+
+    async def store() -> None:
         taken = intake.drain()
         if taken.rows:
             await sink.write({OUTAGE_EXCLUSIONS.name: taken.rows}, taken.token("replay"))
-        stored, invalid = stored + len(taken.rows), invalid + taken.invalid
-    return stored, invalid
+        counts[0], counts[1] = counts[0] + len(taken.rows), counts[1] + taken.invalid
+
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+    await read_to_end(consumer, partitions, intake.take, after_poll=store)
+    return counts[0], counts[1]
+
+
+async def _replay_meter_keys(kafka: KafkaSettings, sink: ClickHouseSink) -> tuple[MeterKeyHolder, int, int]:
+    """Every meter key event on the topic (from its start: kept forever) into a key registry and ``meter_keys``."""
+    topic = kafka.topic(METER_KEYS_TOPIC.name)
+    holder = MeterKeyHolder()
+    intake, counts = MeterKeyIntake(holder), [0, 0]
+
+    async def store() -> None:
+        taken = intake.drain()
+        if taken.rows:
+            await sink.write({METER_KEYS.name: taken.rows}, taken.token("replay"))
+        counts[0], counts[1] = counts[0] + len(taken.rows), counts[1] + taken.invalid
+
+    consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+        await read_to_end(consumer, partitions, intake.take, after_poll=store)
+    finally:
+        await consumer.stop()
+    return holder, counts[0], counts[1]

@@ -20,7 +20,7 @@ from processors.session_record import session_record
 from processors.state import SessionState
 from processors.transaction_identity import closed_with, open_with
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
+from schemas.records import ClosedBy
 
 METER_HINTS_KEPT = 16
 TRANSACTION_DATA_KEPT = 500  # register samples of one stop kept in the state

@@ -18,8 +18,7 @@ from processors.state import Emitted, SessionState
 from processors.vocabulary import PHASES
 from schemas.base import ms_to_datetime
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
-from schemas.records import Session
+from schemas.records import ClosedBy, Session
 from signed_meter.model import SignatureStatus
 from signed_meter.session import SessionVerdict
 

@@ -20,7 +20,7 @@ from processors.protocols import DEFAULT, Protocol
 from processors.seq_no import Numbering
 from processors.vocabulary import PHASES, Status
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
+from schemas.records import ClosedBy
 from signed_meter.session import SessionSignatures
 
 

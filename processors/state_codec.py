@@ -42,7 +42,7 @@ from processors.state import (
     StopInfo,
 )
 from processors.vocabulary import Status, status_of
-from schemas.outcomes import ClosedBy
+from schemas.records import ClosedBy
 
 FORMAT: Final = 3
 SAMPLE_LAYOUT: Final = ("at_ms", "value", "resolution", "mark")

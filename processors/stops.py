@@ -25,7 +25,7 @@ from processors.state import LeftCharging, SessionState, StopInfo, session_id
 from processors.transaction_identity import closed_with, open_with
 from processors.vocabulary import IN_TRANSACTION, SUSPENDED, Status
 from schemas.flags import Flag
-from schemas.outcomes import ClosedBy
+from schemas.records import ClosedBy
 
 _STILL_CHARGING = IN_TRANSACTION - SUSPENDED  # a connector in these has not stopped, whatever it left before
 

@@ -78,8 +78,8 @@ class SqlListener:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or []  # the port the kernel gave (port 0)
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        addresses = self._runner.addresses  # the port the kernel gave (port 0)
+        self.port = int(addresses[0][1]) if addresses else self.settings.port
         if self.folder is not None:
             path = read_endpoint.publish(self.folder, read_endpoint.Endpoint(
                 host=read_endpoint.connect_host(self.settings.host), port=self.port, folder=str(self.folder),

@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
 
 def as_utc(value: datetime) -> datetime:
     """Attach UTC to a naive datetime (ClickHouse hands back naive UTC) or convert an aware one."""
@@ -15,19 +18,16 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
-
-
 def ms_to_datetime(ms: int) -> datetime:
-    """Milliseconds since the epoch (the gateway clock, a charger's) to an aware UTC datetime: exact (no float on
-    the way, which put a microsecond on some times after 2100), the inverse of :func:`datetime_to_ms`. Raises
+    """Milliseconds since the epoch (the gateway clock) to an aware UTC datetime, exactly (no float on the way: a
+    float divided by 1000 is off by a microsecond after about 2200, a millisecond once truncated); raises
     ``OverflowError`` beyond what a datetime holds."""
-    return EPOCH + timedelta(milliseconds=ms)
+    return EPOCH + ms * _MS
 
 
 def datetime_to_ms(value: datetime) -> int:
-    """An aware datetime as milliseconds since the epoch, exact (below a millisecond: floored)."""
+    """An aware datetime as milliseconds since the epoch (exact inverse of :func:`ms_to_datetime`; below a
+    millisecond is floored)."""
     return (value - EPOCH) // _MS
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.retention import Retention
 from schemas.tables import Column, ReadView, Table, View
 
 # Inserts remembered for deduplication; a retried batch older than this many inserts would
@@ -44,12 +45,14 @@ def _on_cluster(dialect: Dialect) -> str:
     return f" ON CLUSTER {quote_string(dialect.name)}" if isinstance(dialect, Cluster) else ""
 
 
-def _column_sql(column: Column) -> str:
+def _column_sql(column: Column, version: int) -> str:
     sql = f"`{column.name}` {column.type}"
     if column.default:
         sql += f" DEFAULT {column.default}"
     if column.comment:
         sql += f" COMMENT {quote_string(column.comment)}"
+    if codec := column.codec_at(version):
+        sql += f" CODEC({codec})"
     return sql
 
 
@@ -75,7 +78,7 @@ def create_database(database: str, dialect: Dialect) -> str:
 
 def create_table(table: Table, database: str, dialect: Dialect, *, at_version: int) -> list[str]:
     """CREATE TABLE statements for ``table`` as it was at migration ``at_version``."""
-    columns = ",\n    ".join(_column_sql(c) for c in table.columns_at(at_version))
+    columns = ",\n    ".join(_column_sql(c, at_version) for c in table.columns_at(at_version))
     parts = [
         f"CREATE TABLE IF NOT EXISTS `{database}`.`{local_name(table, dialect)}`{_on_cluster(dialect)}",
         f"(\n    {columns}\n)",
@@ -117,7 +120,7 @@ def add_columns(table: Table, database: str, dialect: Dialect, *, version: int) 
     targets = [local_name(table, dialect)]
     if isinstance(dialect, Cluster):
         targets.append(table.name)  # the Distributed table mirrors the columns
-    clauses = ", ".join(f"ADD COLUMN IF NOT EXISTS {_column_sql(c)}" for c in added)
+    clauses = ", ".join(f"ADD COLUMN IF NOT EXISTS {_column_sql(c, version)}" for c in added)
     statements = [f"ALTER TABLE `{database}`.`{name}`{_on_cluster(dialect)} {clauses}" for name in targets]
     if table.order_by_at(version) != table.order_by_at(version - 1):
         # A new key column joins the sort key in the same ALTER (ClickHouse allows nothing else);
@@ -136,3 +139,43 @@ def create_read_view(view: ReadView, database: str, dialect: Dialect) -> list[st
     comment = f" COMMENT {quote_string(view.comment)}" if view.comment else ""
     return [f"CREATE OR REPLACE VIEW `{database}`.`{view.name}`{_on_cluster(dialect)} AS "
             + view.select.replace("{db}", f"`{database}`") + comment]
+
+
+def modify_codecs(table: Table, database: str, dialect: Dialect, *, version: int) -> list[str]:
+    """ALTER TABLE statements giving existing columns the codecs migration ``version`` chose. Only the table that
+    stores the rows has codecs (a Distributed table stores nothing). ClickHouse records the codec at once; parts
+    written before are recompressed when they are merged next (``OPTIMIZE ... FINAL`` forces it)."""
+    changed = [c for c in table.columns if c.codec and c.codec_since == version and c.since < version]
+    if not changed:
+        return []
+    clauses = ", ".join(f"MODIFY COLUMN {_column_sql(c, version)}" for c in changed)
+    return [f"ALTER TABLE `{database}`.`{local_name(table, dialect)}`{_on_cluster(dialect)} {clauses}"]
+
+
+# What a TTL deletes: whole parts once every row in them has expired (``ttl_only_drop_parts``), never a rewrite
+# of a part to cut some of its rows out: with monthly partitions a month goes at once, when its last row expires,
+# at most a month after its first (a rewrite of the oldest month every few hours would cost far more, at
+# ~400 million frames a day). ``materialize_ttl_recalculate_only``: a changed TTL recomputes each part's
+# expiry (reads the time column) instead of rewriting every part.
+TTL_SETTINGS = {"ttl_only_drop_parts": 1, "materialize_ttl_recalculate_only": 1}
+
+
+def ttl_settings(table: Table, database: str, dialect: Dialect) -> list[str]:
+    """The table settings that make a TTL drop whole parts; a table without partitions keeps row-level TTL (its
+    one partition would otherwise never expire as a whole)."""
+    wanted = TTL_SETTINGS if table.partition_by else {"materialize_ttl_recalculate_only": 1}
+    clauses = ", ".join(f"{name} = {value}" for name, value in wanted.items())
+    return [f"ALTER TABLE `{database}`.`{local_name(table, dialect)}`{_on_cluster(dialect)} MODIFY SETTING {clauses}"]
+
+
+def ttl_expression(table: Table, days: int) -> str:
+    """The TTL of ``table`` when it keeps rows ``days`` days, as ClickHouse itself formats it (so the
+    expression a table has can be compared with the one it should have)."""
+    return f"toDateTime({table.ttl_time}) + toIntervalDay({days})"
+
+
+def set_ttl(table: Table, database: str, dialect: Dialect, retention: Retention) -> list[str]:
+    """The statement giving ``table`` the TTL ``retention`` asks for (or removing it: kept forever)."""
+    days = retention.days(table.table_class)
+    target = f"ALTER TABLE `{database}`.`{local_name(table, dialect)}`{_on_cluster(dialect)}"
+    return [f"{target} REMOVE TTL" if days is None else f"{target} MODIFY TTL {ttl_expression(table, days)}"]

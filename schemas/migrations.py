@@ -1,8 +1,12 @@
 """The versioned schema history. Append, never edit: a deployed database has applied the past.
 
 To add a column: append it to its table in :mod:`schemas.tables` with ``since=N`` and add
-``Migration(N, "...", (AddColumns(TABLE),))`` here. ``infra.clickhouse`` applies what a
-database has not seen yet and records it in ``schema_migrations``.
+``Migration(N, "...", (AddColumns(TABLE),))`` here. To change a column's codec: give it ``codec`` and
+``codec_since=N`` and add ``ModifyCodecs(TABLE)``. ``infra.clickhouse`` applies what a database has not seen
+yet and records it in ``schema_migrations``.
+
+Retention (TTLs) is not a migration: it follows the settings, and every run of ``infra.clickhouse.migrate``
+makes each table's TTL what they say (:mod:`schemas.retention`); migration 7 made TTLs drop whole parts.
 """
 
 from __future__ import annotations
@@ -10,26 +14,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas import ddl
+from schemas.migration_numbers import METER_KEYS as METER_KEYS_SINCE
+from schemas.migration_numbers import SIGNED_SINCE
 from schemas.tables import (
+    AGGREGATE_TABLES,
+    ALL_TABLES,
     CHARGE_ATTEMPTS,
     CHARGER_DAILY,
+    CODECS_AND_RETENTION,
     CONNECTOR_STATUS,
     EXCLUSION_AUDIT,
     FAULT_EVENTS,
     FAULTS_DAILY,
     FRAMES,
     ID_TOKEN_TYPE_SINCE,
+    METER_KEYS,
+    OPERATOR_TABLES,
     OUTAGE_EXCLUSIONS,
     PORT_OUTAGES,
     PORT_OUTAGES_WITH_EXCLUSIONS,
     SESSIONS,
     SESSIONS_DAILY,
     SESSIONS_DAILY_V2,
-    SIGNED_SINCE,
     ReadView,
     Table,
     View,
 )
+
+# Every table that stores rows (the views' targets included): each has a retention class.
+RETAINED_TABLES: tuple[Table, ...] = ALL_TABLES + OPERATOR_TABLES + AGGREGATE_TABLES
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,22 @@ class AddColumns:
 
     def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
         return ddl.add_columns(self.table, database, dialect, version=version)
+
+
+@dataclass(frozen=True)
+class ModifyCodecs:
+    table: Table
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.modify_codecs(self.table, database, dialect, version=version)
+
+
+@dataclass(frozen=True)
+class TtlSettings:
+    table: Table
+
+    def statements(self, database: str, dialect: ddl.Dialect, version: int) -> list[str]:
+        return ddl.ttl_settings(self.table, database, dialect)
 
 
 @dataclass(frozen=True)
@@ -72,7 +101,7 @@ class CreateReadView:
         return ddl.create_read_view(self.view, database, dialect)
 
 
-Step = CreateTable | AddColumns | CreateView | DropView | CreateReadView
+Step = CreateTable | AddColumns | ModifyCodecs | TtlSettings | CreateView | DropView | CreateReadView
 
 
 @dataclass(frozen=True)
@@ -120,11 +149,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         (AddColumns(OUTAGE_EXCLUSIONS), CreateReadView(PORT_OUTAGES_WITH_EXCLUSIONS)),
     ),
     Migration(
+        CODECS_AND_RETENTION,
+        "column codecs chosen by measurement (frames: ZSTD for the JSON text, Delta / DoubleDelta for times and "
+        "sequence numbers; the event tables ZSTD; BENCHMARKS.md); TTLs drop whole parts (retention from the settings)",
+        tuple(ModifyCodecs(t) for t in (FRAMES, CONNECTOR_STATUS, SESSIONS, FAULT_EVENTS, PORT_OUTAGES, CHARGE_ATTEMPTS))
+        # the tables that existed then (a table created later gets its settings in its own migration)
+        + tuple(TtlSettings(t) for t in RETAINED_TABLES if t.columns_at(CODECS_AND_RETENTION)),
+    ),
+    Migration(
         ID_TOKEN_TYPE_SINCE,
         "sessions.id_token_type: how the driver identified (EV-ChART module 2 payment_method)",
         (AddColumns(SESSIONS),),
     ),
-    # 9 is issue 25's meter_keys table (another branch); the lead renumbers at merge.
+    Migration(
+        METER_KEYS_SINCE,
+        "meter_keys: the meter public keys operators register (ocpp-pipeline keys, ocpp.meter_keys.v1), issue 25",
+        (CreateTable(METER_KEYS), TtlSettings(METER_KEYS)),
+    ),
     Migration(
         SIGNED_SINCE,
         "signed meter values (issue 25): sessions.signed_start, signed_stop, signature_status, signed_energy_wh, "

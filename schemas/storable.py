@@ -34,7 +34,7 @@ from schemas.base import Record
 from schemas.flags import Flag
 from schemas.tables import Table
 
-VALUE_NOT_STORABLE = Flag.VALUE_NOT_STORABLE.value
+VALUE_NOT_STORABLE: str = Flag.VALUE_NOT_STORABLE.value  # the plain code, as the other flags of a row
 
 Coercer = Callable[[Any], Any]
 
@@ -268,7 +268,8 @@ def _fast_check(table: Table) -> Callable[[list[Any]], bool]:
     scope: dict[str, Any] = {"datetime": datetime, "_utc": timezone.utc, "_ts_min": TS_MIN, "_ts_max": TS_MAX,
                              "_surrogate": _SURROGATE.search}
     exec(compile(source, f"<storable check of {table.name}>", "exec"), scope)  # noqa: S102 (source built from column types)
-    return scope["fine"]
+    fine: Callable[[list[Any]], bool] = scope["fine"]
+    return fine
 
 
 class RowCoercer:

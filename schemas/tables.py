@@ -1,41 +1,47 @@
 """The ClickHouse tables as values.
 
-A table is a name, typed columns, a sort key and a version column: every event table is a
-ReplacingMergeTree keyed so that replaying ``ocpp.frames.v1`` rewrites the same rows instead
-of adding new ones (DESIGN.md, exactly-once in effect). Daily aggregates are SummingMergeTree
-tables fed by materialized views (:class:`View`) from the insert stream of the event tables. DDL for the embedded engine and for a
-cluster is rendered from these values by :mod:`schemas.ddl`; :mod:`schemas.migrations` says
-when each column arrived (``Column.since``).
+A table is a record model (:mod:`schemas.records`: its fields are the columns, with their types, comments, history
+and codecs), a sort key and a version column: every event table is a ReplacingMergeTree keyed so that replaying
+``ocpp.frames.v1`` rewrites the same rows instead of adding new ones (DESIGN.md, exactly-once in effect). Daily
+aggregates are SummingMergeTree tables fed by materialized views (:class:`View`) from the insert stream of the
+event tables. DDL for the embedded engine and for a cluster is rendered from these values by :mod:`schemas.ddl`;
+:mod:`schemas.migrations` says what each migration did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.base import Record
+from schemas.columns import Column as Column
+from schemas.columns import columns_of
+from schemas.errors import ContractError
+from schemas.exclusions import EVERY_PORT
 from schemas.flags import Flag
-
-TS = "DateTime64(3, 'UTC')"
-EXCLUSION_AUDIT = 6
-"""The migration of the exclusion audit columns and the read-time exclusion view (issue #22); one constant so the
-lead can renumber it at merge."""
-NULLABLE_TS = f"Nullable({TS})"
-LC = "LowCardinality(String)"
-FLAGS = "Array(LowCardinality(String))"
-ID_TOKEN_TYPE_SINCE = 8  # the migration that adds sessions.id_token_type (its number, in one place)
-SIGNED_SINCE = 10  # the migration that adds the sessions' signed meter value columns (issue 25; one place to renumber)
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    comment: str = ""
-    since: int = 1  # the migration version that added the column
-    default: str = ""  # a DEFAULT expression (SQL) when the type's own default is not what old rows mean
+from schemas.migration_numbers import CODECS_AND_RETENTION as CODECS_AND_RETENTION
+from schemas.migration_numbers import EXCLUSION_AUDIT as EXCLUSION_AUDIT
+from schemas.migration_numbers import ID_TOKEN_TYPE_SINCE as ID_TOKEN_TYPE_SINCE
+from schemas.migration_numbers import METER_KEYS as METER_KEYS_SINCE
+from schemas.records import (
+    ChargeAttempt,
+    ChargerDay,
+    FaultEvent,
+    FaultEventKind,
+    FrameRow,
+    MeterKeyEvent,
+    OutageExclusion,
+    PortOutage,
+    Session,
+    StatusChange,
+)
+from schemas.retention import TableClass
 
 
 @dataclass(frozen=True)
 class Table:
+    """A ClickHouse table. Build the pipeline's with :func:`table` (its columns are its record's fields); ``columns``
+    may be given by hand for a table without a record (a scratch table of a benchmark, a test)."""
+
     name: str
     columns: tuple[Column, ...]
     order_by: tuple[str, ...]
@@ -44,6 +50,17 @@ class Table:
     shard_key: str = "cityHash64(charge_point_id)"
     comment: str = ""
     summing: bool = False  # SummingMergeTree: rows with the same key add up (daily aggregates)
+    table_class: TableClass = TableClass.COMPLIANCE  # how long rows are kept (schemas.retention)
+    ttl_time: str = "received_at"  # the row's time its retention counts from (an SQL expression)
+    record: type[Record] | None = None  # the model of a row (and of the topic record): its fields are the columns
+
+    def __post_init__(self) -> None:
+        if self.record is not None and self.column_names != tuple(self.record.model_fields):
+            raise ContractError(f"table {self.name}: its columns {self.column_names} are not the fields of "
+                                f"{self.record.__name__} {tuple(self.record.model_fields)}")
+        unknown = set(self.order_by) - set(self.column_names)
+        if unknown:
+            raise ContractError(f"table {self.name}: the sort key names no column {sorted(unknown)}")
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         """The columns the table had once migration ``version`` was applied."""
@@ -60,151 +77,81 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
-SESSIONS = Table(
+def table(record: type[Record], *, name: str, order_by: tuple[str, ...], created: int = 1, codec: str = "",
+          codec_since: int = 0, partition_by: str | None = None, version_column: str | None = None,
+          comment: str = "", summing: bool = False, table_class: TableClass = TableClass.COMPLIANCE,
+          ttl_time: str = "received_at") -> Table:
+    """The table of ``record``: one column per field, in field order. ``created``: the migration that created the
+    table (a field's ``Col(since=...)`` says when a later column came); ``codec`` (from migration ``codec_since``):
+    the codec of every column that names none of its own."""
+    return Table(name=name, columns=columns_of(record, since=created, codec=codec, codec_since=codec_since),
+                 order_by=order_by, partition_by=partition_by, version_column=version_column, comment=comment,
+                 summing=summing, table_class=table_class, ttl_time=ttl_time, record=record)
+
+
+# Codecs (migration 7), measured on a simulated fleet (bench/frames_size.py, BENCHMARKS.md): ZSTD(1) on every column
+# of the event tables is 15-30 % smaller than LZ4 and costs about as little to write; the alternatives it tried
+# (Delta, DoubleDelta, T64, Gorilla, higher ZSTD levels) won a few percent on some columns at best.
+EVENT_CODEC = "ZSTD(1)"
+
+SESSIONS = table(
+    Session,
     name="sessions",
     comment="One row per charging session (an OCPP transaction); newest version wins.",
-    columns=(
-        Column("charge_point_id", LC),
-        Column("connector_id", "Nullable(UInt32)", "from StartTransaction or MeterValues; NULL if unknown"),
-        Column("transaction_id", "String", "String so OCPP 2.0.1 ids fit"),
-        Column("id_tag", "String"),
-        Column("started_at", NULLABLE_TS, "StartTransaction.timestamp (charger clock)"),
-        Column("stopped_at", NULLABLE_TS, "StopTransaction.timestamp (charger clock)"),
-        Column("meter_start_wh", "Nullable(Float64)"),
-        Column("meter_stop_wh", "Nullable(Float64)"),
-        Column("energy_wh", "Nullable(Float64)", "NULL when it cannot be known"),
-        Column("energy_source", LC, "meter_stop | transaction_data | meter_values | none"),
-        Column("stop_reason", LC, "StopTransaction.reason, spec default Local"),
-        Column("stop_status", LC, "status the connector went to from Charging; empty if none seen"),
-        Column("stop_error_code", LC),
-        Column("stop_status_at", NULLABLE_TS),
-        Column("duration_s", "Nullable(Float64)"),
-        Column("peak_power_w", "Nullable(Float64)"),
-        Column("soc_start_pct", "Nullable(Float64)"),
-        Column("soc_end_pct", "Nullable(Float64)"),
-        Column("sample_count", "UInt32", "meter samples seen for the session"),
-        Column("closed_by", LC, "stop_transaction | timeout | next_transaction | available"),
-        Column("flags", FLAGS, "one short code per data-quality decision"),
-        Column("received_at", TS, "gateway clock of the frame that closed the session"),
-        Column("version", "UInt64"),
-        Column("revision", "UInt32", "0 for the first emission; n for the n-th re-emission (amended)", since=2),
-        Column("session_id", "String", "charge point + transaction id + opening frame: tells reused transaction ids apart",
-               since=3),
-        Column("previous_energy_wh", "Nullable(Float64)", "energy_wh of the revision this one replaces", since=3),
-        Column("previous_duration_s", "Nullable(Float64)", "duration_s of the revision this one replaces", since=3),
-        Column("ocpp_version", LC, "ocpp1.6 | ocpp2.0.1 (the protocol of the frame that opened it); '' before migration 4",
-               since=4),
-        Column("charging_s", "Nullable(Float64)", "time the connector was Charging during the session", since=5),
-        Column("suspended_ev_s", "Nullable(Float64)", "time in SuspendedEV (the car paused or was full)", since=5),
-        Column("suspended_evse_s", "Nullable(Float64)", "time in SuspendedEVSE (the charger withheld power)", since=5),
-        Column("blocked_after_stop_s", "Nullable(Float64)",
-               "from the stop until the connector was Available again; NULL until known (a later revision)", since=5),
-        Column("id_token_type", LC, "how the driver identified: 2.0.1 idToken.type; 1.6 NoAuthorization for an empty "
-                                    "idTag, else ''", since=ID_TOKEN_TYPE_SINCE),
-        Column("signed_start", "String", "the signed meter value (OCMF / Alfen) of the transaction's Begin, as sent; '' "
-                                         "if none", since=SIGNED_SINCE),
-        Column("signed_stop", "String", "the signed meter value of the transaction's End, as sent; '' if none",
-               since=SIGNED_SINCE),
-        Column("signature_status", LC, "verified | verified_with_frame_key | invalid | key_unknown | unsigned | "
-                                       "unparsable | unsupported", since=SIGNED_SINCE, default="'unsigned'"),
-        Column("signed_energy_wh", "Nullable(Float64)", "End - Begin of the same signed register; NULL if not both",
-               since=SIGNED_SINCE),
-        Column("signed_energy_register", "String", "the OBIS id signed_energy_wh was taken from", since=SIGNED_SINCE),
-        Column("signed_meter_serial", "String", "the meter serial the signed values name; '' if none or several",
-               since=SIGNED_SINCE),
-        Column("signature_key", "String", "fingerprint of the public key that decided the verdict; '' if none",
-               since=SIGNED_SINCE),
-    ),
+    codec=EVENT_CODEC,
+    codec_since=CODECS_AND_RETENTION,
     # session_id joined the key in migration 3: rows written before it have session_id ''.
     order_by=("charge_point_id", "transaction_id", "session_id"),
     partition_by="toYYYYMM(received_at)",
     version_column="version",
 )
 
-FAULT_EVENTS = Table(
+FAULT_EVENTS = table(
+    FaultEvent,
     name="fault_events",
     comment="A fault beginning or clearing on a connector (0 = whole charge point).",
-    columns=(
-        Column("event_id", "String", "connection id / frame seq of the StatusNotification"),
-        Column("charge_point_id", LC),
-        Column("connector_id", "UInt32"),
-        Column("event", LC, "began | cleared"),
-        Column("occurred_at", TS, "charger clock"),
-        Column("received_at", TS, "gateway clock"),
-        Column("status", LC),
-        Column("error_code", LC),
-        Column("info", "String"),
-        Column("vendor_id", "String"),
-        Column("vendor_error_code", "String"),
-        Column("transaction_id", "Nullable(String)", "open transaction on that connector"),
-        Column("began_at", NULLABLE_TS, "on cleared: when the fault began"),
-        Column("duration_s", "Nullable(Float64)", "on cleared: how long it lasted"),
-        Column("flags", FLAGS),
-        Column("ocpp_version", LC, "ocpp1.6 | ocpp2.0.1; '' before migration 4", since=4),
-    ),
+    codec=EVENT_CODEC,
+    codec_since=CODECS_AND_RETENTION,
     order_by=("charge_point_id", "connector_id", "received_at", "event_id", "event"),
     partition_by="toYYYYMM(received_at)",
 )
 
-CONNECTOR_STATUS = Table(
+CONNECTOR_STATUS = table(
+    StatusChange,
     name="connector_status",
     comment="The status timeline: one row per StatusNotification.",
-    columns=(
-        Column("event_id", "String"),
-        Column("charge_point_id", LC),
-        Column("connector_id", "UInt32"),
-        Column("status", LC),
-        Column("previous_status", LC),
-        Column("error_code", LC),
-        Column("info", "String"),
-        Column("vendor_id", "String"),
-        Column("vendor_error_code", "String"),
-        Column("occurred_at", TS, "charger clock"),
-        Column("received_at", TS, "gateway clock"),
-        Column("flags", FLAGS),
-    ),
+    codec=EVENT_CODEC,
+    codec_since=CODECS_AND_RETENTION,
     order_by=("charge_point_id", "connector_id", "received_at", "event_id"),
     partition_by="toYYYYMM(received_at)",
+    table_class=TableClass.STATUS,
 )
 
-FRAMES = Table(
+FRAMES = table(
+    FrameRow,
     name="frames",
     comment="Every frame in both directions, exactly as received or sent.",
-    columns=(
-        Column("charge_point_id", LC),
-        Column("received_at", TS, "gateway clock"),
-        Column("direction", LC, "in = charger to backend, out = backend to charger"),
-        Column("message_type", "Nullable(UInt8)", "2 CALL, 3 CALLRESULT, 4 CALLERROR; NULL if unparseable"),
-        Column("action", LC),
-        Column("message_id", "String"),
-        Column("raw", "String", "the frame exactly as on the wire"),
-        Column("ocpp_version", LC),
-        Column("gateway_id", LC),
-        Column("connection_id", "String"),
-        Column("seq", "UInt64"),
-        Column("error", "String", "why the gateway could not parse or validate it"),
-        Column("flags", FLAGS),
-    ),
+    codec=EVENT_CODEC,  # where a column names none (FrameRow says why)
+    codec_since=CODECS_AND_RETENTION,
     order_by=("charge_point_id", "received_at", "connection_id", "seq"),
     partition_by="toYYYYMM(received_at)",
+    table_class=TableClass.RAW,
 )
 
-CHARGER_DAILY = Table(
+CHARGER_DAILY = table(
+    ChargerDay,
     name="charger_daily",
     comment="Per charger and day: sessions, energy, charging time, faults, fault time. Query with sum() GROUP BY.",
-    columns=(
-        Column("day", "Date", "session start (gateway day if the charger clock is off); fault clear or begin", since=2),
-        Column("charge_point_id", LC, since=2),
-        Column("sessions", "UInt64", since=2),
-        Column("energy_wh", "Float64", "sessions whose energy is unknown add 0", since=2),
-        Column("charging_s", "Float64", since=2),
-        Column("faults", "UInt64", "faults that began", since=2),
-        Column("fault_s", "Float64", "duration of faults that cleared", since=2),
-    ),
+    created=2,
     order_by=("charge_point_id", "day"),
     partition_by="toYYYYMM(day)",
     summing=True,
+    ttl_time="day",
 )
+
+
+# A session's day is its start's, unless the charger's clock is off (then the gateway's, when it closed).
+_SKEWED = f"has(flags, '{Flag.CLOCK_SKEW.value}')"
 
 
 @dataclass(frozen=True)
@@ -218,9 +165,6 @@ class View:
     target: Table
     select: str
 
-
-# A session whose charger's clock was off counts on the day the gateway received it (KPIS.md).
-_SKEWED = f"has(flags, '{Flag.CLOCK_SKEW.value}')"
 
 SESSIONS_DAILY_V2 = View(
     name="charger_daily_sessions_mv",
@@ -257,87 +201,70 @@ FAULTS_DAILY = View(
     target=CHARGER_DAILY,
     select=(
         "SELECT toDate(received_at) AS day, charge_point_id, toUInt64(0) AS sessions, toFloat64(0) AS energy_wh, "
-        "toFloat64(0) AS charging_s, toUInt64(event = 'began') AS faults, "
-        "if(event = 'cleared', ifNull(duration_s, 0), 0) AS fault_s FROM {source}"
+        f"toFloat64(0) AS charging_s, toUInt64(event = '{FaultEventKind.BEGAN.value}') AS faults, "
+        f"if(event = '{FaultEventKind.CLEARED.value}', ifNull(duration_s, 0), 0) AS fault_s FROM {{source}}"
     ),
 )
 
-PORT_OUTAGES = Table(
+PORT_OUTAGES = table(
+    PortOutage,
     name="port_outages",
     comment="A port (connector >= 1) out of service: its charger offline, it or the station Faulted or Unavailable. "
             "Newest version wins: an open outage (ended_at NULL) is re-emitted when it ends.",
-    columns=(
-        Column("charge_point_id", LC, since=5),
-        Column("connector_id", "UInt32", "the port (>= 1)", since=5),
-        Column("outage_id", "String", "charge point + port + start: stable across replays", since=5),
-        Column("started_at", TS, "gateway clock of the frame or connection event that began it", since=5),
-        Column("ended_at", NULLABLE_TS, "NULL while open", since=5),
-        Column("duration_s", "Nullable(Float64)", "NULL while open", since=5),
-        Column("cause", LC, "offline | faulted | unavailable | station_faulted | station_unavailable (the first cause)",
-               since=5),
-        Column("error_code", LC, "the fault's errorCode (OCPP 1.6) or Component/Variable (2.0.1); '' if none", since=5),
-        Column("vendor_error_code", "String", since=5),
-        Column("excluded_reason", LC, "'' since migration 6: read port_outages_with_exclusions (derived at read time)",
-               since=5),
-        Column("version", "UInt64", since=5),
-    ),
+    created=5,
+    codec=EVENT_CODEC,
+    codec_since=CODECS_AND_RETENTION,
     order_by=("charge_point_id", "connector_id", "outage_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
+    # An outage counts from its end (from its start while it is open).
+    ttl_time="ifNull(ended_at, started_at)",
 )
 
-OUTAGE_EXCLUSIONS = Table(
+OUTAGE_EXCLUSIONS = table(
+    OutageExclusion,
     name="outage_exclusions",
     comment="Operator exclusions (ocpp-pipeline outages exclude -> ocpp.exclusions.v1 -> the worker): outage minutes "
             "inside one do not count against uptime.",
-    columns=(
-        Column("exclusion_id", "String", "content hash: recording the same exclusion twice is one row", since=5),
-        Column("charge_point_id", LC, since=5),
-        Column("connector_id", "UInt32", "the port; 0 = every port of the charger", since=5),
-        Column("from_at", TS, since=5),
-        Column("to_at", TS, since=5),
-        Column("reason", LC, "utility_interruption | vehicle_caused | scheduled_maintenance | vandalism | "
-                             "natural_disaster | outside_operating_hours", since=5),
-        Column("note", "String", since=5),
-        Column("recorded_at", TS, since=5),
-        Column("recorded_by", "String", "who recorded it (outages exclude --by, else the OS user)", since=EXCLUSION_AUDIT),
-        Column("reference", "String", "the operator's reference (ticket, evidence)", since=EXCLUSION_AUDIT),
-        Column("forced", "Bool", "recorded with --force: the bounds checks were skipped", since=EXCLUSION_AUDIT),
-    ),
+    created=5,
     order_by=("charge_point_id", "exclusion_id"),
     partition_by=None,
     version_column="recorded_at",
+    ttl_time="to_at",
 )
 
-CHARGE_ATTEMPTS = Table(
+CHARGE_ATTEMPTS = table(
+    ChargeAttempt,
     name="charge_attempts",
     comment="A driver's attempt to charge: a transaction, an Authorize not followed by a start, or a plug-in "
             "(Preparing) back to Available without one. Newest version wins (a transaction's attempt follows its "
             "session's revisions).",
-    columns=(
-        Column("charge_point_id", LC, since=5),
-        Column("connector_id", "UInt32", "0 when unknown (an Authorize names no connector)", since=5),
-        Column("attempt_id", "String", "the session id for a transaction; else charge point + first frame", since=5),
-        Column("started_at", TS, "gateway clock: the earliest of its Authorize, its plug-in (Preparing), its start",
-               since=5),
-        Column("kind", LC, "start_transaction | authorize_without_start | plugin_without_start", since=5),
-        Column("transaction_id", "String", "'' if none", since=5),
-        Column("id_tag", "String", since=5),
-        Column("delivered", "Bool", "the session delivered energy > 0 or reported Charging", since=5),
-        Column("ended_ok", "Bool", "delivered, stopped Local / Remote / EVDisconnected, not into Faulted", since=5),
-        Column("failure", LC, "short code; '' when ended_ok", since=5),
-        Column("start_delay_s", "Nullable(Float64)", "first Charging - started_at", since=5),
-        Column("version", "UInt64", since=5),
-        Column("ocpp_version", LC, since=5),
-    ),
+    created=5,
+    codec=EVENT_CODEC,
+    codec_since=CODECS_AND_RETENTION,
     order_by=("charge_point_id", "attempt_id"),
     partition_by="toYYYYMM(started_at)",
     version_column="version",
+    ttl_time="started_at",
 )
 
 ALL_TABLES: tuple[Table, ...] = (SESSIONS, FAULT_EVENTS, CONNECTOR_STATUS, FRAMES, PORT_OUTAGES, CHARGE_ATTEMPTS)
 """The tables the worker writes from the frames topic (a replay rebuilds exactly these)."""
-OPERATOR_TABLES: tuple[Table, ...] = (OUTAGE_EXCLUSIONS,)
+METER_KEYS = table(
+    MeterKeyEvent,
+    name="meter_keys",
+    comment="Meter public keys registered and removed (ocpp-pipeline keys -> ocpp.meter_keys.v1 -> the worker), one row "
+            "per event; folded in `at` order they are the key registry `verify` uses.",
+    created=METER_KEYS_SINCE,
+    # One row per event: the same event written twice (a replay, two workers) is one row after merges.
+    order_by=("charge_point_id", "fingerprint", "at", "action"),
+    partition_by=None,
+    # Never expired, whatever the retention settings: a key verifies its meter's readings for years.
+    table_class=TableClass.REGISTRY,
+    ttl_time="at",
+)
+
+OPERATOR_TABLES: tuple[Table, ...] = (OUTAGE_EXCLUSIONS, METER_KEYS)
 """Tables of operator events (their own topics, written by the CLI, sunk by the worker); a replay rebuilds them from
 those topics."""
 AGGREGATE_TABLES: tuple[Table, ...] = (CHARGER_DAILY,)
@@ -360,7 +287,7 @@ class ReadView:
 # version) joined by charger to that charger's exclusions as one sorted array. GLOBAL: on a cluster the
 # exclusions are gathered once on the node that runs the query, not per shard.
 _FIRST_EXCLUSION = (
-    "arrayFirst(w -> (w.4 = 0 OR w.4 = o.connector_id) AND w.2 < ifNull(o.ended_at, toDateTime64('2299-12-31', 3, 'UTC')) "
+    f"arrayFirst(w -> (w.4 = {EVERY_PORT} OR w.4 = o.connector_id) AND w.2 < ifNull(o.ended_at, toDateTime64('2299-12-31', 3, 'UTC')) "
     "AND o.started_at < w.3, x.windows)"
 )
 PORT_OUTAGES_WITH_EXCLUSIONS = ReadView(

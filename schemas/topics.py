@@ -75,7 +75,17 @@ EXCLUSIONS = TopicSpec(
                 "exclude`, sunk by the worker",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (FRAMES, SESSIONS, FAULTS, EXCLUSIONS)
+METER_KEYS = TopicSpec(
+    name="ocpp.meter_keys.v1",
+    # A few events per meter, read whole by every worker at its start: one partition keeps them in order.
+    partitions=1,
+    # The registry is these events folded: a key registered years ago still verifies today's sessions. Kept forever.
+    retention_ms=-1,
+    description="meter public keys registered or removed (the meter_keys row as JSON), written by `ocpp-pipeline "
+                "keys`, read whole by every worker (the key registry) and sunk into meter_keys",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (FRAMES, SESSIONS, FAULTS, EXCLUSIONS, METER_KEYS)
 
 
 def faust_topics(app_id: str, frames_partitions: int = FRAMES.partitions) -> tuple[TopicSpec, ...]:

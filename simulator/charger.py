@@ -31,11 +31,13 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from simulator import backlog, incidents, lives
+from signed_meter.model import TX_BEGIN, TX_END
+from simulator import backlog, incidents, lives, signed_truth
 from simulator.incidents import (AttemptKind, Behaviours, ExpectedAttempt, ExpectedConnection, ExpectedDown, ExpectedPort,
                                  IdleEnd)
 from simulator.lives import ENDINGS, Ending, ExpectedFault, ExpectedSession, Profile, Quirk, SessionPlan
 from simulator.link import Link
+from simulator.ocmf_meter import OcmfMeter, SentRecord, with_signed_16
 
 
 class PowerCut(Exception):
@@ -104,6 +106,7 @@ class _Connector:
     # A session closed by its Available (a charger that never stops) and when that Available went out, until
     # the connector's next plug-in: how soon it came decides how the worker closes the session.
     closed_by_available: tuple[ExpectedSession, int] | None = None
+    meter: OcmfMeter | None = None  # a signing charger's calibrated meter of this connector (simulator.ocmf_meter)
 
 
 class Charger:
@@ -120,7 +123,9 @@ class Charger:
         self.ports_seen: set[int] = set()
         self._station_up = asyncio.Event()
         self._station_up.set()
-        self.connectors = [_Connector(c, lives.first_register_wh(rng, profile)) for c in range(1, profile.connectors + 1)]
+        self.connectors = [_Connector(c, lives.first_register_wh(rng, profile),
+                                      meter=OcmfMeter(profile, c) if profile.meter is not None else None)
+                           for c in range(1, profile.connectors + 1)]
         self.epoch = 0  # grows with each power cut
         self.cut_ms = 0
         self._cut = asyncio.Event()  # set while the power is off
@@ -142,9 +147,10 @@ class Charger:
             try:
                 await asyncio.gather(*(self._connector_life(c) for c in self.connectors))
             finally:
-                for task in background:
-                    task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+                async with self.link.between_calls():  # a heartbeat in flight is answered, not cut off
+                    for task in background:
+                        task.cancel()
+                    await asyncio.gather(*background, return_exceptions=True)
         finally:
             try:
                 await self.link.close()
@@ -228,6 +234,7 @@ class Charger:
             ocpp_version=self.OCPP_VERSION)
         conn.plugged_ms = None  # the plug-in belongs to this transaction's attempt
         self.ledger.attempts.append(conn.attempt)
+        await self._signed_begin(session)
         try:
             await self._charging_started(session)
             if conn.attempt.first_charging_ms is None:
@@ -310,6 +317,7 @@ class Charger:
             raise PowerCut()
         if self.profile.has(Quirk.NEVER_STOPS):
             await self._meter_values(s, 0)
+            await self._signed_end_without_stop(s)
             await self._status(s.conn.number, "Available", conn=s.conn)
             self._expect(s, reason="", stop_status=lives.session_stop_status(plan, self.profile), closed_by="available")
             return
@@ -348,9 +356,19 @@ class Charger:
         self._expect(s, reason=reason, stop_status=s.transition, closed_by="stop_transaction")
 
     async def _stop(self, s: "_Session", reason: str, at_ms: int | None = None) -> None:
+        """StopTransaction. A signing charger's End goes in its transactionData, or else in a Transaction.End
+        MeterValues: before the stop, or after it (LATE_TRANSACTION_END) with the late values."""
         self._accrue(s, s.power_now)
-        payload = lives.stop_payload(self.profile, s.plan, s.tx, s.meter_start, s.conn.register_wh, s.start_ms,
-                                     at_ms or now_ms(), reason)
+        ms = at_ms or now_ms()
+        payload = lives.stop_payload(self.profile, s.plan, s.tx, s.meter_start, s.conn.register_wh, s.start_ms, ms, reason)
+        end = self._sign(s, TX_END, s.conn.register_wh, ms)
+        if "transactionData" in payload:
+            payload["transactionData"] = [with_signed_16(value, sent) if sent else value for value, sent in
+                                          zip(payload["transactionData"], (self._signed_of(s, TX_BEGIN), end))]
+            end = None  # sent with the stop
+        elif end is not None and not self.profile.has(Quirk.LATE_TRANSACTION_END):
+            await self._signed_meter_values(s, end, "Transaction.End", ms, s.conn.register_wh)
+            end = None
         await self.link.call("StopTransaction", payload)
         s.stopped_ms = now_ms()
         s.stop_reason = reason
@@ -358,6 +376,41 @@ class Charger:
             await self.link.call("StopTransaction", payload)
         if self.profile.has(Quirk.LATE_TRANSACTION_END):
             await self._meter_values(s, 0, context="Transaction.End")
+            if end is not None:
+                await self._signed_meter_values(s, end, "Transaction.End", ms, s.conn.register_wh)
+
+    # --- signed meter values (a signing charger's OCMF meter: simulator.ocmf_meter) -------------------
+
+    def _sign(self, s: "_Session", tx: str, register_wh: int, ms: int) -> SentRecord | None:
+        """The connector's meter signs a ``tx`` reading (None: no meter, or the charger sends no record)."""
+        if s.conn.meter is None:
+            return None
+        sent = s.conn.meter.sign(tx, register_wh, ms, self._id_tag(s))
+        if sent is not None:
+            s.signed.append(sent)
+        return sent
+
+    @staticmethod
+    def _signed_of(s: "_Session", tx: str) -> SentRecord | None:
+        return next((r for r in s.signed if r.tx == tx), None)
+
+    async def _signed_begin(self, s: "_Session") -> None:
+        """OCPP 1.6: the signed Begin in a MeterValues right after the start (it needs the transactionId)."""
+        sent = self._sign(s, TX_BEGIN, s.meter_start, s.start_ms)
+        if sent is not None:
+            await self._signed_meter_values(s, sent, "Transaction.Begin", s.start_ms, s.meter_start)
+
+    async def _signed_end_without_stop(self, s: "_Session") -> None:
+        """A charger that never sends StopTransaction still has its meter sign the end (the cable pulled)."""
+        ms = now_ms()
+        sent = self._sign(s, TX_END, s.conn.register_wh, ms)
+        if sent is not None:
+            await self._signed_meter_values(s, sent, "Transaction.End", ms, s.conn.register_wh)
+
+    async def _signed_meter_values(self, s: "_Session", sent: SentRecord, context: str, ms: int, register_wh: int) -> None:
+        """MeterValues with the register reading at ``context`` and, beside it, its signed record."""
+        value = with_signed_16(lives.meter_value(self.profile, ms, register_wh, None, None, context), sent)
+        await self.link.call("MeterValues", {"connectorId": s.conn.number, "transactionId": s.tx, "meterValue": [value]})
 
     async def _end_now(self, s: "_Session") -> None:
         """The run ends while the session is open: the driver stops it (at once, or never for NEVER_STOPS)."""
@@ -366,6 +419,7 @@ class Charger:
         self._accrue(s, s.power_now)
         if self.profile.has(Quirk.NEVER_STOPS):
             await self._meter_values(s, 0)
+            await self._signed_end_without_stop(s)
             await self._status(s.conn.number, "Available", conn=s.conn)
             self._expect(s, reason="", stop_status="Available", closed_by="available", ending=Ending.CABLE_PULLED)
             return
@@ -415,11 +469,13 @@ class Charger:
             attempt.closed = True
             if attempt.available_ms is not None or not stopped:
                 s.conn.attempt = None  # Available came first (the cable pulled): nothing blocks the bay
+        energy_wh = float(s.conn.register_wh - s.meter_start)
         expected = ExpectedSession(
             charge_point_id=self.profile.charge_point_id, connector_id=s.conn.number, transaction_id=str(s.tx),
-            id_tag=self._id_tag(s), energy_wh=float(s.conn.register_wh - s.meter_start), stop_reason=reason,
+            id_tag=self._id_tag(s), energy_wh=energy_wh, stop_reason=reason,
             stop_status=self._stop_status(stop_status), closed_by=closed_by, ending=kind.value,
             quirks=sorted(self.profile.quirks), ocpp_version=self.OCPP_VERSION,
+            **signed_truth.expected_signatures(s.signed, energy_wh),
         )
         self.ledger.sessions.append(expected)
         s.conn.closed_by_available = (expected, now_ms()) if closed_by == "available" else None
@@ -639,6 +695,7 @@ class Charger:
             transaction_id=str(s.tx), id_tag=self._id_tag(s), first_charging_ms=charging_ms, ocpp_version=self.OCPP_VERSION,
             available_ms=started_ms)  # the connector said Available at the boot: nothing blocks the bay after the stop
         self.ledger.attempts.append(conn.attempt)
+        await self._signed_begin(s)
         await self._backlog_samples(s, plan)
         conn.register_wh = plan.meter_stop
         s.transition = s.transition or "Finishing"
@@ -699,6 +756,7 @@ class _Session:
     charged_ms: int = 0  # time spent in Charging before charging_since_ms
     charging_since_ms: int | None = None  # in Charging since (real ms)
     last_update: dict[str, Any] | None = None  # the last periodic Updated (UPDATED_AFTER_ENDED replays it)
+    signed: list[SentRecord] = field(default_factory=list)  # the signed records sent for it, in order
 
     def __post_init__(self) -> None:
         self.last_ms = self.start_ms

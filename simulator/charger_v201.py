@@ -17,7 +17,9 @@ same random numbers in the same order); the moments whose messages differ are ov
   transaction Ended with ``EmergencyStop``; released: "false", every EVSE Available;
 - PER_EVSE_TRANSACTION_IDS: transaction ids "1", "2", ... per EVSE and seqNo per transaction;
 - a session queued before the first connection (``Behaviours.backlog_share``) goes out after the first boot as
-  TransactionEvents with their old times and without the ``offline`` flag (a firmware that does not set it).
+  TransactionEvents with their old times and without the ``offline`` flag (a firmware that does not set it);
+- a signing charger's meter signs the Transaction.Begin / .End register values of the Started / Ended events: the
+  record rides beside the value as its ``signedMeterValue`` (:mod:`simulator.ocmf_meter`).
 
 Every TransactionEvent takes the charger's next ``seqNo``, assigned when the event is made, just before
 the link queues it (the link sends in that order: one CALL in flight).
@@ -29,9 +31,11 @@ import asyncio
 import uuid
 from typing import Any
 
+from signed_meter.model import TX_BEGIN, TX_END
 from simulator import backlog, v201
 from simulator.charger import Charger, _Connector, _Session, now_ms
 from simulator.lives import Ending, ExpectedFault, Quirk, SessionPlan
+from simulator.ocmf_meter import with_signed_201
 
 
 class Charger201(Charger):
@@ -306,6 +310,20 @@ class Charger201(Charger):
         seq_no, self.seq_no = self.seq_no, self.seq_no + 1
         return seq_no
 
+    async def _signed_begin(self, s: _Session) -> None:
+        """(The Started event carries the signed Begin: :meth:`_signed_meter`.)"""
+
+    def _signed_meter(self, s: _Session, meter: dict[str, Any], ms: int) -> dict[str, Any]:
+        """The meter value of a Started / Ended with its register reading signed (other contexts: as it is)."""
+        context = meter["sampledValue"][0].get("context")
+        if context == "Transaction.Begin":
+            sent = self._sign(s, TX_BEGIN, s.meter_start, ms)
+        elif context == "Transaction.End":
+            sent = self._sign(s, TX_END, s.conn.register_wh, ms)
+        else:
+            return meter
+        return meter if sent is None else with_signed_201(meter, sent)
+
     def _stop_clock(self, s: _Session, at_ms: int | None = None) -> None:
         """Charging stops: bank the time spent charging (timeSpentCharging)."""
         if s.charging_since_ms is not None:
@@ -325,6 +343,8 @@ class Charger201(Charger):
         ms = ms or now_ms()
         if state is not None:
             s.charging_state = state
+        if meter is not None and s.conn.meter is not None:
+            meter = self._signed_meter(s, meter, ms)
         payload = v201.transaction_event(
             self.profile, event_type=event_type, ms=ms, trigger=trigger, seq_no=self._next_seq_no(s), transaction_id=str(s.tx),
             evse=s.conn.number, token=s.token, charging_state=state, stopped_reason=stopped_reason,

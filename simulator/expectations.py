@@ -7,7 +7,9 @@ stop reason, the status out of Charging, how the session closed, the OCPP versio
 expected fault must have begun — and cleared, when the simulator cleared it — on ``ocpp.faults.v1``.
 
 ``ocpp_version`` ("ocpp1.6" / "ocpp2.0.1") is on every expectation (an older file without it meant
-1.6); it is compared with rows and events that carry it.
+1.6); it is compared with rows and events that carry it. So are the signed meter values (issue 25): a row with
+a ``signature_status`` column is held against the session's signed expectation
+(:func:`simulator.signed_truth.signature_differences`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from simulator.signed_truth import signature_differences
 
 SESSION_FIELDS = ("connector_id", "id_tag", "stop_reason", "stop_status", "closed_by")
 DEFAULT_VERSION = "ocpp1.6"
@@ -125,6 +129,7 @@ def session_differences(expected: Iterable[Mapping[str, Any]], rows: Iterable[Ma
         energy = r.get("energy_wh")
         if energy is None or abs(float(energy) - float(e["energy_wh"])) > ENERGY_TOLERANCE_WH:
             diffs["energy_wh"] = f"energy_wh {energy!r} != {e['energy_wh']!r}"
+        diffs |= signature_differences(e, r)
         if diffs:
             problems.append(SessionMismatch(
                 MismatchKind.DIFFERS, *key,

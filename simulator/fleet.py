@@ -8,7 +8,9 @@ fault, and the KPI ground truth (``connection``, ``down``, ``port``, ``attempt``
 :mod:`simulator.incidents`), so a test can hold ClickHouse and ``ocpp.faults.v1`` against them.
 
 Each charger speaks OCPP 1.6J or 2.0.1 (``ocpp`` / ``ocpp_mix``); which one depends only on the seed and
-its number, and its profile and plans are those its 1.6 twin would have.
+its number, and its profile and plans are those its 1.6 twin would have. A share of them carry signing meters
+(:mod:`simulator.signing_plan`); their public keys are written before the run (:func:`write_meter_keys`), and
+each session's expectation says what the pipeline must make of its signed readings.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from infra.limits import raise_open_files_limit
-from simulator import lives
+from simulator import lives, signing_plan
 from simulator.charger import Charger, Ledger, Timing
 from simulator.charger_v201 import Charger201
 from simulator.link import Link, LinkStats, Refused
@@ -69,6 +71,7 @@ class FleetRun:
         s, ledger, stats = self.settings, self.ledger, self.stats
         connectors = sum(p.connectors for p in self.profiles)
         quirky = sum(1 for p in self.profiles if p.quirks)
+        signing = [p for p in self.profiles if p.meter is not None]
         v201 = sum(1 for p in self.profiles if p.ocpp == "2.0.1")
         endings = ", ".join(f"{k} {v}" for k, v in sorted(ledger.endings.items(), key=lambda kv: -kv[1])) or "none"
         errors = ", ".join(f"{k} {v}" for k, v in sorted(stats.call_errors.items())) or "none"
@@ -89,6 +92,11 @@ class FleetRun:
             f"  links     {stats.connects} connects, {stats.reconnects} reconnects, {stats.connect_failures} failed attempts",
             f"  answers   p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms",
         ]
+        if signing:
+            verdicts = Counter(e.signature_status for e in ledger.sessions if e.signature_status != "unsigned")
+            signing_quirky = sum(1 for p in signing if p.quirks & set(lives.SIGNING_QUIRKS))
+            lines.append(f"  signed    {len(signing)} signing chargers ({signing_quirky} with signing faults); sessions: "
+                         + (", ".join(f"{k} {v}" for k, v in sorted(verdicts.items(), key=lambda kv: -kv[1])) or "none"))
         if ledger.start_refused:
             lines.append(f"  refused   {ledger.start_refused} StartTransaction without a transactionId")
         if self.unfinished:
@@ -109,11 +117,23 @@ class FleetRun:
 
 def plan_fleet(settings: SimulatorSettings) -> list[lives.Profile]:
     return [
-        lives.make_profile(random.Random(f"{settings.seed}:{n}:profile"), n, id_prefix=settings.id_prefix,
-                           connectors=settings.connector_range(), quirky_share=settings.quirky_share,
-                           ocpp=ocpp_version_of(settings, n))
+        signing_plan.with_meter(
+            lives.make_profile(random.Random(f"{settings.seed}:{n}:profile"), n, id_prefix=settings.id_prefix,
+                               connectors=settings.connector_range(), quirky_share=settings.quirky_share,
+                               ocpp=ocpp_version_of(settings, n)),
+            seed=settings.seed, share=settings.signing_share, quirky_share=settings.signing_quirky_share)
         for n in range(1, settings.chargers + 1)
     ]
+
+
+def write_meter_keys(settings: SimulatorSettings, path: Path) -> tuple[int, int]:
+    """Write the public keys of the fleet's signing meters to ``path`` (the keys import CSV) before the run, so
+    an operator can register them while it goes; returns (keys, signing chargers). Nothing is written when no
+    charger signs."""
+    profiles = [p for p in plan_fleet(settings) if p.meter is not None]
+    if not profiles:
+        return 0, 0
+    return signing_plan.write_key_file(path, profiles), len(profiles)
 
 
 def ocpp_version_of(settings: SimulatorSettings, number: int) -> str:

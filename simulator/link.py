@@ -17,6 +17,8 @@ import json
 import random
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +190,12 @@ class Link:
                 future.set_exception(ConnectionError("connection lost"))
         self._pending.clear()
 
+    def between_calls(self) -> AbstractAsyncContextManager[None]:
+        """Hold the link between two CALLs: the one in flight gets its answer first, none starts meanwhile. The
+        charger's end of a run cancels its background (heartbeats) inside this, so no CALL is cut off between
+        its send and its answer."""
+        return held_between_calls(self._send_lock, self.answer_timeout_s)
+
     async def close(self) -> None:
         ws = self._ws
         if ws is not None:
@@ -287,3 +295,18 @@ class Link:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+@asynccontextmanager
+async def held_between_calls(lock: asyncio.Lock, timeout_s: float) -> AsyncIterator[None]:
+    """``lock`` (a link's one-CALL-at-a-time lock) held, taken within ``timeout_s``: a call waiting for power to
+    come back never ends, and the caller goes on without the lock then."""
+    try:
+        await asyncio.wait_for(lock.acquire(), timeout_s)
+    except asyncio.TimeoutError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
+from simulator.meter_models import MeterPlan
+
 
 class Ending(StrEnum):
     """How a session ends (the seed: the transition out of Charging, then StopTransaction)."""
@@ -81,6 +83,13 @@ class Quirk(StrEnum):
     # transactionId numbered per EVSE ("1", "2", ... on each: the same id open on two EVSEs at once), seqNo counted
     # per transaction (OCPP 2.0.1 Edition 2's reading)
     PER_EVSE_TRANSACTION_IDS = "per_evse_transaction_ids"
+    # Signing chargers (an OCMF meter, simulator.ocmf_meter), either version: what goes wrong with signed readings.
+    SIGNATURE_BYTE_FLIPPED = "signature_byte_flipped"  # the End's signature arrives with one byte changed
+    SIGNED_END_MISSING = "signed_end_missing"  # a signed Begin, never a signed End
+    PAYLOAD_CHANGED_AFTER_SIGNING = "payload_changed_after_signing"  # the End's reading raised after it was signed
+    PAGINATION_GAP = "pagination_gap"  # a record signed between Begin and End is never sent (PG skips one)
+    METER_SWAPPED = "meter_swapped"  # connector 1's meter replaced during its first session (new serial, new key)
+    KEY_ONLY_IN_FRAME = "key_only_in_frame"  # no key registered; the frames carry it (1.6: the OCA document)
 
 
 # The quirks a charger of each version may draw (in this order: the draws of a seed depend on it).
@@ -93,6 +102,12 @@ QUIRKS_V16: tuple[Quirk, ...] = (
 QUIRKS_V201: tuple[Quirk, ...] = (
     Quirk.EVSE_ONLY_ON_START, Quirk.ID_TOKEN_EVERY_EVENT, Quirk.KWH_REGISTER, Quirk.ENDED_WITHOUT_TRIGGER,
     Quirk.UPDATED_AFTER_ENDED, Quirk.EMPTY_FIRST_SUBPROTOCOL, Quirk.NO_AUTHORIZATION, Quirk.PER_EVSE_TRANSACTION_IDS,
+)
+# Given only to signing chargers, in this order (simulator.signing_plan), never drawn by make_profile: the first two
+# quirky signing chargers fail verification and verify with the frame's key only.
+SIGNING_QUIRKS: tuple[Quirk, ...] = (
+    Quirk.SIGNATURE_BYTE_FLIPPED, Quirk.KEY_ONLY_IN_FRAME, Quirk.PAYLOAD_CHANGED_AFTER_SIGNING, Quirk.SIGNED_END_MISSING,
+    Quirk.PAGINATION_GAP, Quirk.METER_SWAPPED,
 )
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}  # OCPP version -> WebSocket subprotocol
 
@@ -127,6 +142,7 @@ class Profile:
     vendor: str
     model: str
     ocpp: str = "1.6"  # the OCPP version it speaks: "1.6" or "2.0.1"
+    meter: MeterPlan | None = None  # a signing charger's calibrated meters (simulator.signing_plan); None: unsigned
 
     @property
     def subprotocol(self) -> str:
@@ -335,6 +351,14 @@ class ExpectedSession:
     # a start (None: none came). A plug-in within the worker's status window reads as the transaction going on,
     # and the next start closes it (:func:`simulator.expectations.expected_closed_by`).
     replugged_after_s: float | None = None
+    # Signed meter values (simulator.signed_truth): what the pipeline must make of the signed readings the charger
+    # sent; an unsigned session is "unsigned" with nothing else.
+    signed_start: str | None = None  # the signed Begin record, exactly as sent (under the OCPP transport)
+    signed_stop: str | None = None  # the signed End record, exactly as sent
+    signature_status: str = "unsigned"
+    signed_energy_wh: float | None = None
+    signed_meter_serial: str | None = None  # the meter that signed both (None: none, or two)
+    signed_flags: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "session"} | asdict(self)

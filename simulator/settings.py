@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,6 +43,10 @@ class SimulatorSettings(BaseSettings):
     blocked_share: float = Field(0.0, ge=0, le=1, description="share of sessions whose car stays in the bay long after the stop (Finishing held)")
     blocked_s: float = Field(3600.0, ge=0, description="mean simulated post-stop occupancy of those sessions")
     backlog_share: float = Field(0.0, ge=0, le=1, description="share of chargers whose first connection flushes a session made before it (old timestamps, no close seen before)")
+    # Signed meter values (issue 25; simulator.signing_plan, simulator.ocmf_meter).
+    signing_share: float = Field(0.0, ge=0, le=1, description="share of chargers with a calibrated meter per connector that signs the transaction's begin and end readings (OCMF, Eichrecht)")
+    signing_quirky_share: float = Field(0.25, ge=0, le=1, description="share of signing chargers with a signing fault, the kinds in turn: a flipped signature byte, the key only in the frames, a reading changed after signing, no signed End, a pagination gap, a meter swapped mid-session")
+    meter_keys_file: Path | None = Field(None, description="where the run writes its signing meters' public keys at its start (CSV for `ocpp-pipeline keys import`); unset: <OCPP_HOME>/simulator/meter-keys.csv")
 
     @field_validator("connectors")
     @classmethod
@@ -78,6 +84,10 @@ class SimulatorSettings(BaseSettings):
             station_every_s=self.station_every_s, blocked_share=self.blocked_share, blocked_s=self.blocked_s,
             backlog_share=self.backlog_share)
 
+    def meter_keys_path(self, home: Path) -> Path:
+        """Where the keys file goes: ``meter_keys_file``, else under the local state folder (``OCPP_HOME``)."""
+        return (self.meter_keys_file or home / "simulator" / "meter-keys.csv").expanduser().resolve()
+
     def ocpp_shares(self) -> tuple[tuple[str, float], ...]:
         """(version, share) of the fleet, shares summing to 1: the mix if set, else all ``ocpp``."""
         return ocpp_mix(self.ocpp_mix or "") or ((self.ocpp, 1.0),)
@@ -91,6 +101,10 @@ BEHAVIOUR_FLAGS: dict[str, str] = {
     "--station-every": "station_every_s", "--blocked-share": "blocked_share", "--blocked-for": "blocked_s",
     "--backlog-share": "backlog_share",
 }
+
+# The signing flags of `simulate` / `dev` -> SimulatorSettings fields; FLEET_FLAGS: every float flag of the fleet's kind.
+SIGNING_FLAGS: dict[str, str] = {"--signing-share": "signing_share", "--signing-quirky-share": "signing_quirky_share"}
+FLEET_FLAGS: dict[str, str] = BEHAVIOUR_FLAGS | SIGNING_FLAGS
 
 
 OCPP_VERSIONS = ("1.6", "2.0.1")

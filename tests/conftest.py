@@ -126,6 +126,11 @@ def suite_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # A gateway a test starts serves /healthz, /readyz and /metrics on a free port unless the test says
     # which: never make run's 9001, nor another gateway's of the same test.
     os.environ["OCPP_GATEWAY_ADMIN_PORT"] = "0"
+    # The suite's recorded conversations have fixed dates (2025-11-24, ...): a worker or replay a test starts keeps
+    # their raw frames and statuses instead of dropping them at once as older than the default retention. The
+    # retention tests (test_clickhouse_migrations.py) set their own.
+    os.environ["OCPP_CLICKHOUSE_FRAMES_TTL_DAYS"] = "0"
+    os.environ["OCPP_CLICKHOUSE_STATUS_TTL_DAYS"] = "0"
     try:
         yield home
     finally:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from infra import clickhouse
-from schemas.migrations import MIGRATIONS, AddColumns, Migration
-from schemas.tables import AGGREGATE_TABLES, ALL_TABLES, OPERATOR_TABLES, READ_VIEWS, SESSIONS, VIEWS, Column
+from infra.settings import ClickHouseSettings
+from schemas import ddl
+from schemas.columns import Col, columns_of
+from schemas.migrations import CODECS_AND_RETENTION, MIGRATIONS, RETAINED_TABLES, AddColumns, Migration
+from schemas.records import Session
+from schemas.retention import COMPLIANCE_FLOOR_DAYS, Retention, TableClass
+from schemas.tables import (AGGREGATE_TABLES, ALL_TABLES, FRAMES, OPERATOR_TABLES, READ_VIEWS, SESSIONS, VIEWS, Column,
+                            Table)
 
 
 def test_migrate_twice_applies_once(chdb_client, unique: str) -> None:
@@ -25,7 +39,12 @@ def test_a_later_migration_adds_its_columns_once(chdb_client, unique: str) -> No
     database = f"m_{unique}"
     clickhouse.migrate(chdb_client, database)
     later = MIGRATIONS[-1].version + 1
-    grown = replace(SESSIONS, columns=SESSIONS.columns + (Column("tariff_id", "String", since=later),))
+
+    class TariffSession(Session):  # a field added to the record is the column added to its table
+        tariff_id: Annotated[str, Col(since=later)] = ""
+
+    grown = replace(SESSIONS, columns=columns_of(TariffSession, codec="ZSTD(1)", codec_since=CODECS_AND_RETENTION),
+                    record=TariffSession)
     history = MIGRATIONS + (Migration(later, "tariff id", (AddColumns(grown),)),)
     report = clickhouse.migrate(chdb_client, database, migrations=history)
     again = clickhouse.migrate(chdb_client, database, migrations=history)
@@ -115,3 +134,201 @@ def test_the_cluster_ddl_parses_in_the_real_engine(chdb_client) -> None:
     assert "ReplicatedSummingMergeTree(" in text and "ReplicatedReplacingMergeTree(" in text
     for view in VIEWS:
         assert f"TO `ocpp`.`{view.target.name}_local`" in text and f"FROM `ocpp`.`{view.source.name}_local`" in text
+
+
+# --- retention (TTL per table class) and codecs: migration 7 and schemas/retention.py -------------------------
+
+RAW_TABLES = tuple(t for t in RETAINED_TABLES if t.table_class in (TableClass.RAW, TableClass.STATUS))
+COMPLIANCE_TABLES = tuple(t for t in RETAINED_TABLES if t.table_class is TableClass.COMPLIANCE)
+REGISTRY_TABLES = tuple(t for t in RETAINED_TABLES if t.table_class is TableClass.REGISTRY)
+
+
+def _at(sample: Any, when: datetime, charge_point_id: str) -> Any:
+    """``sample`` with every time in it set to ``when`` (so its retention counts from then)."""
+    times = {name: when for name, value in sample if isinstance(value, datetime)}
+    return sample.model_copy(update=times | {"charge_point_id": charge_point_id})
+
+
+def test_the_default_retention_puts_a_ttl_on_the_raw_tables_and_none_on_the_compliance_tables(
+        chdb_client, unique: str) -> None:
+    database = f"r_{unique}"
+    settings = ClickHouseSettings.model_construct()  # the defaults, whatever the environment says
+    report = clickhouse.migrate(chdb_client, database, retention=settings.retention())
+    have = clickhouse.table_ttls(chdb_client, database)
+    assert have["frames"] == f"toDateTime(received_at) + toIntervalDay({settings.frames_ttl_days})"
+    assert have["connector_status"] == f"toDateTime(received_at) + toIntervalDay({settings.status_ttl_days})"
+    assert {t.name for t in RAW_TABLES} == {"frames", "connector_status"}
+    assert {t.name: have[t.name] for t in COMPLIANCE_TABLES} == {t.name: None for t in COMPLIANCE_TABLES}
+    assert set(report.retention_changed) == {"frames", "connector_status"}
+    assert clickhouse.migrate(chdb_client, database, retention=settings.retention()).retention_changed == ()
+
+
+def test_the_key_registry_is_never_expired_whatever_the_settings(chdb_client, unique: str) -> None:
+    database = f"r_{unique}"
+    clickhouse.migrate(chdb_client, database, retention=Retention(raw_days=1, status_days=1,
+                                                                  compliance_days=COMPLIANCE_FLOOR_DAYS))
+    have = clickhouse.table_ttls(chdb_client, database)
+    assert {t.name for t in REGISTRY_TABLES} == {"meter_keys"}
+    assert all(have[t.name] is None for t in REGISTRY_TABLES)
+
+
+@pytest.mark.parametrize("gap_days", [1, 45], ids=["same-month-part", "whole-part"])
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda t: t.name)
+def test_a_row_older_than_its_retention_goes_and_a_younger_one_stays(chdb_client, unique: str, table: Table,
+                                                                     gap_days: int) -> None:
+    """An expired part is dropped whole; an expired row in a part with younger ones goes when the part is merged
+    (``OPTIMIZE ... FINAL`` merges at once what ClickHouse merges over hours)."""
+    from processors.clickhouse_sink import COLUMNS
+    from tests.test_contracts import SAMPLES
+
+    retention = Retention(raw_days=30, status_days=60, compliance_days=COMPLIANCE_FLOOR_DAYS)
+    days = retention.days(table.table_class)
+    assert days is not None
+    database = f"r_{unique}"
+    clickhouse.migrate(chdb_client, database, retention=retention)
+    now = datetime.now(timezone.utc)
+    rows = [_at(SAMPLES[table.name], now - timedelta(days=days + gap_days), "CP-old"),
+            _at(SAMPLES[table.name], now - timedelta(days=days - 1), "CP-young")]
+    chdb_client.insert(table.name, [r.row() for r in rows], column_names=COLUMNS[table.name], database=database)
+    chdb_client.command(f"OPTIMIZE TABLE `{database}`.`{table.name}` FINAL")
+    left = chdb_client.query(f"SELECT charge_point_id FROM `{database}`.`{table.name}`").result_rows
+    assert left == [("CP-young",)]
+
+
+def test_a_changed_setting_changes_the_tables_in_place(chdb_client, unique: str) -> None:
+    from processors.clickhouse_sink import COLUMNS
+    from tests.test_contracts import SAMPLES
+
+    database = f"r_{unique}"
+    clickhouse.migrate(chdb_client, database, retention=Retention(raw_days=120, status_days=400))
+    now = datetime.now(timezone.utc)
+    frames = [_at(SAMPLES["frames"], now - timedelta(days=d), f"CP-{d}") for d in (10, 50, 100)]
+    chdb_client.insert("frames", [f.row() for f in frames], column_names=COLUMNS["frames"], database=database)
+    shorter = clickhouse.migrate(chdb_client, database, retention=Retention(raw_days=40, status_days=400))
+    assert shorter.retention_changed == ("frames",)
+    assert clickhouse.table_ttls(chdb_client, database)["frames"] == "toDateTime(received_at) + toIntervalDay(40)"
+    chdb_client.command(f"OPTIMIZE TABLE `{database}`.frames FINAL")
+    assert chdb_client.query(f"SELECT charge_point_id FROM `{database}`.frames").result_rows == [("CP-10",)]
+    kept = clickhouse.migrate(chdb_client, database, retention=Retention(raw_days=None, status_days=None))
+    assert set(kept.retention_changed) == {"frames", "connector_status"}
+    assert set(clickhouse.table_ttls(chdb_client, database).values()) == {None}
+
+
+retentions = st.builds(Retention, raw_days=st.none() | st.integers(1, 4000), status_days=st.none() | st.integers(1, 4000),
+                       compliance_days=st.none() | st.integers(COMPLIANCE_FLOOR_DAYS, 4000))
+
+
+@given(have=st.fixed_dictionaries({ddl.local_name(t, ddl.Embedded()): st.none() | st.sampled_from(
+           [ddl.ttl_expression(t, d) for d in (1, 30, 120, 400, 4000)]) for t in RETAINED_TABLES}),
+       want=retentions)
+def test_the_retention_statements_reach_any_setting_from_any_state_and_nothing_more(have: dict[str, str | None],
+                                                                                  want: Retention) -> None:
+    todo = clickhouse.retention_statements(have, "ocpp", ddl.Embedded(), want)
+    for table in RETAINED_TABLES:
+        days = want.days(table.table_class)
+        expected = None if days is None else ddl.ttl_expression(table, days)
+        if have[table.name] == expected:
+            assert table.name not in todo
+        else:
+            (statement,) = todo[table.name]
+            assert statement.endswith("REMOVE TTL" if expected is None else f"MODIFY TTL {expected}")
+
+
+@settings(max_examples=8, deadline=None)
+@given(steps=st.lists(retentions, min_size=1, max_size=3))
+def test_any_sequence_of_settings_leaves_the_tables_with_the_last_one(chdb_client, steps: list[Retention]) -> None:
+    database = f"r_{uuid.uuid4().hex[:10]}"
+    for retention in steps:
+        clickhouse.migrate(chdb_client, database, retention=retention)
+    have = clickhouse.table_ttls(chdb_client, database)
+    last = steps[-1]
+    for table in RETAINED_TABLES:
+        days = last.days(table.table_class)
+        assert have[table.name] == (None if days is None else ddl.ttl_expression(table, days)), table.name
+    chdb_client.command(f"DROP DATABASE `{database}`")
+
+
+@pytest.mark.parametrize(("variable", "value", "accepted"), [
+    ("OCPP_CLICKHOUSE_FRAMES_TTL_DAYS", "0", True), ("OCPP_CLICKHOUSE_FRAMES_TTL_DAYS", "1", True),
+    ("OCPP_CLICKHOUSE_FRAMES_TTL_DAYS", "-1", False), ("OCPP_CLICKHOUSE_STATUS_TTL_DAYS", "0", True),
+    ("OCPP_CLICKHOUSE_COMPLIANCE_TTL_DAYS", "0", True), ("OCPP_CLICKHOUSE_COMPLIANCE_TTL_DAYS", "399", False),
+    ("OCPP_CLICKHOUSE_COMPLIANCE_TTL_DAYS", str(COMPLIANCE_FLOOR_DAYS), True),
+    ("OCPP_CLICKHOUSE_COMPLIANCE_TTL_DAYS", "3650", True),
+])
+def test_retention_settings(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, accepted: bool) -> None:
+    monkeypatch.setenv(variable, value)
+    if not accepted:
+        with pytest.raises(ValidationError):
+            ClickHouseSettings()
+        return
+    retention = ClickHouseSettings().retention()
+    table_class = {"FRAMES": TableClass.RAW, "STATUS": TableClass.STATUS, "COMPLIANCE": TableClass.COMPLIANCE}[
+        variable.split("_")[2]]
+    assert retention.days(table_class) == (int(value) or None)
+
+
+def _frames_like_a_fleet(count: int) -> list[list[Any]]:
+    """Frame rows shaped like a fleet's: per charger, CALLs and their answers a few seconds apart, meter values."""
+    from tests.test_contracts import SAMPLES
+
+    sample = SAMPLES["frames"]
+    start = datetime.now(timezone.utc) - timedelta(days=2)
+    rows = []
+    for i in range(count):
+        charger, n = i % 40, i // 40
+        meter = 1000 + 37 * n
+        raw = (f'[2,"{n}","MeterValues",{{"connectorId":1,"transactionId":{700 + charger},"meterValue":[{{"timestamp":'
+               f'"{(start + timedelta(seconds=60 * n)).isoformat()}","sampledValue":[{{"value":"{meter}",'
+               f'"measurand":"Energy.Active.Import.Register","unit":"Wh"}}]}}]}}]') if n % 2 == 0 else f'[3,"{n - 1}",{{}}]'
+        rows.append(sample.model_copy(update={
+            "charge_point_id": f"SIM-{charger:05d}", "received_at": start + timedelta(seconds=30 * n, milliseconds=charger),
+            "direction": "in" if n % 2 == 0 else "out", "message_type": 2 if n % 2 == 0 else 3, "action": "MeterValues",
+            "message_id": str(n - n % 2), "raw": raw, "connection_id": f"c{charger}", "seq": n, "error": ""}).row())
+    return rows
+
+
+def test_migration_7_gives_a_database_with_rows_its_codecs_in_place(chdb_client, unique: str) -> None:
+    """A database at the version before (LZ4 everywhere) with frames: the codecs are set without touching a row,
+    and the next merge writes the rows smaller; every row reads the same before and after."""
+    from processors.clickhouse_sink import COLUMNS
+
+    database = f"c_{unique}"
+    before = tuple(m for m in MIGRATIONS if m.version < CODECS_AND_RETENTION)
+    clickhouse.migrate(chdb_client, database, migrations=before)
+    chdb_client.insert("frames", _frames_like_a_fleet(20_000), column_names=COLUMNS["frames"], database=database)
+    chdb_client.command(f"OPTIMIZE TABLE `{database}`.frames FINAL")
+
+    def state() -> tuple[Any, int]:
+        digest = chdb_client.query(f"SELECT count(), groupBitXor(cityHash64(*)) FROM `{database}`.frames").result_rows[0]
+        size = chdb_client.query(f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{database}' "
+                                 "AND table = 'frames' AND active").result_rows[0][0]
+        return digest, int(size)
+
+    rows_lz4, size_lz4 = state()
+    report = clickhouse.migrate(chdb_client, database)
+    assert report.applied == tuple(m.version for m in MIGRATIONS if m.version >= CODECS_AND_RETENTION)
+    codecs = dict(chdb_client.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
+                                    "AND table = 'frames'").result_rows)
+    assert codecs == {c.name: f"CODEC({c.codec})" if c.codec else "" for c in FRAMES.columns}
+    assert any(codecs.values())
+    assert state()[0] == rows_lz4
+    chdb_client.command(f"OPTIMIZE TABLE `{database}`.frames FINAL")
+    rows_coded, size_coded = state()
+    assert rows_coded == rows_lz4
+    assert size_coded < size_lz4
+    comments = dict(chdb_client.query(f"SELECT name, comment FROM system.columns WHERE database = '{database}' "
+                                      "AND table = 'frames'").result_rows)
+    assert comments == {c.name: c.comment for c in FRAMES.columns}  # a MODIFY COLUMN keeps what it restates
+
+
+def test_the_cluster_retention_ddl_parses_in_the_real_engine(chdb_client) -> None:
+    from schemas import ddl as cluster_ddl
+
+    dialect = cluster_ddl.Cluster(name="ocpp")
+    todo = clickhouse.retention_statements({cluster_ddl.local_name(t, dialect): None for t in RETAINED_TABLES}, "ocpp",
+                                           dialect, Retention(raw_days=120, status_days=400, compliance_days=2000))
+    statements = [s for group in todo.values() for s in group]
+    assert len(statements) == len([t for t in RETAINED_TABLES if t.table_class is not TableClass.REGISTRY])
+    for statement in statements:
+        assert " ON CLUSTER 'ocpp' MODIFY TTL " in statement and "_local`" in statement
+        chdb_client.query("SELECT formatQuery(%(q)s)", parameters={"q": statement})

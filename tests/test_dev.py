@@ -33,7 +33,8 @@ from infra.local_credentials import LocalCredentials, env_values
 from infra.settings import LocalKafkaSettings
 from ocpp_pipeline.dev import simulated_clock_env
 from processors.settings import WorkerSettings
-from simulator import expectations
+from signed_meter.registry import parse_key_file
+from simulator import expectations, lives
 from simulator.settings import SimulatorSettings
 from tests.conftest import free_port
 from tests.processors.test_worker_live import read_topic
@@ -92,7 +93,7 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
     # Half the fleet speaks OCPP 2.0.1, half of it quirky; 300x time: sessions of real minutes take seconds.
     dev = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "dev", "--chargers", "12", "--duration", "25",
                             "--time-scale", "300", "--quirky", "0.5", "--seed", "7", "--ocpp-mix", "1.6:0.5,2.0.1:0.5",
-                            "--backlog-share", "0.3",
+                            "--backlog-share", "0.3", "--signing-share", "0.5",
                             "--expected", str(expected_path)],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -108,6 +109,11 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         pids = [int(p) for p in re.findall(r"(?:gateway|worker|simulator) pid (\d+)", output)]
         broker_pid = local_kafka.LocalBroker(LocalKafkaSettings(home=home, port=kafka_port)).pid()
         assert len(pids) == 3 and broker_pid is not None
+        # Half the fleet signs its readings: their meters' keys are where dev says, for `keys import`.
+        (keys_path,) = re.findall(r"meter keys +(\S+) \((\d+) signing chargers", output)
+        assert Path(keys_path[0]) == (home / "simulator" / "meter-keys.csv").resolve() and keys_path[1] == "6", output
+        # ... and registered by dev before the worker and the fleet started (keys import, as the operator).
+        assert re.search(r"meter keys registered \d+ keys of 6 signing chargers", output), output
         tx = asyncio.run(charge(gateway_port))
 
         deadline = time.monotonic() + 120
@@ -121,6 +127,19 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         # Issue #23's stations are in the fleet: sessions queued before a first connection, and a 2.0.1 station that
         # numbers its transactions per EVSE (the same id on two EVSEs).
         assert any(s["backlog"] for s in sessions), sessions
+        # The signing chargers' sessions say what the pipeline must make of their signed readings (issue 25), each
+        # by its charger's signing fault (this seed: two honest meters, a flipped signature, a key only in the frames,
+        # a reading changed after signing), both OCPP versions among them.
+        registered = {e.key.charge_point_id for e in parse_key_file(Path(keys_path[0]).read_text())}
+        verdict = {(): "verified", ("signature_byte_flipped",): "invalid", ("payload_changed_after_signing",): "invalid",
+                   ("key_only_in_frame",): "verified_with_frame_key"}
+        signed = [s for s in sessions if s["charge_point_id"] in registered or "key_only_in_frame" in s["quirks"]]
+        for s in signed:
+            fault = tuple(q for q in s["quirks"] if q in {q.value for q in lives.SIGNING_QUIRKS})
+            assert s["signature_status"] == verdict[fault] and s["signed_start"].startswith("OCMF|"), s
+        assert all(s["signature_status"] == "unsigned" for s in sessions if s not in signed)
+        assert {"verified", "invalid"} <= {s["signature_status"] for s in signed}, signed
+        assert {s["ocpp_version"] for s in signed} == {"ocpp1.6", "ocpp2.0.1"}, signed
         per_evse = {(s["charge_point_id"], s["transaction_id"]): s["connector_id"] for s in sessions
                     if "per_evse_transaction_ids" in s["quirks"] and s["connector_id"] == 1}
         assert any(per_evse.get((s["charge_point_id"], s["transaction_id"])) == 1 for s in sessions
@@ -133,6 +152,11 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
             if problems:
                 time.sleep(1)
         assert problems == [], "\n".join(problems)
+        listed = subprocess.run([sys.executable, "-m", "ocpp_pipeline", "keys", "list", "--format", "json"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert {json.loads(r)["charge_point_id"] for r in listed.stdout.splitlines() if r.startswith("{")} == registered, \
+            listed.stdout
         assert {r["ocpp_version"] for r in rows} == {"ocpp1.6", "ocpp2.0.1"}
 
         independent = sql_json(f"SELECT transaction_id, energy_wh, stop_status FROM ocpp.sessions FINAL "
@@ -159,6 +183,9 @@ def test_dev_with_the_simulator_lands_exactly_the_expected_sessions_and_faults(
         rest = dev.communicate(timeout=120)[0]
     assert dev.returncode == 0, rest
     assert "simulator finished" in rest and "kafka stopped" in rest and "stopped" in rest
+    simulator_log = (home / "logs" / "simulator.log").read_text()
+    assert f"6 signing chargers' meters in {keys_path[0]}" in simulator_log, simulator_log  # simulate says it too
+    assert "signed    6 signing chargers (3 with signing faults)" in simulator_log, simulator_log
     for pid in pids + [broker_pid]:
         assert not _alive(pid)
 

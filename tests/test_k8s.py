@@ -46,6 +46,9 @@ CRD_SCHEMAS = {
     ("kafka.strimzi.io/v1beta2", "KafkaUser"): "strimzi/kafkauser.json",
     ("clickhouse.altinity.com/v1", "ClickHouseInstallation"): "altinity/clickhouseinstallation.json",
     ("clickhouse-keeper.altinity.com/v1", "ClickHouseKeeperInstallation"): "altinity/clickhousekeeperinstallation.json",
+    # Generated from the Prometheus Operator's API types (infra/k8s/schemas/prometheus-operator/generate).
+    ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator/podmonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator/prometheusrule.json",
 }
 # Secrets the overlays expect to exist: created by the operator (README, Deploying on Kubernetes). No password
 # is in git, not even a development one.
@@ -128,7 +131,7 @@ def test_the_crd_schemas_reject_what_the_operator_would() -> None:
 def test_kafka_topics_are_generated_from_the_topic_definitions() -> None:
     assert (K8S / "base" / "kafka-topics.yaml").read_text() == k8s_topics.render()
     names = {d["spec"]["topicName"] for d in by_kind(rendered("prod"), "KafkaTopic")}
-    assert names == {"ocpp.frames.v1", "ocpp.sessions.v1", "ocpp.faults.v1", "ocpp.exclusions.v1",
+    assert names == {"ocpp.frames.v1", "ocpp.sessions.v1", "ocpp.faults.v1", "ocpp.exclusions.v1", "ocpp.meter_keys.v1",
                      "ocpp-processors-correlator-state-changelog", "ocpp-processors-__assignor-__leader"}
     for overlay, rf in (("dev", 1), ("prod", 3)):
         for topic in by_kind(rendered(overlay), "KafkaTopic"):

@@ -221,12 +221,17 @@ def check_ev_chart(env: dict[str, str], tmp_path: Path) -> None:
     files = sorted((tmp_path / "ev-chart").iterdir())
     problems = evchart_rules.problems_in(files)
     assert problems == [], "\n".join(map(str, problems[:20]))
+    # A session id is unique per charger only (two chargers started in the same gateway millisecond share one):
+    # a session is its port's row.
     with files[0].open(newline="") as handle:
-        rows = {r["session_id"]: r for r in csv.DictReader(handle) if r["session_id"]}
-    sessions = sql_json("SELECT session_id, ocpp_version, id_token_type FROM ocpp.sessions FINAL "
-                        "WHERE connector_id >= 1 AND session_id != ''", env)
-    assert rows.keys() == {s["session_id"] for s in sessions}
-    paid = {(s["ocpp_version"], s["id_token_type"], rows[s["session_id"]]["payment_method"]) for s in sessions}
+        found = [((r["port_id"], r["session_id"]), r) for r in csv.DictReader(handle) if r["session_id"]]
+    rows = dict(found)
+    assert len(rows) == len(found), sorted(key for key, _ in found)  # one row per session
+    sessions = {(f"ST-{s['charge_point_id']}-{s['c']}", s["session_id"]): s for s in sql_json(
+        "SELECT charge_point_id, toUInt32(connector_id) AS c, session_id, ocpp_version, id_token_type "
+        "FROM ocpp.sessions FINAL WHERE connector_id >= 1 AND session_id != ''", env)}
+    assert rows.keys() == sessions.keys()
+    paid = {(s["ocpp_version"], s["id_token_type"], rows[key]["payment_method"]) for key, s in sessions.items()}
     assert paid <= {("ocpp1.6", "", "credit_card"), ("ocpp1.6", "NoAuthorization", "free"),
                     ("ocpp2.0.1", "ISO14443", "rfid_card"), ("ocpp2.0.1", "NoAuthorization", "free")}, paid
     assert {v for v, _, _ in paid} == {"ocpp1.6", "ocpp2.0.1"} and ("ocpp2.0.1", "ISO14443", "rfid_card") in paid

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import csv
 import re
+import uuid
 from datetime import date
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from infra import clickhouse
 from kpi.errors import ExportFailed, InvalidPeriod, StationsFileError
-from kpi.ev_chart import MODULE2_COLUMNS, MODULE3_COLUMNS, MODULE4_COLUMNS, Quarter, export
+from kpi.ev_chart import MODULE2_COLUMNS, MODULE3_COLUMNS, MODULE4_COLUMNS, PAGE_ROWS, Quarter, export
 from kpi.ev_chart_codes import (
     NO_ERROR,
     NOT_REPORTED,
@@ -32,7 +34,8 @@ from kpi.ev_chart_rows import (
 )
 from kpi.source import ClientSource
 from kpi.stations import load_stations, parse_stations
-from schemas.records import EV_CHART_CODES, ExclusionReason, Session
+from schemas.records import EV_CHART_CODES, ChargeAttempt, ExclusionReason, Session
+from schemas.tables import CHARGE_ATTEMPTS, SESSIONS
 from tests.kpi.helpers import (
     attempt, insert_attempts, insert_exclusions, insert_outages, insert_sessions, insert_status, ms, outage, session,
 )
@@ -416,6 +419,90 @@ def test_the_sessions_are_read_in_pages_the_read_path_allows(chdb_client, databa
                    ms(99_999), page_rows=1)
     assert [f.read_text() for f in paged.files] == [f.read_text() for f in one.files]
     assert (paged.sessions, paged.sessions_without_port, seen) == (35, 1, [1] * 35)
+
+
+# A session id is unique per charger only (SESSIONS.md): two OCPP 1.6 chargers whose StartTransactions the gateway
+# stamps in the same millisecond get the same transactionId (its second) and so the same session id; 2.0.1
+# stations that number transactions per EVSE share ids too. Each session is its own row, with its own attempt.
+CHARGERS = ("CP-1", "CP-2", "CP-3")
+CHARGER_STATIONS = parse_stations("charge_point_id,connector_id,station_id,port_id,network_provider\n" + "".join(
+    f"{cp},{c},ST-{cp},ST-{cp}-{c},acme_network\n" for cp in CHARGERS for c in (1, 2)))
+
+
+@pytest.fixture(scope="module")
+def sessions_database(chdb_client) -> str:
+    """One migrated database for the cases below (a migration per case would cost more than the cases)."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    clickhouse.migrate(chdb_client, name)
+    return name
+
+
+def export_sessions(client, database: str, out: Path, sessions: list[Session], attempts: list[ChargeAttempt],
+                    page_rows: int = PAGE_ROWS):
+    for t in (SESSIONS, CHARGE_ATTEMPTS):
+        client.command(f"TRUNCATE TABLE `{database}`.`{t.name}`")
+    insert_sessions(client, database, sessions)
+    insert_attempts(client, database, attempts)
+    return export(ClientSource(client), database, Quarter.parse("2026Q3"), out, CHARGER_STATIONS, ms(5 * 24 * 60),
+                  page_rows=page_rows)
+
+
+@pytest.mark.parametrize("sessions, attempts, expected", [
+    pytest.param([("CP-1", 1, "s1"), ("CP-2", 1, "s1")], [("CP-1", "s1", ""), ("CP-2", "s1", "stop_emergency_stop")],
+                 [("ST-CP-1-1", "s1", "no_error"), ("ST-CP-2-1", "s1", "stop_emergency_stop")],
+                 id="two chargers, one id, an attempt each"),
+    pytest.param([("CP-1", 1, "s1"), ("CP-2", 2, "s1"), ("CP-3", 1, "s1")],
+                 [("CP-1", "s1", "faulted"), ("CP-2", "s1", "no_energy"), ("CP-3", "s1", "")],
+                 [("ST-CP-1-1", "s1", "faulted"), ("ST-CP-2-2", "s1", "no_energy"), ("ST-CP-3-1", "s1", "no_error")],
+                 id="three chargers, one id"),
+    pytest.param([("CP-1", 1, "s1"), ("CP-2", 1, "s1")], [("CP-1", "s1", "faulted")],
+                 [("ST-CP-1-1", "s1", "faulted"), ("ST-CP-2-1", "s1", "no_error")],
+                 id="only one of them has an attempt: the other's own row says how it ended"),
+    pytest.param([("CP-1", 1, "s1")], [("CP-2", "s1", "stop_power_loss")], [("ST-CP-1-1", "s1", "no_error")],
+                 id="the attempt of another charger's session (of another quarter) is not this one's"),
+    pytest.param([("CP-1", 1, "s1"), ("CP-1", 2, "s2")], [("CP-1", "s1", "no_energy"), ("CP-1", "s2", "")],
+                 [("ST-CP-1-1", "s1", "no_energy"), ("ST-CP-1-2", "s2", "no_error")], id="one charger, two ids"),
+])
+def test_a_session_id_two_chargers_share_is_one_row_each_with_its_own_attempt(
+        chdb_client, sessions_database: str, tmp_path: Path, sessions: list[tuple[str, int, str]],
+        attempts: list[tuple[str, str, str]], expected: list[tuple[str, str, str]]) -> None:
+    done = export_sessions(
+        chdb_client, sessions_database, tmp_path,
+        [row(cp, c, 100 + 10 * i, 150 + 10 * i, 1000.0, sid) for i, (cp, c, sid) in enumerate(sessions)],
+        [attempt(cp, 1, 99, delivered=True, ended_ok=not failure, attempt_id=sid, failure=failure)
+         for cp, sid, failure in attempts])
+    m2 = read(done.files[0])
+    assert sorted((r["port_id"], r["session_id"], r["session_error"]) for r in m2) == expected
+    assert done.sessions == len(sessions)
+
+
+@st.composite
+def shared_id_histories(draw: st.DrawFn) -> tuple[list[Session], dict[tuple[str, str], str], int]:
+    """Sessions of three chargers whose ids come from a small pool (unique per charger, as the pipeline's), attempts
+    of some of them and of sessions outside the quarter, and the read path's page size."""
+    keys = draw(st.lists(st.tuples(st.sampled_from(CHARGERS), st.sampled_from(["s1", "s2", "s3"])), unique=True,
+                         min_size=1, max_size=9))
+    sessions = [row(cp, draw(st.sampled_from([1, 2])), start, start + 30, 1000.0, sid)
+                for cp, sid in keys for start in [draw(st.integers(0, 3 * 24 * 60))]]
+    others = draw(st.lists(st.tuples(st.sampled_from(CHARGERS), st.sampled_from(["s1", "s2", "s3"])), unique=True))
+    failures = st.sampled_from(["", *sorted(SESSION_ERRORS)])
+    attempts = {key: draw(failures) for key in [*keys, *others] if draw(st.booleans())}
+    return sessions, attempts, draw(st.sampled_from([1, 2, PAGE_ROWS]))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(history=shared_id_histories())
+def test_every_session_is_one_module_2_row_with_its_own_attempt_s_error(
+        chdb_client, sessions_database: str, tmp_path: Path, history) -> None:
+    sessions, attempts, page_rows = history
+    done = export_sessions(chdb_client, sessions_database, tmp_path / "out", sessions,
+                           [attempt(cp, 1, -60, delivered=True, ended_ok=not failure, attempt_id=sid, failure=failure)
+                            for (cp, sid), failure in attempts.items()], page_rows)
+    rows = sorted((r["port_id"], r["session_id"], r["session_error"]) for r in read(done.files[0]))
+    # A delivered session stopped by its charger ends ok by its own row when it has no attempt.
+    assert rows == sorted((f"ST-{s.charge_point_id}-{s.connector_id}", s.session_id,
+                           attempts.get((s.charge_point_id, s.session_id)) or NO_ERROR) for s in sessions)
 
 
 def test_a_quarter_without_sessions_or_outages_has_a_no_data_row_per_port(chdb_client, database: str,

@@ -13,10 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kpi.errors import InvalidExclusion
-from kpi.exclusions import (
-    Lifetime, check_bounds, covers_port, decode_event, exclusion_from_row, fetch_lifetime, from_ms, new_exclusion, to_ms,
-)
+from kpi.exclusions import Lifetime, check_bounds, exclusion_from_row, fetch_lifetime, new_exclusion
 from kpi.source import ClientSource
+from schemas.base import datetime_to_ms as to_ms
+from schemas.base import ms_to_datetime as from_ms
+from schemas.errors import InvalidExclusionEvent
+from schemas.exclusions import covers_port, decode_event
 from schemas.records import ExclusionReason, OutageExclusion
 from schemas.tables import PORT_OUTAGES, PORT_OUTAGES_WITH_EXCLUSIONS
 from tests.kpi.helpers import T0, at, insert_exclusions, insert_outages, ms, outage
@@ -139,7 +141,7 @@ def test_an_event_round_trips_and_a_forged_or_broken_one_is_refused() -> None:
     for value, message in [(forged.model_dump_json().encode(), "is not its content's"), (b"not json", "not an exclusion"),
                            (good.model_dump_json().replace("scheduled_maintenance", "bad_weather").encode(), "reason"),
                            (None, "tombstone")]:
-        with pytest.raises(InvalidExclusion, match=message):
+        with pytest.raises(InvalidExclusionEvent, match=message):
             decode_event(value)
 
 

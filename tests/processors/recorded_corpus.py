@@ -31,7 +31,8 @@ from typing import Any
 
 from processors.pipeline import FrameProcessor
 from processors.settings import CorrelatorConfig
-from schemas.tables import SESSIONS, SIGNED_SINCE
+from schemas.migration_numbers import SIGNED_SINCE
+from schemas.tables import SESSIONS
 
 CORPUS = Path(__file__).parent / "data" / "recorded" / "corpus.jsonl.gz"
 
@@ -95,7 +96,7 @@ def replay(stream: dict[str, Any]) -> list[dict[str, Any]]:
             else:
                 if table == SESSIONS.name:
                     rows = [as_recorded(row) for row in rows]
-                made[table] = sorted(rows, key=json.dumps) if table == "charge_attempts" else rows
+                made[table] = rows
         counters = {"bad_envelopes": out.bad_envelopes, "processing_failures": out.processing_failures,
                     "unstorable_rows": out.unstorable_rows}
         made.update({name: n for name, n in counters.items() if n})

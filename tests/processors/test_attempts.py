@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.attempts import AUTHORIZES_KEPT, PLUGINS_KEPT
-from schemas.outcomes import snake, transaction_failure
+from schemas.attempt_failure import snake, transaction_failure
 from processors.correlator import Correlator
 from processors.settings import CorrelatorConfig
 from schemas.records import AttemptKind, ChargeAttempt

@@ -1,19 +1,30 @@
-"""The batch path's pure parts: the cheap decoders decide exactly what pydantic and ``json.loads`` decided,
-a batch is the same as its records one by one, and partitions are forgotten and recovered as a set."""
+"""The batch path: the cheap decoders decide exactly what pydantic and ``json.loads`` decided, a batch is the same
+as its records one by one, partitions are forgotten and recovered as a set, and the fetch loop
+(:class:`processors.batch_path.BatchPath`) takes, seeks back and hands over as :mod:`processors.intake` says,
+against a scripted consumer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
 
 from processors import frame_json
-from processors.settings import CorrelatorConfig
+from processors.batch_path import BatchPath
 from processors.envelope_decode import Envelope, decode_envelope
+from processors.exclusion_intake import ExclusionIntake
+from processors.faust_adapter import TP
+from processors.intake import Intake
+from processors.metrics import WorkerMetrics
 from processors.pipeline import FrameProcessor
+from processors.settings import CorrelatorConfig
+from processors.stall import StallWatch
 from processors.state_codec import partition_hint
 from schemas.envelope import FrameEnvelope
 from tests.processors.script import T0_MS, Script, energy
@@ -212,3 +223,181 @@ def test_a_restart_at_any_point_of_the_commit_order_ends_with_the_same_store(cra
     flushes = -(-len(values) // batch)
     for flush in range(flushes):
         assert _stored_run(values, batch, (flush, crash_step)) == clean, f"crash after {crash_step} of flush {flush}"
+
+
+# --- the fetch loop (processors.batch_path.BatchPath) against a scripted consumer --------------------------------
+
+FRAMES_TOPIC, EXCLUSIONS_TOPIC, CHANGELOG = "frames", "exclusions", "changelog"
+
+
+@dataclass(frozen=True)
+class Rec:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+
+
+@dataclass
+class Poll:
+    """One poll's records, and the flow state the consumer is in while the loop looks at them."""
+
+    records: dict[TP, list[Rec]]
+    flow_active: bool = True
+    rebalancing: bool = False
+
+
+@dataclass
+class ScriptedConsumer:
+    """Hands the loop one scripted poll after another (and stops it after the last); records what it is asked."""
+
+    polls: list[Poll]
+    ends: dict[TP, int] = field(default_factory=dict)
+    committed: dict[TP, int] = field(default_factory=dict)
+    flow_active: bool = True
+    rebalancing: bool = False
+    generation: int = 1
+    seeks: list[tuple[TP, int]] = field(default_factory=list)
+    delivered: list[tuple[TP, list[int]]] = field(default_factory=list)
+    seeks_to_committed: int = 0
+    active: dict[TP, float] = field(default_factory=dict)
+
+    async def poll(self, timeout_s: float) -> dict[TP, list[Rec]]:
+        step = self.polls.pop(0)
+        self.flow_active, self.rebalancing = step.flow_active, step.rebalancing
+        return step.records
+
+    def stopped(self) -> bool:
+        return not self.polls
+
+    async def deliver(self, tp: TP, records: Iterable[Rec], generation: int) -> None:
+        self.delivered.append((tp, [r.offset for r in records]))
+
+    def committed_offset(self, tp: TP) -> int | None:
+        return self.committed.get(tp)
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.ends.get(tp)
+
+    def assignment(self) -> set[TP]:
+        return set(self.ends)
+
+    async def seek(self, tp: TP, offset: int) -> bool:
+        self.seeks.append((tp, offset))
+        return True
+
+    async def seek_to_committed(self) -> bool:
+        self.seeks_to_committed += 1
+        return True
+
+    def note_stream_activity(self, tp: TP, now: float) -> None:
+        self.active[tp] = now
+
+
+@dataclass
+class Loop:
+    consumer: ScriptedConsumer
+    states: dict[str, bytes] = field(default_factory=dict)
+    flushes: int = 0
+    recovered: list[int] = field(default_factory=list)
+    path: BatchPath = field(init=False)
+    processor: FrameProcessor = field(init=False)
+    exclusions: ExclusionIntake = field(default_factory=ExclusionIntake)
+    intake: Intake = field(default_factory=Intake)
+
+    def __post_init__(self) -> None:
+        self.processor = FrameProcessor(CorrelatorConfig.defaults(status_window_ms=2_000), self.states.get)
+
+        async def flush() -> None:
+            self.flushes += 1
+
+        def persisted() -> list[tuple[str, bytes]]:
+            self.recovered.append(len(self.states))
+            return list(self.states.items())
+
+        self.path = BatchPath(
+            consumer=self.consumer, processor=self.processor, intake=self.intake, exclusions=self.exclusions,
+            stall=StallWatch(60.0, 0.0), metrics=WorkerMetrics(), persisted_states=persisted, flush=flush,
+            frames_topic=FRAMES_TOPIC, exclusions_topic=EXCLUSIONS_TOPIC, flush_rows=5, idle_advance_s=5.0)
+
+    def run(self, assigned: Iterable[TP]) -> None:
+        self.path.assigned(assigned)
+        asyncio.run(self.path.run(self.consumer.stopped))
+
+
+def frames(partition: int, first: int, count: int) -> dict[TP, list[Rec]]:
+    values = envelopes()
+    return {TP(FRAMES_TOPIC, partition): [Rec(first + n, b"CP-1", values[n % len(values)]) for n in range(count)]}
+
+
+P0 = TP(FRAMES_TOPIC, 0)
+
+
+def test_the_loop_hands_frames_to_the_processor_and_flushes_a_full_batch() -> None:
+    loop = Loop(ScriptedConsumer([Poll(frames(0, 0, 3)), Poll(frames(0, 3, 3))]))
+    loop.run([P0])
+    assert loop.intake.next_offset(0) == 6 and loop.processor.pending_frames == 6
+    assert loop.flushes == 1  # 6 frames pending >= flush_rows (5)
+    assert loop.recovered == [0]  # the partition's states indexed once, before its first frames
+    assert P0 in loop.consumer.active and loop.consumer.seeks == []
+
+
+def test_frames_fetched_during_a_rebalance_are_not_taken_but_sought_back_to() -> None:
+    loop = Loop(ScriptedConsumer([Poll(frames(0, 0, 2)), Poll(frames(0, 2, 3), flow_active=False, rebalancing=True)]))
+    loop.run([P0])
+    assert loop.intake.next_offset(0) == 2 and loop.processor.pending_frames == 2
+    assert loop.consumer.seeks == [(P0, 2)]
+    assert loop.consumer.seeks_to_committed == 1  # and, as Faust's own poll, back to the committed offsets
+
+
+def test_frames_of_a_partition_not_owned_are_ignored_and_a_stopping_worker_takes_none() -> None:
+    loop = Loop(ScriptedConsumer([Poll(frames(1, 0, 2)), Poll(frames(0, 0, 2))]))
+    loop.path.assigned([P0])
+    loop.path.stop_taking()
+    asyncio.run(loop.path.run(loop.consumer.stopped))
+    assert loop.processor.pending_frames == 0 and loop.consumer.seeks == []
+
+
+def test_exclusions_are_taken_even_during_a_rebalance_and_the_changelog_goes_to_faust_only_with_the_flow() -> None:
+    from tests.kpi.test_exclusions import excl
+
+    good = excl(1, 0, 10).model_dump_json().encode()
+    changelog = TP(CHANGELOG, 0)
+    polls = [
+        Poll({TP(EXCLUSIONS_TOPIC, 0): [Rec(0, None, good)], changelog: [Rec(0, b"CP-1", b"{}")]},
+             flow_active=False, rebalancing=True),
+        Poll({changelog: [Rec(1, b"CP-1", b"{}")]}),
+    ]
+    loop = Loop(ScriptedConsumer(polls))
+    loop.run([P0])
+    assert loop.exclusions.drain().commits == {0: 1}
+    assert loop.consumer.delivered == [(changelog, [1])]
+
+
+def test_an_idle_caught_up_partition_clock_moves_on_and_a_lagging_one_waits() -> None:
+    consumer = ScriptedConsumer([Poll(frames(0, 0, 3))], ends={P0: 3})
+    loop = Loop(consumer)
+    loop.run([P0])
+    mark = loop.processor.watermark(0)
+    assert mark is not None and loop.path.lag() == 0
+    arrived = loop.path._arrivals[0][0]
+    loop.path.advance_idle_clocks(arrived + 4.0)
+    assert loop.processor.watermark(0) == mark  # not idle long enough
+    consumer.ends[P0] = 10  # frames wait in Kafka: wall time must not close their windows
+    loop.path.advance_idle_clocks(arrived + 6.0)
+    assert loop.processor.watermark(0) == mark and loop.path.lag() == 7
+    consumer.ends[P0] = 3
+    consumer.rebalancing = True
+    loop.path.advance_idle_clocks(arrived + 6.0)
+    assert loop.processor.watermark(0) == mark
+    consumer.rebalancing = False
+    loop.path.advance_idle_clocks(arrived + 6.0)
+    assert mark + 5000 < loop.processor.watermark(0) <= mark + 6000  # moved on by the idle time
+
+
+def test_a_lost_partition_is_forgotten_and_read_again_from_the_committed_offset_if_it_comes_back() -> None:
+    loop = Loop(ScriptedConsumer([Poll(frames(0, 0, 3))]))
+    loop.run([P0])
+    assert loop.path.assigned([TP(FRAMES_TOPIC, 1)]) == {0}
+    assert loop.intake.next_offset(0) is None and loop.processor.watermark(0) is None
+    assert loop.path.assigned([P0, TP(FRAMES_TOPIC, 1)]) == set()

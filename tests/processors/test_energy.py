@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 from decimal import Decimal
 
@@ -11,24 +9,11 @@ import pytest
 from hypothesis import given, strategies as st
 
 from processors import legacy_state, state_codec
-from processors.energy import EnergyInputs, EnergyResult, RegisterReducer, RegisterSample, session_energy
+from processors.energy import EnergyInputs, RegisterReducer
 from schemas.flags import Flag
 from schemas.records import EnergySource
-from processors.settings import CorrelatorConfig
+from tests.processors.energy_inputs import energy_of, make_inputs
 
-DEFAULTS = CorrelatorConfig.defaults()
-DEFAULT_MAX_DURATION_S = DEFAULTS.max_session_age_ms / 1000
-
-
-def make_inputs(*args: Any, transaction_data: Any = (), **kwargs: Any) -> EnergyInputs:
-    """:class:`EnergyInputs` with transactionData samples written as plain tuples (resolution and mark may be left out)."""
-    return EnergyInputs(*args, transaction_data=[RegisterSample(*t) for t in transaction_data], **kwargs)
-
-
-def energy_of(inputs: EnergyInputs, max_power_w: float = DEFAULTS.max_power_w,
-              max_duration_s: float = DEFAULT_MAX_DURATION_S) -> EnergyResult:
-    """:func:`session_energy` with the settings' defaults."""
-    return session_energy(inputs, max_power_w, max_duration_s)
 
 MIN = 60_000  # ms
 

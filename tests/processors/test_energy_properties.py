@@ -9,23 +9,10 @@ from typing import Any
 from hypothesis import assume, given, settings, strategies as st
 
 from processors import state_codec
-from processors.energy import EnergyInputs, EnergyResult, RegisterReducer, RegisterSample, session_energy, tolerance_wh
+from processors.energy import EnergyInputs, RegisterReducer, tolerance_wh
 from schemas.flags import Flag
-from processors.settings import CorrelatorConfig
+from tests.processors.energy_inputs import DEFAULT_MAX_DURATION_S, energy_of, make_inputs
 
-DEFAULTS = CorrelatorConfig.defaults()
-DEFAULT_MAX_DURATION_S = DEFAULTS.max_session_age_ms / 1000
-
-
-def make_inputs(*args: Any, transaction_data: Any = (), **kwargs: Any) -> EnergyInputs:
-    """:class:`EnergyInputs` with transactionData samples written as plain tuples (resolution and mark may be left out)."""
-    return EnergyInputs(*args, transaction_data=[RegisterSample(*t) for t in transaction_data], **kwargs)
-
-
-def energy_of(inputs: EnergyInputs, max_power_w: float = DEFAULTS.max_power_w,
-              max_duration_s: float = DEFAULT_MAX_DURATION_S) -> EnergyResult:
-    """:func:`session_energy` with the settings' defaults."""
-    return session_energy(inputs, max_power_w, max_duration_s)
 
 RESOLUTIONS = st.sampled_from([0.0, 1.0, 10.0, 100.0, 1000.0])
 Sample = tuple[int | None, float, float]

@@ -8,25 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.energy import EnergyInputs, EnergyResult, RegisterSample, session_energy
 from schemas.flags import Flag
 from processors.meter import ENERGY_REGISTER, POWER, Reading, _any_number, _number, read_meter_values
 from schemas.records import EnergySource
-from processors.settings import CorrelatorConfig
+from tests.processors.energy_inputs import energy_of, make_inputs
 
-DEFAULTS = CorrelatorConfig.defaults()
-DEFAULT_MAX_DURATION_S = DEFAULTS.max_session_age_ms / 1000
-
-
-def make_inputs(*args: Any, transaction_data: Any = (), **kwargs: Any) -> EnergyInputs:
-    """:class:`EnergyInputs` with transactionData samples written as plain tuples (resolution and mark may be left out)."""
-    return EnergyInputs(*args, transaction_data=[RegisterSample(*t) for t in transaction_data], **kwargs)
-
-
-def energy_of(inputs: EnergyInputs, max_power_w: float = DEFAULTS.max_power_w,
-              max_duration_s: float = DEFAULT_MAX_DURATION_S) -> EnergyResult:
-    """:func:`session_energy` with the settings' defaults."""
-    return session_energy(inputs, max_power_w, max_duration_s)
 
 AT = "2024-05-01T10:00:00Z"
 AT_MS = 1_714_557_600_000

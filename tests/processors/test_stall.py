@@ -1,12 +1,22 @@
 """The worker's stall rule (processors.stall), driven as the worker drives it: progress events, and timer
-ticks that look at Kafka when the rule says so."""
+ticks that look at Kafka when the rule says so; then the watch around it (processors.stall_watch) against a
+recording consumer: when it looks, where it seeks, when it exits."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from processors.faust_adapter import TP
+from processors.intake import Intake
 from processors.stall import StallAction, StallWatch
+from processors.stall_watch import StallWatchdog
 
 STALL_S = 60.0
 
@@ -108,3 +118,113 @@ def test_it_exits_only_after_two_limits_without_progress_with_frames_waiting_at_
                 assert not (steady and now - moved < STALL_S)
             if kind == "quiet" and looked:
                 moved = now
+
+
+# --- the watch around the rule (processors.stall_watch): what it asks of Kafka and does about it ---------------
+
+
+class Exited(Exception):
+    """Where the worker would exit with 70."""
+
+
+@dataclass
+class Consumer:
+    """The consumer as the watch sees it: assignment, committed offsets, end offsets; records its seeks."""
+
+    ends: dict[TP, int]
+    committed: dict[TP, int] = field(default_factory=dict)
+    rebalancing: bool = False
+    seeks: list[tuple[TP, int]] = field(default_factory=list)
+    looks: int = 0
+
+    def assignment(self) -> set[TP]:
+        return set(self.ends) | {TP("other", 0)}
+
+    def committed_offset(self, tp: TP) -> int | None:
+        return self.committed.get(tp)
+
+    async def highwaters(self, tps: Iterable[TP]) -> Mapping[TP, int]:
+        self.looks += 1
+        assert all(tp.topic == FRAMES for tp in tps)  # only the frames partitions are watched
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def seek(self, tp: TP, offset: int) -> bool:
+        self.seeks.append((tp, offset))
+        return True
+
+
+FRAMES = "frames"
+P0, P1 = TP(FRAMES, 0), TP(FRAMES, 1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def watchdog(consumer: Consumer, intake: Intake, clock: Clock) -> StallWatchdog:
+    def exit_process() -> NoReturn:
+        raise Exited
+
+    return StallWatchdog(StallWatch(STALL_S, last_progress=0.0), consumer, intake, FRAMES, exit_process=exit_process,
+                         clock=clock)
+
+
+def test_the_watch_looks_at_kafka_only_when_due_and_nudges_then_exits() -> None:
+    consumer, intake, clock = Consumer({P0: 10, P1: 4}, committed={P1: 4}), Intake(), Clock()
+    intake.taken(0, 7)
+    watch = watchdog(consumer, intake, clock)
+    clock.now = 59.0
+    assert asyncio.run(watch.check()) is None and consumer.looks == 0
+    clock.now = 60.0
+    assert asyncio.run(watch.check()) is StallAction.NUDGE
+    assert consumer.seeks == [(P0, 7)]  # the next offset of the partition behind, none for the caught-up one
+    clock.now = 119.0
+    assert asyncio.run(watch.check()) is None
+    clock.now = 120.0
+    with pytest.raises(Exited):
+        asyncio.run(watch.check())
+
+
+def test_nothing_to_read_is_quiet_and_a_stopping_worker_is_not_watched() -> None:
+    consumer, intake, clock = Consumer({P0: 5}), Intake(), Clock()
+    intake.taken(0, 5)
+    watch = watchdog(consumer, intake, clock)
+    clock.now = 60.0
+    assert asyncio.run(watch.check()) is None and consumer.looks == 1 and not watch.rule.due(clock.now)
+    consumer.ends[P0] = 9
+    clock.now = 500.0
+    assert asyncio.run(watch.check(stopping=True)) is None and consumer.looks == 1
+
+
+def test_a_nudge_while_the_group_rebalances_seeks_nothing() -> None:
+    consumer, intake, clock = Consumer({P0: 5}, rebalancing=True), Intake(), Clock()
+    watch = watchdog(consumer, intake, clock)
+    clock.now = 60.0
+    assert asyncio.run(watch.check()) is StallAction.NUDGE and consumer.seeks == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.integers(0, 3), st.tuples(st.integers(0, 50), st.none() | st.integers(0, 50),
+                                                    st.none() | st.integers(0, 50)), min_size=1))
+def test_a_nudge_seeks_exactly_the_partitions_behind_to_what_comes_next(partitions: dict[int, tuple[int, int | None, int | None]]) -> None:
+    """Per partition (end, committed, taken up to): behind when the end is past what comes next (taken, else the
+    committed offset, else 0); a nudge seeks each of those there, and never a caught-up one."""
+    ends = {TP(FRAMES, p): end for p, (end, _, _) in partitions.items()}
+    committed = {TP(FRAMES, p): c for p, (_, c, _) in partitions.items() if c is not None}
+    consumer, intake, clock = Consumer(ends, committed=committed), Intake(), Clock()
+    for p, (_, _, taken) in partitions.items():
+        if taken is not None:
+            intake.taken(p, taken)
+    expected = {}
+    for p, (end, c, taken) in partitions.items():
+        done = taken if taken is not None else (c or 0)
+        if end > done:
+            expected[TP(FRAMES, p)] = done
+    clock.now = STALL_S
+    action = asyncio.run(watchdog(consumer, intake, clock).check())
+    assert action is (StallAction.NUDGE if expected else None)
+    assert dict(consumer.seeks) == expected and len(consumer.seeks) == len(expected)

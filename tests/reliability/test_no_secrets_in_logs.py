@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from gateway.credentials import Credentials
 from infra.settings import KafkaSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_listening
 from tests.gateway.live import read_envelopes
 from tests.gateway.test_security_profiles import basic, outcome
 from tests.reliability import adversarial
@@ -45,10 +45,11 @@ def test_no_password_in_any_log_or_frame(kafka_settings: KafkaSettings, unique: 
         gateway = subprocess.Popen([sys.executable, "-m", "ocpp_pipeline", "gateway", "--host", "127.0.0.1", "--port", str(port),
                                     "--log-level", "debug"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while b"listening" not in log_path.read_bytes() and time.monotonic() < deadline:
-            assert gateway.poll() is None, log_path.read_text()
+        deadline = time.monotonic() + 120
+        while b"listening" not in log_path.read_bytes():
+            assert gateway.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
+        wait_listening(port)  # the line can come before every process of the gateway accepts
         uri = f"ws://127.0.0.1:{port}/ocpp"
 
         async def attempts():

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import random
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime
 
@@ -16,6 +18,7 @@ from simulator import lives
 from simulator.charger import Charger, Ledger, Timing, now_ms
 from simulator.charger_v201 import Charger201
 from simulator.incidents import AttemptKind, Behaviours, ExpectedConnection, OfflineHow
+from simulator.link import held_between_calls
 from simulator.lives import Ending
 
 TIMING = Timing(time_scale=3000, meter_interval_s=300, heartbeat_interval_s=300, idle_mean_s=300)
@@ -53,6 +56,9 @@ class FakeLink:
                 return {"idTokenInfo": status}
             return {}
 
+    def between_calls(self) -> AbstractAsyncContextManager[None]:
+        return held_between_calls(self._lock, 5.0)
+
     @property
     def online(self) -> bool:
         return self._up.is_set()
@@ -83,19 +89,26 @@ class FakeLink:
     async def close(self) -> None:
         self._drop(OfflineHow.RUN_END)
 
-    def noted_between(self, connector: int, status: str) -> list[tuple[int, int]]:
-        """For each of a connector's StatusNotifications with ``status``: (its call's time, the next call's time).
-        The charger notes a status in its ledger after the answer and before its next call, so the ledger's time
-        lies in that window (the same millisecond, or the next when the clock ticks in between)."""
+    def windows(self, action: str) -> list[tuple[int, int, dict]]:
+        """For each CALL of ``action``: (its answer's time, the next call's time, its payload). The charger notes what
+        a call caused in its ledger after the answer and before its next call, so the ledger's time lies in that
+        window (the same millisecond, or a later one however long the machine stalls in between)."""
         times = [at for at, _, _ in self.calls] + [now_ms()]
-        return [(at, times[i + 1]) for i, (at, a, p) in enumerate(self.calls) if a == "StatusNotification"
-                and p.get("connectorId" if "status" in p else "evseId") == connector
-                and (p.get("status") or p["connectorStatus"]) == status]
+        return [(at, times[i + 1], p) for i, (at, a, p) in enumerate(self.calls) if a == action]
+
+    def status_windows(self, connector: int) -> list[tuple[int, int, str]]:
+        """:meth:`windows` of a connector's StatusNotifications, with the status (2.0.1: its EVSE's connectorStatus)."""
+        return [(at, following, p.get("status") or p["connectorStatus"])
+                for at, following, p in self.windows("StatusNotification")
+                if p.get("connectorId" if "status" in p else "evseId") == connector]
+
+    def noted_between(self, connector: int, status: str) -> list[tuple[int, int]]:
+        """The windows of a connector's StatusNotifications with ``status``."""
+        return [(at, following) for at, following, s in self.status_windows(connector) if s == status]
 
     def statuses(self, connector: int) -> list[tuple[int, str]]:
         """(answered at, status) of a connector's StatusNotifications (2.0.1: the connectorStatus of the EVSE)."""
-        return [(at, p.get("status") or p["connectorStatus"]) for at, a, p in self.calls if a == "StatusNotification"
-                and p.get("connectorId" if "status" in p else "evseId") == connector]
+        return [(at, s) for at, _, s in self.status_windows(connector)]
 
 
 def charger(version: str, behaviours: Behaviours, *, connectors: int = 1, reject: bool = False, seed: int = 1,
@@ -108,9 +121,18 @@ def charger(version: str, behaviours: Behaviours, *, connectors: int = 1, reject
     return cls(profile, link, TIMING, ledger, random.Random(seed), closing, behaviours), link, ledger, closing  # type: ignore[arg-type]
 
 
-async def live_for(c: Charger, closing: asyncio.Event, real_s: float) -> None:
+async def live_until(c: Charger, closing: asyncio.Event, done: Callable[[], bool], hang_s: float = 120) -> None:
+    """Run the charger's life until ``done()`` holds (what the test needs has happened), then close it. No fixed
+    real time: a slow machine stretches the run, it does not shorten what the charger did; ``hang_s`` only guards
+    against a charger that never gets there."""
     life = asyncio.create_task(c.live())
-    await asyncio.sleep(real_s)
+    deadline = asyncio.get_running_loop().time() + hang_s
+    while not done() and not life.done():
+        if asyncio.get_running_loop().time() > deadline:
+            closing.set()
+            await asyncio.wait_for(life, 30)
+            pytest.fail(f"the charger did not get there in {hang_s} s")
+        await asyncio.sleep(0.01)
     closing.set()
     await asyncio.wait_for(life, 30)
 
@@ -121,7 +143,7 @@ VERSIONS = ("1.6", "2.0.1")
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_driver_who_plugs_in_and_leaves_is_a_failed_attempt(version: str) -> None:
     c, link, ledger, closing = charger(version, Behaviours(plugin_only_share=1.0, **QUIET))
-    asyncio.run(live_for(c, closing, 1.0))
+    asyncio.run(live_until(c, closing, lambda: sum(a.kind == AttemptKind.PLUGIN_WITHOUT_START for a in ledger.attempts) >= 2))
     plugins = [a for a in ledger.attempts if a.kind == AttemptKind.PLUGIN_WITHOUT_START]
     assert plugins and all(a.failure == "plugin_no_start" and not a.delivered and a.connector_id == 1 for a in plugins)
     assert not [a for _, a, _ in link.calls if a in ("StartTransaction", "TransactionEvent", "Authorize")]
@@ -135,29 +157,30 @@ def test_a_driver_who_plugs_in_and_leaves_is_a_failed_attempt(version: str) -> N
 @pytest.mark.parametrize("reject", [False, True])
 def test_a_card_presented_without_a_start_is_a_failed_attempt(version: str, reject: bool) -> None:
     c, link, ledger, closing = charger(version, Behaviours(authorize_only_share=1.0, **QUIET), reject=reject)
-    asyncio.run(live_for(c, closing, 0.5))
-    authorizes = [(at, p) for at, a, p in link.calls if a == "Authorize"]
+    asyncio.run(live_until(c, closing, lambda: len(ledger.attempts) >= 3))
+    authorizes = link.windows("Authorize")
     assert authorizes and len(ledger.attempts) == len(authorizes)
-    for attempt, (at, payload) in zip(ledger.attempts, authorizes):
+    for attempt, (at, following, payload) in zip(ledger.attempts, authorizes):
         assert attempt.kind == AttemptKind.AUTHORIZE_WITHOUT_START and attempt.connector_id == 0
         assert attempt.failure == ("authorize_rejected" if reject else "authorize_no_start")
         assert attempt.id_tag == (payload.get("idTag") or payload["idToken"]["idToken"])
-        assert 0 <= attempt.started_ms - at < 100
+        assert at <= attempt.started_ms <= following
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_maintenance_windows_and_faults_are_down_intervals_from_status_to_status(version: str) -> None:
     c, link, ledger, closing = charger(version, Behaviours(idle_fault_share=0.5, maintenance_share=0.5), connectors=2)
-    asyncio.run(live_for(c, closing, 1.5))
+    asyncio.run(live_until(c, closing, lambda: {d.status for d in ledger.downs if d.ended_ms} == {"Faulted", "Unavailable"}))
     assert {d.status for d in ledger.downs} == {"Faulted", "Unavailable"}
     for d in ledger.downs:
-        statuses = link.statuses(d.connector_id)
-        began = next(i for i, (at, s) in enumerate(statuses) if abs(at - d.started_ms) < 50 and s == d.status)
+        statuses = link.status_windows(d.connector_id)
+        began = next(i for i, (at, following, s) in enumerate(statuses) if at <= d.started_ms <= following and s == d.status)
         after = statuses[began + 1:]
         if d.ended_ms is None:
-            assert all(s == d.status for _, s in after)
+            assert all(s == d.status for _, _, s in after)
         else:
-            assert after[0][1] != d.status and abs(after[0][0] - d.ended_ms) < 50
+            at, following, status = after[0]
+            assert status != d.status and at <= d.ended_ms <= following
         if d.status == "Faulted" and version == "2.0.1":
             assert d.error_code.endswith("/Problem")
 
@@ -165,7 +188,7 @@ def test_maintenance_windows_and_faults_are_down_intervals_from_status_to_status
 def test_a_16_station_goes_unavailable_or_faulted_on_connector_0_and_serves_nobody_meanwhile() -> None:
     b = Behaviours(station_every_s=600, maintenance_s=1200, **QUIET)
     c, link, ledger, closing = charger("1.6", b, seed=2)
-    asyncio.run(live_for(c, closing, 2.0))
+    asyncio.run(live_until(c, closing, lambda: len([d for d in ledger.downs if d.connector_id == 0 and d.ended_ms]) >= 2))
     station = [d for d in ledger.downs if d.connector_id == 0]
     assert station and {d.status for d in station} <= {"Unavailable", "Faulted"}
     for d in station:
@@ -181,7 +204,13 @@ def test_a_201_station_says_its_maintenance_and_its_emergency_stop_takes_every_e
     the station's code, and all are Available when it is released (issue #23)."""
     b = Behaviours(station_every_s=600, maintenance_s=1200, **QUIET)
     c, link, ledger, closing = charger("2.0.1", b, connectors=2, seed=2)
-    asyncio.run(live_for(c, closing, 3.0))
+
+    def station_down_both_ways_and_a_session_stopped() -> bool:
+        station = [d for d in ledger.downs if d.connector_id == 0]
+        return ({d.status for d in station} == {"Unavailable", "Faulted"} and all(d.ended_ms for d in station)
+                and any(e.stop_reason == "EmergencyStop" for e in ledger.sessions))
+
+    asyncio.run(live_until(c, closing, station_down_both_ways_and_a_session_stopped))
     station = [d for d in ledger.downs if d.connector_id == 0]
     assert {d.status for d in station} == {"Unavailable", "Faulted"} and all(d.ended_ms is not None for d in station)
     notified = [(at, p["eventData"][0]) for at, a, p in link.calls if a == "NotifyEvent"
@@ -203,7 +232,7 @@ def test_a_201_station_says_its_maintenance_and_its_emergency_stop_takes_every_e
 def test_a_201_station_numbering_per_evse_opens_the_same_id_on_two_evses() -> None:
     c, link, ledger, closing = charger("2.0.1", Behaviours(**QUIET), connectors=2, seed=4,
                                        quirks=frozenset({lives.Quirk.PER_EVSE_TRANSACTION_IDS}))
-    asyncio.run(live_for(c, closing, 2.0))
+    asyncio.run(live_until(c, closing, lambda: {(1, "1"), (2, "1")} <= {(e.connector_id, e.transaction_id) for e in ledger.sessions}))
     events = [p for _, a, p in link.calls if a == "TransactionEvent"]
     by_tx: dict[tuple[int, str], list[int]] = {}
     evse_of: dict[str, int] = {}
@@ -224,7 +253,7 @@ def test_a_session_queued_before_the_first_connection_goes_out_after_the_boot(ve
     first connection, with their own times, before anything else of the connectors' lives (and, in 2.0.1, not
     flagged offline); its expectation is the meter's energy."""
     c, link, ledger, closing = charger(version, Behaviours(backlog_share=1.0, **QUIET), seed=5)
-    asyncio.run(live_for(c, closing, 0.3))
+    asyncio.run(live_until(c, closing, lambda: any(e.backlog for e in ledger.sessions)))
     actions = [a for _, a, _ in link.calls]
     assert actions[0] == "BootNotification"
     transaction = "StartTransaction" if version == "1.6" else "TransactionEvent"
@@ -246,7 +275,8 @@ def test_a_session_queued_before_the_first_connection_goes_out_after_the_boot(ve
 def test_offline_periods_close_the_connection_and_queue_what_happens_meanwhile(version: str) -> None:
     b = Behaviours(offline_every_s=300, offline_s=600, offline_drop_share=0.5, **QUIET)
     c, link, ledger, closing = charger(version, b, connectors=2)
-    asyncio.run(live_for(c, closing, 2.0))
+    asyncio.run(live_until(c, closing, lambda: ledger.offline_periods >= 2 and {x.how for x in link.connections}
+                           >= {OfflineHow.CLOSED, OfflineHow.DROPPED}))
     closed = [x for x in ledger.connections if x.closed_ms is not None]
     assert {x.how for x in closed} >= {OfflineHow.CLOSED, OfflineHow.DROPPED} and closed[-1].how == OfflineHow.RUN_END
     assert ledger.offline_periods >= 2
@@ -270,7 +300,10 @@ def test_a_long_post_stop_occupancy_holds_finishing_before_available(version: st
     asyncio.run(one())
     (attempt,) = ledger.attempts
     assert attempt.ended_ok and attempt.failure == "" and attempt.stopped_ms and attempt.available_ms
-    assert 0.4 < (attempt.available_ms - attempt.stopped_ms) / 1000 < 0.8  # 1500 simulated s at 3000x
+    # 1500 simulated s (0.5 s at 3000x; the clock's ms may tick once in between), and the bay held meanwhile
+    assert attempt.available_ms - attempt.stopped_ms >= 1500 / TIMING.time_scale * 1000 - 1
+    *_, held, available = [s for at, s in link.statuses(1) if at <= attempt.available_ms]
+    assert (held, available) == ("Finishing" if version == "1.6" else "Occupied", "Available")
     called, following = link.noted_between(1, "Preparing" if version == "1.6" else "Occupied")[0]
     assert called <= attempt.started_ms <= following
     assert attempt.start_delay_s is not None and attempt.start_delay_s > 0
@@ -316,10 +349,11 @@ def test_a_session_closed_by_available_notes_how_soon_the_connector_was_plugged_
     first, second = ledger.sessions
     assert (first.closed_by, second.closed_by) == ("available", "available")
     plugged = "Preparing" if version == "1.6" else "Occupied"
-    statuses = link.statuses(1)
-    available_at = max(at for at, s in statuses if s == "Available" and at < [t for t, x in statuses if x == plugged][1])
-    replugged_at = [at for at, s in statuses if s == plugged][1]
+    statuses = link.status_windows(1)
+    replugged, replugged_next, _ = [w for w in statuses if w[2] == plugged][1]
+    available, available_next, _ = max(w for w in statuses if w[2] == "Available" and w[0] < replugged)
     assert first.replugged_after_s is not None and 0.3 <= first.replugged_after_s
-    assert abs(first.replugged_after_s - (replugged_at - available_at) / 1000) < 0.05
+    # each noted in its call's window (after the answer, before the next call): no tolerance on real time
+    assert (replugged - available_next) / 1000 <= first.replugged_after_s <= (replugged_next - available) / 1000
     assert second.replugged_after_s is None  # not plugged in again
     assert first.to_json()["replugged_after_s"] == first.replugged_after_s
