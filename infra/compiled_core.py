@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = tuple(f"processors/{name}.py" for name in (
     "attempts", "charge_point", "clock", "correlator", "deadlines", "emission", "energy", "events", "evse_faults",
     "faults", "frame_json", "inputs", "legacy_state", "meter", "normalize", "ocpp16", "ocpp201", "outages",
-    "pipeline", "problems", "protocols", "samples", "seq_no", "session_record", "sessions", "state", "state_codec",
-    "status_timeline", "stops", "timestamps", "transaction_identity", "values", "vocabulary",
+    "pipeline", "problems", "protocols", "samples", "seq_no", "session_record", "sessions", "signed_samples",
+    "signed_values", "state", "state_codec", "status_timeline", "stops", "timestamps", "transaction_identity", "values",
+    "vocabulary",
 ))
 # What the FrameProcessor imports but runs as Python (the docstring says why); with MODULES, all it imports.
 LEFT_PYTHON = ("processors/__init__.py", "processors/envelope_decode.py", "processors/settings.py")

@@ -148,8 +148,7 @@ class Worker:
         # whole meter keys topic, before its first frame).
         self.meter_keys = MeterKeyHolder()
         self.meter_key_reader = MeterKeyReader(kafka, self.meter_keys, sink, metrics, salt=settings.app_id)
-        # TODO(issue 25, merge): pass meter_keys=self.meter_keys once FrameProcessor takes it (issue-25-signed).
-        self.processor = FrameProcessor(settings.correlator_config(), self._load_state)
+        self.processor = FrameProcessor(settings.correlator_config(), self._load_state, meter_keys=self.meter_keys)
         intake, exclusion_intake = Intake(), ExclusionIntake()
         self.committer = Committer(
             processor=self.processor, intake=intake, exclusions=exclusion_intake, sink=sink,

@@ -7,6 +7,7 @@ call and hands it to the tracker functions (:mod:`processors.sessions`, :mod:`pr
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 
 from processors import clock
@@ -16,6 +17,18 @@ from processors.protocols import DEFAULT, Protocol
 from processors.settings import CorrelatorConfig
 from processors.state import CorrelatorState
 from schemas.records import ChargeAttempt
+from signed_meter.model import SignatureStatus
+from signed_meter.registry import KeyRegistry, RegisteredKey
+
+
+class KeyLookup(typing.Protocol):
+    """Where meter public keys come from (issue 25): a :class:`signed_meter.registry.KeyRegistry`, or a holder of the
+    current one (the worker's, replaced as ``ocpp.meter_keys.v1`` brings changes): asked at each verification."""
+
+    def keys_for(self, charge_point_id: str, connector_id: int | None) -> tuple[RegisteredKey, ...]: ...
+
+
+NO_KEYS: KeyLookup = KeyRegistry()
 
 
 @dataclass(slots=True)
@@ -31,6 +44,9 @@ class ChargePoint:
     # The frame (event id) whose 2.0.1 seqNo its transaction had already passed: its stop is a resend (a fact of
     # that one frame, never kept).
     resent_event: str = ""
+    meter_keys: KeyLookup = NO_KEYS  # the keys signed meter values are verified with (processors.signed_samples)
+    # The verdicts on signed values since the last look (the worker counts them: signed_values_total{status}).
+    signed_statuses: list[SignatureStatus] = field(default_factory=list)
     # Transactions' attempt rows made beside their sessions' rows (:mod:`processors.emission`) during one call of the
     # correlator: handed out after that call's other rows (:meth:`take_attempt_rows`), the order the rows have
     # always had within a flush (tests/golden holds it).

@@ -225,6 +225,8 @@ class Committer:
         metrics.bad_envelopes.inc(out.bad_envelopes)
         metrics.processing_failures.inc(out.processing_failures)
         metrics.unstorable_rows.inc(out.unstorable_rows)
+        for status, count in out.signed_values.items():
+            metrics.signed_values.labels(status=status).inc(count)
         metrics.flush_seconds.observe(time.perf_counter() - started)
 
 

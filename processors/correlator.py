@@ -33,7 +33,8 @@ The processors, bottom to top (each imports only what is below it; ``tests/test_
    :mod:`~processors.attempts`; the charge point they share with the others: :mod:`~processors.charge_point`;
 7. the trackers of one charge point: :mod:`~processors.emission` (rows and revisions), then
    :mod:`~processors.samples`, :mod:`~processors.sessions`, :mod:`~processors.stops`,
-   :mod:`~processors.problems`, :mod:`~processors.status_timeline`, :mod:`~processors.deadlines`;
+   :mod:`~processors.problems`, :mod:`~processors.status_timeline`, :mod:`~processors.deadlines`,
+   :mod:`~processors.signed_samples` (signed meter values, issue 25);
 8. this module; above it the frame processor (:mod:`~processors.pipeline`) and the worker's shell.
 
 No tracker imports this module or calls back into it; none names an OCPP version (the facts that differ are the
@@ -45,8 +46,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from processors import deadlines, problems, samples, sessions, status_timeline, stops
-from processors.charge_point import ChargePoint
+from processors import deadlines, problems, samples, sessions, signed_samples, status_timeline, stops
+from processors.charge_point import NO_KEYS, ChargePoint, KeyLookup
 from processors.events import Event
 from processors.inputs import (
     AuthorizeAnswered,
@@ -58,6 +59,7 @@ from processors.inputs import (
     Frame,
     MeterSamples,
     ProblemReported,
+    SignedSamples,
     StartAnswered,
     StartRequested,
     StatusReported,
@@ -85,6 +87,7 @@ _HANDLERS: Final[dict[type[DomainInput], Callable[[ChargePoint, Any], list[Event
     StatusReported: status_timeline.on_status,
     ChargingStateChanged: status_timeline.on_charging_state,
     ProblemReported: problems.on_problem,
+    SignedSamples: signed_samples.on_signed,
 }
 
 
@@ -93,8 +96,12 @@ class Correlator:
 
     __slots__ = ("cp", "charge_point_id", "config", "state")
 
-    def __init__(self, charge_point_id: str, config: CorrelatorConfig, state: CorrelatorState | None = None) -> None:
-        self.cp = ChargePoint(charge_point_id, config, state if state is not None else CorrelatorState())
+    def __init__(self, charge_point_id: str, config: CorrelatorConfig, state: CorrelatorState | None = None, *,
+                 meter_keys: KeyLookup = NO_KEYS) -> None:
+        """``meter_keys``: the meter public keys signed values are verified with (issue 25), asked at each
+        verification."""
+        self.cp = ChargePoint(charge_point_id, config, state if state is not None else CorrelatorState(),
+                              meter_keys=meter_keys)
         # The charge point's, as plain attributes (the pipeline reads them for every frame): never reassigned.
         self.charge_point_id: Final = charge_point_id
         self.config: Final = config

@@ -20,6 +20,7 @@ from ocpp.v201.enums import IdTokenEnumType
 from processors.meter import Reading
 from processors.vocabulary import Status
 from schemas.envelope import ConnectionEvent, Direction, MessageType
+from signed_meter.arrival import SignedValue
 
 NO_ERROR = ChargePointErrorCode.no_error.value
 DEFAULT_STOP_REASON = Reason.local.value  # OCPP 1.6, 6.46: an absent reason means Local
@@ -136,6 +137,9 @@ class TransactionStopped(Input):
     # The transaction's start register as the stop reports it (OCPP 2.0.1: the Ended's Transaction.Begin value, else
     # the first sample of its series): a session known only from its stop starts there.
     meter_start: float | None = None
+    # Signed values the stop carries (1.6 transactionData ``format: SignedData``, the 2.0.1 Ended's
+    # ``signedMeterValue``): the session's, once the stop has found it (processors.signed_samples).
+    signed: tuple[SignedValue, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,18 @@ class MeterSamples(Input):
     transaction_id: str | None
     readings: tuple[Reading, ...]
     flags: frozenset[str] = _NO_FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class SignedSamples(Input):
+    """Signed meter values (Eichrecht, OCMF) for a connector and, if named, a transaction: OCPP 1.6 sampled values
+    with ``format: SignedData``, 2.0.1 ``signedMeterValue`` (:mod:`signed_meter.arrival` read them; nothing is
+    verified yet). Beside, not instead of, the :class:`MeterSamples` of the same frame: its numbers stay readings."""
+
+    connector_id: int | None
+    transaction_id: str | None
+    values: tuple[SignedValue, ...]
+    flags: frozenset[str] = _NO_FLAGS  # signed_values_dropped: the frame carried more than the cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,4 +259,4 @@ class Booted(Input):
 
 DomainInput = (StartRequested | StartAnswered | TransactionStarted | TransactionStopped | MeterSamples | StatusReported
                | ChargingStateChanged | EventSequenced | ProblemReported | AuthorizeRequested | AuthorizeAnswered
-               | TokenPresented | Booted)
+               | TokenPresented | Booted | SignedSamples)

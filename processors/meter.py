@@ -167,6 +167,9 @@ def _readings_at(at_ms: int | None, sampled: list[Any], flags: set[str]) -> Iter
             continue  # "EV", "Body", "Cable": not what the charger delivered
         phase = sample.get("phase") or ""
         context = sample.get("context") or "Sample.Periodic"
+        if not isinstance(phase, str) or not isinstance(context, str):
+            flags.add(Flag.METER_VALUES_UNREADABLE)  # a list or an object where the spec wants an enum's string
+            continue
         if not contexts or (context != contexts[0] and context not in contexts):
             contexts.append(context)
         groups.setdefault((measurand, location, context), {})[phase] = (value * factor, step * factor)

@@ -36,6 +36,9 @@ class WorkerMetrics:
         self.bad_exclusions = Counter(
             "ocpp_worker_invalid_exclusions", "records on the exclusions topic that are not valid exclusion events "
             "(skipped; they stay on the topic)", registry=r)
+        self.signed_values = Counter(
+            "ocpp_worker_signed_values", "signed meter values verified, by verdict (issue 25): an unparsable or invalid "
+            "rate is an alert", ["status"], registry=r)
         self.meter_keys = Counter("ocpp_worker_meter_keys", "meter key events read into the key registry (and meter_keys)",
                                   registry=r)
         self.bad_meter_keys = Counter(

@@ -4,7 +4,8 @@ Which frames matter (OCPP 1.6 edition 2, section numbers of the spec):
 - StartTransaction.req (6.45) → :class:`StartRequested`; its CALLRESULT (the gateway's answer, with the
   transactionId) → :class:`StartAnswered`; a CALLERROR → :class:`StartAnswered` without an id;
 - StopTransaction.req (6.47) → :class:`TransactionStopped` (transactionData read as meter samples);
-- MeterValues.req (6.31) → :class:`MeterSamples`;
+- MeterValues.req (6.31) → :class:`MeterSamples`, and :class:`SignedSamples` for its ``format: SignedData`` values
+  (a stop's signed values ride on its :class:`TransactionStopped`);
 - StatusNotification.req (6.48) → :class:`StatusReported` (a missing errorCode reads as NoError, flagged);
 - BootNotification.req (6.3) → :class:`Booted`;
 - Authorize.req (6.2) → :class:`AuthorizeRequested`; its answer → :class:`AuthorizeAnswered` (charge attempts).
@@ -32,6 +33,7 @@ from processors.inputs import (
     DomainInput,
     Frame,
     MeterSamples,
+    SignedSamples,
     StartAnswered,
     StartDetails,
     StartRequested,
@@ -40,6 +42,7 @@ from processors.inputs import (
 )
 from processors.meter import read_meter_values
 from processors.protocols import OCPP16
+from processors.signed_values import signed_values_16
 from processors.timestamps import parse_charger_time
 from processors.vocabulary import status_of
 from schemas.envelope import Direction, MessageType
@@ -66,7 +69,9 @@ def normalize(envelope: Frame) -> list[DomainInput]:
         return []
     if reader is not None:
         payload = message[3] if len(message) > 3 and isinstance(message[3], dict) else {}
-        return [reader(envelope, payload)]
+        item = reader(envelope, payload)
+        signed = _signed_samples(envelope, payload, item) if isinstance(item, MeterSamples) else None
+        return [item] if signed is None else [item, signed]
     assert answer is not None
     result = message[2] if envelope.message_type == MessageType.CALL_RESULT and isinstance(message[2], dict) else None
     if result is None and envelope.message_type != MessageType.CALL_ERROR:
@@ -136,12 +141,16 @@ def _stop(env: Frame, payload: dict[str, Any]) -> TransactionStopped:
         flags.add(Flag.METER_STOP_INVALID)
     report = read_meter_values(payload.get("transactionData"))
     flags |= report.flags
+    signed, dropped = signed_values_16(payload.get("transactionData"))
+    if dropped:
+        flags.add(Flag.SIGNED_VALUES_DROPPED)
     # The first worker's digest of a stop, kept so that stops it remembered are still recognised.
     fingerprint = json.dumps([payload.get(k) for k in ("transactionId", "meterStop", "timestamp", "reason")], sort_keys=True)
     return TransactionStopped(
         env.gateway_ts_ms, env.event_id(), tx, values.text(raw_tx)[:64], values.text(payload.get("idTag")),
         meter_stop, payload.get("meterStop") is not None, stopped_ms,
         values.text(payload.get("reason")) or DEFAULT_STOP_REASON, report.readings, fingerprint, frozenset(flags),
+        signed=signed,
     )
 
 
@@ -154,6 +163,15 @@ def _meter_values(env: Frame, payload: dict[str, Any]) -> MeterSamples:
     report = read_meter_values(payload.get("meterValue"))
     flags |= report.flags
     return MeterSamples(env.gateway_ts_ms, env.event_id(), connector, tx, report.readings, frozenset(flags))
+
+
+def _signed_samples(env: Frame, payload: dict[str, Any], samples: MeterSamples) -> SignedSamples | None:
+    """The ``format: SignedData`` values of a MeterValues.req, for the connector and transaction its samples name."""
+    signed, dropped = signed_values_16(payload.get("meterValue"))
+    if not signed:
+        return None
+    flags = frozenset({Flag.SIGNED_VALUES_DROPPED}) if dropped else frozenset()
+    return SignedSamples(env.gateway_ts_ms, env.event_id(), samples.connector_id, samples.transaction_id, signed, flags)
 
 
 def _status(env: Frame, payload: dict[str, Any]) -> StatusReported:

@@ -17,6 +17,8 @@ The mapping, field by field, is the table in SESSIONS.md ("OCPP 2.0.1"). In shor
 - MeterValues (``evseId``, 0 = the station) → :class:`MeterSamples`; BootNotification → :class:`Booted`;
   Authorize (``idToken.idToken``) and its answer (``idTokenInfo.status``) → :class:`AuthorizeRequested` /
   :class:`AuthorizeAnswered` (charge attempts).
+A ``signedMeterValue`` (issue 25) → :class:`SignedSamples` beside the event's samples (an Ended's ride on its
+:class:`TransactionStopped`); its ``value`` is still a register sample.
 Sampled values are numbers with ``unitOfMeasure {unit, multiplier}``; they are read by the same meter
 reader as 1.6 (:mod:`processors.meter`) after the unit and multiplier are applied.
 """
@@ -44,6 +46,7 @@ from processors.inputs import (
     Frame,
     MeterSamples,
     ProblemReported,
+    SignedSamples,
     StartDetails,
     StatusReported,
     TokenPresented,
@@ -52,6 +55,7 @@ from processors.inputs import (
 )
 from processors.meter import ENERGY_REGISTER, MeterReport, Reading, read_meter_values
 from processors.protocols import OCPP201
+from processors.signed_values import signed_values_201
 from processors.timestamps import parse_charger_time
 from processors.vocabulary import Status, status_of
 from schemas.envelope import Direction, MessageType
@@ -193,11 +197,14 @@ def _transaction_event(env: Frame, payload: dict[str, Any]) -> list[DomainInput]
         flags.add(Flag.TRIGGER_REASON_MISSING)  # MicroOcpp #405: answered, used, flagged
     report = meter_report(payload.get("meterValue"))
     flags |= report.flags
+    signed, dropped = signed_values_201(payload.get("meterValue"))
+    signed_flags = frozenset({Flag.SIGNED_VALUES_DROPPED}) if dropped else frozenset()
     gw, event_id = env.gateway_ts_ms, env.event_id()
     out: list[DomainInput] = []
     if tx is None:
         flags.add(Flag.TRANSACTION_ID_INVALID)
-        return [MeterSamples(gw, event_id, connector, None, report.readings, frozenset(flags))] if report.readings else []
+        out = [MeterSamples(gw, event_id, connector, None, report.readings, frozenset(flags))] if report.readings else []
+        return out + ([SignedSamples(gw, event_id, connector, None, signed, signed_flags)] if signed else [])
     state = info.get("chargingState")
     if isinstance(state, str) and state:
         text = values.text(state)
@@ -214,18 +221,22 @@ def _transaction_event(env: Frame, payload: dict[str, Any]) -> list[DomainInput]
         out.insert(0, TransactionStarted(gw, event_id, tx, start))  # the session exists before its state moves
         if others:
             out.append(MeterSamples(gw, event_id, connector, tx, others, frozenset(flags)))
+        if signed:
+            out.append(SignedSamples(gw, event_id, connector, tx, signed, signed_flags))
     elif event_type == TransactionEventEnumType.ended:
         meter_stop, others = _register(report, ReadingContextEnumType.transaction_end)
         out.append(TransactionStopped(
             gw, event_id, tx, tx, token, meter_stop, meter_stop is not None, at_ms,
-            values.text(info.get("stoppedReason")) or DEFAULT_STOP_REASON, others, fingerprint, frozenset(flags),
-            connector, _start_reading(others),
+            values.text(info.get("stoppedReason")) or DEFAULT_STOP_REASON, others, fingerprint,
+            frozenset(flags | signed_flags), connector, _start_reading(others), signed,
         ))
     else:
         if token:
             out.append(TokenPresented(gw, event_id, tx, token, token_type, connector))
         if report.readings:
             out.append(MeterSamples(gw, event_id, connector, tx, report.readings, frozenset(flags)))
+        if signed:
+            out.append(SignedSamples(gw, event_id, connector, tx, signed, signed_flags))
     seq_no = values.integer(payload.get("seqNo"))
     if seq_no is not None:
         # After the start (the session must exist to carry it), before everything else of the event.
@@ -296,7 +307,13 @@ def _meter_values(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:
     evse = _evse_id(payload.get("evseId"))
     report = meter_report(payload.get("meterValue"))
     flags = env.content_flags() | report.flags
-    return [MeterSamples(env.gateway_ts_ms, env.event_id(), evse or None, None, report.readings, frozenset(flags))]
+    out: list[DomainInput] = [MeterSamples(env.gateway_ts_ms, env.event_id(), evse or None, None, report.readings,
+                                           frozenset(flags))]
+    signed, dropped = signed_values_201(payload.get("meterValue"))
+    if signed:
+        out.append(SignedSamples(env.gateway_ts_ms, env.event_id(), evse or None, None, signed,
+                                 frozenset({Flag.SIGNED_VALUES_DROPPED}) if dropped else frozenset()))
+    return out
 
 
 def _boot(env: Frame, payload: dict[str, Any]) -> list[DomainInput]:

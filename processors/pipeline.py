@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from processors import state_codec
+from processors.charge_point import NO_KEYS, KeyLookup
 from processors.correlator import Correlator
 from processors.envelope_decode import decode_envelope
 from processors.events import Event
@@ -62,6 +63,7 @@ from schemas.tables import (
     SESSIONS,
     Table,
 )
+from signed_meter.model import SignatureStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class Outputs:
     bad_envelopes: int = 0  # records that are not envelopes, tombstones included
     processing_failures: int = 0  # frames (or clock moves) on which a correlator raised
     unstorable_rows: int = 0  # rows with a value made storable (flagged value_not_storable)
+    signed_values: dict[str, int] = field(default_factory=dict)  # verdicts on signed meter values, by status (issue 25)
 
     @property
     def frame_count(self) -> int:
@@ -196,8 +199,12 @@ class _Loaded:
 
 
 class FrameProcessor:
-    def __init__(self, config: CorrelatorConfig, load_state: StateLoader) -> None:
+    def __init__(self, config: CorrelatorConfig, load_state: StateLoader, *, meter_keys: KeyLookup = NO_KEYS) -> None:
+        """``meter_keys``: the meter public keys signed meter values are verified with (issue 25): anything with
+        ``keys_for(charge_point_id, connector_id)``, asked at each verification (a holder whose registry is replaced
+        later is seen)."""
         self.config = config
+        self.meter_keys = meter_keys
         self._load_state = load_state
         self._batch: dict[str, _Loaded] = {}
         self._watermarks: dict[int, int] = {}
@@ -339,6 +346,8 @@ class FrameProcessor:
                 return False, None  # applied before a crash that came between the state write and the commit
             events = correlator.feed(env)
             correlator.state.offset = offset
+            if correlator.cp.signed_statuses:
+                self._count_signed(correlator.cp.signed_statuses)
             self._stuck.pop(charge_point_id, None)  # its state moved on: a stuck deadline is tried again
             self._touched(correlator, partition)
         except Exception as exc:
@@ -392,12 +401,19 @@ class FrameProcessor:
                 correlator.advance(entry.now_ms)
             else:
                 state.offset = entry.offset
+        correlator.cp.signed_statuses.clear()  # counted when the frames were first applied
         return correlator
 
     def _fresh(self, charge_point_id: str, partition: int | None, snapshot: bytes | None) -> Correlator:
         state = _load_state_bytes(snapshot)
         state.partition = partition
-        return Correlator(charge_point_id, self.config, state)
+        return Correlator(charge_point_id, self.config, state, meter_keys=self.meter_keys)
+
+    def _count_signed(self, statuses: list[SignatureStatus]) -> None:
+        tally = self._out.signed_values
+        for status in statuses:
+            tally[str(status)] = tally.get(str(status), 0) + 1
+        statuses.clear()
 
     def _loaded(self, charge_point_id: str, partition: int) -> _Loaded:
         loaded = self._batch.get(charge_point_id)

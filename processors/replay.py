@@ -93,8 +93,7 @@ async def replay(
         states: dict[str, bytes] = {}  # a replay starts from no state and keeps its own
         # The keys first, as the worker reads them before its first frame.
         meter_keys, keys_stored, keys_invalid = await _replay_meter_keys(kafka, sink)
-        # TODO(issue 25, merge): pass meter_keys=meter_keys once FrameProcessor takes it (issue-25-signed).
-        processor = FrameProcessor(worker.correlator_config(), states.get)
+        processor = FrameProcessor(worker.correlator_config(), states.get, meter_keys=meter_keys)
         consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False, group_id=None,
                                     max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()

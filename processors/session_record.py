@@ -19,12 +19,17 @@ from processors.vocabulary import PHASES
 from schemas.base import ms_to_datetime
 from schemas.flags import Flag
 from schemas.records import ClosedBy, Session
+from signed_meter.model import SignatureStatus
+from signed_meter.session import SessionVerdict
 
 # What a revision's digest leaves out: it changes with every revision, or follows from one that does.
 _NOT_CONTENT = frozenset({"version", "revision", "received_at", "previous_energy_wh", "previous_duration_s"})
 # Fields of the row added after digests were persisted: left out while empty, so a session remembered across the
 # upgrade keeps its digest (and is not re-emitted for a field it never had).
 _ADDED_LATER = ("id_token_type",)
+# The same for the signed meter value fields (issue 25), left out while at their defaults.
+_SIGNED_DEFAULTS = {"signed_start": "", "signed_stop": "", "signature_status": SignatureStatus.UNSIGNED.value,
+                    "signed_energy_wh": None, "signed_energy_register": "", "signed_meter_serial": "", "signature_key": ""}
 
 
 def record_digest(record: Session) -> str:
@@ -32,6 +37,9 @@ def record_digest(record: Session) -> str:
     content = record.model_dump(mode="json", exclude=set(_NOT_CONTENT))
     for name in _ADDED_LATER:
         if not content[name]:
+            del content[name]
+    for name, default in _SIGNED_DEFAULTS.items():
+        if content.get(name) == default:
             del content[name]
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -78,6 +86,8 @@ def session_record(charge_point_id: str, config: CorrelatorConfig, s: SessionSta
     flags |= energy.flags
     if closed_by is not ClosedBy.STOP_TRANSACTION and s.start_ms is None:
         flags.add(Flag.STOP_WITHOUT_START)
+    signed = s.signed().result(energy.energy_wh)
+    flags |= {Flag(f.value) for f in signed.flags}
     charging_s, suspended_ev_s, suspended_evse_s = phase_times(s)
     return Session(
         charge_point_id=charge_point_id,
@@ -113,4 +123,19 @@ def session_record(charge_point_id: str, config: CorrelatorConfig, s: SessionSta
         suspended_evse_s=suspended_evse_s,
         blocked_after_stop_s=s.blocked_ms / 1000 if s.blocked_ms is not None else None,
         id_token_type=s.id_token_type,
+        signed_start=signed.signed_start or "",
+        signed_stop=signed.signed_stop or "",
+        signature_status=signed.signature_status.value,
+        signed_energy_wh=signed.signed_energy_wh,
+        signed_energy_register=signed.energy_register or "",
+        signed_meter_serial=signed.meter_serial or "",
+        signature_key=deciding_key(signed),
     )
+
+
+def deciding_key(verdict: SessionVerdict) -> str:
+    """The fingerprint of the key that decided the session's verdict: the stop record's, else the start record's, else
+    the first record's that has one; '' when no key was used."""
+    ordered = sorted(verdict.records, key=lambda r: (r.value.signed_data != verdict.signed_stop,
+                                                     r.value.signed_data != verdict.signed_start))
+    return next((r.key.fingerprint for r in ordered if r.key is not None), "")

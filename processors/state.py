@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from processors.clock import ClockState
 from processors.energy import RegisterReducer, RegisterSample
@@ -20,6 +21,7 @@ from processors.seq_no import Numbering
 from processors.vocabulary import PHASES, Status
 from schemas.flags import Flag
 from schemas.records import ClosedBy
+from signed_meter.session import SessionSignatures
 
 
 def session_id(transaction_id: str, opened_gw_ms: int) -> str:
@@ -154,6 +156,11 @@ class SessionState:
     clock_stop: int | None = None
     available_ms: int | None = None  # charger time of the Available that may close it (or closed it): a backlog is older
     id_token_type: str = ""  # how its driver identified (StartDetails.id_token_type)
+    # Its signed meter values, each verified once on arrival (issue 25; processors.signed_samples). A state read back
+    # keeps them as written (``signed_state``) until something needs them: reading a record again costs a parse, and
+    # most remembered sessions are never touched again.
+    signatures: SessionSignatures = field(default_factory=SessionSignatures)
+    signed_state: dict[str, Any] | None = None
 
     def flag(self, *flags: str) -> None:
         for flag in flags:
@@ -167,6 +174,17 @@ class SessionState:
     @property
     def stopped(self) -> bool:
         return self.stop is not None
+
+    def signed(self) -> SessionSignatures:
+        """Its signed values: decoded on first use from the state they were read from (a state that cannot be read
+        as one, which only a bug writes, reads as none rather than fail every frame of its charger)."""
+        if self.signed_state is not None:
+            try:
+                self.signatures = SessionSignatures.from_state(self.signed_state)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                self.signatures = SessionSignatures()
+            self.signed_state = None
+        return self.signatures
 
     @property
     def memory_key(self) -> str:

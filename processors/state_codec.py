@@ -115,7 +115,10 @@ _AUTHORIZE = _defaults(PendingAuthorize)
 _PLUGIN = _defaults(PlugIn)
 _OUTAGE = _defaults(OpenOutage)
 # Written by a rule of their own below: statuses (as sent), enums, nested values.
-_SESSION_SPECIAL = frozenset({"mv", "td", "stop", "emitted", "stop_status", "stop_status_text", "phase", "protocol"})
+_SESSION_SPECIAL = frozenset({"mv", "td", "stop", "emitted", "stop_status", "stop_status_text", "phase", "protocol",
+                              "signatures", "signed_state"})
+SIGNATURES = "signatures"
+"""A session's signed values (issue 25): :meth:`signed_meter.session.SessionSignatures.to_state` under this name."""
 _SESSION = tuple((name, default) for name, default in _defaults(SessionState) if name not in _SESSION_SPECIAL)
 
 
@@ -279,6 +282,10 @@ def _session_out(s: SessionState) -> dict[str, Any]:
         out["td"] = [_sample_out(sample) for sample in s.td]
     if s.stop is not None:
         out["stop"] = _out(s.stop, _STOP)
+    if s.signed_state is not None:
+        out[SIGNATURES] = s.signed_state  # never decoded since it was read: written back as it was
+    elif s.signatures.verdicts:
+        out[SIGNATURES] = s.signatures.to_state()
     if s.emitted is not None:
         e = s.emitted
         out["emitted"] = {"revision": e.revision, "version": e.version, "received_ms": e.received_ms,
@@ -299,6 +306,8 @@ def _session_in(data: dict[str, Any]) -> SessionState:
         session.td = [_sample_in(items) for items in data["td"]]
     if "stop" in data:
         session.stop = _in(StopInfo, _STOP, data["stop"])
+    if SIGNATURES in data:
+        session.signed_state = data[SIGNATURES]  # decoded when needed (processors.signed_samples.signatures_of)
     if "emitted" in data:
         e = data["emitted"]
         session.emitted = Emitted(e["revision"], e["version"], e["received_ms"], ClosedBy(e["closed_by"]), e["energy_wh"],

@@ -20,6 +20,7 @@ from processors.charge_point import ChargePoint
 from processors.events import Event
 from processors.inputs import TransactionStopped
 from processors.samples import add_readings
+from processors.signed_samples import add_values
 from processors.state import LeftCharging, SessionState, StopInfo, session_id
 from processors.transaction_identity import closed_with, open_with
 from processors.vocabulary import IN_TRANSACTION, SUSPENDED, Status
@@ -185,6 +186,7 @@ def _apply_stop(cp: ChargePoint, session: SessionState, item: TransactionStopped
     if not session.id_tag:
         session.id_tag = item.id_tag
     add_readings(session, item.readings, transaction_data=True)
+    add_values(cp, session, item.signed, connector=item.connector_id)  # its signed values (issue 25)
     session.stop = StopInfo(item.stopped_ms, item.gw_ms, item.meter_stop, item.has_meter_stop, item.reason,
                             item.fingerprint)
     session.closed_gw_ms = item.gw_ms

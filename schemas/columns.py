@@ -8,7 +8,8 @@ A field's Python type says most of its column type; what it does not say is writ
 - an ``int`` names its width (:data:`UInt8`, :data:`UInt32`, :data:`UInt64`), a string stored as a dictionary says
   so (:data:`LowCardinality`): aliases of ``int`` / ``str`` carrying a :class:`Storage`;
 - :class:`Col` in the field's ``Annotated`` metadata: the column's comment, the migration that added it (``since``),
-  its codec and the migration that gave it (``codec_since``).
+  its codec and the migration that gave it (``codec_since``), and a ``DEFAULT`` expression (``default``) where the
+  type's own default is not what rows written before the column read as.
 
 :func:`columns_of` turns a record model into its table's :class:`Column` values, in field order: the DDL
 (:mod:`schemas.ddl`), the insert column order, the coercers of :mod:`schemas.storable` and the record's JSON on a
@@ -39,6 +40,7 @@ class Column:
     since: int = 1  # the migration version that added the column
     codec: str = ""  # CODEC(...) arguments; "" = the server's default (LZ4)
     codec_since: int = 0  # the migration that gave the column its codec (its ``since`` if it came with one)
+    default: str = ""  # a DEFAULT expression (SQL) when the type's own default is not what old rows mean
 
     def codec_at(self, version: int) -> str:
         """The codec the column had once migration ``version`` was applied ("" = the default)."""
@@ -61,6 +63,7 @@ class Col:
     since: int | None = None  # None: with its table (the migration that created it)
     codec: str = ""
     codec_since: int = 0
+    default: str = ""  # the column's DEFAULT expression (SQL): what rows written before it was added read as
 
 
 TS = "DateTime64(3, 'UTC')"
@@ -111,7 +114,7 @@ def columns_of(record: type[BaseModel], *, since: int = 1, codec: str = "", code
         facts = [m for m in field.metadata if isinstance(m, Col)]
         col = facts[-1] if facts else Col()
         column = Column(name, clickhouse_type(annotation, where=f"{record.__name__}.{name}"), col.comment,
-                        since if col.since is None else col.since, col.codec, col.codec_since)
+                        since if col.since is None else col.since, col.codec, col.codec_since, col.default)
         if codec and not column.codec:
             column = replace(column, codec=codec, codec_since=codec_since)
         columns.append(column)

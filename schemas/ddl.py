@@ -47,6 +47,8 @@ def _on_cluster(dialect: Dialect) -> str:
 
 def _column_sql(column: Column, version: int) -> str:
     sql = f"`{column.name}` {column.type}"
+    if column.default:
+        sql += f" DEFAULT {column.default}"
     if column.comment:
         sql += f" COMMENT {quote_string(column.comment)}"
     if codec := column.codec_at(version):

@@ -73,6 +73,28 @@ class Flag(StrEnum):
     ENERGY_FROM_SINGLE_PHASE = "energy_from_single_phase"  # a register reported only on L1: taken as the total
     POWER_SUMMED_FROM_PHASES = "power_summed_from_phases"
 
+    # --- signed meter values (issue 25: signed_meter's SignedFlag, one member each; processors.signed_samples) --
+    SIGNED_DATA_TOO_LARGE = "signed_data_too_large"  # a signed value over the size cap: not parsed (unparsable)
+    SIGNED_DATA_UNPARSABLE = "signed_data_unparsable"  # not a record of a known format: truncated, garbled
+    SIGNED_PAYLOAD_NONCONFORMING = "signed_payload_nonconforming"  # signature checked, readings unreadable
+    SIGNED_SIGNATURE_MALFORMED = "signed_signature_malformed"  # signature not hex/base64, not DER, wrong length
+    SIGNED_CURVE_MISMATCH = "signed_curve_mismatch"  # no key to check with is on the curve the record names
+    SIGNED_ALGORITHM_UNSUPPORTED = "signed_algorithm_unsupported"  # an algorithm or format not verified here
+    SIGNED_KEY_UNUSABLE = "signed_key_unusable"  # a key in the frame that decodes to no point of a known curve
+    SIGNED_FRAME_KEY_MISMATCH = "signed_frame_key_mismatch"  # the frame carried a key other than the registered one
+    SIGNED_CONTEXT_MISMATCH = "signed_context_mismatch"  # OCPP said Transaction.Begin/End, the record signs no such reading
+    SIGNED_METER_ERROR = "signed_meter_error"  # the meter signed an error status
+    SIGNED_BEGIN_WITHOUT_END = "signed_begin_without_end"  # a signed Begin and no signed End (yet)
+    SIGNED_END_WITHOUT_BEGIN = "signed_end_without_begin"  # a signed End and no signed Begin
+    SIGNED_BEGIN_REPEATED = "signed_begin_repeated"  # two different signed Begin records in one session
+    SIGNED_END_REPEATED = "signed_end_repeated"  # two different signed End records in one session
+    SIGNED_METER_SERIAL_CHANGED = "signed_meter_serial_changed"  # the session's records name different meters
+    SIGNED_PAGINATION_GAP = "signed_pagination_gap"  # the records' pagination counters are not consecutive
+    SIGNED_REGISTER_MISMATCH = "signed_register_mismatch"  # Begin and End sign no common energy register
+    SIGNED_ENERGY_NEGATIVE = "signed_energy_negative"  # the End register is below the Begin register
+    SIGNED_ENERGY_MISMATCH = "signed_energy_mismatch"  # the session's energy differs from the signed energy by a step or more
+    SIGNED_VALUES_DROPPED = "signed_values_dropped"  # over the per-frame or per-session cap: kept in frames only
+
     # --- energy (processors.energy) -----------------------------------------------------------------
     METER_START_INVALID = "meter_start_invalid"
     METER_STOP_UNKNOWN = "meter_stop_unknown"  # meterStop -1

@@ -11,3 +11,5 @@ ID_TOKEN_TYPE_SINCE = 8
 """``sessions.id_token_type`` (issue #27)."""
 METER_KEYS = 9
 """``meter_keys``: the meter public keys operators registered (issue #25, ``ocpp-pipeline keys``)."""
+SIGNED_SINCE = 10
+"""The sessions' signed meter value columns (issue #25: ``signed_start`` ... ``signature_key``)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from schemas import ddl
 from schemas.migration_numbers import METER_KEYS as METER_KEYS_SINCE
+from schemas.migration_numbers import SIGNED_SINCE
 from schemas.tables import (
     AGGREGATE_TABLES,
     ALL_TABLES,
@@ -164,6 +165,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         METER_KEYS_SINCE,
         "meter_keys: the meter public keys operators register (ocpp-pipeline keys, ocpp.meter_keys.v1), issue 25",
         (CreateTable(METER_KEYS), TtlSettings(METER_KEYS)),
+    ),
+    Migration(
+        SIGNED_SINCE,
+        "signed meter values (issue 25): sessions.signed_start, signed_stop, signature_status, signed_energy_wh, "
+        "signed_energy_register, signed_meter_serial, signature_key",
+        (AddColumns(SESSIONS),),
     ),
 )
 

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from schemas.base import Record
 from schemas.columns import Col, LowCardinality, UInt8, UInt32, UInt64
-from schemas.migration_numbers import CODECS_AND_RETENTION, EXCLUSION_AUDIT, ID_TOKEN_TYPE_SINCE, METER_KEYS
+from schemas.migration_numbers import CODECS_AND_RETENTION, EXCLUSION_AUDIT, ID_TOKEN_TYPE_SINCE, METER_KEYS, SIGNED_SINCE
 
 Flags = list[LowCardinality]
 """A row's data-quality flags (:class:`schemas.flags.Flag`, and the gateway's ``schema...`` flags)."""
@@ -97,6 +97,23 @@ class Session(Record):
     id_token_type: Annotated[LowCardinality, Col(
         "how the driver identified: 2.0.1 idToken.type; 1.6 NoAuthorization for an empty idTag, else ''",
         since=ID_TOKEN_TYPE_SINCE)] = ""
+    # Signed meter values (issue 25; SIGNED_METER_VALUES.md): the signed data as sent, the verdict (a
+    # signed_meter.model.SignatureStatus value), the signed energy and where it came from, the deciding key's fingerprint.
+    signed_start: Annotated[str, Col("the signed meter value (OCMF / Alfen) of the transaction's Begin, as sent; '' if "
+                                     "none", since=SIGNED_SINCE)] = ""
+    signed_stop: Annotated[str, Col("the signed meter value of the transaction's End, as sent; '' if none",
+                                    since=SIGNED_SINCE)] = ""
+    # DEFAULT 'unsigned': rows written before the column was added had no signed values.
+    signature_status: Annotated[LowCardinality, Col(
+        "verified | verified_with_frame_key | invalid | key_unknown | unsigned | unparsable | unsupported",
+        since=SIGNED_SINCE, default="'unsigned'")] = "unsigned"
+    signed_energy_wh: Annotated[float | None, Col("End - Begin of the same signed register; NULL if not both",
+                                                  since=SIGNED_SINCE)] = None
+    signed_energy_register: Annotated[str, Col("the OBIS id signed_energy_wh was taken from", since=SIGNED_SINCE)] = ""
+    signed_meter_serial: Annotated[str, Col("the meter serial the signed values name; '' if none or several",
+                                            since=SIGNED_SINCE)] = ""
+    signature_key: Annotated[str, Col("fingerprint of the public key that decided the verdict; '' if none",
+                                      since=SIGNED_SINCE)] = ""
 
 
 class FaultEvent(Record):

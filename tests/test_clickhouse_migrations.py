@@ -117,6 +117,28 @@ def test_migration_3_puts_session_id_in_the_key_of_a_database_that_has_rows(chdb
     assert key.result_rows[0][0] == "charge_point_id, transaction_id, session_id"
 
 
+def test_migration_10_reads_a_session_written_before_it_as_unsigned(chdb_client, unique: str) -> None:
+    """Rows written before the signed meter value columns came (migration 10) had no signed values: they read as
+    ``unsigned`` (the column's DEFAULT), the signed data '' and the signed energy NULL; rows written after say theirs."""
+    from processors.clickhouse_sink import COLUMNS
+    from schemas.migration_numbers import SIGNED_SINCE
+    from tests.test_contracts import SAMPLES
+
+    database = f"m10_{unique}"
+    clickhouse.migrate(chdb_client, database, migrations=tuple(m for m in MIGRATIONS if m.version < SIGNED_SINCE))
+    old = SAMPLES["sessions"]
+    old_columns = [c.name for c in SESSIONS.columns_at(SIGNED_SINCE - 1)]
+    chdb_client.insert("sessions", [old.row()[:len(old_columns)]], column_names=old_columns, database=database)
+    assert clickhouse.migrate(chdb_client, database).applied == tuple(m.version for m in MIGRATIONS
+                                                                        if m.version >= SIGNED_SINCE)
+    signed = old.model_copy(update={"session_id": "signed", "signature_status": "verified", "signed_start": "OCMF|{}|{}",
+                                    "signed_energy_wh": 150.0})
+    chdb_client.insert("sessions", [signed.row()], column_names=COLUMNS["sessions"], database=database)
+    rows = chdb_client.query(f"SELECT session_id, signature_status, signed_start, signed_energy_wh, signature_key "
+                             f"FROM `{database}`.sessions FINAL ORDER BY session_id").result_rows
+    assert rows == [(old.session_id, "unsigned", "", None, ""), ("signed", "verified", "OCMF|{}|{}", 150.0, "")]
+
+
 def test_the_cluster_ddl_parses_in_the_real_engine(chdb_client) -> None:
     """A single node cannot run ON CLUSTER / Replicated DDL (no Keeper, no cluster): the engine's own
     parser checks every statement instead, and the rendering is checked for what a cluster needs."""

@@ -14,7 +14,10 @@ import pytest
 from infra import clickhouse
 from kpi.source import ClientSource
 from ocpp_pipeline import verify
+from schemas.migration_numbers import SIGNED_SINCE
+from schemas.migrations import MIGRATIONS
 from schemas.records import FrameRow, Session
+from schemas.tables import SESSIONS
 from signed_meter.key_events import record_of
 from signed_meter.registry import KeyAction, KeyEvent, RegisteredKey
 from tests.signed_meter.conftest import OCMF_DIR
@@ -148,16 +151,35 @@ def test_the_sessions_columns_are_preferred_when_the_table_has_them(chdb_client)
 
     db = f"verify_cols_{uuid.uuid4().hex[:8]}"
     clickhouse.migrate(chdb_client, db)
-    # What migration 10 (issue-25-signed) adds; frames with nothing signed, so only the columns can verify.
-    chdb_client.command(f"ALTER TABLE `{db}`.sessions ADD COLUMN signed_start String, ADD COLUMN signed_stop String")
+    # The columns migration 10 adds, as the worker fills them; frames with nothing signed, so only the columns can verify.
     members = PAIRS["nzr_bp256"]
     cp, tx = "SMV-COLS", "3"
-    row = session_row(cp, tx, 0.0, "ocpp1.6") + [members[0]["signed_data"], members[1]["signed_data"]]
-    chdb_client.insert("sessions", [row], column_names=[*Session.model_fields, "signed_start", "signed_stop"], database=db)
+    fields = list(Session.model_fields)
+    row = session_row(cp, tx, 0.0, "ocpp1.6")
+    row[fields.index("signed_start")], row[fields.index("signed_stop")] = members[0]["signed_data"], members[1]["signed_data"]
+    chdb_client.insert("sessions", [row], column_names=fields, database=db)
     register(chdb_client, db, cp, members[0]["public_key_hex"])
     result = verify.audit(ClientSource(chdb_client), db, f"{cp}-{tx}-s")
     assert result.source == "sessions columns"
     assert result.verdict.signature_status.value == "verified" and result.verdict.signed_energy_wh == 0.0
+
+
+def test_a_table_from_before_migration_10_is_read_from_its_frames(chdb_client) -> None:
+    import uuid
+
+    db = f"verify_old_{uuid.uuid4().hex[:8]}"
+    clickhouse.migrate(chdb_client, db, migrations=tuple(m for m in MIGRATIONS if m.version < SIGNED_SINCE))
+    members = PAIRS["dzg_dvh4013"]
+    cp, tx = "SMV-OLD", "12"
+    chdb_client.insert("frames", session_frames(cp, tx, members, "ocpp1.6"), column_names=list(FrameRow.model_fields),
+                       database=db)
+    old_fields = [c.name for c in SESSIONS.columns if c.since < SIGNED_SINCE]  # the row as the table was then
+    chdb_client.insert("sessions", [session_row(cp, tx, 898.0, "ocpp1.6")[:len(old_fields)]], column_names=old_fields,
+                       database=db)
+    register(chdb_client, db, cp, members[0]["public_key_hex"])
+    result = verify.audit(ClientSource(chdb_client), db, tx, cp)
+    assert result.source == "frames"
+    assert result.verdict.signature_status.value == "verified" and result.verdict.signed_energy_wh == 898.0
 
 
 def test_an_unknown_or_ambiguous_session_is_a_clear_error(chdb_client, db: str) -> None:

@@ -21,12 +21,15 @@ from processors import state_codec
 from processors.correlator import Correlator
 from processors.settings import CorrelatorConfig
 from schemas.envelope import FrameEnvelope
+from schemas.records import Session
+from tests.processors.recorded_corpus import as_recorded
 
 CASES: list[dict[str, Any]] = json.loads((Path(__file__).parent / "data" / "state_v2_before_issue24.json").read_text())
 
 
 def _row(event: Any) -> dict[str, Any]:
-    return {"type": type(event).__name__, "row": json.loads(json.dumps(event.row(), default=str))}
+    row = json.loads(json.dumps(event.row(), default=str))
+    return {"type": type(event).__name__, "row": as_recorded(row) if isinstance(event, Session) else row}
 
 
 def _comparable(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
