@@ -27,7 +27,7 @@ from processors.inputs import (
     TransactionStarted,
 )
 from processors.seq_no import Verdict
-from processors.state import PendingStart, SessionState, session_id
+from processors.state import PendingStart, SessionState
 from processors.transaction_identity import closed_with, open_with
 from schemas.flags import Flag
 
@@ -83,7 +83,7 @@ def on_started(cp: ChargePoint, item: TransactionStarted) -> list[Event]:
         for other in [s for s in state.sessions.values() if s.connector == start.connector_id]:
             events.extend(emission.close_before_next(cp, other, item.gw_ms))
     session = SessionState(
-        transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=start.connector_id, id_tag=start.id_tag,
+        transaction_id=tx, session_id=state.new_session_id(tx, item.gw_ms), connector=start.connector_id, id_tag=start.id_tag,
         start_ms=start.started_ms, start_gw_ms=item.gw_ms, meter_start=start.meter_start,
         start_fingerprint=start.fingerprint, flags=sorted(set(flags)),
         age_deadline=item.gw_ms + cp.config.max_session_age_ms, protocol=cp.protocol,

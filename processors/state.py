@@ -24,11 +24,13 @@ from schemas.records import ClosedBy
 from signed_meter.session import SessionSignatures
 
 
-def session_id(transaction_id: str, opened_gw_ms: int) -> str:
+def session_id(transaction_id: str, opened_gw_ms: int, repeat: int = 0) -> str:
     """A session's id: the transaction id and the gateway time of the frame that opened the session
     (its start, or its stop when no start was seen). Stable across replays; two sessions that share a
-    transaction id (chargers reuse them) differ."""
-    return hashlib.sha256(f"{transaction_id}|{opened_gw_ms}".encode()).hexdigest()[:16]
+    transaction id (chargers reuse them) differ. ``repeat`` n > 0: the n-th other session of that transaction id
+    opened in that millisecond (:meth:`CorrelatorState.new_session_id`)."""
+    text = f"{transaction_id}|{opened_gw_ms}" if not repeat else f"{transaction_id}|{opened_gw_ms}|{repeat}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # --- connectors --------------------------------------------------------------------------------------
@@ -323,6 +325,17 @@ class CorrelatorState:
     attempts: AttemptState = field(default_factory=AttemptState)
     offset: int = -1  # Kafka offset of the last frame applied (pipeline: frames are never applied twice)
     partition: int | None = None
+
+    def new_session_id(self, transaction_id: str, opened_gw_ms: int) -> str:
+        """The id of a session opening now, distinct from every session this charge point holds or remembers.
+        A reused transaction id can open two sessions in one gateway millisecond (the stop of its previous
+        session, then the start that reuses it, queued back to back): with :func:`session_id` alone both had one
+        id and revision 0, and the table kept one of them. Ids of every other session are unchanged."""
+        sid, repeat = session_id(transaction_id, opened_gw_ms), 0
+        while sid in self.sessions or sid in self.closed:
+            repeat += 1
+            sid = session_id(transaction_id, opened_gw_ms, repeat)
+        return sid
 
     def connector(self, connector_id: int) -> ConnectorState:
         state = self.connectors.get(connector_id)

@@ -21,7 +21,7 @@ from processors.events import Event
 from processors.inputs import TransactionStopped
 from processors.samples import add_readings
 from processors.signed_samples import add_values
-from processors.state import LeftCharging, SessionState, StopInfo, session_id
+from processors.state import LeftCharging, SessionState, StopInfo
 from processors.transaction_identity import closed_with, open_with
 from processors.vocabulary import IN_TRANSACTION, SUSPENDED, Status
 from schemas.flags import Flag
@@ -128,7 +128,7 @@ def _stop_only_session(cp: ChargePoint, tx: str, item: TransactionStopped) -> Se
     """A session known only from its stop: its start register is what the stop reports of it (a 2.0.1 Ended's
     meter series), if anything."""
     session = SessionState(
-        transaction_id=tx, session_id=session_id(tx, item.gw_ms), connector=None, id_tag=item.id_tag,
+        transaction_id=tx, session_id=cp.state.new_session_id(tx, item.gw_ms), connector=None, id_tag=item.id_tag,
         start_ms=None, start_gw_ms=None, meter_start=item.meter_start, start_fingerprint=None, protocol=cp.protocol,
     )
     cp.state.sessions[session.session_id] = session

@@ -125,7 +125,7 @@ def test_gateway_restart_loses_and_doubles_no_session(kafka_settings: KafkaSetti
         assert problems == [], "\n".join(problems)
         # Not doubled in the raw table either: one session id per session, whatever its revisions (the
         # bay-time revision follows most sessions; merges may already have dropped their first rows).
-        (count,) = worker.query("SELECT uniqExact(session_id) FROM ocpp.sessions")[0]
+        (count,) = worker.query("SELECT uniqExact(charge_point_id, session_id) FROM ocpp.sessions")[0]
         assert count == len(wanted)
         print(f"\ngateway restart: {len(wanted)} sessions expected, {len(wanted)} rows, 0 lost, 0 doubled; "
               f"{run.stats.reconnects} reconnects")

@@ -312,9 +312,10 @@ def signed_values(calls: list[tuple[int, str, dict]], version: str) -> dict[str,
 
 
 def correlate(profile: lives.Profile, calls: list[tuple[int, str, dict]]) -> list[dict]:
-    """The pipeline's correlator on the frames (the k-th StartTransaction was answered with transactionId 100 + k, as
-    FakeLink does): the newest revision of each session."""
-    correlator, events, starts, seq = Correlator(profile.charge_point_id, CorrelatorConfig()), [], 0, 0
+    """The pipeline's correlator on the frames, with the run's keys registered (the k-th StartTransaction was answered
+    with transactionId 100 + k, as FakeLink does): the newest revision of each session."""
+    correlator, events, starts, seq = Correlator(profile.charge_point_id, CorrelatorConfig.defaults(),
+                                                    meter_keys=registry_for(profile)), [], 0, 0
     for i, (at, action, payload) in enumerate(calls):
         frames = [(Direction.IN, MessageType.CALL, [2, str(i), action, payload])]
         if action == "StartTransaction":
