@@ -51,7 +51,10 @@ def gateway_children(pid: int) -> list[int]:
     found = []
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
         for child in children.read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:  # gone between the two reads (the killed process, reaped): not a gateway process any more
+                continue
             if b"spawn_main" in cmdline:
                 found.append(int(child))
     return sorted(found)
