@@ -79,7 +79,7 @@ def session_record(charge_point_id: str, config: CorrelatorConfig, s: SessionSta
     if closed_by is not ClosedBy.STOP_TRANSACTION and s.start_ms is None:
         flags.add(Flag.STOP_WITHOUT_START)
     charging_s, suspended_ev_s, suspended_evse_s = phase_times(s)
-    return Session(
+    return Session.trusted(
         charge_point_id=charge_point_id,
         connector_id=s.connector,
         transaction_id=s.transaction_id,
