@@ -97,5 +97,7 @@ class Record(BaseModel):
         return made
 
     def row(self) -> list[Any]:
-        """Values in field order, for a columnar insert."""
-        return [getattr(self, name) for name in type(self).model_fields]
+        """Values in field order, for a columnar insert. Read from the instance's dict, which holds the fields and
+        nothing else, in field order, however the record was made (validated, :meth:`trusted`, ``model_copy``;
+        ``tests/processors/test_trusted_records.py``): a getattr per field cost twice as much."""
+        return list(self.__dict__.values())
