@@ -51,9 +51,9 @@ def transaction_attempt(session: SessionState, record: Session) -> ChargeAttempt
     delay = None
     if session.first_charging_ms is not None:
         delay = max(0, session.first_charging_ms - started_ms) / 1000
-    # model_construct: every value is typed here (the session row was validated); the sink's storable check
+    # trusted: every value is typed here (the session row is the pipeline's own); the sink's storable check
     # still guards the row.
-    return ChargeAttempt.model_construct(
+    return ChargeAttempt.trusted(
         charge_point_id=record.charge_point_id, connector_id=record.connector_id or 0, attempt_id=record.session_id,
         started_at=ms_to_datetime(started_ms), kind=AttemptKind.START_TRANSACTION, transaction_id=record.transaction_id,
         id_tag=record.id_tag, delivered=delivered, ended_ok=failure == "", failure=failure, start_delay_s=delay,
@@ -192,7 +192,7 @@ class AttemptTracker:
 
     def _row(self, kind: AttemptKind, connector: int, event_id: str, started_ms: int, id_tag: str, failure: AttemptFailure,
              version_ms: int, ocpp_version: str) -> ChargeAttempt:
-        return ChargeAttempt.model_construct(
+        return ChargeAttempt.trusted(
             charge_point_id=self.charge_point_id, connector_id=connector, attempt_id=attempt_id(self.charge_point_id, event_id),
             started_at=ms_to_datetime(started_ms), kind=kind, transaction_id="", id_tag=id_tag, delivered=False,
             ended_ok=False, failure=failure.value, start_delay_s=None, version=version_ms, ocpp_version=ocpp_version,

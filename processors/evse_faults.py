@@ -116,7 +116,7 @@ def began(charge_point_id: str, connector_id: int, fault: OpenFault, ocpp_versio
     flags = [Flag.ERROR_CODE_UNKNOWN] if not fault.error_code else []
     if fault.stale:
         flags.append(Flag.STALE_TIMESTAMP)
-    return FaultEvent(
+    return FaultEvent.trusted(
         event_id=fault.event_id, charge_point_id=charge_point_id, connector_id=connector_id, event=FaultEventKind.BEGAN,
         occurred_at=ms_to_datetime(fault.ms), received_at=ms_to_datetime(fault.gw_ms), status=Status.FAULTED.value,
         error_code=fault.error_code, info=fault.info, vendor_id="", vendor_error_code=fault.vendor_error_code,

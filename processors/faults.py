@@ -68,7 +68,7 @@ def _event(charge_point_id: str, report: StatusReported, ocpp_version: str, kind
            began_ms: int | None, duration_s: float | None, flags: list[str], transaction_id: str | None,
            error_code: str, vendor_error_code: str, info: str) -> FaultEvent:
     """A fault event of ``report``'s connector: the fault's codes, the report's status and times."""
-    return FaultEvent(
+    return FaultEvent.trusted(
         event_id=report.event_id, charge_point_id=charge_point_id, connector_id=report.connector_id, event=kind,
         occurred_at=ms_to_datetime(occurred_ms), received_at=ms_to_datetime(report.gw_ms),
         began_at=ms_to_datetime(began_ms) if began_ms is not None else None, duration_s=duration_s,

@@ -89,7 +89,7 @@ def session_record(charge_point_id: str, config: CorrelatorConfig, s: SessionSta
     signed = s.signed().result(energy.energy_wh)
     flags |= {Flag(f.value) for f in signed.flags}
     charging_s, suspended_ev_s, suspended_evse_s = phase_times(s)
-    return Session(
+    return Session.trusted(
         charge_point_id=charge_point_id,
         connector_id=s.connector,
         transaction_id=s.transaction_id,

@@ -45,7 +45,7 @@ def on_status(cp: ChargePoint, item: StatusReported) -> list[Event]:
     state = cp.state.connector(item.connector_id)
     previous = state.status
     events: list[Event] = [
-        StatusChange(
+        StatusChange.trusted(
             event_id=item.event_id, charge_point_id=cp.id, connector_id=item.connector_id,
             status=item.status_text, previous_status=state.status_text, error_code=item.error_code, info=item.info,
             vendor_id=item.vendor_id, vendor_error_code=item.vendor_error_code,
