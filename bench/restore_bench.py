@@ -100,7 +100,9 @@ def main() -> None:
         port = str(6100 + random.randint(0, 800))
         import os
 
-        env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        # The synthetic day is dated in the past, beyond the frames' retention (OCPP_CLICKHOUSE_FRAMES_TTL_DAYS): kept
+        # forever here, or its frames expire as they land and the count the drain waits for never comes.
+        env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_CLICKHOUSE_FRAMES_TTL_DAYS": "0", "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
                "OCPP_KAFKA_PARTITIONS": str(args.partitions), "OCPP_HOME": str(home), "OCPP_WORKER_APP_ID": app_id,
                "OCPP_WORKER_WEB_PORT": port, "OCPP_WORKER_SQL_PORT": "0"}
         started = time.perf_counter()

@@ -234,7 +234,9 @@ def main() -> None:
         kafka = KafkaSettings(bootstrap_servers=args.bootstrap, partitions=args.partitions, topic_prefix=f"bench{run}.")
         asyncio.run(ensure_topics(kafka))
         home = Path(f"/tmp/ocpp-worker-bench-{run}")
-        env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        # The synthetic day is dated in the past, beyond the frames' retention (OCPP_CLICKHOUSE_FRAMES_TTL_DAYS): kept
+        # forever here, or its frames expire as they land and the count the drain waits for never comes.
+        env = {**os.environ, "OCPP_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "OCPP_CLICKHOUSE_FRAMES_TTL_DAYS": "0", "OCPP_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
                "OCPP_KAFKA_PARTITIONS": str(args.partitions), "OCPP_HOME": str(home), "OCPP_WORKER_APP_ID": f"bench{run}",
                "OCPP_WORKER_WEB_PORT": str(6100 + random.randint(0, 800)), "OCPP_WORKER_SQL_PORT": "0", "OCPP_WORKER_FLUSH_INTERVAL_S": "0.5",
                "OCPP_WORKER_FLUSH_ROWS": str(args.flush_rows)}
