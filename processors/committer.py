@@ -31,7 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, NoReturn, Protocol
 
 from infra.errors import InsertFailed
-from processors.exclusion_intake import ExclusionBatch, ExclusionIntake
+from processors.exclusion_intake import ExclusionIntake
+from processors.topic_batch import TopicBatch
 from processors.faust_adapter import TP
 from processors.intake import Intake
 from processors.metrics import WorkerMetrics
@@ -183,7 +184,7 @@ class Committer:
         """Partitions gone to another worker: their offsets are the next owner's to commit."""
         self._ledger.forget(partitions)
 
-    async def _write(self, out: Outputs, commits: dict[int, int], exclusions: ExclusionBatch) -> None:
+    async def _write(self, out: Outputs, commits: dict[int, int], exclusions: TopicBatch) -> None:
         started = time.perf_counter()
         try:
             await self._sink.write(out.rows, out.token(self._app_id))

@@ -14,12 +14,10 @@ nothing once merged.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
+from processors.topic_batch import KafkaRecord, TopicBatch
 from schemas.errors import InvalidMeterKeyEvent
 from schemas.meter_keys import decode_event
 from signed_meter.errors import UnusablePublicKey
@@ -27,11 +25,6 @@ from signed_meter.key_events import event_of
 from signed_meter.registry import KeyEvent, KeyRegistry, RegisteredKey
 
 log = logging.getLogger(__name__)
-
-
-class KafkaRecord(Protocol):
-    offset: int
-    value: bytes | None
 
 
 class MeterKeyHolder:
@@ -71,33 +64,17 @@ class MeterKeyHolder:
         return len(self._by_charge_point)
 
 
-@dataclass
-class MeterKeyBatch:
-    rows: list[list[Any]] = field(default_factory=list)
-    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> (first, last) offset taken
-    invalid: int = 0
-
-    def token(self, salt: str) -> str:
-        """Insert-deduplication token: the same records give the same token (a retried insert lands once)."""
-        spans = ",".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.offsets.items()))
-        return hashlib.sha256(f"{salt}|meter_keys|{spans}".encode()).hexdigest()[:32]
-
-    def __bool__(self) -> bool:
-        return bool(self.offsets)
-
-
 class MeterKeyIntake:
     """Takes records of the meter keys topic: valid events into the holder at once, their rows until drained."""
 
     def __init__(self, holder: MeterKeyHolder) -> None:
         self.holder = holder
-        self._batch = MeterKeyBatch()
+        self._batch = TopicBatch("meter_keys")
 
     def take(self, partition: int, records: Iterable[KafkaRecord]) -> None:
         batch = self._batch
         for record in records:
-            first, _ = batch.offsets.get(partition, (record.offset, record.offset))
-            batch.offsets[partition] = (min(first, record.offset), record.offset)
+            batch.take(partition, record.offset)
             try:
                 row = decode_event(record.value)
                 self.holder.apply(event_of(row))
@@ -108,6 +85,6 @@ class MeterKeyIntake:
                 continue
             batch.rows.append(row.row())
 
-    def drain(self) -> MeterKeyBatch:
-        batch, self._batch = self._batch, MeterKeyBatch()
+    def drain(self) -> TopicBatch:
+        batch, self._batch = self._batch, TopicBatch("meter_keys")
         return batch

@@ -27,7 +27,8 @@ from aiokafka.errors import KafkaError
 from infra.errors import InfraError, InsertFailed
 from infra.settings import KafkaSettings
 from infra.topic_admin import partitions_of
-from processors.meter_key_intake import MeterKeyBatch, MeterKeyHolder, MeterKeyIntake
+from processors.meter_key_intake import MeterKeyHolder, MeterKeyIntake
+from processors.topic_batch import TopicBatch
 from processors.metrics import WorkerMetrics
 from processors.whole_topic import read_to_end
 from schemas.tables import METER_KEYS
@@ -53,7 +54,7 @@ class MeterKeyReader:
         self._topic = kafka.topic(METER_KEYS_TOPIC.name)
         self._consumer: AIOKafkaConsumer | None = None
         self._following: asyncio.Task[None] | None = None
-        self._unwritten: list[MeterKeyBatch] = []
+        self._unwritten: list[TopicBatch] = []
         self.replayed = asyncio.Event()
 
     async def replay(self) -> int:
