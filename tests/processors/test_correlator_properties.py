@@ -75,6 +75,10 @@ KNOWN_FLAGS = {flag.value for flag in Flag}
 @example(plan=[(0, ('StopTransaction', {'transactionId': '5', 'meterStop': None, 'timestamp': None})),
                (0, ('StartTransaction', {'connectorId': 0, 'idTag': 'A', 'meterStart': 0, 'timestamp': None})),
                (0, ('answer', '5'))])
+# A signed reading (here garbage) for a session already written: a revision whose verdict changed, not a flag.
+@example(plan=[(32418, ('StopTransaction', {'transactionId': 3, 'meterStop': '', 'timestamp': None})), (60001, ('garbage', None)),
+               (10194, ('MeterValues', {'connectorId': '1', 'transactionId': 3, 'meterValue': [{'timestamp': None, 'sampledValue': [
+                   {'value': '', 'unit': 'W', 'location': 'EV', 'format': 'SignedData'}]}]}))])
 @given(steps)
 def test_the_correlator_never_raises_and_never_goes_negative_or_doubles(plan) -> None:
     config = CorrelatorConfig.defaults(status_window_ms=60_000, max_session_age_ms=3600_000)
@@ -100,10 +104,13 @@ def test_the_correlator_never_raises_and_never_goes_negative_or_doubles(plan) ->
         for before, after in zip(emitted, emitted[1:]):
             assert after.version > before.version and after.received_at == before.received_at
             assert after.previous_energy_wh == before.energy_wh
-            # ... and says why: an amendment's flag, the bay time now known, or the stop now known to be a fault.
+            # ... and says why: an amendment's flag, the bay time now known, the stop now known to be a fault, or a
+            # signed reading that came after the session was written (its verdict is part of the revisions).
             learnt_bay_time = before.blocked_after_stop_s is None and after.blocked_after_stop_s is not None
+            signed = ("signature_status", "signed_start", "signed_stop", "signed_energy_wh")
+            learnt_signature = [getattr(before, f) for f in signed] != [getattr(after, f) for f in signed]
             assert {"duplicate_stop_conflict", "late_stop", "late_meter_values", "faulted_at_stop"} & set(after.flags) \
-                or learnt_bay_time, (before, after)
+                or learnt_bay_time or learnt_signature, (before, after)
     # After all deadlines passed, nothing is left waiting.
     final = Correlator("CP", config, state)
     final.advance(T0_MS + 10**9)
