@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from kpi.errors import InvalidExclusion
 from kpi.source import RowSource, string, table
-from schemas.base import datetime_to_ms, ms_to_datetime
+from schemas.base import datetime_to_ms, ms_to_datetime, validation_summary
 from schemas.exclusions import EVERY_PORT, exclusion_id
 from schemas.records import ExclusionReason, OutageExclusion
 from schemas.tables import CONNECTOR_STATUS, FRAMES, PORT_OUTAGES
@@ -66,7 +66,7 @@ def exclusion_from_row(values: dict[str, Any]) -> OutageExclusion | None:
         return OutageExclusion(**values)
     except ValidationError as exc:
         log.warning("outage_exclusions row %s skipped: %s", values.get("exclusion_id"),
-                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+                    validation_summary(exc))
         return None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
@@ -35,6 +35,11 @@ def datetime_to_ms(value: datetime) -> int:
 _set = object.__setattr__  # what pydantic's own constructors use on a frozen model
 # Per record class: each field and how to fill it when a trusted constructor is not given it (None: required).
 _FILL: dict[type[BaseModel], tuple[tuple[str, Callable[[], Any] | None], ...]] = {}
+
+
+def validation_summary(exc: ValidationError, limit: int | None = None) -> str:
+    """What pydantic refused, one ``field.path: message`` per error (the first ``limit``), for an error or a log line."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:limit])
 
 
 def _fill_plan(cls: type[BaseModel]) -> tuple[tuple[str, Callable[[], Any] | None], ...]:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from schemas.base import datetime_to_ms
+from schemas.base import datetime_to_ms, validation_summary
 from schemas.errors import InvalidExclusionEvent
 from schemas.records import ExclusionReason, OutageExclusion
 
@@ -41,8 +41,7 @@ def decode_event(value: bytes | None) -> OutageExclusion:
     try:
         exclusion = OutageExclusion.model_validate_json(value)
     except ValidationError as exc:
-        raise InvalidExclusionEvent("not an exclusion event: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])) from None
+        raise InvalidExclusionEvent("not an exclusion event: " + validation_summary(exc, 3)) from None
     expected = exclusion_id(exclusion.charge_point_id, exclusion.connector_id, exclusion.from_at, exclusion.to_at,
                             exclusion.reason, exclusion.note)
     if exclusion.exclusion_id != expected:

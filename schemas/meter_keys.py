@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from schemas.base import validation_summary
 from schemas.errors import InvalidMeterKeyEvent
 from schemas.records import MeterKeyEvent
 
@@ -26,8 +27,7 @@ def decode_event(value: bytes | None) -> MeterKeyEvent:
     try:
         event = MeterKeyEvent.model_validate_json(value)
     except ValidationError as exc:
-        raise InvalidMeterKeyEvent("not a meter key event: " + "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])) from None
+        raise InvalidMeterKeyEvent("not a meter key event: " + validation_summary(exc, 3)) from None
     if not event.charge_point_id or not event.public_key.strip():
         raise InvalidMeterKeyEvent("a meter key event names a charge point and a public key")
     if event.connector_id is not None and event.connector_id < 1:
